@@ -1,0 +1,155 @@
+// Client implementation; see saedict_client.h. The only place the client
+// turns a grpc::Status into an absl::Status is FromGrpcStatus below.
+#include "client/saedict_client.h"
+
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
+
+namespace saedict::client {
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  const int code = static_cast<int>(status.error_code());
+  // grpc::StatusCode and absl::StatusCode share the canonical numbering 0..16.
+  const absl::StatusCode absl_code =
+      code >= 0 && code <= static_cast<int>(absl::StatusCode::kUnauthenticated)
+          ? static_cast<absl::StatusCode>(code)
+          : absl::StatusCode::kUnknown;
+  return absl::Status(absl_code, status.error_message());
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(std::string_view target,
+                                                        const ClientOptions& options) {
+  if (target.empty()) return absl::InvalidArgumentError("server target is empty");
+  if (options.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("timeout must be positive, got ", absl::FormatDuration(options.timeout)));
+  }
+  if (options.max_message_bytes == 0 || options.max_message_bytes < -1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_message_bytes must be positive or -1, got ", options.max_message_bytes));
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  args.SetMaxSendMessageSize(options.max_message_bytes);
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(std::string(target), grpc::InsecureChannelCredentials(), args);
+  if (channel == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot create a channel to '", target, "'"));
+  }
+  if (options.connect_timeout > absl::ZeroDuration()) {
+    const auto deadline =
+        std::chrono::system_clock::now() + absl::ToChronoMilliseconds(options.connect_timeout);
+    if (!channel->WaitForConnected(deadline)) {
+      return absl::UnavailableError(absl::StrCat("cannot connect to ", target, " within ",
+                                                 absl::FormatDuration(options.connect_timeout)));
+    }
+  }
+  return std::unique_ptr<Client>(new Client(std::string(target), std::move(channel), options));
+}
+
+std::unique_ptr<Client> Client::FromChannel(std::shared_ptr<grpc::Channel> channel,
+                                            const ClientOptions& options) {
+  return std::unique_ptr<Client>(new Client("", std::move(channel), options));
+}
+
+Client::Client(std::string target, std::shared_ptr<grpc::Channel> channel, ClientOptions options)
+    : target_(std::move(target)),
+      options_(std::move(options)),
+      channel_(std::move(channel)),
+      stub_(v1::Saedict::NewStub(channel_)) {}
+
+Client::~Client() = default;
+
+void Client::Prepare(grpc::ClientContext& ctx, const CallOptions& call) const {
+  const absl::Duration timeout = call.timeout.value_or(options_.timeout);
+  // Beyond a year is "no deadline" (and keeps the chrono addition in range).
+  if (timeout == absl::InfiniteDuration() || timeout > absl::Hours(24 * 365)) return;
+  ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMicroseconds(timeout));
+}
+
+namespace {
+
+// One unary call: deadline, invoke, convert the status.
+template <typename Resp, typename Invoke>
+absl::StatusOr<Resp> Unary(grpc::ClientContext& ctx, Invoke invoke) {
+  Resp resp;
+  grpc::Status status = invoke(&ctx, &resp);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return resp;
+}
+
+}  // namespace
+
+#define SAEDICT_CLIENT_UNARY_(Method, Req, Resp)                                              \
+  absl::StatusOr<v1::Resp> Client::Method(const v1::Req& req, const CallOptions& call) {     \
+    grpc::ClientContext ctx;                                                                  \
+    Prepare(ctx, call);                                                                       \
+    return Unary<v1::Resp>(ctx, [&](grpc::ClientContext* c, v1::Resp* resp) {                 \
+      return stub_->Method(c, req, resp);                                                     \
+    });                                                                                       \
+  }
+
+SAEDICT_CLIENT_UNARY_(LoadDictionary, LoadDictionaryRequest, LoadDictionaryResponse)
+SAEDICT_CLIENT_UNARY_(ListDictionaries, ListDictionariesRequest, ListDictionariesResponse)
+SAEDICT_CLIENT_UNARY_(GetDictionary, GetDictionaryRequest, GetDictionaryResponse)
+SAEDICT_CLIENT_UNARY_(DeleteDictionary, DeleteDictionaryRequest, DeleteDictionaryResponse)
+SAEDICT_CLIENT_UNARY_(Encode, EncodeRequest, EncodeResponse)
+SAEDICT_CLIENT_UNARY_(Decode, DecodeRequest, DecodeResponse)
+SAEDICT_CLIENT_UNARY_(Intervene, InterveneRequest, InterveneResponse)
+
+#undef SAEDICT_CLIENT_UNARY_
+
+absl::Status Client::EncodeStream(const NextRequest& next_request, const OnResponse& on_response,
+                                  const CallOptions& call) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, call);
+  std::unique_ptr<grpc::ClientReaderWriter<v1::EncodeRequest, v1::EncodeResponse>> stream =
+      stub_->EncodeStream(&ctx);
+
+  int64_t sent = 0;             // written by the writer thread; read after join
+  absl::Status writer_status;   // likewise
+  std::thread writer([&] {
+    while (true) {
+      absl::StatusOr<std::optional<v1::EncodeRequest>> next = next_request();
+      if (!next.ok()) {
+        writer_status = next.status();
+        ctx.TryCancel();
+        break;
+      }
+      if (!next->has_value()) break;
+      ++sent;
+      if (!stream->Write(**next)) break;  // the stream broke; Finish() says why
+    }
+    stream->WritesDone();
+  });
+
+  int64_t received = 0;
+  absl::Status reader_status;
+  v1::EncodeResponse resp;
+  while (stream->Read(&resp)) {
+    ++received;
+    if (reader_status.ok()) {
+      reader_status = on_response(std::move(resp));
+      if (!reader_status.ok()) ctx.TryCancel();
+    }
+    resp.Clear();
+  }
+  writer.join();
+  const grpc::Status final_status = stream->Finish();
+
+  if (!writer_status.ok()) return writer_status;
+  if (!reader_status.ok()) return reader_status;
+  if (!final_status.ok()) return FromGrpcStatus(final_status);
+  if (received != sent) {
+    return absl::InternalError(absl::StrCat("EncodeStream: server sent ", received,
+                                            " responses for ", sent, " requests"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace saedict::client

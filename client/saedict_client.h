@@ -1,0 +1,115 @@
+// Client: a thin typed C++ client for the saedict.v1.Saedict gRPC service.
+// Each method sends one request with a deadline and returns the response or
+// the server's error as an absl::Status with the same code and message
+// (grpc::Status → absl::Status happens in exactly one place, saedict_client.cc).
+//
+//   SAEDICT_ASSIGN_OR_RETURN(auto client, Client::Connect("localhost:50051"));
+//   SAEDICT_ASSIGN_OR_RETURN(v1::ListDictionariesResponse list,
+//                            client->ListDictionaries({}));
+//
+// Thread safety: a Client is safe to use from many threads at once (it holds
+// only a gRPC channel and stub, both thread-safe, and immutable options).
+#ifndef SAEDICT_CLIENT_SAEDICT_CLIENT_H_
+#define SAEDICT_CLIENT_SAEDICT_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "saedict/v1/saedict.grpc.pb.h"
+#include "saedict/v1/saedict.pb.h"
+
+namespace saedict::client {
+
+struct ClientOptions {
+  // Deadline of each call (of the whole stream for EncodeStream) unless the
+  // call overrides it. Must be positive; absl::InfiniteDuration() for none.
+  absl::Duration timeout = absl::Seconds(60);
+  // Largest message accepted from / sent to the server; encode replies of
+  // big batches exceed gRPC's 4 MiB default. -1 for unlimited.
+  int max_message_bytes = 512 << 20;
+  // When positive, Connect waits this long for the channel to connect and
+  // fails with UNAVAILABLE otherwise; zero connects lazily on the first call.
+  absl::Duration connect_timeout = absl::ZeroDuration();
+};
+
+// Per-call settings; unset fields fall back to ClientOptions.
+struct CallOptions {
+  std::optional<absl::Duration> timeout;
+};
+
+// grpc::Status → absl::Status, keeping the code and the message (the one
+// conversion point of the client).
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+class Client {
+ public:
+  // Opens an insecure channel to `target` ("host:port", any gRPC target URI).
+  // INVALID_ARGUMENT for an empty target or bad options; UNAVAILABLE when
+  // options.connect_timeout > 0 and the server cannot be reached in time.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(std::string_view target,
+                                                         const ClientOptions& options = {});
+
+  // Wraps an existing channel (tests, TLS or custom channel arguments).
+  // REQUIRES: channel != nullptr.
+  static std::unique_ptr<Client> FromChannel(std::shared_ptr<grpc::Channel> channel,
+                                             const ClientOptions& options = {});
+
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  ~Client();
+
+  const std::string& target() const { return target_; }
+  const ClientOptions& options() const { return options_; }
+
+  // The unary RPCs of saedict.v1.Saedict. Errors are the server's codes
+  // (proto/saedict/v1/saedict.proto), DEADLINE_EXCEEDED when the deadline
+  // passes, UNAVAILABLE when the server cannot be reached.
+  absl::StatusOr<v1::LoadDictionaryResponse> LoadDictionary(const v1::LoadDictionaryRequest& req,
+                                                            const CallOptions& call = {});
+  absl::StatusOr<v1::ListDictionariesResponse> ListDictionaries(
+      const v1::ListDictionariesRequest& req, const CallOptions& call = {});
+  absl::StatusOr<v1::GetDictionaryResponse> GetDictionary(const v1::GetDictionaryRequest& req,
+                                                          const CallOptions& call = {});
+  absl::StatusOr<v1::DeleteDictionaryResponse> DeleteDictionary(
+      const v1::DeleteDictionaryRequest& req, const CallOptions& call = {});
+  absl::StatusOr<v1::EncodeResponse> Encode(const v1::EncodeRequest& req,
+                                            const CallOptions& call = {});
+  absl::StatusOr<v1::DecodeResponse> Decode(const v1::DecodeRequest& req,
+                                            const CallOptions& call = {});
+  absl::StatusOr<v1::InterveneResponse> Intervene(const v1::InterveneRequest& req,
+                                                  const CallOptions& call = {});
+
+  // EncodeStream: sends the requests that `next_request` yields (until it
+  // returns nullopt or an error) on a writer thread, while this thread hands
+  // each response, in order, to `on_response`. An error from either callback
+  // cancels the stream and is returned; otherwise the stream's final status.
+  // INTERNAL when the server sends more or fewer responses than requests.
+  // Thread safety: `next_request` runs on a helper thread, `on_response` on
+  // the calling thread; they may run concurrently.
+  using NextRequest = std::function<absl::StatusOr<std::optional<v1::EncodeRequest>>()>;
+  using OnResponse = std::function<absl::Status(v1::EncodeResponse&&)>;
+  absl::Status EncodeStream(const NextRequest& next_request, const OnResponse& on_response,
+                            const CallOptions& call = {});
+
+ private:
+  Client(std::string target, std::shared_ptr<grpc::Channel> channel, ClientOptions options);
+
+  // Sets the deadline of `ctx` from `call` or options_.
+  void Prepare(grpc::ClientContext& ctx, const CallOptions& call) const;
+
+  const std::string target_;
+  const ClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Saedict::Stub> stub_;
+};
+
+}  // namespace saedict::client
+
+#endif  // SAEDICT_CLIENT_SAEDICT_CLIENT_H_

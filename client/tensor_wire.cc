@@ -1,0 +1,274 @@
+// Wire Tensor / SparseCodes conversions; see tensor_wire.h.
+#include "client/tensor_wire.h"
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "util/half.h"
+
+namespace saedict::client {
+namespace {
+
+static_assert(std::endian::native == std::endian::little,
+              "saedict wire tensors are little-endian; big-endian hosts need byte swaps");
+
+std::string ShapeString(std::span<const int64_t> shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+template <typename T>
+void AppendRaw(std::string& out, const std::vector<T>& v) {
+  out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+
+// Copies `bytes` into a vector of T; the caller has checked the size.
+template <typename T>
+std::vector<T> FromRaw(const std::string& bytes) {
+  std::vector<T> out(bytes.size() / sizeof(T));
+  if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * sizeof(T));
+  return out;
+}
+
+}  // namespace
+
+int64_t DTypeSize(v1::DType dtype) {
+  switch (dtype) {
+    case v1::DTYPE_F32:
+      return 4;
+    case v1::DTYPE_F16:
+    case v1::DTYPE_BF16:
+      return 2;
+    default:
+      return 0;
+  }
+}
+
+std::string_view DTypeName(v1::DType dtype) {
+  switch (dtype) {
+    case v1::DTYPE_F32:
+      return "f32";
+    case v1::DTYPE_F16:
+      return "f16";
+    case v1::DTYPE_BF16:
+      return "bf16";
+    default:
+      return "unspecified";
+  }
+}
+
+absl::StatusOr<int64_t> NumElements(std::span<const int64_t> shape, std::string_view field) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": negative dimension in shape ", ShapeString(shape)));
+    }
+    if (d != 0 && n > std::numeric_limits<int64_t>::max() / d) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": element count of shape ", ShapeString(shape), " overflows"));
+    }
+    n *= d;
+  }
+  return n;
+}
+
+absl::StatusOr<v1::Tensor> FloatsToTensor(std::span<const float> values,
+                                          std::span<const int64_t> shape, v1::DType dtype) {
+  absl::StatusOr<int64_t> n = NumElements(shape, "tensor");
+  if (!n.ok()) return n.status();
+  if (*n != static_cast<int64_t>(values.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor: shape ", ShapeString(shape), " holds ",
+                                                   *n, " elements but ", values.size(),
+                                                   " values were given"));
+  }
+  v1::Tensor t;
+  t.set_dtype(dtype);
+  for (int64_t d : shape) t.add_shape(d);
+  std::string& data = *t.mutable_data();
+  switch (dtype) {
+    case v1::DTYPE_F32:
+      data.assign(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+      break;
+    case v1::DTYPE_F16:
+    case v1::DTYPE_BF16: {
+      std::vector<uint16_t> halves(values.size());
+      for (size_t i = 0; i < values.size(); ++i) {
+        halves[i] = dtype == v1::DTYPE_F16 ? FloatToF16(values[i]) : FloatToBf16(values[i]);
+      }
+      AppendRaw(data, halves);
+      break;
+    }
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor: unsupported dtype ", static_cast<int>(dtype)));
+  }
+  return t;
+}
+
+absl::StatusOr<v1::Tensor> RawToTensor(std::string_view bytes, std::span<const int64_t> shape,
+                                       v1::DType dtype) {
+  const int64_t elem = DTypeSize(dtype);
+  if (elem == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor: unsupported dtype ", static_cast<int>(dtype)));
+  }
+  absl::StatusOr<int64_t> n = NumElements(shape, "tensor");
+  if (!n.ok()) return n.status();
+  if (*n > std::numeric_limits<int64_t>::max() / elem ||
+      *n * elem != static_cast<int64_t>(bytes.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor: ", bytes.size(), " bytes of ",
+                                                   DTypeName(dtype), " do not match shape ",
+                                                   ShapeString(shape)));
+  }
+  v1::Tensor t;
+  t.set_dtype(dtype);
+  for (int64_t d : shape) t.add_shape(d);
+  t.set_data(bytes.data(), bytes.size());
+  return t;
+}
+
+absl::StatusOr<std::vector<float>> TensorToFloats(const v1::Tensor& tensor,
+                                                  std::string_view field) {
+  const int64_t elem = DTypeSize(tensor.dtype());
+  if (elem == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": unsupported dtype ", static_cast<int>(tensor.dtype())));
+  }
+  std::span<const int64_t> shape(tensor.shape().data(), tensor.shape().size());
+  absl::StatusOr<int64_t> n = NumElements(shape, field);
+  if (!n.ok()) return n.status();
+  if (*n > std::numeric_limits<int64_t>::max() / elem ||
+      *n * elem != static_cast<int64_t>(tensor.data().size())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", tensor.data().size(), " bytes of ", DTypeName(tensor.dtype()),
+                     " do not match shape ", ShapeString(shape)));
+  }
+  if (tensor.dtype() == v1::DTYPE_F32) return FromRaw<float>(tensor.data());
+  std::vector<uint16_t> halves = FromRaw<uint16_t>(tensor.data());
+  std::vector<float> out(halves.size());
+  for (size_t i = 0; i < halves.size(); ++i) {
+    out[i] = tensor.dtype() == v1::DTYPE_F16 ? F16ToFloat(halves[i]) : Bf16ToFloat(halves[i]);
+  }
+  return out;
+}
+
+absl::Status ValidateCsr(const CsrCodes& c) {
+  if (c.num_rows < 0 || c.num_features < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("codes: negative num_rows ", c.num_rows,
+                                                   " or num_features ", c.num_features));
+  }
+  if (c.num_features > int64_t{1} << 32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("codes: num_features ", c.num_features, " exceeds the uint32 index range"));
+  }
+  if (static_cast<int64_t>(c.row_offsets.size()) != c.num_rows + 1) {
+    return absl::InvalidArgumentError(absl::StrCat("codes: ", c.row_offsets.size(),
+                                                   " row_offsets for num_rows ", c.num_rows,
+                                                   " (want num_rows + 1)"));
+  }
+  if (c.values.size() != c.indices.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("codes: ", c.indices.size(), " indices but ",
+                                                   c.values.size(), " values"));
+  }
+  if (c.row_offsets.front() != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("codes: row_offsets[0] is ", c.row_offsets.front(), ", want 0"));
+  }
+  if (c.row_offsets.back() != c.indices.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("codes: row_offsets[", c.num_rows, "] is ",
+                                                   c.row_offsets.back(), " but nnz is ",
+                                                   c.indices.size()));
+  }
+  for (int64_t r = 0; r < c.num_rows; ++r) {
+    const uint64_t begin = c.row_offsets[r], end = c.row_offsets[r + 1];
+    if (end < begin || end > c.indices.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("codes: row_offsets not monotone at row ", r,
+                                                     " (", begin, " then ", end, ")"));
+    }
+    for (uint64_t i = begin; i < end; ++i) {
+      if (c.indices[i] >= static_cast<uint64_t>(c.num_features)) {
+        return absl::InvalidArgumentError(absl::StrCat("codes: row ", r, " index ", c.indices[i],
+                                                       " >= num_features ", c.num_features));
+      }
+      if (i > begin && c.indices[i] <= c.indices[i - 1]) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("codes: row ", r, " indices not strictly ascending (", c.indices[i - 1],
+                         " then ", c.indices[i], ")"));
+      }
+      if (!std::isfinite(c.values[i])) {
+        return absl::InvalidArgumentError(absl::StrCat("codes: row ", r, " feature ",
+                                                       c.indices[i], " has non-finite value ",
+                                                       c.values[i]));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::SparseCodes> CsrToProto(const CsrCodes& codes) {
+  if (absl::Status s = ValidateCsr(codes); !s.ok()) return s;
+  v1::SparseCodes out;
+  out.set_num_rows(codes.num_rows);
+  out.set_num_features(codes.num_features);
+  AppendRaw(*out.mutable_row_offsets(), codes.row_offsets);
+  AppendRaw(*out.mutable_indices(), codes.indices);
+  AppendRaw(*out.mutable_values(), codes.values);
+  return out;
+}
+
+absl::StatusOr<CsrCodes> CsrFromProto(const v1::SparseCodes& codes) {
+  if (codes.num_rows() < 0 || codes.num_rows() == std::numeric_limits<int64_t>::max()) {
+    return absl::InvalidArgumentError(absl::StrCat("codes: bad num_rows ", codes.num_rows()));
+  }
+  const uint64_t want_offsets = static_cast<uint64_t>(codes.num_rows()) + 1;
+  if (codes.row_offsets().size() % sizeof(uint64_t) != 0 ||
+      codes.row_offsets().size() / sizeof(uint64_t) != want_offsets) {
+    return absl::InvalidArgumentError(absl::StrCat("codes: row_offsets has ",
+                                                   codes.row_offsets().size(), " bytes, want ",
+                                                   want_offsets, " uint64 for num_rows ",
+                                                   codes.num_rows()));
+  }
+  if (codes.indices().size() % sizeof(uint32_t) != 0 ||
+      codes.values().size() % sizeof(float) != 0 ||
+      codes.indices().size() / sizeof(uint32_t) != codes.values().size() / sizeof(float)) {
+    return absl::InvalidArgumentError(absl::StrCat("codes: indices (", codes.indices().size(),
+                                                   " bytes) and values (", codes.values().size(),
+                                                   " bytes) are not nnz uint32 + nnz F32"));
+  }
+  CsrCodes out;
+  out.num_rows = codes.num_rows();
+  out.num_features = codes.num_features();
+  out.row_offsets = FromRaw<uint64_t>(codes.row_offsets());
+  out.indices = FromRaw<uint32_t>(codes.indices());
+  out.values = FromRaw<float>(codes.values());
+  if (absl::Status s = ValidateCsr(out); !s.ok()) return s;
+  return out;
+}
+
+absl::Status AppendRows(CsrCodes& head, const CsrCodes& tail) {
+  if (head.row_offsets.empty()) {  // a default-constructed head: adopt tail's width
+    head.num_rows = 0;
+    head.num_features = tail.num_features;
+    head.row_offsets = {0};
+  }
+  if (head.num_features != tail.num_features) {
+    return absl::InvalidArgumentError(absl::StrCat("codes: cannot append rows with num_features ",
+                                                   tail.num_features, " to rows with ",
+                                                   head.num_features));
+  }
+  if (static_cast<int64_t>(tail.row_offsets.size()) != tail.num_rows + 1) {
+    return absl::InvalidArgumentError("codes: appended chunk has inconsistent row_offsets");
+  }
+  const uint64_t base = head.indices.size();
+  for (int64_t r = 1; r <= tail.num_rows; ++r) head.row_offsets.push_back(base + tail.row_offsets[r]);
+  head.indices.insert(head.indices.end(), tail.indices.begin(), tail.indices.end());
+  head.values.insert(head.values.end(), tail.values.begin(), tail.values.end());
+  head.num_rows += tail.num_rows;
+  return absl::OkStatus();
+}
+
+}  // namespace saedict::client

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# saedict developer entry point: the two README commands.
+#
+#   bash deploy/dev.sh run   [saedictd flags...]   install what is missing, build, start the server
+#   bash deploy/dev.sh test  [ctest args...]       install what is missing, build, run every test
+#   bash deploy/dev.sh build                        install what is missing, build
+#
+# Missing Debian packages are installed with apt-get when run as root (a
+# non-root user gets the apt-get line to run). The build lives in ./build
+# (override with SAEDICT_BUILD_DIR) and uses ccache when present, so a second
+# run rebuilds only what changed.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+BUILD_DIR=${SAEDICT_BUILD_DIR:-build}
+JOBS=${SAEDICT_JOBS:-$(nproc)}
+
+PACKAGES=(
+  g++ cmake ninja-build ccache pkg-config git ca-certificates
+  protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev
+  libabsl-dev librocksdb-dev libfaiss-dev prometheus-cpp-dev
+  libopenblas-dev libdnnl-dev zlib1g-dev libgtest-dev libgmock-dev
+)
+
+install_missing_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "saedict: missing Debian packages: ${missing[*]}" >&2
+    echo "run as root: apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "saedict: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build() {
+  install_missing_packages
+  if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+    cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  fi
+  cmake --build "$BUILD_DIR" -j "$JOBS"
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  build)
+    build ;;
+  run)
+    build
+    exec "$BUILD_DIR/server/saedictd" --data_dir=./var --dictionary_root=. "$@" ;;
+  test)
+    build
+    cd "$BUILD_DIR"
+    exec ctest --output-on-failure -j "$JOBS" --timeout 600 "$@" ;;
+  *)
+    sed -n '2,12p' "$0" >&2
+    exit 2 ;;
+esac

@@ -1,0 +1,51 @@
+// EncodeBatcher: dynamic batching in front of Encoder::Encode.
+//
+// Concurrent callers' requests for the same encoder and the same options are
+// merged into one Encode call of up to max_batch_tokens rows; a batch is
+// dispatched when full or when its oldest request has waited
+// max_queue_delay. The queue is bounded: a request that would push the
+// queued rows past max_queued_tokens fails at once with RESOURCE_EXHAUSTED.
+// A single request larger than max_batch_tokens is encoded on its own.
+// Results are identical to calling Encode directly (rows are independent).
+//
+// Thread safety: Encode() may be called from any number of threads. The
+// destructor drains the queue (every pending caller gets its result) and
+// joins the worker threads.
+#ifndef SAEDICT_ENGINE_BATCHER_H_
+#define SAEDICT_ENGINE_BATCHER_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "engine/encoder.h"
+
+namespace saedict::engine {
+
+struct BatcherOptions {
+  int64_t max_batch_tokens = 4096;
+  absl::Duration max_queue_delay = absl::Milliseconds(2);
+  int64_t max_queued_tokens = 1 << 20;
+  int num_batch_threads = 1;
+};
+
+class EncodeBatcher {
+ public:
+  // INVALID_ARGUMENT for non-positive sizes or thread count.
+  static absl::StatusOr<std::unique_ptr<EncodeBatcher>> Create(const BatcherOptions& options);
+  virtual ~EncodeBatcher() = default;
+
+  // Blocks until this request's rows are encoded. `encoder` must stay alive
+  // until the call returns (callers hold a shared_ptr).
+  virtual absl::StatusOr<EncodeResult> Encode(std::shared_ptr<const Encoder> encoder,
+                                              absl::Span<const float> x, int64_t n,
+                                              const EncodeOptions& options) = 0;
+
+  virtual int64_t queued_tokens() const = 0;  // rows waiting right now
+};
+
+}  // namespace saedict::engine
+
+#endif  // SAEDICT_ENGINE_BATCHER_H_

@@ -1,0 +1,97 @@
+// Encoder: encode / decode / intervene for one dictionary on the CPU.
+//
+// Math (DESIGN.md §2): x' = normalize(x) [- b_dec when apply_b_dec_to_input];
+// pre = x' W_enc + b_enc; then the architecture's activation. Decode is
+// f W_dec + b_dec followed by undoing the normalization. F32 mode is exact
+// float32 with a BLAS SGEMM; BF16 mode runs the encoder GEMM in bfloat16 with
+// float32 accumulation (oneDNN when built with it) and is approximate.
+//
+// Thread safety: all methods are const and safe to call concurrently. The
+// encoder processes rows in tiles so the GEMM output stays in cache while the
+// activation/top-k pass runs over it.
+#ifndef SAEDICT_ENGINE_ENCODER_H_
+#define SAEDICT_ENGINE_ENCODER_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "engine/dictionary.h"
+#include "engine/sparse_codes.h"
+
+namespace saedict::engine {
+
+enum class ComputeMode { kF32, kBF16 };
+
+struct EncodeOptions {
+  // 0: the dictionary's own k (topk, matching pursuit) or no cap (others).
+  // > 0: topk/MP use this k; other architectures keep only the top_k largest.
+  // Must be <= d_sae.
+  int32_t top_k = 0;
+  bool return_reconstruction = false;  // fill EncodeResult::reconstruction
+  bool return_row_error = false;       // fill EncodeResult::row_squared_error
+  ComputeMode compute_mode = ComputeMode::kF32;
+};
+
+struct EncodeResult {
+  SparseCodes codes;
+  std::vector<float> reconstruction;     // [n, d_in] when asked
+  std::vector<float> row_squared_error;  // [n], ||x - x_hat||^2, when asked
+};
+
+enum class EditOp { kSet, kAdd, kScale, kAblate };
+struct FeatureEdit {
+  uint32_t feature = 0;
+  EditOp op = EditOp::kAblate;
+  float value = 0.0f;
+  std::vector<int64_t> rows;  // empty: every row
+};
+
+struct InterveneResult {
+  std::vector<float> activations;  // [n, d_in] = x + (f' - f) W_dec (normalization undone)
+  SparseCodes edited_codes;        // f'
+};
+
+struct EncoderOptions {
+  int64_t tile_rows = 256;  // rows per GEMM tile
+};
+
+class Encoder {
+ public:
+  // INVALID_ARGUMENT when dictionary->Validate() fails.
+  static absl::StatusOr<std::unique_ptr<Encoder>> Create(
+      std::shared_ptr<const Dictionary> dictionary, const EncoderOptions& options = {});
+  ~Encoder();
+
+  const Dictionary& dictionary() const { return *dictionary_; }
+
+  // x: [n, d_in] row-major float32. INVALID_ARGUMENT when x.size() != n*d_in,
+  // a value is NaN/Inf (names row and column), or options.top_k is out of
+  // range; UNIMPLEMENTED for kBF16 when the build has no BF16 path.
+  absl::StatusOr<EncodeResult> Encode(absl::Span<const float> x, int64_t n,
+                                      const EncodeOptions& options = {}) const;
+
+  // codes.num_features must equal d_sae. Returns [num_rows, d_in].
+  absl::StatusOr<std::vector<float>> Decode(const SparseCodes& codes) const;
+
+  // Encodes x, applies edits (feature < d_sae, rows < n), returns
+  // x + (f' - f) W_dec so the SAE's error term is preserved.
+  absl::StatusOr<InterveneResult> Intervene(absl::Span<const float> x, int64_t n,
+                                            absl::Span<const FeatureEdit> edits,
+                                            const EncodeOptions& options = {}) const;
+
+  // True when this build and CPU can run ComputeMode::kBF16.
+  static bool Bf16Available();
+
+ private:
+  class Impl;
+  explicit Encoder(std::unique_ptr<Impl> impl, std::shared_ptr<const Dictionary> dictionary);
+  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<const Dictionary> dictionary_;
+};
+
+}  // namespace saedict::engine
+
+#endif  // SAEDICT_ENGINE_ENCODER_H_

@@ -1,0 +1,40 @@
+// SaedictGrpcService: the gRPC adapter for saedict.v1.Saedict. Each handler
+// calls ServiceCore and converts the status; nothing else lives here.
+// Thread safety: gRPC calls handlers concurrently; the core is thread-safe.
+#ifndef SAEDICT_SERVER_GRPC_SERVICE_H_
+#define SAEDICT_SERVER_GRPC_SERVICE_H_
+
+#include "saedict/v1/saedict.grpc.pb.h"
+#include "server/service_core.h"
+
+namespace saedict::server {
+
+class SaedictGrpcService final : public v1::Saedict::Service {
+ public:
+  explicit SaedictGrpcService(ServiceCore* core) : core_(core) {}
+
+  grpc::Status LoadDictionary(grpc::ServerContext*, const v1::LoadDictionaryRequest*,
+                              v1::LoadDictionaryResponse*) override;
+  grpc::Status ListDictionaries(grpc::ServerContext*, const v1::ListDictionariesRequest*,
+                                v1::ListDictionariesResponse*) override;
+  grpc::Status GetDictionary(grpc::ServerContext*, const v1::GetDictionaryRequest*,
+                             v1::GetDictionaryResponse*) override;
+  grpc::Status DeleteDictionary(grpc::ServerContext*, const v1::DeleteDictionaryRequest*,
+                                v1::DeleteDictionaryResponse*) override;
+  grpc::Status Encode(grpc::ServerContext*, const v1::EncodeRequest*,
+                      v1::EncodeResponse*) override;
+  grpc::Status Decode(grpc::ServerContext*, const v1::DecodeRequest*,
+                      v1::DecodeResponse*) override;
+  grpc::Status EncodeStream(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<v1::EncodeResponse, v1::EncodeRequest>* stream) override;
+  grpc::Status Intervene(grpc::ServerContext*, const v1::InterveneRequest*,
+                         v1::InterveneResponse*) override;
+
+ private:
+  ServiceCore* const core_;
+};
+
+}  // namespace saedict::server
+
+#endif  // SAEDICT_SERVER_GRPC_SERVICE_H_

@@ -1,0 +1,77 @@
+// saedictd: the saedict server. Every flag has an embedded default, so a
+// bare `saedictd` serves from ./var on 127.0.0.1:50051 with the CPU backend
+// and the demo dictionary. SIGTERM/SIGINT drain in-flight calls and exit.
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "server/server.h"
+#include "util/log.h"
+
+ABSL_FLAG(std::string, listen_address, "127.0.0.1",
+          "Address to listen on (0.0.0.0 for every interface, e.g. in a container)");
+ABSL_FLAG(int, port, 50051, "gRPC port; 0 picks a free one (see --port_file)");
+ABSL_FLAG(std::string, port_file, "", "If set, write the bound port here once serving");
+ABSL_FLAG(std::string, data_dir, "./var", "Directory for RocksDB and canonical weights");
+ABSL_FLAG(std::string, dictionary_root, ".",
+          "LoadDictionary paths must resolve inside this directory");
+ABSL_FLAG(bool, demo, true, "Create and load the demo dictionary 'demo' when absent");
+ABSL_FLAG(int64_t, max_batch_tokens, 4096, "Dynamic batcher: rows per encode batch");
+ABSL_FLAG(int64_t, max_queue_delay_us, 2000, "Dynamic batcher: longest wait to fill a batch");
+ABSL_FLAG(int64_t, max_queued_tokens, 1 << 20,
+          "Dynamic batcher: queued rows beyond this get RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, batch_threads, 1, "Dynamic batcher: threads running batches");
+ABSL_FLAG(int64_t, max_message_bytes, 256 << 20, "Largest gRPC message accepted or sent");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "saedictd: serve SAE dictionaries over gRPC (saedict.v1).\n"
+      "  saedictd [--port=50051] [--data_dir=./var] [--dictionary_root=.]");
+  absl::ParseCommandLine(argc, argv);
+
+  // Block the stop signals in every thread; one watcher thread takes them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  saedict::server::ServerOptions options;
+  options.listen_address = absl::GetFlag(FLAGS_listen_address);
+  options.port = absl::GetFlag(FLAGS_port);
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.dictionary_root = absl::GetFlag(FLAGS_dictionary_root);
+  options.demo = absl::GetFlag(FLAGS_demo);
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.batcher.max_batch_tokens = absl::GetFlag(FLAGS_max_batch_tokens);
+  options.batcher.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
+  options.batcher.max_queued_tokens = absl::GetFlag(FLAGS_max_queued_tokens);
+  options.batcher.num_batch_threads = absl::GetFlag(FLAGS_batch_threads);
+
+  absl::StatusOr<std::unique_ptr<saedict::server::SaedictServer>> server =
+      saedict::server::SaedictServer::Start(options);
+  if (!server.ok()) {
+    std::cerr << "saedictd: " << server.status() << "\n";
+    return 1;
+  }
+  if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
+    std::ofstream(port_file + ".tmp") << (*server)->port() << "\n";
+    std::rename((port_file + ".tmp").c_str(), port_file.c_str());
+  }
+  std::thread watcher([&] {
+    int signal = 0;
+    sigwait(&stop_signals, &signal);
+    saedict::LogInfo(absl::StrCat("signal ", signal, ": draining"));
+    (*server)->Shutdown(absl::Seconds(10));
+  });
+  (*server)->Wait();
+  // Wait() returns only after Shutdown(); the watcher has done its work.
+  watcher.join();
+  saedict::LogInfo("saedictd stopped");
+  return 0;
+}

@@ -1,0 +1,51 @@
+// SaedictServer: one running saedict server — RocksDB store, dictionary
+// registry, encode batcher and the gRPC endpoint with the standard health and
+// reflection services. saedictd's main() and the end-to-end tests both build
+// it, so tests exercise exactly what users run.
+//
+// Thread safety: Shutdown() may be called from any thread (e.g. a signal
+// watcher) while another thread is in Wait().
+#ifndef SAEDICT_SERVER_SERVER_H_
+#define SAEDICT_SERVER_SERVER_H_
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/batcher.h"
+
+namespace saedict::server {
+
+struct ServerOptions {
+  std::string listen_address = "127.0.0.1";
+  int port = 50051;  // 0 picks a free port; see SaedictServer::port()
+  std::filesystem::path data_dir = "./var";
+  std::filesystem::path dictionary_root = ".";
+  int64_t max_message_bytes = 256 << 20;
+  engine::BatcherOptions batcher;
+  bool demo = false;  // make and load the demo dictionary "demo" when absent
+};
+
+class SaedictServer {
+ public:
+  // UNAVAILABLE when the port cannot be bound or the data dir is locked.
+  static absl::StatusOr<std::unique_ptr<SaedictServer>> Start(const ServerOptions& options);
+  ~SaedictServer();
+
+  int port() const;
+  void Wait();
+  // Stops accepting calls, lets in-flight calls finish until `grace`, then
+  // cancels the rest.
+  void Shutdown(absl::Duration grace = absl::Seconds(5));
+
+ private:
+  struct State;
+  explicit SaedictServer(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace saedict::server
+
+#endif  // SAEDICT_SERVER_SERVER_H_

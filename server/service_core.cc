@@ -1,0 +1,134 @@
+#include "server/service_core.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/wire_codec.h"
+#include "util/status_macros.h"
+
+namespace saedict::server {
+namespace {
+
+absl::StatusOr<engine::EncodeOptions> ToEngine(const v1::EncodeOptions& o, int64_t d_sae) {
+  if (o.top_k() < 0 || o.top_k() > d_sae) {
+    return absl::InvalidArgumentError(absl::StrCat("options.top_k: ", o.top_k(),
+                                                   " is out of range; expected 0 (the "
+                                                   "dictionary's default) or 1..",
+                                                   d_sae, " (d_sae)"));
+  }
+  engine::EncodeOptions out;
+  out.top_k = o.top_k();
+  out.return_reconstruction = o.return_reconstruction();
+  out.return_row_error = o.return_error();
+  switch (o.compute_mode()) {
+    case v1::COMPUTE_MODE_F32: out.compute_mode = engine::ComputeMode::kF32; break;
+    case v1::COMPUTE_MODE_BF16: out.compute_mode = engine::ComputeMode::kBF16; break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("options.compute_mode: ", o.compute_mode(), " is not a ComputeMode"));
+  }
+  return out;
+}
+
+absl::StatusOr<engine::FeatureEdit> ToEngine(const v1::FeatureEdit& e, int index) {
+  engine::FeatureEdit out;
+  out.feature = e.feature();
+  out.value = e.value();
+  out.rows.assign(e.rows().begin(), e.rows().end());
+  switch (e.op()) {
+    case v1::EDIT_OP_SET: out.op = engine::EditOp::kSet; break;
+    case v1::EDIT_OP_ADD: out.op = engine::EditOp::kAdd; break;
+    case v1::EDIT_OP_SCALE: out.op = engine::EditOp::kScale; break;
+    case v1::EDIT_OP_ABLATE: out.op = engine::EditOp::kAblate; break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("edits[", index, "].op: ", v1::EditOp_Name(e.op()),
+                       " is not an edit; expected SET, ADD, SCALE or ABLATE"));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const engine::Encoder>> ServiceCore::EncoderFor(
+    const std::string& id) const {
+  if (id.empty()) return absl::InvalidArgumentError("dictionary_id: empty; expected an id");
+  return registry_->GetEncoder(id);
+}
+
+absl::StatusOr<v1::LoadDictionaryResponse> ServiceCore::LoadDictionary(
+    const v1::LoadDictionaryRequest& r) {
+  v1::LoadDictionaryResponse out;
+  SAEDICT_ASSIGN_OR_RETURN(*out.mutable_dictionary(), registry_->Load(r));
+  return out;
+}
+
+absl::StatusOr<v1::ListDictionariesResponse> ServiceCore::ListDictionaries(
+    const v1::ListDictionariesRequest&) {
+  v1::ListDictionariesResponse out;
+  for (v1::DictionaryInfo& info : registry_->List()) *out.add_dictionaries() = std::move(info);
+  return out;
+}
+
+absl::StatusOr<v1::GetDictionaryResponse> ServiceCore::GetDictionary(
+    const v1::GetDictionaryRequest& r) {
+  v1::GetDictionaryResponse out;
+  SAEDICT_ASSIGN_OR_RETURN(*out.mutable_dictionary(), registry_->Get(r.id()));
+  return out;
+}
+
+absl::StatusOr<v1::DeleteDictionaryResponse> ServiceCore::DeleteDictionary(
+    const v1::DeleteDictionaryRequest& r) {
+  SAEDICT_RETURN_IF_ERROR(registry_->Delete(r.id()));
+  return v1::DeleteDictionaryResponse();
+}
+
+absl::StatusOr<v1::EncodeResponse> ServiceCore::Encode(const v1::EncodeRequest& r) {
+  SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Encoder> encoder,
+                           EncoderFor(r.dictionary_id()));
+  const engine::DictionaryConfig& config = encoder->dictionary().config;
+  SAEDICT_ASSIGN_OR_RETURN(engine::EncodeOptions options, ToEngine(r.options(), config.d_sae));
+  SAEDICT_ASSIGN_OR_RETURN(DenseRows x, DecodeMatrix(r.activations(), config.d_in, "activations"));
+  SAEDICT_ASSIGN_OR_RETURN(engine::EncodeResult result,
+                           batcher_->Encode(encoder, x.values, x.rows, options));
+  v1::EncodeResponse out;
+  *out.mutable_codes() = EncodeCodes(result.codes);
+  if (options.return_reconstruction) {
+    *out.mutable_reconstruction() = EncodeTensor(result.reconstruction, {x.rows, x.cols});
+  }
+  if (options.return_row_error) {
+    *out.mutable_row_error() = EncodeTensor(result.row_squared_error, {x.rows});
+  }
+  return out;
+}
+
+absl::StatusOr<v1::DecodeResponse> ServiceCore::Decode(const v1::DecodeRequest& r) {
+  SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Encoder> encoder,
+                           EncoderFor(r.dictionary_id()));
+  const engine::DictionaryConfig& config = encoder->dictionary().config;
+  SAEDICT_ASSIGN_OR_RETURN(engine::SparseCodes codes, DecodeCodes(r.codes(), config.d_sae));
+  SAEDICT_ASSIGN_OR_RETURN(std::vector<float> x, encoder->Decode(codes));
+  v1::DecodeResponse out;
+  *out.mutable_activations() = EncodeTensor(x, {codes.num_rows, config.d_in});
+  return out;
+}
+
+absl::StatusOr<v1::InterveneResponse> ServiceCore::Intervene(const v1::InterveneRequest& r) {
+  SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Encoder> encoder,
+                           EncoderFor(r.dictionary_id()));
+  const engine::DictionaryConfig& config = encoder->dictionary().config;
+  SAEDICT_ASSIGN_OR_RETURN(engine::EncodeOptions options, ToEngine(r.options(), config.d_sae));
+  SAEDICT_ASSIGN_OR_RETURN(DenseRows x, DecodeMatrix(r.activations(), config.d_in, "activations"));
+  std::vector<engine::FeatureEdit> edits;
+  for (int i = 0; i < r.edits_size(); ++i) {
+    SAEDICT_ASSIGN_OR_RETURN(edits.emplace_back(), ToEngine(r.edits(i), i));
+  }
+  SAEDICT_ASSIGN_OR_RETURN(engine::InterveneResult result,
+                           encoder->Intervene(x.values, x.rows, edits, options));
+  v1::InterveneResponse out;
+  *out.mutable_activations() = EncodeTensor(result.activations, {x.rows, x.cols});
+  *out.mutable_codes() = EncodeCodes(result.edited_codes);
+  return out;
+}
+
+}  // namespace saedict::server

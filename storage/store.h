@@ -1,0 +1,49 @@
+// Store: saedict's durable state in one RocksDB directory.
+//
+// One column family per kind of record (DESIGN.md §4); this file covers
+// dictionary metadata ("dictionaries": id -> DictionaryRecord). Writes are
+// synced to the WAL before they return, so an acknowledged write survives
+// kill -9. RocksDB errors become absl::Status here and nowhere else:
+// corruption -> INTERNAL, I/O errors -> UNAVAILABLE.
+//
+// Thread safety: every method may be called concurrently (RocksDB is).
+#ifndef SAEDICT_STORAGE_STORE_H_
+#define SAEDICT_STORAGE_STORE_H_
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "saedict/v1/storage.pb.h"
+
+namespace saedict::storage {
+
+struct StoreOptions {
+  std::filesystem::path path;  // RocksDB directory; created when missing
+  bool create_if_missing = true;
+};
+
+class Store {
+ public:
+  // UNAVAILABLE when the directory cannot be opened (e.g. locked by another
+  // process), INTERNAL when it is corrupt.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options);
+  virtual ~Store() = default;
+
+  // Inserts or replaces the record keyed by record.info().id().
+  virtual absl::Status PutDictionary(const v1::DictionaryRecord& record) = 0;
+  // nullopt when absent; INTERNAL when the stored bytes do not parse.
+  virtual absl::StatusOr<std::optional<v1::DictionaryRecord>> GetDictionary(
+      const std::string& id) = 0;
+  // All records in id order.
+  virtual absl::StatusOr<std::vector<v1::DictionaryRecord>> ListDictionaries() = 0;
+  // OK whether or not the id existed.
+  virtual absl::Status DeleteDictionary(const std::string& id) = 0;
+};
+
+}  // namespace saedict::storage
+
+#endif  // SAEDICT_STORAGE_STORE_H_
