@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -13,7 +14,7 @@
 namespace saedict::client {
 namespace {
 
-absl::StatusOr<bool> ParseBool(std::string_view name, std::string_view text) {
+absl::StatusOr<bool> ParseBool(absl::string_view name, absl::string_view text) {
   const std::string t = absl::AsciiStrToLower(text);
   if (t == "true" || t == "1" || t == "yes") return true;
   if (t == "false" || t == "0" || t == "no") return false;
@@ -22,7 +23,7 @@ absl::StatusOr<bool> ParseBool(std::string_view name, std::string_view text) {
 }
 
 // Checks that `text` parses as the spec's kind.
-absl::Status CheckValue(const FlagSpec& spec, std::string_view text) {
+absl::Status CheckValue(const FlagSpec& spec, absl::string_view text) {
   switch (spec.kind) {
     case FlagKind::kBool:
       return ParseBool(spec.name, text).status();
@@ -37,7 +38,8 @@ absl::Status CheckValue(const FlagSpec& spec, std::string_view text) {
     case FlagKind::kDuration: {
       absl::StatusOr<absl::Duration> d = ParseDurationFlag(text);
       if (!d.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("flag --", spec.name, ": ", d.status().message()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("flag --", spec.name, ": ", d.status().message()));
       }
       return absl::OkStatus();
     }
@@ -49,7 +51,7 @@ absl::Status CheckValue(const FlagSpec& spec, std::string_view text) {
 
 }  // namespace
 
-absl::StatusOr<absl::Duration> ParseDurationFlag(std::string_view text) {
+absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view text) {
   absl::Duration d;
   double seconds;
   if (absl::SimpleAtod(text, &seconds)) {
@@ -64,25 +66,25 @@ absl::StatusOr<absl::Duration> ParseDurationFlag(std::string_view text) {
   return d;
 }
 
-bool ParsedArgs::IsSet(std::string_view name) const { return Find(name).set; }
+bool ParsedArgs::IsSet(absl::string_view name) const { return Find(name).set; }
 
-bool ParsedArgs::GetBool(std::string_view name) const {
+bool ParsedArgs::GetBool(absl::string_view name) const {
   return ParseBool(name, Find(name).text).value_or(false);
 }
 
-int64_t ParsedArgs::GetInt(std::string_view name) const {
+int64_t ParsedArgs::GetInt(absl::string_view name) const {
   int64_t v = 0;
   (void)absl::SimpleAtoi(Find(name).text, &v);
   return v;
 }
 
-const std::string& ParsedArgs::GetString(std::string_view name) const { return Find(name).text; }
+const std::string& ParsedArgs::GetString(absl::string_view name) const { return Find(name).text; }
 
-absl::Duration ParsedArgs::GetDuration(std::string_view name) const {
+absl::Duration ParsedArgs::GetDuration(absl::string_view name) const {
   return ParseDurationFlag(Find(name).text).value_or(absl::ZeroDuration());
 }
 
-const ParsedArgs::Value& ParsedArgs::Find(std::string_view name) const {
+const ParsedArgs::Value& ParsedArgs::Find(absl::string_view name) const {
   auto it = values_.find(name);
   if (it == values_.end()) {
     // A programming error: the command asked for a flag it never declared.
@@ -110,17 +112,17 @@ absl::StatusOr<ParsedArgs> ParseArgs(std::span<const std::string> args,
       flags_done = true;
       continue;
     }
-    std::string_view body(arg);
-    body.remove_prefix(body.starts_with("--") ? 2 : 1);
+    absl::string_view body(arg);
+    body.remove_prefix(absl::StartsWith(body, "--") ? 2 : 1);
     if (arg == "-h") body = "help";
     const size_t eq = body.find('=');
-    const std::string_view name = body.substr(0, eq);
+    const absl::string_view name = body.substr(0, eq);
     auto it = parsed.values_.find(name);
     if (it == parsed.values_.end()) {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
     }
     ParsedArgs::Value& value = it->second;
-    if (eq != std::string_view::npos) {
+    if (eq != absl::string_view::npos) {
       value.text = std::string(body.substr(eq + 1));
     } else if (value.spec->kind == FlagKind::kBool) {
       value.text = "true";

@@ -13,10 +13,11 @@
 #include <map>
 #include <span>
 #include <string>
-#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace saedict::client {
@@ -24,23 +25,33 @@ namespace saedict::client {
 enum class FlagKind { kBool, kInt, kString, kDuration };
 
 struct FlagSpec {
-  std::string name;           // without dashes: "top_k"
+  std::string name;  // without dashes: "top_k"
   FlagKind kind = FlagKind::kString;
   std::string default_value;  // as it would be typed: "0", "false", "60s"
   std::string help;           // one line
   std::string value_name;     // shown in usage: "N", "HOST:PORT"; empty for bools
 };
 
+// Spec builders (keep the command tables short).
+inline FlagSpec BoolFlag(std::string name, std::string help) {
+  return FlagSpec{std::move(name), FlagKind::kBool, "false", std::move(help), ""};
+}
+inline FlagSpec ValueFlag(std::string name, FlagKind kind, std::string default_value,
+                          std::string value_name, std::string help) {
+  return FlagSpec{std::move(name), kind, std::move(default_value), std::move(help),
+                  std::move(value_name)};
+}
+
 class ParsedArgs {
  public:
   const std::vector<std::string>& positional() const { return positional_; }
   // True when the flag was given on the command line (not defaulted).
-  bool IsSet(std::string_view name) const;
+  bool IsSet(absl::string_view name) const;
   // REQUIRES: `name` is one of the specs ParseArgs was given, of that kind.
-  bool GetBool(std::string_view name) const;
-  int64_t GetInt(std::string_view name) const;
-  const std::string& GetString(std::string_view name) const;
-  absl::Duration GetDuration(std::string_view name) const;
+  bool GetBool(absl::string_view name) const;
+  int64_t GetInt(absl::string_view name) const;
+  const std::string& GetString(absl::string_view name) const;
+  absl::Duration GetDuration(absl::string_view name) const;
 
  private:
   friend absl::StatusOr<ParsedArgs> ParseArgs(std::span<const std::string>,
@@ -50,7 +61,7 @@ class ParsedArgs {
     std::string text;
     bool set = false;
   };
-  const Value& Find(std::string_view name) const;
+  const Value& Find(absl::string_view name) const;
 
   std::vector<std::string> positional_;
   std::map<std::string, Value, std::less<>> values_;
@@ -62,7 +73,7 @@ absl::StatusOr<ParsedArgs> ParseArgs(std::span<const std::string> args,
                                      std::span<const FlagSpec* const> specs);
 
 // Durations: absl syntax ("30s", "1m30s", "500ms") or plain seconds ("30").
-absl::StatusOr<absl::Duration> ParseDurationFlag(std::string_view text);
+absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view text);
 
 // Aligned help lines, one per flag: "  --top_k=N   keep the N largest (default 0)".
 std::string FormatFlagHelp(std::span<const FlagSpec* const> specs);

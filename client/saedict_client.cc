@@ -22,7 +22,7 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   return absl::Status(absl_code, status.error_message());
 }
 
-absl::StatusOr<std::unique_ptr<Client>> Client::Connect(std::string_view target,
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(absl::string_view target,
                                                         const ClientOptions& options) {
   if (target.empty()) return absl::InvalidArgumentError("server target is empty");
   if (options.timeout <= absl::ZeroDuration()) {
@@ -85,13 +85,12 @@ absl::StatusOr<Resp> Unary(grpc::ClientContext& ctx, Invoke invoke) {
 
 }  // namespace
 
-#define SAEDICT_CLIENT_UNARY_(Method, Req, Resp)                                              \
-  absl::StatusOr<v1::Resp> Client::Method(const v1::Req& req, const CallOptions& call) {     \
-    grpc::ClientContext ctx;                                                                  \
-    Prepare(ctx, call);                                                                       \
-    return Unary<v1::Resp>(ctx, [&](grpc::ClientContext* c, v1::Resp* resp) {                 \
-      return stub_->Method(c, req, resp);                                                     \
-    });                                                                                       \
+#define SAEDICT_CLIENT_UNARY_(Method, Req, Resp)                                                   \
+  absl::StatusOr<v1::Resp> Client::Method(const v1::Req& req, const CallOptions& call) {           \
+    grpc::ClientContext ctx;                                                                       \
+    Prepare(ctx, call);                                                                            \
+    return Unary<v1::Resp>(                                                                        \
+        ctx, [&](grpc::ClientContext* c, v1::Resp* resp) { return stub_->Method(c, req, resp); }); \
   }
 
 SAEDICT_CLIENT_UNARY_(LoadDictionary, LoadDictionaryRequest, LoadDictionaryResponse)
@@ -111,8 +110,8 @@ absl::Status Client::EncodeStream(const NextRequest& next_request, const OnRespo
   std::unique_ptr<grpc::ClientReaderWriter<v1::EncodeRequest, v1::EncodeResponse>> stream =
       stub_->EncodeStream(&ctx);
 
-  int64_t sent = 0;             // written by the writer thread; read after join
-  absl::Status writer_status;   // likewise
+  int64_t sent = 0;            // written by the writer thread; read after join
+  absl::Status writer_status;  // likewise
   std::thread writer([&] {
     while (true) {
       absl::StatusOr<std::optional<v1::EncodeRequest>> next = next_request();
@@ -146,8 +145,8 @@ absl::Status Client::EncodeStream(const NextRequest& next_request, const OnRespo
   if (!reader_status.ok()) return reader_status;
   if (!final_status.ok()) return FromGrpcStatus(final_status);
   if (received != sent) {
-    return absl::InternalError(absl::StrCat("EncodeStream: server sent ", received,
-                                            " responses for ", sent, " requests"));
+    return absl::InternalError(
+        absl::StrCat("EncodeStream: server sent ", received, " responses for ", sent, " requests"));
   }
   return absl::OkStatus();
 }

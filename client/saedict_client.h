@@ -17,10 +17,10 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "saedict/v1/saedict.grpc.pb.h"
 #include "saedict/v1/saedict.pb.h"
@@ -53,7 +53,7 @@ class Client {
   // Opens an insecure channel to `target` ("host:port", any gRPC target URI).
   // INVALID_ARGUMENT for an empty target or bad options; UNAVAILABLE when
   // options.connect_timeout > 0 and the server cannot be reached in time.
-  static absl::StatusOr<std::unique_ptr<Client>> Connect(std::string_view target,
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(absl::string_view target,
                                                          const ClientOptions& options = {});
 
   // Wraps an existing channel (tests, TLS or custom channel arguments).

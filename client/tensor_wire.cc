@@ -47,7 +47,7 @@ int64_t DTypeSize(v1::DType dtype) {
   }
 }
 
-std::string_view DTypeName(v1::DType dtype) {
+absl::string_view DTypeName(v1::DType dtype) {
   switch (dtype) {
     case v1::DTYPE_F32:
       return "f32";
@@ -60,7 +60,7 @@ std::string_view DTypeName(v1::DType dtype) {
   }
 }
 
-absl::StatusOr<int64_t> NumElements(std::span<const int64_t> shape, std::string_view field) {
+absl::StatusOr<int64_t> NumElements(std::span<const int64_t> shape, absl::string_view field) {
   int64_t n = 1;
   for (int64_t d : shape) {
     if (d < 0) {
@@ -109,7 +109,7 @@ absl::StatusOr<v1::Tensor> FloatsToTensor(std::span<const float> values,
   return t;
 }
 
-absl::StatusOr<v1::Tensor> RawToTensor(std::string_view bytes, std::span<const int64_t> shape,
+absl::StatusOr<v1::Tensor> RawToTensor(absl::string_view bytes, std::span<const int64_t> shape,
                                        v1::DType dtype) {
   const int64_t elem = DTypeSize(dtype);
   if (elem == 0) {
@@ -132,7 +132,7 @@ absl::StatusOr<v1::Tensor> RawToTensor(std::string_view bytes, std::span<const i
 }
 
 absl::StatusOr<std::vector<float>> TensorToFloats(const v1::Tensor& tensor,
-                                                  std::string_view field) {
+                                                  absl::string_view field) {
   const int64_t elem = DTypeSize(tensor.dtype());
   if (elem == 0) {
     return absl::InvalidArgumentError(
@@ -143,9 +143,9 @@ absl::StatusOr<std::vector<float>> TensorToFloats(const v1::Tensor& tensor,
   if (!n.ok()) return n.status();
   if (*n > std::numeric_limits<int64_t>::max() / elem ||
       *n * elem != static_cast<int64_t>(tensor.data().size())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": ", tensor.data().size(), " bytes of ", DTypeName(tensor.dtype()),
-                     " do not match shape ", ShapeString(shape)));
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", tensor.data().size(), " bytes of ",
+                                                   DTypeName(tensor.dtype()),
+                                                   " do not match shape ", ShapeString(shape)));
   }
   if (tensor.dtype() == v1::DTYPE_F32) return FromRaw<float>(tensor.data());
   std::vector<uint16_t> halves = FromRaw<uint16_t>(tensor.data());
@@ -158,8 +158,8 @@ absl::StatusOr<std::vector<float>> TensorToFloats(const v1::Tensor& tensor,
 
 absl::Status ValidateCsr(const CsrCodes& c) {
   if (c.num_rows < 0 || c.num_features < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("codes: negative num_rows ", c.num_rows,
-                                                   " or num_features ", c.num_features));
+    return absl::InvalidArgumentError(
+        absl::StrCat("codes: negative num_rows ", c.num_rows, " or num_features ", c.num_features));
   }
   if (c.num_features > int64_t{1} << 32) {
     return absl::InvalidArgumentError(
@@ -171,8 +171,8 @@ absl::Status ValidateCsr(const CsrCodes& c) {
                                                    " (want num_rows + 1)"));
   }
   if (c.values.size() != c.indices.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("codes: ", c.indices.size(), " indices but ",
-                                                   c.values.size(), " values"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("codes: ", c.indices.size(), " indices but ", c.values.size(), " values"));
   }
   if (c.row_offsets.front() != 0) {
     return absl::InvalidArgumentError(
@@ -200,9 +200,8 @@ absl::Status ValidateCsr(const CsrCodes& c) {
                          " then ", c.indices[i], ")"));
       }
       if (!std::isfinite(c.values[i])) {
-        return absl::InvalidArgumentError(absl::StrCat("codes: row ", r, " feature ",
-                                                       c.indices[i], " has non-finite value ",
-                                                       c.values[i]));
+        return absl::InvalidArgumentError(absl::StrCat("codes: row ", r, " feature ", c.indices[i],
+                                                       " has non-finite value ", c.values[i]));
       }
     }
   }
@@ -227,10 +226,9 @@ absl::StatusOr<CsrCodes> CsrFromProto(const v1::SparseCodes& codes) {
   const uint64_t want_offsets = static_cast<uint64_t>(codes.num_rows()) + 1;
   if (codes.row_offsets().size() % sizeof(uint64_t) != 0 ||
       codes.row_offsets().size() / sizeof(uint64_t) != want_offsets) {
-    return absl::InvalidArgumentError(absl::StrCat("codes: row_offsets has ",
-                                                   codes.row_offsets().size(), " bytes, want ",
-                                                   want_offsets, " uint64 for num_rows ",
-                                                   codes.num_rows()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("codes: row_offsets has ", codes.row_offsets().size(), " bytes, want ",
+                     want_offsets, " uint64 for num_rows ", codes.num_rows()));
   }
   if (codes.indices().size() % sizeof(uint32_t) != 0 ||
       codes.values().size() % sizeof(float) != 0 ||
@@ -264,7 +262,8 @@ absl::Status AppendRows(CsrCodes& head, const CsrCodes& tail) {
     return absl::InvalidArgumentError("codes: appended chunk has inconsistent row_offsets");
   }
   const uint64_t base = head.indices.size();
-  for (int64_t r = 1; r <= tail.num_rows; ++r) head.row_offsets.push_back(base + tail.row_offsets[r]);
+  for (int64_t r = 1; r <= tail.num_rows; ++r)
+    head.row_offsets.push_back(base + tail.row_offsets[r]);
   head.indices.insert(head.indices.end(), tail.indices.begin(), tail.indices.end());
   head.values.insert(head.values.end(), tail.values.begin(), tail.values.end());
   head.num_rows += tail.num_rows;

@@ -10,11 +10,11 @@
 
 #include <cstdint>
 #include <span>
-#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "saedict/v1/saedict.pb.h"
 
 namespace saedict::client {
@@ -23,11 +23,11 @@ namespace saedict::client {
 int64_t DTypeSize(v1::DType dtype);
 
 // Lower-case name: "f32", "f16", "bf16", "unspecified".
-std::string_view DTypeName(v1::DType dtype);
+absl::string_view DTypeName(v1::DType dtype);
 
 // Number of elements of `shape`; INVALID_ARGUMENT for a negative dimension or
 // an element count that overflows int64. `field` names the tensor in messages.
-absl::StatusOr<int64_t> NumElements(std::span<const int64_t> shape, std::string_view field);
+absl::StatusOr<int64_t> NumElements(std::span<const int64_t> shape, absl::string_view field);
 
 // F32 values → a Tensor of `dtype` (F32 copies; F16/BF16 round to nearest
 // even). INVALID_ARGUMENT when prod(shape) != values.size() or the dtype is
@@ -37,13 +37,13 @@ absl::StatusOr<v1::Tensor> FloatsToTensor(std::span<const float> values,
 
 // Raw little-endian bytes already in `dtype` (e.g. an F16 .npy payload) → a
 // Tensor, without conversion. Checks bytes.size() against shape and dtype.
-absl::StatusOr<v1::Tensor> RawToTensor(std::string_view bytes, std::span<const int64_t> shape,
+absl::StatusOr<v1::Tensor> RawToTensor(absl::string_view bytes, std::span<const int64_t> shape,
                                        v1::DType dtype);
 
 // Tensor → F32 values (F16/BF16 widened exactly). Checks the dtype and that
 // data.size() == prod(shape) * sizeof(dtype). `field` names the tensor.
 absl::StatusOr<std::vector<float>> TensorToFloats(const v1::Tensor& tensor,
-                                                  std::string_view field = "tensor");
+                                                  absl::string_view field = "tensor");
 
 // Sparse codes of num_rows tokens as CSR (see engine/sparse_codes.h).
 struct CsrCodes {

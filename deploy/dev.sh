@@ -20,6 +20,7 @@ PACKAGES=(
   protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev
   libabsl-dev librocksdb-dev libfaiss-dev prometheus-cpp-dev
   libopenblas-dev libdnnl-dev zlib1g-dev libgtest-dev libgmock-dev
+  python3 python3-grpcio python3-numpy python3-pytest python3-protobuf
 )
 
 install_missing_packages() {

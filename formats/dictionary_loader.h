@@ -21,14 +21,29 @@ enum class DType { kF32, kF16, kBF16 };
 const char* SourceFormatName(SourceFormat f);  // "auto", "saelens", "sparsify", "gemma_scope"
 
 struct LoadedDictionary {
-  engine::Dictionary dictionary;  // canonical F32; Validate() already passed
+  engine::Dictionary dictionary;              // canonical F32; Validate() already passed
   SourceFormat format = SourceFormat::kAuto;  // the format actually detected
   DType source_dtype = DType::kF32;           // dtype of the weight tensors on disk
 };
 
 // `path` is a folder (SAELens: cfg.json + sae_weights.safetensors; sparsify:
 // cfg.json + sae.safetensors) or a Gemma Scope params.npz file (or a folder
-// holding params.npz). kAuto detects the format from the files present.
+// holding params.npz). kAuto detects the format from the files present, in
+// that order; a path naming a file inside a SAELens / sparsify folder (e.g.
+// its cfg.json) loads that folder, and any *.npz file loads as Gemma Scope.
+// NOT_FOUND when the path, or the file the format needs, does not exist.
+//
+// What each format yields (details in the per-format .cc files):
+// - SAELens 6.x and older cfg spellings (hook_point / top-level model_name /
+//   activation_fn "topk" + activation_fn_kwargs); architectures standard,
+//   topk, jumprelu, gated, matching_pursuit, and the training form of
+//   (matryoshka_)batchtopk as jumprelu. expected_average_only_in is folded
+//   into the weights (factor from activation_scaler.json; none or null there
+//   means SAELens already folded it) and loads as Normalization::kNone.
+// - sparsify: topk, apply_b_dec_to_input true (false for transcoders).
+// - Gemma Scope: jumprelu, apply_b_dec_to_input false.
+// sparsify and Gemma Scope files carry no model or hook name: those stay
+// empty for the caller to fill in.
 absl::StatusOr<LoadedDictionary> LoadDictionary(const std::filesystem::path& path,
                                                 SourceFormat format = SourceFormat::kAuto);
 

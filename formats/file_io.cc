@@ -13,7 +13,7 @@
 namespace saedict::formats {
 namespace {
 
-absl::Status ErrnoStatus(int err, std::string_view what, const std::filesystem::path& path) {
+absl::Status ErrnoStatus(int err, absl::string_view what, const std::filesystem::path& path) {
   return absl::ErrnoToStatus(err, absl::StrCat(what, " ", path.string()));
 }
 
@@ -37,7 +37,7 @@ class Fd {
   int fd_;
 };
 
-absl::Status WriteAll(int fd, std::string_view data, const std::filesystem::path& path) {
+absl::Status WriteAll(int fd, absl::string_view data, const std::filesystem::path& path) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0) {
@@ -75,7 +75,7 @@ absl::StatusOr<std::string> ReadFileToString(const std::filesystem::path& path) 
   return out;
 }
 
-absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_view contents) {
+absl::Status WriteFileAtomically(const std::filesystem::path& path, absl::string_view contents) {
   static std::atomic<uint64_t> counter{0};
   std::filesystem::path dir = path.parent_path();
   if (dir.empty()) dir = ".";

@@ -8,10 +8,10 @@
 
 #include <filesystem>
 #include <string>
-#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace saedict::formats {
 
@@ -22,7 +22,7 @@ absl::StatusOr<std::string> ReadFileToString(const std::filesystem::path& path);
 // Writes `contents` to a temporary file beside `path`, fsyncs it, renames it
 // over `path` and fsyncs the directory: readers see the old file or the new
 // one, never a partial one. The temporary file is removed on failure.
-absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_view contents);
+absl::Status WriteFileAtomically(const std::filesystem::path& path, absl::string_view contents);
 
 }  // namespace saedict::formats
 

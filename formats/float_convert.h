@@ -11,8 +11,8 @@
 #include <cstring>
 #include <span>
 #include <string>
-#include <string_view>
 
+#include "absl/strings/string_view.h"
 #include "util/half.h"
 
 namespace saedict::formats {
@@ -25,16 +25,19 @@ enum class FloatKind { kF16, kBF16, kF32, kF64 };
 inline size_t FloatKindSize(FloatKind k) {
   switch (k) {
     case FloatKind::kF16:
-    case FloatKind::kBF16: return 2;
-    case FloatKind::kF32: return 4;
-    case FloatKind::kF64: return 8;
+    case FloatKind::kBF16:
+      return 2;
+    case FloatKind::kF32:
+      return 4;
+    case FloatKind::kF64:
+      return 8;
   }
   return 0;
 }
 
 // Decodes raw.size() / FloatKindSize(kind) values into out[0..n).
 // REQUIRES: raw.size() is a multiple of the element size; out has room.
-inline void DecodeFloats(std::string_view raw, FloatKind kind, float* out) {
+inline void DecodeFloats(absl::string_view raw, FloatKind kind, float* out) {
   const size_t n = raw.size() / FloatKindSize(kind);
   const char* p = raw.data();
   switch (kind) {
@@ -75,8 +78,7 @@ inline std::string EncodeFloats(std::span<const float> values, FloatKind kind) {
       }
       case FloatKind::kF16:
       case FloatKind::kBF16: {
-        const uint16_t h =
-            kind == FloatKind::kF16 ? FloatToF16(values[i]) : FloatToBf16(values[i]);
+        const uint16_t h = kind == FloatKind::kF16 ? FloatToF16(values[i]) : FloatToBf16(values[i]);
         std::memcpy(p + 2 * i, &h, 2);
         break;
       }

@@ -15,23 +15,36 @@
 #include <filesystem>
 #include <map>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace saedict::formats {
 
 enum class StDType {
-  kBool, kU8, kI8, kF8E4M3, kF8E5M2, kU16, kI16, kF16, kBF16,
-  kU32, kI32, kF32, kU64, kI64, kF64,
+  kBool,
+  kU8,
+  kI8,
+  kF8E4M3,
+  kF8E5M2,
+  kU16,
+  kI16,
+  kF16,
+  kBF16,
+  kU32,
+  kI32,
+  kF32,
+  kU64,
+  kI64,
+  kF64,
 };
 
 const char* StDTypeName(StDType t);  // "F32", "BF16", ... as in the header
 size_t StDTypeSize(StDType t);       // bytes per element
 // INVALID_ARGUMENT "unknown dtype" for anything but the names above.
-absl::StatusOr<StDType> ParseStDType(std::string_view name);
+absl::StatusOr<StDType> ParseStDType(absl::string_view name);
 
 struct SafetensorInfo {
   std::string name;
@@ -53,13 +66,13 @@ class SafetensorsFile {
   const std::string& label() const { return label_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::vector<SafetensorInfo>& tensors() const { return tensors_; }  // by name
-  const SafetensorInfo* Find(std::string_view name) const;  // nullptr when absent
-  std::string_view Data(const SafetensorInfo& t) const;      // the tensor's raw bytes
+  const SafetensorInfo* Find(absl::string_view name) const;                // nullptr when absent
+  absl::string_view Data(const SafetensorInfo& t) const;                   // the tensor's raw bytes
 
   // The tensor as float32, converted from F32, F16, BF16 or F64.
   // INVALID_ARGUMENT naming the file and tensor when it is missing or has
   // another dtype.
-  absl::StatusOr<std::vector<float>> ReadF32(std::string_view name) const;
+  absl::StatusOr<std::vector<float>> ReadF32(absl::string_view name) const;
 
  private:
   SafetensorsFile() = default;
@@ -75,7 +88,7 @@ struct SafetensorToWrite {
   std::string name;
   StDType dtype = StDType::kF32;
   std::vector<int64_t> shape;
-  std::string_view data;
+  absl::string_view data;
 };
 
 // The file's bytes: tensors laid out contiguously in the order given, the

@@ -1,0 +1,173 @@
+// encode_bench: in-process throughput of the top-k encode, per benchmark shape.
+//
+// Modes (tokens/s, best and median over interleaved reps):
+//   gemm_f32     cblas_sgemm alone, M=tokens K=d_in N=d_sae, OpenBLAS on all
+//                hardware threads: the ceiling for the F32 encode;
+//   encode_f32   Encoder::Encode, ComputeMode::kF32;
+//   encode_bf16  Encoder::Encode, ComputeMode::kBF16 (when available);
+//   bf16_matmul  Bf16Matmul::Run alone on the same M, K, N.
+// Metrics:
+//   bf16_agreement             fraction of (row, feature) selections of the F32
+//                              encode that the BF16 encode also selects;
+//   bf16_rescore_agreement_mK  the same for "BF16 GEMM picks k+K candidates,
+//                              exact F32 dot products re-rank them" (an
+//                              accuracy probe for a possible encoder mode;
+//                              not timed), on the first 1024 rows.
+// The gRPC loopback numbers come from a separate executable
+// (encode_bench_grpc, bench/CMakeLists.txt) printing the same JSON report.
+//
+// Single-threaded driver; the library calls parallelise internally.
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <cblas.h>
+
+#include "absl/strings/str_cat.h"
+#include "bench/bench_common.h"
+#include "engine/bf16_matmul.h"
+#include "engine/blas_threads.h"
+#include "engine/encoder.h"
+#include "util/status_macros.h"
+
+namespace saedict::bench {
+namespace {
+
+constexpr char kUsage[] =
+    "encode_bench [--tokens=4096] [--warmup=1] [--reps=5] [--shape=2304x16384_k64]"
+    " [--json=out.json]\n";
+
+// Top-k of the bf16 GEMM widened by `margin` candidates, re-ranked with exact
+// float32 pre-activations; returns the agreement with `reference` rows.
+double RescoreAgreement(const engine::Dictionary& d, const engine::Bf16Matmul& bf16,
+                        const std::vector<float>& x, int64_t rows, int32_t margin,
+                        const engine::SparseCodes& reference) {
+  const int64_t d_in = d.config.d_in, d_sae = d.config.d_sae;
+  const int32_t k = d.config.k;
+  std::vector<float> xc(rows * d_in);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < d_in; ++j) xc[r * d_in + j] = x[r * d_in + j] - d.b_dec[j];
+  }
+  std::vector<float> pre(rows * d_sae);
+  if (!bf16.Run(xc.data(), rows, pre.data()).ok()) return -1;
+  std::vector<float> w_t(d_sae * d_in);  // W_enc^T: one contiguous row per feature
+  for (int64_t j = 0; j < d_in; ++j) {
+    for (int64_t i = 0; i < d_sae; ++i) w_t[i * d_in + j] = d.w_enc[j * d_sae + i];
+  }
+  engine::SparseCodes out;
+  out.num_rows = rows;
+  out.num_features = d_sae;
+  out.row_offsets.assign(1, 0);
+  std::vector<uint32_t> order(d_sae);
+  std::vector<std::pair<float, uint32_t>> exact;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* h = pre.data() + r * d_sae;
+    std::iota(order.begin(), order.end(), 0u);
+    const int64_t wide = std::min<int64_t>(k + margin, d_sae);
+    std::nth_element(order.begin(), order.begin() + wide - 1, order.end(),
+                     [&](uint32_t a, uint32_t b) { return h[a] + d.b_enc[a] > h[b] + d.b_enc[b]; });
+    exact.clear();
+    for (int64_t c = 0; c < wide; ++c) {
+      const uint32_t f = order[c];
+      const float dot = cblas_sdot(static_cast<int>(d_in), xc.data() + r * d_in, 1,
+                                   w_t.data() + f * d_in, 1);
+      exact.emplace_back(dot + d.b_enc[f], f);
+    }
+    std::partial_sort(exact.begin(), exact.begin() + k, exact.end(),
+                      [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (int32_t c = 0; c < k; ++c) {
+      if (exact[c].first > 0) out.indices.push_back(exact[c].second);
+    }
+    out.row_offsets.push_back(out.indices.size());
+  }
+  engine::SparseCodes ref = reference;
+  ref.num_rows = rows;
+  return SelectionAgreement(ref, out);
+}
+
+absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* report) {
+  const int64_t n = flags.tokens;
+  auto dict = MakeRandomTopKDictionary(shape, /*seed=*/1);
+  const std::vector<float> x = MakeActivations(n, shape.d_in, /*seed=*/2);
+  SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Encoder> encoder,
+                           engine::Encoder::Create(dict));
+  std::vector<float> c(n * shape.d_sae);
+  engine::EncodeResult f32_result, bf16_result;
+  engine::EncodeOptions f32_options, bf16_options;
+  bf16_options.compute_mode = engine::ComputeMode::kBF16;
+
+  std::vector<BenchMode> modes;
+  modes.push_back({"gemm_f32", [&] {
+                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n),
+                                 static_cast<int>(shape.d_sae), static_cast<int>(shape.d_in), 1.0f,
+                                 x.data(), static_cast<int>(shape.d_in), dict->w_enc.data(),
+                                 static_cast<int>(shape.d_sae), 0.0f, c.data(),
+                                 static_cast<int>(shape.d_sae));
+                     return absl::OkStatus();
+                   }});
+  modes.push_back({"encode_f32", [&]() -> absl::Status {
+                     SAEDICT_ASSIGN_OR_RETURN(f32_result, encoder->Encode(x, n, f32_options));
+                     return absl::OkStatus();
+                   }});
+  std::unique_ptr<engine::Bf16Matmul> bf16;
+  if (engine::Encoder::Bf16Available()) {
+    SAEDICT_ASSIGN_OR_RETURN(
+        bf16, engine::Bf16Matmul::Create(dict->w_enc.data(), shape.d_in, shape.d_sae));
+    modes.push_back({"encode_bf16", [&]() -> absl::Status {
+                       SAEDICT_ASSIGN_OR_RETURN(bf16_result, encoder->Encode(x, n, bf16_options));
+                       return absl::OkStatus();
+                     }});
+    modes.push_back({"bf16_matmul", [&] { return bf16->Run(x.data(), n, c.data()); }});
+  } else {
+    std::fprintf(stderr, "BF16 unavailable (no oneDNN or no AVX512-BF16/AMX): F32 modes only\n");
+  }
+
+  report->AddShape(shape);
+  SAEDICT_ASSIGN_OR_RETURN(std::vector<ModeTiming> timings,
+                           TimeModes(modes, flags.warmup, flags.reps));
+  for (const ModeTiming& t : timings) report->AddTiming(t);
+  if (bf16 != nullptr) {
+    report->AddMetric("bf16_agreement", SelectionAgreement(f32_result.codes, bf16_result.codes));
+    const int64_t rows = std::min<int64_t>(n, 1024);
+    for (const int32_t margin : {shape.k / 4, shape.k}) {
+      report->AddMetric(absl::StrCat("bf16_rescore_agreement_m", margin),
+                        RescoreAgreement(*dict, *bf16, x, rows, margin, f32_result.codes));
+    }
+  }
+  return absl::OkStatus();
+}
+
+int Main(int argc, char** argv) {
+  auto flags = ParseFlags(argc, argv, kUsage);
+  if (!flags.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(flags.status().message()).c_str());
+    return 2;
+  }
+  auto shapes = SelectShapes(*flags);
+  if (!shapes.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(shapes.status().message()).c_str());
+    return 2;
+  }
+  engine::ConfigureBlasThreads(0);  // all hardware threads, as the encoder does
+  Report report("encode_bench", flags->tokens);
+  for (const BenchShape& shape : *shapes) {
+    const absl::Status s = RunShape(shape, *flags, &report);
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s: %s\n", shape.Name().c_str(), s.ToString().c_str());
+      return 1;
+    }
+  }
+  const absl::Status s = report.Write(*flags);
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace saedict::bench
+
+int main(int argc, char** argv) { return saedict::bench::Main(argc, argv); }

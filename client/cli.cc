@@ -1,0 +1,161 @@
+// RunCli: global flags, command lookup, usage and exit codes; see cli.h.
+#include "client/cli.h"
+
+#include <exception>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "client/cli_args.h"
+#include "client/commands/command.h"
+
+namespace saedict::client {
+namespace {
+
+const std::vector<FlagSpec>& GlobalFlags() {
+  static const std::vector<FlagSpec>* const kFlags = new std::vector<FlagSpec>{
+      ValueFlag("server", FlagKind::kString, "localhost:50051", "HOST:PORT", "the saedictd server"),
+      BoolFlag("json", "print machine-readable JSON on stdout"),
+      ValueFlag("timeout", FlagKind::kDuration, "60s", "DURATION",
+                "deadline of each request: 30s, 500ms, 2m, ..."),
+      BoolFlag("help", "show usage"),
+  };
+  return *kFlags;
+}
+
+std::vector<const FlagSpec*> Pointers(const std::vector<FlagSpec>& flags) {
+  std::vector<const FlagSpec*> out;
+  for (const FlagSpec& f : flags) out.push_back(&f);
+  return out;
+}
+
+// The global flags plus `command`'s own (none when command is null).
+std::vector<const FlagSpec*> AllSpecs(const Command* command) {
+  std::vector<const FlagSpec*> specs = Pointers(GlobalFlags());
+  if (command != nullptr) {
+    for (const FlagSpec& f : command->flags) specs.push_back(&f);
+  }
+  return specs;
+}
+
+// Index of the command name in `args`: the first token that is not a flag
+// or the value of a global flag given as `--flag VALUE`; args.size() if none.
+size_t FindCommandIndex(const std::vector<std::string>& args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--") return i + 1;
+    if (a.size() >= 2 && a[0] == '-') {
+      if (a == "--server" || a == "--timeout") ++i;
+      continue;
+    }
+    return i;
+  }
+  return args.size();
+}
+
+int UsageError(std::ostream& err, absl::string_view message, const std::string& usage) {
+  err << "error: " << message << "\n\n" << usage;
+  return kExitUsage;
+}
+
+}  // namespace
+
+std::string TopLevelUsage() {
+  std::string out =
+      "usage: saedict [--server=HOST:PORT] [--json] [--timeout=DURATION] COMMAND [ARGS...]\n\n"
+      "Client for the saedictd sparse-autoencoder dictionary server.\n\ncommands:\n";
+  size_t width = 0;
+  for (const Command* c : AllCommands()) width = std::max(width, c->name.size());
+  for (const Command* c : AllCommands()) {
+    absl::StrAppendFormat(&out, "  %-*s  %s\n", static_cast<int>(width), c->name, c->summary);
+  }
+  absl::StrAppend(&out, "\nglobal flags (before or after COMMAND):\n",
+                  FormatFlagHelp(Pointers(GlobalFlags())),
+                  "\nRun 'saedict COMMAND --help' for a command's arguments and flags.\n");
+  return out;
+}
+
+std::string CommandUsage(const std::string& name) {
+  const Command* c = FindCommand(name);
+  if (c == nullptr) return TopLevelUsage();
+  std::string out = absl::StrCat("usage: saedict ", c->name);
+  for (const std::string& p : c->positional) absl::StrAppend(&out, " ", p);
+  if (!c->flags.empty()) absl::StrAppend(&out, " [flags]");
+  absl::StrAppend(&out, "\n\n", c->summary, "\n");
+  if (!c->details.empty()) absl::StrAppend(&out, "\n", c->details, "\n");
+  if (!c->flags.empty()) {
+    std::vector<const FlagSpec*> own;
+    for (const FlagSpec& f : c->flags) own.push_back(&f);
+    absl::StrAppend(&out, "\nflags:\n", FormatFlagHelp(own));
+  }
+  absl::StrAppend(&out, "\nglobal flags:\n", FormatFlagHelp(Pointers(GlobalFlags())));
+  return out;
+}
+
+int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  const size_t index = FindCommandIndex(args);
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (i != index) rest.push_back(args[i]);
+  }
+  const Command* command = nullptr;
+  if (index < args.size()) {
+    const std::string& name = args[index];
+    if (name == "help") {  // `saedict help [COMMAND]`
+      if (rest.empty()) {
+        out << TopLevelUsage();
+        return kExitOk;
+      }
+      if (rest.size() == 1 && FindCommand(rest[0]) != nullptr) {
+        out << CommandUsage(rest[0]);
+        return kExitOk;
+      }
+      return UsageError(err, absl::StrCat("no help for '", absl::StrJoin(rest, " "), "'"),
+                        TopLevelUsage());
+    }
+    command = FindCommand(name);
+    if (command == nullptr) {
+      return UsageError(err, absl::StrCat("unknown command '", name, "'"), TopLevelUsage());
+    }
+  }
+  const std::string usage = command != nullptr ? CommandUsage(command->name) : TopLevelUsage();
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(rest, AllSpecs(command));
+  if (!parsed.ok()) return UsageError(err, parsed.status().message(), usage);
+  if (parsed->GetBool("help")) {
+    out << usage;
+    return kExitOk;
+  }
+  if (command == nullptr) return UsageError(err, "no command given", usage);
+  if (const size_t want = command->positional.size(); parsed->positional().size() != want) {
+    const std::string takes =
+        want == 0 ? "no arguments"
+                  : absl::StrFormat("%d argument%s (%s)", want, want == 1 ? "" : "s",
+                                    absl::StrJoin(command->positional, " "));
+    return UsageError(
+        err,
+        absl::StrFormat("%s takes %s, got %d", command->name, takes, parsed->positional().size()),
+        usage);
+  }
+
+  GlobalOptions global;
+  global.server = parsed->GetString("server");
+  global.json = parsed->GetBool("json");
+  global.timeout = parsed->GetDuration("timeout");
+  CommandEnv env(*parsed, global, out, err);
+  absl::Status status;
+  try {
+    status = command->run(env);
+  } catch (const std::exception& e) {  // e.g. std::bad_alloc on a huge input
+    status = absl::InternalError(absl::StrCat("unexpected exception: ", e.what()));
+  }
+  if (!status.ok()) {
+    err << "error: " << absl::StatusCodeToString(status.code()) << ": " << status.message();
+    if (status.code() == absl::StatusCode::kUnavailable) err << " (server " << global.server << ")";
+    err << "\n";
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace saedict::client

@@ -1,0 +1,158 @@
+// CLI output helpers; see output.h.
+#include "client/commands/output.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "client/tensor_wire.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace saedict::client {
+namespace {
+
+// The enum value's name without `prefix`, lower-cased: ARCHITECTURE_TOPK → topk.
+template <typename Enum>
+std::string ShortName(const std::string& full, absl::string_view prefix, Enum value) {
+  if (full.empty()) return absl::StrCat("unknown(", static_cast<int>(value), ")");
+  absl::string_view s(full);
+  absl::ConsumePrefix(&s, prefix);
+  return absl::AsciiStrToLower(s);
+}
+
+std::string FormatBytes(int64_t bytes) {
+  if (bytes < 1024) return absl::StrCat(bytes, " B");
+  const double mib = static_cast<double>(bytes) / (1024.0 * 1024.0);
+  if (mib < 1024) return absl::StrFormat("%.1f MiB (%d bytes)", mib, bytes);
+  return absl::StrFormat("%.2f GiB (%d bytes)", mib / 1024.0, bytes);
+}
+
+}  // namespace
+
+std::string ArchitectureName(v1::Architecture a) {
+  return ShortName(v1::Architecture_Name(a), "ARCHITECTURE_", a);
+}
+std::string SourceFormatName(v1::SourceFormat f) {
+  return ShortName(v1::SourceFormat_Name(f), "SOURCE_FORMAT_", f);
+}
+std::string NormalizationName(v1::Normalization n) {
+  return ShortName(v1::Normalization_Name(n), "NORMALIZATION_", n);
+}
+
+absl::StatusOr<v1::SourceFormat> ParseSourceFormat(absl::string_view name) {
+  for (v1::SourceFormat f : {v1::SOURCE_FORMAT_AUTO, v1::SOURCE_FORMAT_SAELENS,
+                             v1::SOURCE_FORMAT_SPARSIFY, v1::SOURCE_FORMAT_GEMMA_SCOPE}) {
+    if (SourceFormatName(f) == name) return f;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--format wants auto, saelens, sparsify or gemma_scope, got '", name, "'"));
+}
+
+std::string MessageToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string out;
+  // Printing a well-formed message cannot fail; an empty object is the fallback.
+  if (!google::protobuf::util::MessageToJsonString(message, &out, options).ok()) return "{}";
+  return out;
+}
+
+std::string JsonQuote(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppendFormat(&out, "\\u%04x", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+void WriteTable(std::ostream& out, const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(header.size());
+  for (size_t c = 0; c < header.size(); ++c) width[c] = header[c].size();
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < header.size() && c < row.size(); ++c) {
+      width[c] = std::max(width[c], row[c].size());
+    }
+  }
+  auto write_row = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (size_t c = 0; c < header.size(); ++c) {
+      const std::string cell = c < row.size() ? row[c] : "";
+      if (c + 1 < header.size()) {
+        absl::StrAppend(&line, cell, std::string(width[c] - cell.size() + 2, ' '));
+      } else {
+        absl::StrAppend(&line, cell);
+      }
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out << line << "\n";
+  };
+  write_row(header);
+  for (const auto& row : rows) write_row(row);
+}
+
+void WriteKeyValues(std::ostream& out,
+                    const std::vector<std::pair<std::string, std::string>>& pairs) {
+  size_t width = 0;
+  for (const auto& [key, value] : pairs) width = std::max(width, key.size() + 1);
+  for (const auto& [key, value] : pairs) {
+    out << key << ":" << std::string(width - key.size() - 1 + 2, ' ') << value << "\n";
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> DescribeDictionary(const v1::DictionaryInfo& d) {
+  std::vector<std::pair<std::string, std::string>> kv = {
+      {"id", d.id()},
+      {"model", d.model_name()},
+      {"hook", d.hook_name()},
+      {"architecture", ArchitectureName(d.architecture())},
+      {"d_in", absl::StrCat(d.d_in())},
+      {"d_sae", absl::StrCat(d.d_sae())},
+      {"k", absl::StrCat(d.k())},
+      {"normalization", NormalizationName(d.normalization())},
+      {"apply_b_dec_to_input", d.apply_b_dec_to_input() ? "true" : "false"},
+      {"rescale_acts_by_decoder_norm", d.rescale_acts_by_decoder_norm() ? "true" : "false"},
+  };
+  if (d.architecture() == v1::ARCHITECTURE_MATCHING_PURSUIT) {
+    kv.emplace_back("mp_residual_threshold", absl::StrCat(d.mp_residual_threshold()));
+  }
+  kv.emplace_back("format", SourceFormatName(d.source_format()));
+  kv.emplace_back("source_path", d.source_path());
+  kv.emplace_back("source_dtype", std::string(DTypeName(d.source_dtype())));
+  kv.emplace_back("weight_bytes", FormatBytes(d.weight_bytes()));
+  if (d.has_loaded_at()) {
+    const absl::Time t =
+        absl::FromUnixSeconds(d.loaded_at().seconds()) + absl::Nanoseconds(d.loaded_at().nanos());
+    kv.emplace_back("loaded_at", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone()));
+  }
+  return kv;
+}
+
+}  // namespace saedict::client

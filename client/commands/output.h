@@ -1,0 +1,50 @@
+// Output helpers shared by the CLI commands: enum names, aligned tables and
+// key/value blocks for humans, JSON for scripts (`--json`). Protobuf messages
+// print as canonical proto3 JSON (snake_case field names, enum names, every
+// field present even when zero; int64 fields appear as JSON strings).
+//
+// Thread safety: pure functions.
+#ifndef SAEDICT_CLIENT_COMMANDS_OUTPUT_H_
+#define SAEDICT_CLIENT_COMMANDS_OUTPUT_H_
+
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/message.h"
+#include "saedict/v1/saedict.pb.h"
+
+namespace saedict::client {
+
+// Short lower-case names: "topk", "saelens", "layer_norm", "f16".
+std::string ArchitectureName(v1::Architecture a);
+std::string SourceFormatName(v1::SourceFormat f);
+std::string NormalizationName(v1::Normalization n);
+
+// "auto" | "saelens" | "sparsify" | "gemma_scope" → SourceFormat.
+absl::StatusOr<v1::SourceFormat> ParseSourceFormat(absl::string_view name);
+
+// One line of proto3 JSON, no trailing newline.
+std::string MessageToJson(const google::protobuf::Message& message);
+
+// A JSON string literal with quotes and escapes.
+std::string JsonQuote(absl::string_view s);
+
+// `header` and `rows` as columns separated by two spaces, left-aligned, no
+// trailing blanks. Rows shorter than the header are padded with "".
+void WriteTable(std::ostream& out, const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows);
+
+// "key:  value" lines with the values aligned.
+void WriteKeyValues(std::ostream& out,
+                    const std::vector<std::pair<std::string, std::string>>& pairs);
+
+// Every field of a DictionaryInfo as (name, human-readable value).
+std::vector<std::pair<std::string, std::string>> DescribeDictionary(const v1::DictionaryInfo& d);
+
+}  // namespace saedict::client
+
+#endif  // SAEDICT_CLIENT_COMMANDS_OUTPUT_H_

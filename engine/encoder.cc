@@ -1,0 +1,255 @@
+// Encoder: creation and the encode path (see encoder.h, DESIGN.md §2).
+//
+// Rows are processed in tiles of EncoderOptions::tile_rows: normalize and
+// centre the tile, one GEMM into a [tile, d_sae] buffer, then the activation
+// and top-k pass per row while that buffer is still warm in cache. Output
+// is CSR with ascending feature ids per row.
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include <cblas.h>
+
+#include "absl/strings/str_cat.h"
+#include "engine/activation.h"
+#include "engine/blas_threads.h"
+#include "engine/encoder.h"
+#include "engine/encoder_impl.h"
+#include "util/status_macros.h"
+
+namespace saedict::engine {
+
+Encoder::Impl::Impl(std::shared_ptr<const Dictionary> dictionary, const EncoderOptions& options)
+    : dictionary_(std::move(dictionary)), options_(options) {
+  const DictionaryConfig& c = config();
+  const Dictionary& d = dict();
+  if (c.apply_b_dec_to_input) b_dec_in_ = d.b_dec.data();
+  add_b_dec_on_decode_ =
+      c.architecture != Architecture::kMatchingPursuit || c.apply_b_dec_to_input;
+  auto row_norm_sq = [&](int64_t i) {
+    double sq = 0.0;
+    const float* w = d.w_dec.data() + i * c.d_in;
+    for (int64_t j = 0; j < c.d_in; ++j) sq += static_cast<double>(w[j]) * w[j];
+    return sq;
+  };
+  if (c.architecture == Architecture::kTopK && c.rescale_acts_by_decoder_norm) {
+    feature_scale_.resize(c.d_sae);
+    decode_factor_.resize(c.d_sae);
+    for (int64_t i = 0; i < c.d_sae; ++i) {
+      const double norm = std::sqrt(row_norm_sq(i));
+      feature_scale_[i] = static_cast<float>(norm);
+      decode_factor_[i] = norm > 0.0 ? static_cast<float>(1.0 / norm) : 0.0f;
+    }
+  } else if (c.architecture == Architecture::kGated) {
+    feature_scale_.resize(c.d_sae);
+    for (int64_t i = 0; i < c.d_sae; ++i) feature_scale_[i] = std::exp(d.r_mag[i]);
+  } else if (c.architecture == Architecture::kMatchingPursuit) {
+    decoder_norm_sq_.resize(c.d_sae);
+    for (int64_t i = 0; i < c.d_sae; ++i) decoder_norm_sq_[i] = static_cast<float>(row_norm_sq(i));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Create(
+    std::shared_ptr<const Dictionary> dictionary, const EncoderOptions& options) {
+  if (dictionary == nullptr) return absl::InvalidArgumentError("dictionary is null");
+  SAEDICT_RETURN_IF_ERROR(dictionary->Validate());
+  if (options.tile_rows <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tile_rows must be > 0, got ", options.tile_rows));
+  }
+  EnsureBlasThreadsConfigured();
+  auto impl = std::make_unique<Impl>(dictionary, options);
+  return std::unique_ptr<Encoder>(new Encoder(std::move(impl), std::move(dictionary)));
+}
+
+Encoder::Encoder(std::unique_ptr<Impl> impl, std::shared_ptr<const Dictionary> dictionary)
+    : impl_(std::move(impl)), dictionary_(std::move(dictionary)) {}
+
+Encoder::~Encoder() = default;
+
+bool Encoder::Bf16Available() { return Bf16Matmul::Available(); }
+
+absl::StatusOr<EncodeResult> Encoder::Encode(absl::Span<const float> x, int64_t n,
+                                             const EncodeOptions& options) const {
+  SAEDICT_RETURN_IF_ERROR(impl_->ValidateInput(x, n, options));
+  EncodeResult result;
+  std::vector<RowNorm> norms;
+  SAEDICT_RETURN_IF_ERROR(impl_->EncodeCodes(x, n, options, &result.codes, &norms));
+  if (!options.return_reconstruction && !options.return_row_error) return result;
+
+  const int64_t d_in = dictionary_->config.d_in;
+  const SparseCodes& codes = result.codes;
+  std::vector<float> row_buffer;
+  if (options.return_reconstruction) {
+    result.reconstruction.resize(static_cast<size_t>(n * d_in));
+  } else {
+    row_buffer.resize(d_in);
+  }
+  if (options.return_row_error) result.row_squared_error.resize(n);
+  for (int64_t r = 0; r < n; ++r) {
+    float* out = options.return_reconstruction ? result.reconstruction.data() + r * d_in
+                                               : row_buffer.data();
+    const uint64_t begin = codes.row_offsets[r];
+    impl_->ReconstructRow(codes.indices.data() + begin, codes.values.data() + begin,
+                          static_cast<int64_t>(codes.row_offsets[r + 1] - begin), norms[r], out);
+    if (options.return_row_error) {
+      const float* xr = x.data() + r * d_in;
+      double sq = 0.0;
+      for (int64_t j = 0; j < d_in; ++j) {
+        const double diff = static_cast<double>(xr[j]) - out[j];
+        sq += diff * diff;
+      }
+      result.row_squared_error[r] = static_cast<float>(sq);
+    }
+  }
+  return result;
+}
+
+absl::Status Encoder::Impl::ValidateInput(absl::Span<const float> x, int64_t n,
+                                          const EncodeOptions& options) const {
+  const DictionaryConfig& c = config();
+  if (n < 0) return absl::InvalidArgumentError(absl::StrCat("n must be >= 0, got ", n));
+  const int64_t size = static_cast<int64_t>(x.size());
+  if (n > std::numeric_limits<int64_t>::max() / c.d_in || n * c.d_in != size) {
+    return absl::InvalidArgumentError(absl::StrCat("x has ", size, " values, expected n * d_in = ",
+                                                   n, " * ", c.d_in));
+  }
+  if (options.top_k < 0 || options.top_k > c.d_sae) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("top_k must be in [0, d_sae=", c.d_sae, "], got ", options.top_k));
+  }
+  if (options.compute_mode != ComputeMode::kF32 && options.compute_mode != ComputeMode::kBF16) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown compute_mode ", static_cast<int>(options.compute_mode)));
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    const float* row = x.data() + r * c.d_in;
+    uint32_t bad = 0;  // an all-ones exponent marks NaN or Inf
+    for (int64_t j = 0; j < c.d_in; ++j) {
+      bad |= static_cast<uint32_t>((std::bit_cast<uint32_t>(row[j]) & 0x7f800000u) == 0x7f800000u);
+    }
+    if (bad == 0) continue;
+    for (int64_t j = 0; j < c.d_in; ++j) {
+      if (!std::isfinite(row[j])) {
+        return absl::InvalidArgumentError(absl::StrCat("x[row ", r, ", column ", j,
+                                                       "] is not finite (", row[j], ")"));
+      }
+    }
+  }
+  if (options.compute_mode == ComputeMode::kBF16) SAEDICT_RETURN_IF_ERROR(GetBf16().status());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<const Bf16Matmul*> Encoder::Impl::GetBf16() const {
+  if (!Bf16Matmul::Available()) {
+    return absl::UnimplementedError(
+        "compute_mode BF16 is not available: needs a build with oneDNN and a CPU with "
+        "avx512_bf16 or AMX; use F32");
+  }
+  absl::call_once(bf16_once_, [this] {
+    const DictionaryConfig& c = config();
+    const Dictionary& d = dict();
+    std::vector<float> transposed;  // matching pursuit without a stored W_enc
+    const float* b = d.w_enc.data();
+    if (d.w_enc.empty()) {
+      transposed.resize(static_cast<size_t>(c.d_in * c.d_sae));
+      for (int64_t i = 0; i < c.d_sae; ++i) {
+        for (int64_t j = 0; j < c.d_in; ++j) {
+          transposed[j * c.d_sae + i] = d.w_dec[i * c.d_in + j];
+        }
+      }
+      b = transposed.data();
+    }
+    auto created = Bf16Matmul::Create(b, c.d_in, c.d_sae);
+    if (created.ok()) {
+      bf16_ = std::move(created).value();
+    } else {
+      bf16_status_ = created.status();
+    }
+  });
+  if (!bf16_status_.ok()) return bf16_status_;
+  return bf16_.get();
+}
+
+absl::Status Encoder::Impl::EncoderGemm(const float* a, int64_t m, ComputeMode mode,
+                                        float* c) const {
+  const DictionaryConfig& cfg = config();
+  if (mode == ComputeMode::kBF16) {
+    SAEDICT_ASSIGN_OR_RETURN(const Bf16Matmul* bf16, GetBf16());
+    return bf16->Run(a, m, c);
+  }
+  const int mi = static_cast<int>(m);
+  const int d_in = static_cast<int>(cfg.d_in);
+  const int d_sae = static_cast<int>(cfg.d_sae);
+  if (cfg.architecture == Architecture::kMatchingPursuit) {
+    // Tied weights: a · W_dec^T, reading W_dec [d_sae, d_in] transposed.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, d_sae, d_in, 1.0f, a, d_in,
+                dict().w_dec.data(), d_in, 0.0f, c, d_sae);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d_sae, d_in, 1.0f, a, d_in,
+                dict().w_enc.data(), d_sae, 0.0f, c, d_sae);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Encoder::Impl::EncodeCodes(absl::Span<const float> x, int64_t n,
+                                        const EncodeOptions& options, SparseCodes* codes,
+                                        std::vector<RowNorm>* norms) const {
+  const DictionaryConfig& c = config();
+  const Dictionary& d = dict();
+  const bool k_architecture =
+      c.architecture == Architecture::kTopK || c.architecture == Architecture::kMatchingPursuit;
+  const int32_t k = k_architecture && options.top_k == 0 ? c.k : options.top_k;
+
+  codes->num_rows = n;
+  codes->num_features = c.d_sae;
+  codes->row_offsets.assign(1, 0);
+  codes->row_offsets.reserve(n + 1);
+  codes->indices.clear();
+  codes->values.clear();
+  if (k > 0) {
+    codes->indices.reserve(static_cast<size_t>(n) * k);
+    codes->values.reserve(static_cast<size_t>(n) * k);
+  }
+  norms->resize(n);
+  for (int64_t r = 0; r < n; ++r) {
+    (*norms)[r] = ComputeRowNorm(c.normalization, x.data() + r * c.d_in, c.d_in);
+  }
+  if (n == 0) return absl::OkStatus();
+
+  ActivationParams params;
+  params.architecture = c.architecture;
+  params.d_sae = c.d_sae;
+  params.b_enc = d.b_enc.empty() ? nullptr : d.b_enc.data();
+  params.threshold = d.threshold.empty() ? nullptr : d.threshold.data();
+  params.scale = feature_scale_.empty() ? nullptr : feature_scale_.data();
+  params.b_gate = d.b_gate.empty() ? nullptr : d.b_gate.data();
+  params.b_mag = d.b_mag.empty() ? nullptr : d.b_mag.data();
+  params.k = k;
+
+  const int64_t tile = std::min(options_.tile_rows, n);
+  std::vector<float> a(static_cast<size_t>(tile * c.d_in));
+  std::vector<float> pre(static_cast<size_t>(tile * c.d_sae));
+  for (int64_t r0 = 0; r0 < n; r0 += tile) {
+    const int64_t m = std::min(tile, n - r0);
+    for (int64_t i = 0; i < m; ++i) {
+      PreprocessRow((*norms)[r0 + i], x.data() + (r0 + i) * c.d_in, b_dec_in_, c.d_in,
+                    a.data() + i * c.d_in);
+    }
+    if (c.architecture == Architecture::kMatchingPursuit) {
+      SAEDICT_RETURN_IF_ERROR(
+          MatchingPursuitTile(a.data(), m, k, options.compute_mode, pre.data(), codes));
+      continue;
+    }
+    SAEDICT_RETURN_IF_ERROR(EncoderGemm(a.data(), m, options.compute_mode, pre.data()));
+    for (int64_t i = 0; i < m; ++i) {
+      ActivateRow(params, pre.data() + i * c.d_sae, &codes->indices, &codes->values);
+      codes->row_offsets.push_back(codes->indices.size());
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace saedict::engine

@@ -1,0 +1,74 @@
+// Encoder::Impl: the encoder's precomputed state and the shared steps of
+// encode / decode / intervene, split over encoder.cc (encode),
+// encoder_decode.cc (decode, reconstruction, intervene) and
+// matching_pursuit.cc. Private to the engine.
+//
+// Thread safety: every method is const; scratch is per call or
+// thread_local; the lazily built BF16 matmul is guarded by a once_flag.
+#ifndef SAEDICT_ENGINE_ENCODER_IMPL_H_
+#define SAEDICT_ENGINE_ENCODER_IMPL_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/base/call_once.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "engine/bf16_matmul.h"
+#include "engine/encoder.h"
+#include "engine/normalization.h"
+
+namespace saedict::engine {
+
+class Encoder::Impl {
+ public:
+  Impl(std::shared_ptr<const Dictionary> dictionary, const EncoderOptions& options);
+
+  const Dictionary& dict() const { return *dictionary_; }
+  const DictionaryConfig& config() const { return dictionary_->config; }
+
+  // INVALID_ARGUMENT for a size mismatch, a non-finite value or a bad top_k;
+  // UNIMPLEMENTED for kBF16 when unavailable.
+  absl::Status ValidateInput(absl::Span<const float> x, int64_t n,
+                             const EncodeOptions& options) const;
+
+  // Encodes validated input: fills `codes` and each row's normalization.
+  absl::Status EncodeCodes(absl::Span<const float> x, int64_t n, const EncodeOptions& options,
+                           SparseCodes* codes, std::vector<RowNorm>* norms) const;
+
+  // x_hat for one row of codes, normalization undone with `norm`.
+  void ReconstructRow(const uint32_t* indices, const float* values, int64_t nnz,
+                      const RowNorm& norm, float* out) const;
+
+  // out += scale * sum_e values[e] * decode_factor(indices[e]) * W_dec[indices[e]].
+  void AccumulateDecode(const uint32_t* indices, const float* values, int64_t nnz, float scale,
+                        float* out) const;
+
+ private:
+  // c[m, d_sae] = a[m, d_in] · W_enc (W_dec^T for matching pursuit).
+  absl::Status EncoderGemm(const float* a, int64_t m, ComputeMode mode, float* c) const;
+  absl::StatusOr<const Bf16Matmul*> GetBf16() const;
+
+  // Matching pursuit over one tile: `residual` [m, d_in] holds x' and is
+  // consumed; `scores` is [m, d_sae] scratch. Appends m rows to `codes`.
+  absl::Status MatchingPursuitTile(float* residual, int64_t m, int32_t k, ComputeMode mode,
+                                   float* scores, SparseCodes* codes) const;
+
+  std::shared_ptr<const Dictionary> dictionary_;
+  EncoderOptions options_;
+  const float* b_dec_in_ = nullptr;  // b_dec when subtracted from the input
+  bool add_b_dec_on_decode_ = true;  // matching pursuit adds b_dec only when subtracted
+  std::vector<float> feature_scale_;  // topk rescale: ||W_dec_i||; gated: exp(r_mag)
+  std::vector<float> decode_factor_;  // topk rescale: 1 / ||W_dec_i||; else empty
+  std::vector<float> decoder_norm_sq_;  // matching pursuit: ||W_dec_i||^2
+
+  mutable absl::once_flag bf16_once_;
+  mutable absl::Status bf16_status_;
+  mutable std::unique_ptr<Bf16Matmul> bf16_;
+};
+
+}  // namespace saedict::engine
+
+#endif  // SAEDICT_ENGINE_ENCODER_IMPL_H_

@@ -1,0 +1,237 @@
+// End-to-end tests of `saedict encode` and `saedict decode` through RunCli
+// against the in-test service (f = relu(x), x_hat = f) on a real gRPC
+// server; outputs are read back with formats/npy.h and formats/npz.h.
+#include <cstring>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "client/cli.h"
+#include "formats/npy.h"
+#include "formats/npz.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/client/cli_test_util.h"
+#include "tests/client/fake_saedict_service.h"
+#include "tests/test_util/test_env.h"
+
+namespace saedict::client {
+namespace {
+
+using formats::NpyArray;
+using formats::NpyDType;
+using ::saedict::testing::CliResult;
+using ::saedict::testing::FakeServer;
+using ::saedict::testing::RunCliCaptured;
+using ::saedict::testing::ScratchDir;
+using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::StartsWith;
+
+// 5 rows of d_in 4; relu keeps 2 per row (and row 4 keeps none).
+const std::vector<float> kX = {1,  -1, 3,  0, 0, 2, -5, 4,  0.5, 0.25,
+                               -1, -2, -1, 6, 0, 7, -1, -1, -1,  -1};
+
+template <typename T>
+std::vector<T> Values(const NpyArray& a) {
+  std::vector<T> v(a.data.size() / sizeof(T));
+  std::memcpy(v.data(), a.data.data(), a.data.size());
+  return v;
+}
+
+class CliEncodeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_.service().AddDictionary("d4", 4);
+    input_ = Path("x.npy");
+    ASSERT_TRUE(formats::WriteNpyFile(input_, formats::NpyFromFloat32({5, 4}, kX)).ok());
+  }
+
+  CliResult Run(std::vector<std::string> args) {
+    args.insert(args.begin(), "--server=" + server_.target());
+    return RunCliCaptured(args);
+  }
+  std::string Path(const std::string& name) const { return (dir_.path() / name).string(); }
+  std::map<std::string, NpyArray> ReadNpz(const std::string& path) {
+    auto arrays = formats::ReadNpzFile(path);
+    EXPECT_TRUE(arrays.ok()) << arrays.status();
+    return arrays.ok() ? *arrays : std::map<std::string, NpyArray>{};
+  }
+
+  FakeServer server_;
+  ScratchDir dir_;
+  std::string input_;
+};
+
+TEST_F(CliEncodeTest, WritesCsrNpz) {
+  const std::string out = Path("codes.npz");
+  CliResult r = Run({"encode", "d4", input_, out, "--reconstruction", "--error"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out,
+            "encoded 5 rows with d4: d_sae 4, nnz 8, mean L0 1.60, mean row error "
+            "7.2 -> " +
+                out + "\n");
+  EXPECT_EQ(server_.service().encode_calls(), 1);
+  EXPECT_TRUE(server_.service().last_encode_options().return_reconstruction());
+
+  std::map<std::string, NpyArray> z = ReadNpz(out);
+  ASSERT_EQ(z.size(), 6u);
+  EXPECT_EQ(z["row_offsets"].dtype, NpyDType::kU64);
+  EXPECT_THAT(z["row_offsets"].shape, ElementsAre(6));
+  EXPECT_THAT(Values<uint64_t>(z["row_offsets"]), ElementsAre(0, 2, 4, 6, 8, 8));
+  EXPECT_EQ(z["indices"].dtype, NpyDType::kU32);
+  EXPECT_THAT(Values<uint32_t>(z["indices"]), ElementsAre(0, 2, 1, 3, 0, 1, 1, 3));
+  EXPECT_EQ(z["values"].dtype, NpyDType::kF32);
+  EXPECT_THAT(Values<float>(z["values"]), ElementsAre(1, 3, 2, 4, 0.5, 0.25, 6, 7));
+  EXPECT_EQ(z["shape"].dtype, NpyDType::kI64);
+  EXPECT_THAT(Values<int64_t>(z["shape"]), ElementsAre(5, 4));
+  EXPECT_THAT(z["reconstruction"].shape, ElementsAre(5, 4));
+  EXPECT_THAT(Values<float>(z["row_error"]), ElementsAre(1, 25, 5, 1, 4));
+}
+
+TEST_F(CliEncodeTest, StreamsInChunksWithSameResult) {
+  const std::string unary = Path("unary.npz"), streamed = Path("streamed.npz");
+  ASSERT_EQ(Run({"encode", "d4", input_, unary, "--reconstruction"}).code, kExitOk);
+  CliResult r = Run({"encode", "d4", input_, streamed, "--batch_rows=2", "--reconstruction",
+                     "--top_k=1", "--bf16"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(server_.service().stream_messages(), 3);  // rows 2 + 2 + 1
+  EXPECT_EQ(server_.service().last_encode_options().top_k(), 1);
+  EXPECT_EQ(server_.service().last_encode_options().compute_mode(), v1::COMPUTE_MODE_BF16);
+  std::map<std::string, NpyArray> z = ReadNpz(streamed);
+  EXPECT_THAT(Values<uint64_t>(z["row_offsets"]), ElementsAre(0, 1, 2, 3, 4, 4));
+  EXPECT_THAT(Values<uint32_t>(z["indices"]), ElementsAre(2, 3, 0, 3));
+  EXPECT_EQ(z["reconstruction"].data.size(), 5u * 4 * sizeof(float));
+
+  ASSERT_EQ(Run({"encode", "d4", input_, streamed, "--batch_rows=2", "--reconstruction"}).code,
+            kExitOk);
+  std::map<std::string, NpyArray> a = ReadNpz(unary), b = ReadNpz(streamed);
+  for (const char* name : {"row_offsets", "indices", "values", "shape", "reconstruction"}) {
+    EXPECT_EQ(a[name].data, b[name].data) << name;
+  }
+}
+
+TEST_F(CliEncodeTest, AcceptsF16AndF64Inputs) {
+  std::vector<uint16_t> halves = {0x3c00, 0, 0, 0, 0, 0xc000, 0x4000, 0};  // [[1,0,0,0],[0,-2,2,0]]
+  NpyArray f16{NpyDType::kF16, {2, 4}, std::string(reinterpret_cast<char*>(halves.data()), 16)};
+  ASSERT_TRUE(formats::WriteNpyFile(Path("h.npy"), f16).ok());
+  CliResult r = Run({"encode", "d4", Path("h.npy"), Path("h.npz"), "--json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out,
+            "{\"dictionary_id\":\"d4\",\"rows\":2,\"d_in\":4,\"d_sae\":4,\"nnz\":2,"
+            "\"mean_l0\":1,\"output\":\"" +
+                Path("h.npz") + "\"}\n");
+  EXPECT_THAT(Values<float>(ReadNpz(Path("h.npz"))["values"]), ElementsAre(1, 2));
+
+  std::vector<double> doubles = {0, 0, 0, 1.5};
+  NpyArray f64{NpyDType::kF64, {1, 4}, std::string(reinterpret_cast<char*>(doubles.data()), 32)};
+  ASSERT_TRUE(formats::WriteNpyFile(Path("d.npy"), f64).ok());
+  ASSERT_EQ(Run({"encode", "d4", Path("d.npy"), Path("d.npz")}).code, kExitOk);
+  EXPECT_THAT(Values<float>(ReadNpz(Path("d.npz"))["values"]), ElementsAre(1.5));
+}
+
+TEST_F(CliEncodeTest, InputErrors) {
+  CliResult r = Run({"encode", "d4", Path("nope.npy"), Path("o.npz")});
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_THAT(r.err, StartsWith("error: NOT_FOUND: "));
+
+  std::vector<int32_t> ints = {1, 2, 3, 4};
+  ASSERT_TRUE(formats::WriteNpyFile(Path("i.npy"), formats::NpyFromInt32({1, 4}, ints)).ok());
+  r = Run({"encode", "d4", Path("i.npy"), Path("o.npz")});
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_THAT(r.err, StartsWith("error: INVALID_ARGUMENT: " + Path("i.npy") +
+                                ": activations have dtype <i4"));
+
+  ASSERT_TRUE(
+      formats::WriteNpyFile(
+          Path("3d.npy"), formats::NpyFromFloat32({1, 1, 4}, std::span<const float>(kX.data(), 4)))
+          .ok());
+  r = Run({"encode", "d4", Path("3d.npy"), Path("o.npz")});
+  EXPECT_THAT(r.err, HasSubstr("must have shape [n, d_in], got [1, 1, 4]"));
+
+  ASSERT_TRUE(
+      formats::WriteNpyFile(Path("w.npy"),
+                            formats::NpyFromFloat32({1, 3}, std::span<const float>(kX.data(), 3)))
+          .ok());
+  r = Run({"encode", "d4", Path("w.npy"), Path("o.npz")});
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_THAT(r.err, StartsWith("error: INVALID_ARGUMENT: activations: want shape [n, 4]"));
+
+  r = Run({"encode", "d4", input_, Path("o.npz"), "--top_k=-1"});
+  EXPECT_THAT(r.err, StartsWith("error: INVALID_ARGUMENT: --top_k must be >= 0"));
+  r = Run({"encode", "nope", input_, Path("o.npz")});
+  EXPECT_EQ(r.err, "error: NOT_FOUND: dictionary 'nope' not found\n");
+  r = Run({"encode", "nope", input_, Path("o.npz"), "--batch_rows=1"});
+  EXPECT_EQ(r.err, "error: NOT_FOUND: dictionary 'nope' not found\n");
+  EXPECT_FALSE(std::filesystem::exists(Path("o.npz")));
+}
+
+TEST_F(CliEncodeTest, DecodeRoundTrip) {
+  ASSERT_EQ(Run({"encode", "d4", input_, Path("c.npz")}).code, kExitOk);
+  CliResult r = Run({"decode", "d4", Path("c.npz"), Path("x_hat.npy"), "--batch_rows=2"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "decoded 5 rows with d4: [5, 4] float32 -> " + Path("x_hat.npy") + "\n");
+  EXPECT_EQ(server_.service().decode_calls(), 3);
+  auto x_hat = formats::ReadNpyFile(Path("x_hat.npy"));
+  ASSERT_TRUE(x_hat.ok()) << x_hat.status();
+  EXPECT_EQ(x_hat->dtype, NpyDType::kF32);
+  EXPECT_THAT(x_hat->shape, ElementsAre(5, 4));
+  std::vector<float> relu;
+  for (float v : kX) relu.push_back(v > 0 ? v : 0);
+  EXPECT_THAT(Values<float>(*x_hat), ElementsAreArray(relu));
+
+  r = Run({"decode", "d4", Path("c.npz"), Path("j.npy"), "--json"});
+  EXPECT_EQ(r.out, "{\"dictionary_id\":\"d4\",\"rows\":5,\"d_in\":4,\"output\":\"" + Path("j.npy") +
+                       "\"}\n");
+}
+
+TEST_F(CliEncodeTest, DecodeAcceptsScipyStyleDtypes) {
+  // int32 indptr / indices and float64 data, as scipy and numpy write them.
+  std::vector<int32_t> offsets = {0, 1, 3}, indices = {3, 0, 2};
+  std::vector<double> values = {2.0, -1.0, 0.5};
+  std::map<std::string, NpyArray> z;
+  z["row_offsets"] = formats::NpyFromInt32({3}, offsets);
+  z["indices"] = formats::NpyFromInt32({3}, indices);
+  z["values"] =
+      NpyArray{NpyDType::kF64, {3}, std::string(reinterpret_cast<char*>(values.data()), 24)};
+  const int64_t shape[2] = {2, 4};
+  z["shape"] = formats::NpyFromInt64({2}, shape);
+  ASSERT_TRUE(formats::WriteNpzFile(Path("s.npz"), z).ok());
+  CliResult r = Run({"decode", "d4", Path("s.npz"), Path("s.npy")});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(Values<float>(*formats::ReadNpyFile(Path("s.npy"))),
+              ElementsAre(0, 0, 0, 2, -1, 0, 0.5, 0));
+}
+
+TEST_F(CliEncodeTest, DecodeErrors) {
+  std::map<std::string, NpyArray> z;
+  std::vector<int32_t> offsets = {0, 2}, indices = {2, 1};
+  z["row_offsets"] = formats::NpyFromInt32({2}, offsets);
+  z["indices"] = formats::NpyFromInt32({2}, indices);
+  z["values"] = formats::NpyFromFloat32({2}, std::vector<float>{1, 1});
+  const int64_t shape[2] = {1, 4};
+  z["shape"] = formats::NpyFromInt64({2}, shape);
+  ASSERT_TRUE(formats::WriteNpzFile(Path("bad.npz"), z).ok());
+  CliResult r = Run({"decode", "d4", Path("bad.npz"), Path("o.npy")});
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_EQ(r.err, "error: INVALID_ARGUMENT: " + Path("bad.npz") +
+                       ": codes: row 0 indices not strictly ascending (2 then 1)\n");
+
+  z.erase("shape");
+  ASSERT_TRUE(formats::WriteNpzFile(Path("noshape.npz"), z).ok());
+  r = Run({"decode", "d4", Path("noshape.npz"), Path("o.npy")});
+  EXPECT_THAT(r.err, HasSubstr(": no array 'shape'"));
+
+  ASSERT_EQ(Run({"load", "d8", "m/d8"}).code, kExitOk);
+  ASSERT_EQ(Run({"encode", "d4", input_, Path("c.npz")}).code, kExitOk);
+  r = Run({"decode", "d8", Path("c.npz"), Path("o.npy")});
+  EXPECT_EQ(r.code, kExitFailure);
+  EXPECT_THAT(r.err, HasSubstr("codes have 4 features but dictionary d8 has d_sae 8"));
+  EXPECT_FALSE(std::filesystem::exists(Path("o.npy")));
+}
+
+}  // namespace
+}  // namespace saedict::client

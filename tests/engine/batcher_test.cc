@@ -1,0 +1,249 @@
+// EncodeBatcher: concurrent callers get what a direct Encode gives (bit for
+// bit when their request ran alone; up to BLAS rounding when merged, since
+// OpenBLAS rounding depends on a row's place in the GEMM), full batches go
+// without waiting, the bounded queue answers RESOURCE_EXHAUSTED, bad
+// requests fail alone, destruction drains.
+#include "engine/batcher.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <thread>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "engine/encoder.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/engine/reference_sae.h"
+#include "tests/test_util/status_matchers.h"
+
+namespace saedict::engine {
+namespace {
+
+using ::saedict::engine::testing::CodesNear;
+using ::saedict::engine::testing::MakeDictionary;
+using ::saedict::engine::testing::RandomInput;
+using ::saedict::testing::IsOk;
+using ::saedict::testing::StatusIs;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+std::shared_ptr<const Encoder> MakeEncoder(uint32_t seed = 3) {
+  auto encoder = Encoder::Create(MakeDictionary(
+      {.architecture = Architecture::kTopK, .d_in = 64, .d_sae = 512, .k = 16, .seed = seed}));
+  EXPECT_TRUE(encoder.ok()) << encoder.status();
+  return std::shared_ptr<const Encoder>(std::move(encoder).value());
+}
+
+void ExpectIdentical(const EncodeResult& a, const EncodeResult& b) {
+  EXPECT_EQ(a.codes.num_rows, b.codes.num_rows);
+  EXPECT_EQ(a.codes.num_features, b.codes.num_features);
+  EXPECT_EQ(a.codes.row_offsets, b.codes.row_offsets);
+  EXPECT_EQ(a.codes.indices, b.codes.indices);
+  EXPECT_EQ(a.codes.values, b.codes.values);
+  EXPECT_EQ(a.reconstruction, b.reconstruction);
+  EXPECT_EQ(a.row_squared_error, b.row_squared_error);
+}
+
+// Merged into a batch: equal up to float rounding. Rows whose features
+// agree must agree in reconstruction and error too.
+::testing::AssertionResult Near(const EncodeResult& batched, const EncodeResult& direct,
+                                int64_t d_in) {
+  ::testing::AssertionResult codes = CodesNear(batched.codes, direct.codes, 1e-5);
+  if (!codes) return codes;
+  if (batched.reconstruction.size() != direct.reconstruction.size() ||
+      batched.row_squared_error.size() != direct.row_squared_error.size()) {
+    return ::testing::AssertionFailure() << "optional outputs differ in size";
+  }
+  const SparseCodes& a = batched.codes;
+  const SparseCodes& b = direct.codes;
+  for (int64_t r = 0; r < a.num_rows; ++r) {
+    if (!std::equal(a.indices.begin() + a.row_offsets[r], a.indices.begin() + a.row_offsets[r + 1],
+                    b.indices.begin() + b.row_offsets[r], b.indices.begin() + b.row_offsets[r + 1])) {
+      continue;  // a near-tie flipped: the decoded rows legitimately differ
+    }
+    for (int64_t j = 0; j < d_in && !batched.reconstruction.empty(); ++j) {
+      const double x = batched.reconstruction[r * d_in + j];
+      const double y = direct.reconstruction[r * d_in + j];
+      if (std::abs(x - y) > 1e-4 * (1 + std::abs(y))) {
+        return ::testing::AssertionFailure() << "row " << r << " column " << j << ": " << x
+                                             << " vs " << y;
+      }
+    }
+    if (!batched.row_squared_error.empty()) {
+      const double x = batched.row_squared_error[r];
+      const double y = direct.row_squared_error[r];
+      if (std::abs(x - y) > 1e-4 * (1 + y)) {
+        return ::testing::AssertionFailure() << "row " << r << " error " << x << " vs " << y;
+      }
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST(BatcherTest, CreateValidatesOptions) {
+  EXPECT_THAT(EncodeBatcher::Create({.max_batch_tokens = 0}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_batch_tokens")));
+  EXPECT_THAT(EncodeBatcher::Create({.max_queued_tokens = -1}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_queued_tokens")));
+  EXPECT_THAT(EncodeBatcher::Create({.max_queue_delay = absl::Milliseconds(-1)}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_queue_delay")));
+  EXPECT_THAT(EncodeBatcher::Create({.num_batch_threads = 0}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_batch_threads")));
+}
+
+TEST(BatcherTest, ConcurrentCallersMatchDirectEncode) {
+  auto encoder_a = MakeEncoder(3);
+  auto encoder_b = MakeEncoder(4);
+  SAEDICT_ASSERT_OK_AND_ASSIGN(
+      auto batcher, EncodeBatcher::Create({.max_batch_tokens = 128,
+                                           .max_queue_delay = absl::Milliseconds(1),
+                                           .num_batch_threads = 2}));
+  const int64_t sizes[] = {1, 3, 17, 64, 130, 5};
+  const EncodeOptions variants[] = {
+      {}, {.top_k = 4}, {.return_reconstruction = true, .return_row_error = true}};
+  constexpr int kThreads = 8;
+  constexpr int kRequests = 12;
+  std::atomic<int> mismatches{0};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRequests; ++i) {
+        const auto& encoder = (t + i) % 3 == 0 ? encoder_b : encoder_a;
+        const int64_t n = sizes[(t * 7 + i) % 6];
+        const EncodeOptions& options = variants[(t + 2 * i) % 3];
+        const std::vector<float> x = RandomInput(n, 64, 1000 * t + i);
+        auto batched = batcher->Encode(encoder, x, n, options);
+        auto direct = encoder->Encode(x, n, options);
+        if (!batched.ok() || !direct.ok()) {
+          ++failures;
+          continue;
+        }
+        if (batched->codes.num_rows != n || !Near(*batched, *direct, 64)) ++mismatches;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(batcher->queued_tokens(), 0);
+}
+
+TEST(BatcherTest, FullBatchDoesNotWaitForTheDelay) {
+  auto encoder = MakeEncoder();
+  SAEDICT_ASSERT_OK_AND_ASSIGN(
+      auto batcher,
+      EncodeBatcher::Create({.max_batch_tokens = 8, .max_queue_delay = absl::Seconds(30)}));
+  const absl::Time start = absl::Now();
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      const std::vector<float> x = RandomInput(4, 64, t);
+      if (batcher->Encode(encoder, x, 4, {}).ok()) ++ok;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 2);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+}
+
+TEST(BatcherTest, OversizedRequestIsEncodedAlone) {
+  auto encoder = MakeEncoder();
+  SAEDICT_ASSERT_OK_AND_ASSIGN(auto batcher, EncodeBatcher::Create({.max_batch_tokens = 4}));
+  const std::vector<float> x = RandomInput(10, 64, 5);
+  SAEDICT_ASSERT_OK_AND_ASSIGN(EncodeResult batched, batcher->Encode(encoder, x, 10, {}));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(EncodeResult direct, encoder->Encode(x, 10));
+  ExpectIdentical(batched, direct);
+}
+
+TEST(BatcherTest, BadRequestFailsAloneInsideABatch) {
+  auto encoder = MakeEncoder();
+  SAEDICT_ASSERT_OK_AND_ASSIGN(
+      auto batcher,
+      EncodeBatcher::Create({.max_batch_tokens = 6, .max_queue_delay = absl::Seconds(30)}));
+  std::vector<float> bad = RandomInput(3, 64, 1);
+  bad[64 + 7] = std::nanf("");
+  const std::vector<float> good = RandomInput(3, 64, 2);
+  absl::StatusOr<EncodeResult> bad_result, good_result;
+  std::thread t1([&] { bad_result = batcher->Encode(encoder, bad, 3, {}); });
+  std::thread t2([&] { good_result = batcher->Encode(encoder, good, 3, {}); });
+  t1.join();
+  t2.join();
+  EXPECT_THAT(bad_result, StatusIs(absl::StatusCode::kInvalidArgument,
+                                   AllOf(HasSubstr("row 1"), HasSubstr("column 7"))));
+  ASSERT_THAT(good_result, IsOk());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(EncodeResult direct, encoder->Encode(good, 3));
+  ExpectIdentical(*good_result, direct);
+  // Malformed sizes and nulls are answered without queueing.
+  EXPECT_THAT(batcher->Encode(encoder, good, 4, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("expected n * d_in")));
+  EXPECT_THAT(batcher->Encode(nullptr, good, 3, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("null")));
+}
+
+TEST(BatcherTest, QueueFullIsResourceExhaustedAndDestructionDrains) {
+  auto encoder = MakeEncoder();
+  auto batcher_or = EncodeBatcher::Create(
+      {.max_batch_tokens = 1000, .max_queue_delay = absl::Seconds(60), .max_queued_tokens = 10});
+  ASSERT_THAT(batcher_or, IsOk());
+  std::unique_ptr<EncodeBatcher> batcher = std::move(batcher_or).value();
+  const std::vector<float> x8 = RandomInput(8, 64, 1);
+  const std::vector<float> x5 = RandomInput(5, 64, 2);
+  absl::StatusOr<EncodeResult> pending;
+  std::thread waiter([&] { pending = batcher->Encode(encoder, x8, 8, {}); });
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (batcher->queued_tokens() != 8 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(batcher->queued_tokens(), 8);
+  EXPECT_THAT(batcher->Encode(encoder, x5, 5, {}),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("8 rows queued"), HasSubstr("5 rows requested"),
+                             HasSubstr("10"))));
+  const absl::Time start = absl::Now();
+  batcher.reset();  // drains: the waiter gets its result long before the 60 s delay
+  waiter.join();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+  ASSERT_THAT(pending, IsOk());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(EncodeResult direct, encoder->Encode(x8, 8));
+  ExpectIdentical(*pending, direct);
+}
+
+TEST(BatcherTest, DestructionDrainsManyPendingCallers) {
+  auto encoder = MakeEncoder();
+  auto batcher_or = EncodeBatcher::Create(
+      {.max_batch_tokens = 1000, .max_queue_delay = absl::Seconds(60), .num_batch_threads = 2});
+  ASSERT_THAT(batcher_or, IsOk());
+  std::unique_ptr<EncodeBatcher> batcher = std::move(batcher_or).value();
+  constexpr int kCallers = 6;
+  std::vector<absl::StatusOr<EncodeResult>> results(kCallers);
+  std::vector<std::vector<float>> inputs;
+  for (int i = 0; i < kCallers; ++i) inputs.push_back(RandomInput(2, 64, 50 + i));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kCallers; ++i) {
+    // Two option groups, so the drain runs more than one batch.
+    threads.emplace_back([&, i] {
+      results[i] = batcher->Encode(encoder, inputs[i], 2, EncodeOptions{.top_k = i % 2 ? 4 : 0});
+    });
+  }
+  // Nothing fills a batch, so every caller parks in the queue.
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (batcher->queued_tokens() != 2 * kCallers && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(batcher->queued_tokens(), 2 * kCallers);
+  batcher.reset();
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kCallers; ++i) {
+    ASSERT_THAT(results[i], IsOk()) << "caller " << i;
+    SAEDICT_ASSERT_OK_AND_ASSIGN(
+        EncodeResult direct, encoder->Encode(inputs[i], 2, EncodeOptions{.top_k = i % 2 ? 4 : 0}));
+    EXPECT_TRUE(Near(*results[i], direct, 64)) << "caller " << i;
+  }
+}
+
+}  // namespace
+}  // namespace saedict::engine

@@ -1,0 +1,303 @@
+// Tests of the zip reader / stored writer and the .npz layer: stored and
+// deflate entries (deflate produced here with zlib), zip64 records, and
+// rejection of truncated, corrupt or hostile archives.
+#include <zlib.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "formats/npz.h"
+#include "formats/zip.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_util/status_matchers.h"
+#include "tests/test_util/test_env.h"
+
+namespace saedict::formats {
+namespace {
+
+using ::saedict::testing::IsOk;
+using ::saedict::testing::StatusIs;
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr auto kInvalid = absl::StatusCode::kInvalidArgument;
+
+MATCHER_P(HoldsValue, value, "is OK and holds the value") {
+  if (!arg.ok()) *result_listener << "status is " << arg.status();
+  return arg.ok() && *arg == value;
+}
+
+std::string RawDeflate(const std::string& in) {
+  z_stream zs;
+  std::memset(&zs, 0, sizeof zs);
+  EXPECT_EQ(deflateInit2(&zs, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&zs, in.size()), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+void Put16(std::string* s, uint16_t v) { s->append(reinterpret_cast<const char*>(&v), 2); }
+void Put32(std::string* s, uint32_t v) { s->append(reinterpret_cast<const char*>(&v), 4); }
+void Put64(std::string* s, uint64_t v) { s->append(reinterpret_cast<const char*>(&v), 8); }
+
+struct TestEntry {
+  std::string name;
+  std::string data;
+  bool deflate = false;
+  bool zip64 = false;  // sizes/offset in zip64 extra fields, as numpy writes
+  uint16_t flags = 0;
+  int method = -1;  // override the method field
+};
+
+// A zip archive built independently of the code under test.
+std::string BuildZip(const std::vector<TestEntry>& entries, bool zip64_end = false) {
+  std::string out, cd;
+  for (const TestEntry& e : entries) {
+    const std::string payload = e.deflate ? RawDeflate(e.data) : e.data;
+    const uint32_t crc = static_cast<uint32_t>(
+        crc32(0, reinterpret_cast<const Bytef*>(e.data.data()), static_cast<uInt>(e.data.size())));
+    const uint16_t method = e.method >= 0 ? e.method : (e.deflate ? 8 : 0);
+    const uint64_t offset = out.size();
+    const uint32_t csize = e.zip64 ? 0xffffffffu : static_cast<uint32_t>(payload.size());
+    const uint32_t usize = e.zip64 ? 0xffffffffu : static_cast<uint32_t>(e.data.size());
+    Put32(&out, 0x04034b50);
+    Put16(&out, 45);
+    Put16(&out, e.flags);
+    Put16(&out, method);
+    Put32(&out, 0);
+    Put32(&out, crc);
+    Put32(&out, csize);
+    Put32(&out, usize);
+    Put16(&out, static_cast<uint16_t>(e.name.size()));
+    Put16(&out, e.zip64 ? 20 : 0);
+    out += e.name;
+    if (e.zip64) {
+      Put16(&out, 1);
+      Put16(&out, 16);
+      Put64(&out, e.data.size());
+      Put64(&out, payload.size());
+    }
+    out += payload;
+    Put32(&cd, 0x02014b50);
+    Put16(&cd, 45);
+    Put16(&cd, 45);
+    Put16(&cd, e.flags);
+    Put16(&cd, method);
+    Put32(&cd, 0);
+    Put32(&cd, crc);
+    Put32(&cd, csize);
+    Put32(&cd, usize);
+    Put16(&cd, static_cast<uint16_t>(e.name.size()));
+    Put16(&cd, e.zip64 ? 28 : 0);
+    Put16(&cd, 0);
+    Put16(&cd, 0);
+    Put16(&cd, 0);
+    Put32(&cd, 0);
+    Put32(&cd, e.zip64 ? 0xffffffffu : static_cast<uint32_t>(offset));
+    cd += e.name;
+    if (e.zip64) {
+      Put16(&cd, 1);
+      Put16(&cd, 24);
+      Put64(&cd, e.data.size());
+      Put64(&cd, payload.size());
+      Put64(&cd, offset);
+    }
+  }
+  const uint64_t cd_offset = out.size();
+  out += cd;
+  if (zip64_end) {
+    const uint64_t e64 = out.size();
+    Put32(&out, 0x06064b50);
+    Put64(&out, 44);
+    Put16(&out, 45);
+    Put16(&out, 45);
+    Put32(&out, 0);
+    Put32(&out, 0);
+    Put64(&out, entries.size());
+    Put64(&out, entries.size());
+    Put64(&out, cd.size());
+    Put64(&out, cd_offset);
+    Put32(&out, 0x07064b50);
+    Put32(&out, 0);
+    Put64(&out, e64);
+    Put32(&out, 1);
+  }
+  Put32(&out, 0x06054b50);
+  Put16(&out, 0);
+  Put16(&out, 0);
+  Put16(&out, zip64_end ? 0xffff : static_cast<uint16_t>(entries.size()));
+  Put16(&out, zip64_end ? 0xffff : static_cast<uint16_t>(entries.size()));
+  Put32(&out, zip64_end ? 0xffffffffu : static_cast<uint32_t>(cd.size()));
+  Put32(&out, zip64_end ? 0xffffffffu : static_cast<uint32_t>(cd_offset));
+  Put16(&out, 0);
+  return out;
+}
+
+std::string Repeat(size_t n) {
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s.push_back(static_cast<char>("abcab"[i % 5]));
+  return s;
+}
+
+absl::StatusOr<std::string> ExtractOnly(const std::string& zip, const std::string& name) {
+  auto reader = ZipReader::Parse(zip, "t.zip");
+  if (!reader.ok()) return reader.status();
+  const ZipEntry* e = reader->Find(name);
+  if (e == nullptr) return absl::NotFoundError(name);
+  return reader->Extract(*e);
+}
+
+TEST(ZipTest, ReadsStoredAndDeflateEntries) {
+  const std::string big = Repeat(100000);
+  const std::string zip = BuildZip({{"a.txt", "hello"}, {"b.bin", big, true}, {"empty", "", true}});
+  SAEDICT_ASSERT_OK_AND_ASSIGN(ZipReader reader, ZipReader::Parse(zip, "t.zip"));
+  ASSERT_EQ(reader.entries().size(), 3u);
+  EXPECT_EQ(reader.entries()[1].method, 8);
+  EXPECT_LT(reader.entries()[1].compressed_size, big.size() / 10);
+  EXPECT_EQ(*reader.Extract(*reader.Find("a.txt")), "hello");
+  EXPECT_EQ(*reader.Extract(*reader.Find("b.bin")), big);
+  EXPECT_EQ(*reader.Extract(*reader.Find("empty")), "");
+  EXPECT_EQ(reader.Find("c"), nullptr);
+}
+
+TEST(ZipTest, ReadsZip64RecordsAndExtraFields) {
+  const std::string zip =
+      BuildZip({{"x.npy", "stored", false, true}, {"y.npy", Repeat(5000), true, true}}, true);
+  EXPECT_THAT(ExtractOnly(zip, "x.npy"), HoldsValue("stored"));
+  EXPECT_THAT(ExtractOnly(zip, "y.npy"), HoldsValue(Repeat(5000)));
+}
+
+TEST(ZipTest, StoredWriterRoundTrips) {
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::string zip,
+                               BuildStoredZip({{"one", "1"}, {"two", Repeat(3000)}, {"z", ""}}));
+  EXPECT_THAT(ExtractOnly(zip, "one"), HoldsValue("1"));
+  EXPECT_THAT(ExtractOnly(zip, "two"), HoldsValue(Repeat(3000)));
+  EXPECT_THAT(ExtractOnly(zip, "z"), HoldsValue(""));
+  EXPECT_THAT(BuildStoredZip({{"a", "1"}, {"a", "2"}}), StatusIs(kInvalid, HasSubstr("duplicate")));
+  EXPECT_THAT(BuildStoredZip({{"", "1"}}), StatusIs(kInvalid, HasSubstr("empty")));
+}
+
+TEST(ZipTest, RejectsNonZipAndTruncatedArchives) {
+  EXPECT_THAT(ZipReader::Parse("short", "t.zip"), StatusIs(kInvalid, HasSubstr("t.zip")));
+  EXPECT_THAT(ZipReader::Parse(std::string(100, 'x'), "t.zip"),
+              StatusIs(kInvalid, HasSubstr("no end-of-central-directory")));
+  const std::string zip = BuildZip({{"a", Repeat(1000)}});
+  for (size_t cut : {size_t{1}, size_t{10}, zip.size() / 2, zip.size() - 30}) {
+    EXPECT_THAT(ZipReader::Parse(zip.substr(0, zip.size() - cut), "t.zip"),
+                StatusIs(kInvalid, HasSubstr("t.zip")))
+        << cut;
+  }
+  // The end record survives but the data before it is cut: bad offsets.
+  std::string front_cut = zip.substr(500);
+  EXPECT_THAT(ZipReader::Parse(front_cut, "t.zip"), StatusIs(kInvalid, HasSubstr("t.zip")));
+}
+
+TEST(ZipTest, RejectsOutOfRangeOffsets) {
+  std::string zip = BuildZip({{"a", "data"}});
+  std::string bad_cd = zip;
+  const uint32_t far = 1u << 30;
+  std::memcpy(bad_cd.data() + bad_cd.size() - 6, &far, 4);  // EOCD cd offset
+  EXPECT_THAT(ZipReader::Parse(bad_cd, "t.zip"),
+              StatusIs(kInvalid, HasSubstr("central directory")));
+  // Local header offset (central entry offset 42) pointing past the file.
+  const size_t cd = zip.find("PK\x01\x02");
+  std::string bad_local = zip;
+  std::memcpy(bad_local.data() + cd + 42, &far, 4);
+  EXPECT_THAT(ExtractOnly(bad_local, "a"), StatusIs(kInvalid, HasSubstr("no local header")));
+  // Compressed size running past the end of the file.
+  std::string bad_size = zip;
+  std::memcpy(bad_size.data() + cd + 20, &far, 4);
+  std::memcpy(bad_size.data() + cd + 24, &far, 4);
+  EXPECT_THAT(ExtractOnly(bad_size, "a"), StatusIs(kInvalid, HasSubstr("runs past")));
+  // Name length running past the central directory.
+  std::string bad_name = zip;
+  const uint16_t long_name = 60000;
+  std::memcpy(bad_name.data() + cd + 28, &long_name, 2);
+  EXPECT_THAT(ZipReader::Parse(bad_name, "t.zip"), StatusIs(kInvalid, HasSubstr("overruns")));
+}
+
+TEST(ZipTest, RejectsCorruptData) {
+  std::string zip = BuildZip({{"a", "stored data"}, {"d", Repeat(4000), true}});
+  std::string flipped = zip;
+  flipped[30 + 1 + 2] ^= 0x20;  // inside a's stored bytes
+  EXPECT_THAT(ExtractOnly(flipped, "a"), StatusIs(kInvalid, HasSubstr("CRC-32 mismatch")));
+  const size_t d_data = zip.find("d", 30 + 1 + 11 + 30) + 1;
+  std::string bad_deflate = zip;
+  for (size_t i = 0; i < 8; ++i) bad_deflate[d_data + i] = '\xff';
+  EXPECT_THAT(ExtractOnly(bad_deflate, "d"), StatusIs(kInvalid, HasSubstr("entry 'd'")));
+  // Declared uncompressed size smaller / larger than the stream.
+  const size_t cd = zip.find("PK\x01\x02", zip.find("PK\x01\x02") + 1);
+  for (uint32_t declared : {3999u, 4001u}) {
+    std::string bad = zip;
+    std::memcpy(bad.data() + cd + 24, &declared, 4);
+    EXPECT_THAT(ExtractOnly(bad, "d"), StatusIs(kInvalid, HasSubstr("entry 'd'"))) << declared;
+  }
+  // A bomb: a huge declared size for a few compressed bytes is refused up front.
+  std::string bomb = zip;
+  const uint32_t huge = 0xfffffff0u;
+  std::memcpy(bomb.data() + cd + 24, &huge, 4);
+  EXPECT_THAT(ExtractOnly(bomb, "d"), StatusIs(kInvalid, HasSubstr("impossible")));
+}
+
+TEST(ZipTest, RejectsUnsupportedFeatures) {
+  EXPECT_THAT(ZipReader::Parse(BuildZip({{"a", "x", false, false, 1}}), "t.zip"),
+              StatusIs(kInvalid, HasSubstr("encrypted")));
+  EXPECT_THAT(ZipReader::Parse(BuildZip({{"a", "x", false, false, 0, 12}}), "t.zip"),
+              StatusIs(kInvalid, HasSubstr("compression method 12")));
+  EXPECT_THAT(ZipReader::Parse(BuildZip({{"a", "x"}, {"a", "y"}}), "t.zip"),
+              StatusIs(kInvalid, HasSubstr("duplicate entry 'a'")));
+  std::string multi = BuildZip({{"a", "x"}});
+  multi[multi.size() - 18] = 1;  // EOCD disk number
+  EXPECT_THAT(ZipReader::Parse(multi, "t.zip"), StatusIs(kInvalid, HasSubstr("multi-disk")));
+  std::string no_locator = BuildZip({{"a", "x"}});
+  std::memset(no_locator.data() + no_locator.size() - 12, 0xff, 10);  // count, size, offset
+  EXPECT_THAT(ZipReader::Parse(no_locator, "t.zip"), StatusIs(kInvalid, HasSubstr("zip64")));
+}
+
+TEST(NpzTest, FileRoundTrip) {
+  testing::ScratchDir dir;
+  std::map<std::string, NpyArray> arrays;
+  arrays["weights"] = NpyFromFloat32({2, 2}, std::vector<float>{1, 2, 3, 4});
+  arrays["ids"] = NpyFromInt64({3}, std::vector<int64_t>{7, 8, 9});
+  ASSERT_THAT(WriteNpzFile(dir.path() / "a.npz", arrays), IsOk());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(auto back, ReadNpzFile(dir.path() / "a.npz"));
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_THAT(back["weights"].shape, ElementsAre(2, 2));
+  EXPECT_THAT(*NpyToFloat32(back["weights"], "w"), ElementsAre(1.0f, 2.0f, 3.0f, 4.0f));
+  EXPECT_THAT(*NpyToInt64(back["ids"], "ids"), ElementsAre(7, 8, 9));
+  EXPECT_THAT(ReadNpzFile(dir.path() / "none.npz"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("none.npz")));
+}
+
+TEST(NpzTest, ReadsCompressedNpzAndIgnoresOtherEntries) {
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::string npy,
+                               SerializeNpy(NpyFromFloat32({4}, std::vector<float>{1, 1, 1, 1})));
+  const std::string zip = BuildZip({{"x.npy", npy, true}, {"readme.txt", "hi"}});
+  SAEDICT_ASSERT_OK_AND_ASSIGN(auto arrays, ParseNpz(zip, "c.npz"));
+  ASSERT_EQ(arrays.size(), 1u);
+  EXPECT_THAT(*NpyToFloat32(arrays["x"], "x"), ElementsAre(1.0f, 1.0f, 1.0f, 1.0f));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(ZipReader reader, ZipReader::Parse(zip, "c.npz"));
+  EXPECT_THAT(ReadNpzArray(reader, "y"),
+              StatusIs(kInvalid, AllOf(HasSubstr("c.npz"), HasSubstr("missing array 'y'"))));
+}
+
+TEST(NpzTest, NamesTheArrayInNpyErrors) {
+  const std::string zip = BuildZip({{"bad.npy", "not npy data"}});
+  EXPECT_THAT(ParseNpz(zip, "c.npz"),
+              StatusIs(kInvalid, AllOf(HasSubstr("c.npz: array 'bad'"), HasSubstr("npy"))));
+  std::map<std::string, NpyArray> arrays;
+  arrays["broken"] = NpyFromFloat32({2}, std::vector<float>{1, 2});
+  arrays["broken"].shape = {5};
+  EXPECT_THAT(SerializeNpz(arrays), StatusIs(kInvalid, HasSubstr("array 'broken'")));
+}
+
+}  // namespace
+}  // namespace saedict::formats

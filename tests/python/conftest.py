@@ -1,0 +1,83 @@
+"""Fixtures: a real saedictd process on a free loopback port, and SAEs in
+SAELens format written with numpy (safetensors writer below)."""
+import json
+import os
+import signal
+import struct
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from saedict_client import Client
+
+
+def write_safetensors(path, tensors):
+    header, offset, blobs = {}, 0, []
+    for name, array in tensors.items():
+        data = np.ascontiguousarray(array, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(array.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
+
+
+def random_sae(d_in, d_sae, seed, architecture="topk", k=8):
+    rng = np.random.default_rng(seed)
+    w_dec = rng.standard_normal((d_sae, d_in)).astype(np.float32)
+    w_dec /= np.linalg.norm(w_dec, axis=1, keepdims=True)
+    sae = {"W_enc": (w_dec.T + 0.1 * rng.standard_normal((d_in, d_sae))).astype(np.float32),
+           "b_enc": (0.05 * rng.standard_normal(d_sae)).astype(np.float32),
+           "W_dec": w_dec,
+           "b_dec": (0.1 * rng.standard_normal(d_in)).astype(np.float32)}
+    if architecture == "jumprelu":
+        sae["threshold"] = np.full(d_sae, 0.3, np.float32)
+    cfg = {"d_in": d_in, "d_sae": d_sae, "dtype": "float32", "architecture": architecture,
+           "apply_b_dec_to_input": True, "normalize_activations": "none",
+           "metadata": {"model_name": "pytest-model", "hook_name": "blocks.1.hook_resid_pre"}}
+    if architecture == "topk":
+        cfg["k"] = k
+    return cfg, sae
+
+
+def write_saelens(folder, cfg, sae):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "cfg.json"), "w") as f:
+        json.dump(cfg, f)
+    write_safetensors(os.path.join(folder, "sae_weights.safetensors"), sae)
+
+
+class Server:
+    def __init__(self, tmp_path):
+        self.data_dir = tmp_path / "var"
+        self.root = tmp_path / "root"
+        self.root.mkdir()
+        port_file = tmp_path / "port"
+        self.proc = subprocess.Popen(
+            [os.environ["SAEDICT_SAEDICTD"], "--port=0", f"--port_file={port_file}",
+             f"--data_dir={self.data_dir}", f"--dictionary_root={self.root}"],
+            stderr=open(tmp_path / "saedictd.log", "w"))
+        deadline = time.time() + 30
+        while not port_file.exists():
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError((tmp_path / "saedictd.log").read_text())
+            time.sleep(0.05)
+        self.target = f"127.0.0.1:{port_file.read_text().strip()}"
+        self.client = Client(self.target)
+
+    def stop(self):
+        self.client.close()
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(timeout=30) == 0
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = Server(tmp_path)
+    yield s
+    s.stop()
