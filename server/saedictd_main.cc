@@ -1,7 +1,11 @@
 // saedictd: the saedict server. Every flag has an embedded default, so a
 // bare `saedictd` serves from ./var on 127.0.0.1:50051 with the CPU backend
 // and the demo dictionary. SIGTERM/SIGINT drain in-flight calls and exit.
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -28,18 +32,35 @@ ABSL_FLAG(int64_t, max_queued_tokens, 1 << 20,
 ABSL_FLAG(int, batch_threads, 1, "Dynamic batcher: threads running batches");
 ABSL_FLAG(int64_t, max_message_bytes, 256 << 20, "Largest gRPC message accepted or sent");
 
+namespace {
+
+int g_signal_pipe[2] = {-1, -1};
+
+void OnStopSignal(int signal) {
+  const unsigned char byte = static_cast<unsigned char>(signal);
+  [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &byte, 1);  // async-signal-safe
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "saedictd: serve SAE dictionaries over gRPC (saedict.v1).\n"
       "  saedictd [--port=50051] [--data_dir=./var] [--dictionary_root=.]");
   absl::ParseCommandLine(argc, argv);
 
-  // Block the stop signals in every thread; one watcher thread takes them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Libraries start threads before main() (OpenBLAS does), so a signal mask
+  // cannot cover every thread: a handler writes the signal to a pipe instead,
+  // and a watcher thread drains the server when it reads it.
+  if (pipe(g_signal_pipe) != 0) {
+    std::perror("saedictd: pipe");
+    return 1;
+  }
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
 
   saedict::server::ServerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen_address);
@@ -64,9 +85,10 @@ int main(int argc, char** argv) {
     std::rename((port_file + ".tmp").c_str(), port_file.c_str());
   }
   std::thread watcher([&] {
-    int signal = 0;
-    sigwait(&stop_signals, &signal);
-    saedict::LogInfo(absl::StrCat("signal ", signal, ": draining"));
+    unsigned char signal = 0;
+    while (read(g_signal_pipe[0], &signal, 1) < 0 && errno == EINTR) {
+    }
+    saedict::LogInfo(absl::StrCat("signal ", static_cast<int>(signal), ": draining"));
     (*server)->Shutdown(absl::Seconds(10));
   });
   (*server)->Wait();

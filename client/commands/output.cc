@@ -98,13 +98,13 @@ void WriteTable(std::ostream& out, const std::vector<std::string>& header,
   for (size_t c = 0; c < header.size(); ++c) width[c] = header[c].size();
   for (const auto& row : rows) {
     for (size_t c = 0; c < header.size() && c < row.size(); ++c) {
-      width[c] = std::max(width[c], row[c].size());
+      width[c] = std::max(width[c], std::max<size_t>(row[c].size(), 1));
     }
   }
   auto write_row = [&](const std::vector<std::string>& row) {
     std::string line;
     for (size_t c = 0; c < header.size(); ++c) {
-      const std::string cell = c < row.size() ? row[c] : "";
+      const std::string cell = c < row.size() && !row[c].empty() ? row[c] : "-";
       if (c + 1 < header.size()) {
         absl::StrAppend(&line, cell, std::string(width[c] - cell.size() + 2, ' '));
       } else {
@@ -123,7 +123,8 @@ void WriteKeyValues(std::ostream& out,
   size_t width = 0;
   for (const auto& [key, value] : pairs) width = std::max(width, key.size() + 1);
   for (const auto& [key, value] : pairs) {
-    out << key << ":" << std::string(width - key.size() - 1 + 2, ' ') << value << "\n";
+    out << key << ":" << std::string(width - key.size() - 1 + 2, ' ')
+        << (value.empty() ? "-" : value) << "\n";
   }
 }
 

@@ -34,11 +34,12 @@ std::string MessageToJson(const google::protobuf::Message& message);
 std::string JsonQuote(absl::string_view s);
 
 // `header` and `rows` as columns separated by two spaces, left-aligned, no
-// trailing blanks. Rows shorter than the header are padded with "".
+// trailing blanks. Empty cells (and cells missing from short rows) print "-"
+// so that every line splits into the same number of fields.
 void WriteTable(std::ostream& out, const std::vector<std::string>& header,
                 const std::vector<std::vector<std::string>>& rows);
 
-// "key:  value" lines with the values aligned.
+// "key:  value" lines with the values aligned; an empty value prints "-".
 void WriteKeyValues(std::ostream& out,
                     const std::vector<std::pair<std::string, std::string>>& pairs);
 

@@ -3,6 +3,7 @@ and float64 numpy references for the encode math (DESIGN.md §2)."""
 import json
 import os
 import pathlib
+import shutil
 
 import grpc
 import numpy as np
@@ -50,7 +51,10 @@ def test_stream_and_intervene(server):
     chunks = list(server.client.encode_stream("s", [x[:20], x[20:]]))
     assert [c.num_rows for c in chunks] == [20, 30]
     whole = server.client.encode("s", x).to_dense()
-    np.testing.assert_array_equal(np.vstack([c.to_dense() for c in chunks]), whole)
+    streamed = np.vstack([c.to_dense() for c in chunks])
+    np.testing.assert_array_equal(streamed != 0, whole != 0)
+    # BLAS kernels differ with the row count: equal up to float32 rounding.
+    np.testing.assert_allclose(streamed, whole, rtol=1e-6, atol=1e-6)
     f = whole[0]
     feature = int(np.flatnonzero(f)[0])
     edited, codes = server.client.intervene("s", x, [(feature, "ablate", 0.0, [0])])
@@ -84,8 +88,9 @@ def test_stories260k_reference(server):
     folder = pathlib.Path(data) / "stories260k"
     if not folder.is_dir():
         pytest.skip("SKIPPED: ../shared/data/stories260k not found; real-data check not run")
-    (server.root / "stories").symlink_to(folder)
-    server.client.load_dictionary("a", "stories/topk_l2_a")
+    # A copy: a symlink out of --dictionary_root is (rightly) refused.
+    shutil.copytree(folder / "topk_l2_a", server.root / "topk_l2_a")
+    server.client.load_dictionary("a", "topk_l2_a")
     acts = np.load(folder / "acts_layer2.npy")[:2048]
     got = server.client.encode("a", acts).to_dense()
     ref_idx = np.load(folder / "reference/topk_l2_a_indices.npy")

@@ -1,0 +1,71 @@
+// Unit tests of the CLI output helpers (client/commands/output.h).
+#include "client/commands/output.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_util/status_matchers.h"
+
+namespace saedict::client {
+namespace {
+
+using ::saedict::testing::StatusIs;
+using ::testing::HasSubstr;
+
+TEST(OutputTest, TableAlignsAndMarksEmptyCells) {
+  std::ostringstream out;
+  WriteTable(out, {"ID", "NAME", "K"}, {{"a", "", "16"}, {"long-id", "x"}});
+  EXPECT_EQ(out.str(),
+            "ID       NAME  K\n"
+            "a        -     16\n"
+            "long-id  x     -\n");
+}
+
+TEST(OutputTest, KeyValuesAlign) {
+  std::ostringstream out;
+  WriteKeyValues(out, {{"id", "a"}, {"model", ""}, {"d_in", "64"}});
+  EXPECT_EQ(out.str(),
+            "id:     a\n"
+            "model:  -\n"
+            "d_in:   64\n");
+}
+
+TEST(OutputTest, JsonQuoteEscapes) {
+  EXPECT_EQ(JsonQuote("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
+}
+
+TEST(OutputTest, EnumNames) {
+  EXPECT_EQ(ArchitectureName(v1::ARCHITECTURE_MATCHING_PURSUIT), "matching_pursuit");
+  EXPECT_EQ(ArchitectureName(static_cast<v1::Architecture>(77)), "unknown(77)");
+  EXPECT_EQ(SourceFormatName(v1::SOURCE_FORMAT_GEMMA_SCOPE), "gemma_scope");
+  EXPECT_EQ(NormalizationName(v1::NORMALIZATION_LAYER_NORM), "layer_norm");
+}
+
+TEST(OutputTest, ParseSourceFormat) {
+  EXPECT_EQ(ParseSourceFormat("sparsify").value(), v1::SOURCE_FORMAT_SPARSIFY);
+  EXPECT_EQ(ParseSourceFormat("auto").value(), v1::SOURCE_FORMAT_AUTO);
+  EXPECT_THAT(ParseSourceFormat("SAELens"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("got 'SAELens'")));
+}
+
+TEST(OutputTest, DescribeDictionaryShowsMatchingPursuitThreshold) {
+  v1::DictionaryInfo d;
+  d.set_architecture(v1::ARCHITECTURE_MATCHING_PURSUIT);
+  d.set_mp_residual_threshold(0.5f);
+  d.set_weight_bytes(3 << 20);
+  bool saw_threshold = false;
+  for (const auto& [key, value] : DescribeDictionary(d)) {
+    if (key == "mp_residual_threshold") saw_threshold = value == "0.5";
+    if (key == "weight_bytes") {
+      EXPECT_EQ(value, "3.0 MiB (3145728 bytes)");
+    }
+  }
+  EXPECT_TRUE(saw_threshold);
+  EXPECT_TRUE(std::ranges::none_of(DescribeDictionary(v1::DictionaryInfo()),
+                                   [](const auto& kv) { return kv.first == "loaded_at"; }));
+}
+
+}  // namespace
+}  // namespace saedict::client
