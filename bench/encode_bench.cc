@@ -3,6 +3,8 @@
 // Modes (tokens/s, best and median over interleaved reps):
 //   gemm_f32     cblas_sgemm alone, M=tokens K=d_in N=d_sae, OpenBLAS on all
 //                hardware threads: the ceiling for the F32 encode;
+//   gemm_f32_tiled  the same GEMM in the encoder's row tiles (tile_rows rows
+//                per call, output tile reused, as Encode does);
 //   encode_f32   Encoder::Encode, ComputeMode::kF32;
 //   encode_bf16  Encoder::Encode, ComputeMode::kBF16 (when available);
 //   bf16_matmul  Bf16Matmul::Run alone on the same M, K, N.
@@ -105,6 +107,20 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* 
                                  x.data(), static_cast<int>(shape.d_in), dict->w_enc.data(),
                                  static_cast<int>(shape.d_sae), 0.0f, c.data(),
                                  static_cast<int>(shape.d_sae));
+                     return absl::OkStatus();
+                   }});
+  // The encoder runs its GEMM in row tiles; the same tiling without the
+  // activation pass is the tighter ceiling for encode_f32.
+  const int64_t tile = engine::EncoderOptions{}.tile_rows;
+  modes.push_back({"gemm_f32_tiled", [&] {
+                     for (int64_t r0 = 0; r0 < n; r0 += tile) {
+                       const int m = static_cast<int>(std::min(tile, n - r0));
+                       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m,
+                                   static_cast<int>(shape.d_sae), static_cast<int>(shape.d_in),
+                                   1.0f, x.data() + r0 * shape.d_in, static_cast<int>(shape.d_in),
+                                   dict->w_enc.data(), static_cast<int>(shape.d_sae), 0.0f,
+                                   c.data(), static_cast<int>(shape.d_sae));
+                     }
                      return absl::OkStatus();
                    }});
   modes.push_back({"encode_f32", [&]() -> absl::Status {

@@ -50,7 +50,8 @@ EncodeResult Slice(const EncodeResult& all, int64_t row, int64_t n, int64_t d_in
   out.codes.num_rows = n;
   out.codes.num_features = c.num_features;
   out.codes.row_offsets.reserve(n + 1);
-  for (int64_t r = row; r <= row + n; ++r) out.codes.row_offsets.push_back(c.row_offsets[r] - begin);
+  for (int64_t r = row; r <= row + n; ++r)
+    out.codes.row_offsets.push_back(c.row_offsets[r] - begin);
   out.codes.indices.assign(c.indices.begin() + begin, c.indices.begin() + end);
   out.codes.values.assign(c.values.begin() + begin, c.values.begin() + end);
   if (!all.reconstruction.empty()) {
@@ -86,7 +87,9 @@ class BatcherImpl final : public EncodeBatcher {
                                       const EncodeOptions& options) override {
     if (encoder == nullptr) return absl::InvalidArgumentError("encoder is null");
     // Malformed or empty requests go straight to the encoder, which reports them.
-    if (n <= 0 || static_cast<int64_t>(x.size()) != n * encoder->dictionary().config.d_in) {
+    const int64_t d_in = encoder->dictionary().config.d_in;
+    const int64_t size = static_cast<int64_t>(x.size());
+    if (n <= 0 || size % d_in != 0 || size / d_in != n) {
       return encoder->Encode(x, n, options);
     }
     Request request;
@@ -98,9 +101,9 @@ class BatcherImpl final : public EncodeBatcher {
       absl::MutexLock lock(&mu_);
       if (shutdown_) return absl::UnavailableError("encode batcher is shutting down");
       if (queued_tokens_ + n > options_.max_queued_tokens) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "encode queue full: ", queued_tokens_, " rows queued + ", n,
-            " rows requested > max_queued_tokens ", options_.max_queued_tokens));
+        return absl::ResourceExhaustedError(
+            absl::StrCat("encode queue full: ", queued_tokens_, " rows queued + ", n,
+                         " rows requested > max_queued_tokens ", options_.max_queued_tokens));
       }
       request.enqueued = absl::Now();
       queue_.push_back(&request);
@@ -227,8 +230,8 @@ absl::StatusOr<std::unique_ptr<EncodeBatcher>> EncodeBatcher::Create(
         absl::StrCat("max_queued_tokens must be > 0, got ", options.max_queued_tokens));
   }
   if (options.max_queue_delay < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_queue_delay must be >= 0, got ", absl::FormatDuration(options.max_queue_delay)));
+    return absl::InvalidArgumentError(absl::StrCat("max_queue_delay must be >= 0, got ",
+                                                   absl::FormatDuration(options.max_queue_delay)));
   }
   if (options.num_batch_threads <= 0) {
     return absl::InvalidArgumentError(

@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -32,15 +31,33 @@
 #endif
 
 namespace saedict::engine {
+namespace {
+
+constexpr int64_t kMaxTileRows = 512;
+// Keep single buffers (bf16 B, one C tile) far below what size_t can hold.
+constexpr int64_t kMaxElements = int64_t{1} << 40;
+
+// Create's argument checks, the same with and without oneDNN.
+absl::Status CheckWeights(const float* b, int64_t k, int64_t n) {
+  if (b == nullptr) return absl::InvalidArgumentError("BF16 matmul: weights pointer is null");
+  if (k <= 0 || n <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("BF16 matmul: weights shape must be positive, got ", k, "x", n));
+  }
+  if (k > kMaxElements / n || kMaxTileRows * n > kMaxElements) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("BF16 matmul: weights shape ", k, "x", n, " is too large"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 #ifdef SAEDICT_HAVE_DNNL
 
 namespace {
 
-constexpr int64_t kMaxTileRows = 512;
 constexpr int64_t kRowQuantum = 16;
-// Keep single buffers (bf16 B, one C tile) far below what size_t can hold.
-constexpr int64_t kMaxElements = int64_t{1} << 40;
 
 using dnnl::memory;
 
@@ -168,15 +185,7 @@ bool Bf16Matmul::Available() {
 
 absl::StatusOr<std::unique_ptr<Bf16Matmul>> Bf16Matmul::Create(const float* b, int64_t k,
                                                                 int64_t n) {
-  if (b == nullptr) return absl::InvalidArgumentError("BF16 matmul: weights pointer is null");
-  if (k <= 0 || n <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("BF16 matmul: weights shape must be positive, got ", k, "x", n));
-  }
-  if (k > kMaxElements / n || kMaxTileRows * n > kMaxElements) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("BF16 matmul: weights shape ", k, "x", n, " is too large"));
-  }
+  if (absl::Status s = CheckWeights(b, k, n); !s.ok()) return s;
   if (!Available()) {
     return absl::UnimplementedError(
         "BF16 matmul: this CPU has neither AVX512-BF16 nor AMX (or ONEDNN_MAX_CPU_ISA "
@@ -285,7 +294,9 @@ int64_t Bf16Matmul::n() const { return 0; }
 
 bool Bf16Matmul::Available() { return false; }
 
-absl::StatusOr<std::unique_ptr<Bf16Matmul>> Bf16Matmul::Create(const float*, int64_t, int64_t) {
+absl::StatusOr<std::unique_ptr<Bf16Matmul>> Bf16Matmul::Create(const float* b, int64_t k,
+                                                                int64_t n) {
+  if (absl::Status s = CheckWeights(b, k, n); !s.ok()) return s;
   return absl::UnimplementedError("BF16 matmul: this build has no oneDNN");
 }
 

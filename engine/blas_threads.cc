@@ -1,12 +1,11 @@
 // OpenBLAS thread-count configuration (see blas_threads.h).
 #include "engine/blas_threads.h"
 
+#include <cblas.h>
 #include <sched.h>
 
 #include <atomic>
 #include <thread>
-
-#include <cblas.h>
 
 namespace saedict::engine {
 namespace {

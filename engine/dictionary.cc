@@ -11,8 +11,8 @@
 namespace saedict::engine {
 namespace {
 
-// Largest d_sae: feature ids travel as uint32 and are compared as int64.
-constexpr int64_t kMaxFeatures = int64_t{1} << 31;
+// Largest d_in / d_sae: feature ids travel as uint32 and BLAS takes int sizes.
+constexpr int64_t kMaxFeatures = (int64_t{1} << 31) - 1;
 // Largest element count of one weight matrix (keeps byte counts in int64).
 constexpr int64_t kMaxMatrixElements = int64_t{1} << 40;
 
@@ -21,9 +21,8 @@ absl::Status CheckTensor(const char* name, const std::vector<float>& t, int64_t 
   const int64_t size = static_cast<int64_t>(t.size());
   if (!required) {
     if (size != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tensor ", name, " must be empty for this architecture, has ", size,
-                       " values"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tensor ", name, " must be empty for this architecture, has ", size, " values"));
     }
     return absl::OkStatus();
   }
@@ -72,7 +71,10 @@ const char* NormalizationName(Normalization n) {
 
 absl::Status Dictionary::Validate() const {
   const DictionaryConfig& c = config;
-  if (c.d_in <= 0) return absl::InvalidArgumentError(absl::StrCat("d_in must be > 0, got ", c.d_in));
+  if (c.d_in <= 0 || c.d_in > kMaxFeatures) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("d_in must be in [1, ", kMaxFeatures, "], got ", c.d_in));
+  }
   if (c.d_sae <= 0 || c.d_sae > kMaxFeatures) {
     return absl::InvalidArgumentError(
         absl::StrCat("d_sae must be in [1, ", kMaxFeatures, "], got ", c.d_sae));
@@ -133,8 +135,8 @@ absl::Status Dictionary::Validate() const {
       for (int64_t j = 0; j < c.d_in; ++j) {
         if (w_enc[j * c.d_sae + i] != w_dec[i * c.d_in + j]) {
           return absl::InvalidArgumentError(absl::StrCat(
-              "tensor W_enc must equal W_dec^T for matching_pursuit; differs at W_enc[", j,
-              ", ", i, "]"));
+              "tensor W_enc must equal W_dec^T for matching_pursuit; differs at W_enc[", j, ", ", i,
+              "]"));
         }
       }
     }

@@ -1,22 +1,29 @@
 // Encoder: creation and the encode path (see encoder.h, DESIGN.md §2).
 //
 // Rows are processed in tiles of EncoderOptions::tile_rows: normalize and
-// centre the tile, one GEMM into a [tile, d_sae] buffer, then the activation
-// and top-k pass per row while that buffer is still warm in cache. Output
-// is CSR with ascending feature ids per row.
+// centre the tile, one GEMM into a [tile, d_sae] buffer (OpenBLAS threads),
+// then the activation and top-k pass per row while that buffer is still warm
+// in cache (rows split across cores with ParallelFor). Output is CSR with
+// ascending feature ids per row.
+//
+// Gated SAEs run one GEMM, not two: x'(W_enc ⊙ exp(r_mag)) equals
+// (x' W_enc) ⊙ exp(r_mag) up to float rounding, so the magnitude path reuses
+// the gate's product scaled per feature (activation.cc).
+#include "engine/encoder.h"
+
+#include <cblas.h>
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <limits>
 #include <utility>
 
-#include <cblas.h>
-
 #include "absl/strings/str_cat.h"
 #include "engine/activation.h"
 #include "engine/blas_threads.h"
-#include "engine/encoder.h"
 #include "engine/encoder_impl.h"
+#include "engine/parallel.h"
 #include "util/status_macros.h"
 
 namespace saedict::engine {
@@ -26,8 +33,7 @@ Encoder::Impl::Impl(std::shared_ptr<const Dictionary> dictionary, const EncoderO
   const DictionaryConfig& c = config();
   const Dictionary& d = dict();
   if (c.apply_b_dec_to_input) b_dec_in_ = d.b_dec.data();
-  add_b_dec_on_decode_ =
-      c.architecture != Architecture::kMatchingPursuit || c.apply_b_dec_to_input;
+  add_b_dec_on_decode_ = c.architecture != Architecture::kMatchingPursuit || c.apply_b_dec_to_input;
   auto row_norm_sq = [&](int64_t i) {
     double sq = 0.0;
     const float* w = d.w_dec.data() + i * c.d_in;
@@ -81,29 +87,30 @@ absl::StatusOr<EncodeResult> Encoder::Encode(absl::Span<const float> x, int64_t 
 
   const int64_t d_in = dictionary_->config.d_in;
   const SparseCodes& codes = result.codes;
-  std::vector<float> row_buffer;
-  if (options.return_reconstruction) {
-    result.reconstruction.resize(static_cast<size_t>(n * d_in));
-  } else {
-    row_buffer.resize(d_in);
-  }
+  if (options.return_reconstruction) result.reconstruction.resize(static_cast<size_t>(n * d_in));
   if (options.return_row_error) result.row_squared_error.resize(n);
-  for (int64_t r = 0; r < n; ++r) {
-    float* out = options.return_reconstruction ? result.reconstruction.data() + r * d_in
-                                               : row_buffer.data();
-    const uint64_t begin = codes.row_offsets[r];
-    impl_->ReconstructRow(codes.indices.data() + begin, codes.values.data() + begin,
-                          static_cast<int64_t>(codes.row_offsets[r + 1] - begin), norms[r], out);
-    if (options.return_row_error) {
-      const float* xr = x.data() + r * d_in;
-      double sq = 0.0;
-      for (int64_t j = 0; j < d_in; ++j) {
-        const double diff = static_cast<double>(xr[j]) - out[j];
-        sq += diff * diff;
+  const int64_t nnz_per_row = std::max<int64_t>(1, codes.nnz() / std::max<int64_t>(n, 1));
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / (d_in * nnz_per_row));
+  ParallelFor(n, grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> row_buffer;
+    if (!options.return_reconstruction) row_buffer.resize(d_in);
+    for (int64_t r = begin; r < end; ++r) {
+      float* out = options.return_reconstruction ? result.reconstruction.data() + r * d_in
+                                                 : row_buffer.data();
+      const uint64_t first = codes.row_offsets[r];
+      impl_->ReconstructRow(codes.indices.data() + first, codes.values.data() + first,
+                            static_cast<int64_t>(codes.row_offsets[r + 1] - first), norms[r], out);
+      if (options.return_row_error) {
+        const float* xr = x.data() + r * d_in;
+        double sq = 0.0;
+        for (int64_t j = 0; j < d_in; ++j) {
+          const double diff = static_cast<double>(xr[j]) - out[j];
+          sq += diff * diff;
+        }
+        result.row_squared_error[r] = static_cast<float>(sq);
       }
-      result.row_squared_error[r] = static_cast<float>(sq);
     }
-  }
+  });
   return result;
 }
 
@@ -113,8 +120,8 @@ absl::Status Encoder::Impl::ValidateInput(absl::Span<const float> x, int64_t n,
   if (n < 0) return absl::InvalidArgumentError(absl::StrCat("n must be >= 0, got ", n));
   const int64_t size = static_cast<int64_t>(x.size());
   if (n > std::numeric_limits<int64_t>::max() / c.d_in || n * c.d_in != size) {
-    return absl::InvalidArgumentError(absl::StrCat("x has ", size, " values, expected n * d_in = ",
-                                                   n, " * ", c.d_in));
+    return absl::InvalidArgumentError(
+        absl::StrCat("x has ", size, " values, expected n * d_in = ", n, " * ", c.d_in));
   }
   if (options.top_k < 0 || options.top_k > c.d_sae) {
     return absl::InvalidArgumentError(
@@ -133,8 +140,8 @@ absl::Status Encoder::Impl::ValidateInput(absl::Span<const float> x, int64_t n,
     if (bad == 0) continue;
     for (int64_t j = 0; j < c.d_in; ++j) {
       if (!std::isfinite(row[j])) {
-        return absl::InvalidArgumentError(absl::StrCat("x[row ", r, ", column ", j,
-                                                       "] is not finite (", row[j], ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("x[row ", r, ", column ", j, "] is not finite (", row[j], ")"));
       }
     }
   }
@@ -214,9 +221,6 @@ absl::Status Encoder::Impl::EncodeCodes(absl::Span<const float> x, int64_t n,
     codes->values.reserve(static_cast<size_t>(n) * k);
   }
   norms->resize(n);
-  for (int64_t r = 0; r < n; ++r) {
-    (*norms)[r] = ComputeRowNorm(c.normalization, x.data() + r * c.d_in, c.d_in);
-  }
   if (n == 0) return absl::OkStatus();
 
   ActivationParams params;
@@ -232,20 +236,37 @@ absl::Status Encoder::Impl::EncodeCodes(absl::Span<const float> x, int64_t n,
   const int64_t tile = std::min(options_.tile_rows, n);
   std::vector<float> a(static_cast<size_t>(tile * c.d_in));
   std::vector<float> pre(static_cast<size_t>(tile * c.d_sae));
+  std::vector<std::vector<uint32_t>> row_indices(tile);
+  std::vector<std::vector<float>> row_values(tile);
+  // Rows per parallel chunk: about 64K elements of work each.
+  const int64_t in_grain = std::max<int64_t>(1, (int64_t{1} << 16) / c.d_in);
+  const int64_t act_grain = std::max<int64_t>(1, (int64_t{1} << 16) / c.d_sae);
   for (int64_t r0 = 0; r0 < n; r0 += tile) {
     const int64_t m = std::min(tile, n - r0);
-    for (int64_t i = 0; i < m; ++i) {
-      PreprocessRow((*norms)[r0 + i], x.data() + (r0 + i) * c.d_in, b_dec_in_, c.d_in,
-                    a.data() + i * c.d_in);
-    }
+    ParallelFor(m, in_grain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const float* row = x.data() + (r0 + i) * c.d_in;
+        RowNorm& norm = (*norms)[r0 + i];
+        norm = ComputeRowNorm(c.normalization, row, c.d_in);
+        PreprocessRow(norm, row, b_dec_in_, c.d_in, a.data() + i * c.d_in);
+      }
+    });
     if (c.architecture == Architecture::kMatchingPursuit) {
       SAEDICT_RETURN_IF_ERROR(
           MatchingPursuitTile(a.data(), m, k, options.compute_mode, pre.data(), codes));
       continue;
     }
     SAEDICT_RETURN_IF_ERROR(EncoderGemm(a.data(), m, options.compute_mode, pre.data()));
+    ParallelFor(m, act_grain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        row_indices[i].clear();
+        row_values[i].clear();
+        ActivateRow(params, pre.data() + i * c.d_sae, &row_indices[i], &row_values[i]);
+      }
+    });
     for (int64_t i = 0; i < m; ++i) {
-      ActivateRow(params, pre.data() + i * c.d_sae, &codes->indices, &codes->values);
+      codes->indices.insert(codes->indices.end(), row_indices[i].begin(), row_indices[i].end());
+      codes->values.insert(codes->values.end(), row_values[i].begin(), row_values[i].end());
       codes->row_offsets.push_back(codes->indices.size());
     }
   }

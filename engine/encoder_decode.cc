@@ -28,8 +28,8 @@ absl::Status ValidateEdits(absl::Span<const FeatureEdit> edits, int64_t n, int64
   for (size_t e = 0; e < edits.size(); ++e) {
     const FeatureEdit& edit = edits[e];
     if (edit.feature >= d_sae) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "edit ", e, ": feature ", edit.feature, " out of range [0, d_sae=", d_sae, ")"));
+      return absl::InvalidArgumentError(absl::StrCat("edit ", e, ": feature ", edit.feature,
+                                                     " out of range [0, d_sae=", d_sae, ")"));
     }
     switch (edit.op) {
       case EditOp::kSet:
@@ -119,8 +119,8 @@ void Encoder::Impl::ReconstructRow(const uint32_t* indices, const float* values,
 absl::StatusOr<std::vector<float>> Encoder::Decode(const SparseCodes& codes) const {
   const DictionaryConfig& c = dictionary_->config;
   if (codes.num_features != c.d_sae) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "codes.num_features is ", codes.num_features, ", expected d_sae ", c.d_sae));
+    return absl::InvalidArgumentError(
+        absl::StrCat("codes.num_features is ", codes.num_features, ", expected d_sae ", c.d_sae));
   }
   SAEDICT_RETURN_IF_ERROR(codes.Validate());
   std::vector<float> out(static_cast<size_t>(codes.num_rows * c.d_in));

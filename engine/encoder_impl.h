@@ -58,10 +58,10 @@ class Encoder::Impl {
 
   std::shared_ptr<const Dictionary> dictionary_;
   EncoderOptions options_;
-  const float* b_dec_in_ = nullptr;  // b_dec when subtracted from the input
-  bool add_b_dec_on_decode_ = true;  // matching pursuit adds b_dec only when subtracted
-  std::vector<float> feature_scale_;  // topk rescale: ||W_dec_i||; gated: exp(r_mag)
-  std::vector<float> decode_factor_;  // topk rescale: 1 / ||W_dec_i||; else empty
+  const float* b_dec_in_ = nullptr;     // b_dec when subtracted from the input
+  bool add_b_dec_on_decode_ = true;     // matching pursuit adds b_dec only when subtracted
+  std::vector<float> feature_scale_;    // topk rescale: ||W_dec_i||; gated: exp(r_mag)
+  std::vector<float> decode_factor_;    // topk rescale: 1 / ||W_dec_i||; else empty
   std::vector<float> decoder_norm_sq_;  // matching pursuit: ||W_dec_i||^2
 
   mutable absl::once_flag bf16_once_;

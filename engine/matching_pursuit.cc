@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "engine/encoder_impl.h"
+#include "engine/parallel.h"
 #include "util/status_macros.h"
 
 namespace saedict::engine {
@@ -36,9 +37,37 @@ absl::Status Encoder::Impl::MatchingPursuitTile(float* residual, int64_t m, int3
   std::vector<int64_t> active(m);
   std::iota(active.begin(), active.end(), 0);
   std::vector<int64_t> still_active;
+  std::vector<char> keep;     // per running row: continue after this step
   std::vector<float> packed;  // residual rows of the running subset, when not all run
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / (d_sae + d_in));
 
-  for (int32_t step = 0; step < k && !active.empty(); ++step) {
+  // One greedy step for `row` given its scores r·W_dec^T; false when it stops.
+  auto greedy_step = [&](const float* s, int64_t row) -> bool {
+    const int64_t best = std::max_element(s, s + d_sae) - s;  // first maximum
+    if (!(s[best] > 0.0f)) return false;
+    float* r = residual + row * d_in;
+    const float* w = w_dec + best * d_in;
+    double dot = 0.0;
+    for (int64_t j = 0; j < d_in; ++j) dot += static_cast<double>(r[j]) * w[j];
+    if (!(dot > 0.0)) return false;
+    const float coef = static_cast<float>(dot / decoder_norm_sq_[best]);
+    auto& row_acts = acts[row];
+    auto it = std::find_if(row_acts.begin(), row_acts.end(),
+                           [&](const auto& e) { return e.first == best; });
+    if (it == row_acts.end()) {
+      row_acts.emplace_back(static_cast<uint32_t>(best), coef);
+    } else {
+      it->second += coef;
+    }
+    double norm_sq = 0.0;
+    for (int64_t j = 0; j < d_in; ++j) {
+      r[j] -= coef * w[j];
+      norm_sq += static_cast<double>(r[j]) * r[j];
+    }
+    return !(threshold > 0.0 && std::sqrt(norm_sq) < threshold);
+  };
+
+  for (int32_t iteration = 0; iteration < k && !active.empty(); ++iteration) {
     const int64_t rows = static_cast<int64_t>(active.size());
     const float* a = residual;
     if (rows != m) {
@@ -49,32 +78,13 @@ absl::Status Encoder::Impl::MatchingPursuitTile(float* residual, int64_t m, int3
       a = packed.data();
     }
     SAEDICT_RETURN_IF_ERROR(EncoderGemm(a, rows, mode, scores));
+    keep.assign(rows, 0);
+    ParallelFor(rows, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) keep[t] = greedy_step(scores + t * d_sae, active[t]);
+    });
     still_active.clear();
     for (int64_t t = 0; t < rows; ++t) {
-      const float* s = scores + t * d_sae;
-      const int64_t best = std::max_element(s, s + d_sae) - s;  // first maximum
-      if (!(s[best] > 0.0f)) continue;
-      float* r = residual + active[t] * d_in;
-      const float* w = w_dec + best * d_in;
-      double dot = 0.0;
-      for (int64_t j = 0; j < d_in; ++j) dot += static_cast<double>(r[j]) * w[j];
-      if (!(dot > 0.0)) continue;
-      const float coef = static_cast<float>(dot / decoder_norm_sq_[best]);
-      auto& row_acts = acts[active[t]];
-      auto it = std::find_if(row_acts.begin(), row_acts.end(),
-                             [&](const auto& e) { return e.first == best; });
-      if (it == row_acts.end()) {
-        row_acts.emplace_back(static_cast<uint32_t>(best), coef);
-      } else {
-        it->second += coef;
-      }
-      double norm_sq = 0.0;
-      for (int64_t j = 0; j < d_in; ++j) {
-        r[j] -= coef * w[j];
-        norm_sq += static_cast<double>(r[j]) * r[j];
-      }
-      if (threshold > 0.0 && std::sqrt(norm_sq) < threshold) continue;
-      still_active.push_back(active[t]);
+      if (keep[t]) still_active.push_back(active[t]);
     }
     active.swap(still_active);
   }

@@ -39,6 +39,7 @@ inline size_t FloatKindSize(FloatKind k) {
 // REQUIRES: raw.size() is a multiple of the element size; out has room.
 inline void DecodeFloats(absl::string_view raw, FloatKind kind, float* out) {
   const size_t n = raw.size() / FloatKindSize(kind);
+  if (n == 0) return;  // out may be null
   const char* p = raw.data();
   switch (kind) {
     case FloatKind::kF32:

@@ -132,10 +132,16 @@ absl::StatusOr<ParsedCfg> ParseCfg(const Struct& cfg, absl::string_view label) {
     }
   }
 
-  // k: topk needs it; matching pursuit caps its steps with it.
-  SAEDICT_ASSIGN_OR_RETURN(std::optional<int64_t> k, GetJsonInt(cfg, "k", label, 1, c.d_sae));
+  // k: topk needs it; matching pursuit caps its steps with it. Others ignore
+  // it (BatchTopK's k may even be fractional).
+  std::optional<int64_t> k;
+  const bool uses_k =
+      c.architecture == Architecture::kTopK || c.architecture == Architecture::kMatchingPursuit;
+  if (uses_k) {
+    SAEDICT_ASSIGN_OR_RETURN(k, GetJsonInt(cfg, "k", label, 1, c.d_sae));
+  }
   const Value* kwargs = FindJsonField(cfg, "activation_fn_kwargs");
-  if (!k && kwargs != nullptr && kwargs->has_struct_value()) {
+  if (uses_k && !k && kwargs != nullptr && kwargs->has_struct_value()) {
     SAEDICT_ASSIGN_OR_RETURN(
         k, GetJsonInt(kwargs->struct_value(), "k", absl::StrCat(label, ": activation_fn_kwargs"), 1,
                       c.d_sae));

@@ -42,8 +42,9 @@ absl::StatusOr<engine::FeatureEdit> ToEngine(const v1::FeatureEdit& e, int index
     case v1::EDIT_OP_ABLATE: out.op = engine::EditOp::kAblate; break;
     default:
       return absl::InvalidArgumentError(
-          absl::StrCat("edits[", index, "].op: ", v1::EditOp_Name(e.op()),
-                       " is not an edit; expected SET, ADD, SCALE or ABLATE"));
+          absl::StrCat("edits[", index, "].op: ", static_cast<int>(e.op()), " (",
+                       v1::EditOp_Name(e.op()),
+                       ") is not an edit; expected SET, ADD, SCALE or ABLATE"));
   }
   return out;
 }

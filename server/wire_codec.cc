@@ -20,8 +20,8 @@ absl::StatusOr<size_t> DTypeSize(v1::DType dtype, absl::string_view field) {
       return 2;
     default:
       return absl::InvalidArgumentError(absl::StrCat(
-          field, ".dtype: ", v1::DType_Name(dtype),
-          " is not supported; expected DTYPE_F32, DTYPE_F16 or DTYPE_BF16"));
+          field, ".dtype: ", static_cast<int>(dtype), " (", v1::DType_Name(dtype),
+          ") is not supported; expected DTYPE_F32, DTYPE_F16 or DTYPE_BF16"));
   }
 }
 
@@ -58,6 +58,11 @@ absl::StatusOr<DenseRows> DecodeMatrix(const v1::Tensor& tensor, int64_t expecte
     return absl::InvalidArgumentError(
         absl::StrCat(field, ".shape: [", rows, ",", cols, "] does not match d_in ",
                      expected_cols, "; expected [n, ", expected_cols, "]"));
+  }
+  // Checked before multiplying: a hostile shape must not wrap around.
+  if (static_cast<uint64_t>(rows) > UINT64_MAX / elem / static_cast<uint64_t>(cols)) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ".shape: [", rows, ",", cols,
+                                                   "] is too large (byte size overflows)"));
   }
   const uint64_t count = static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols);
   if (tensor.data().size() != count * elem) {
@@ -109,9 +114,11 @@ absl::StatusOr<engine::SparseCodes> DecodeCodes(const v1::SparseCodes& codes,
     return absl::InvalidArgumentError(absl::StrCat("codes.num_features: ", codes.num_features(),
                                                    " does not match d_sae ", expected_features));
   }
-  if (codes.num_rows() < 0) {
+  // (num_rows + 1) * 8 must not wrap around.
+  if (codes.num_rows() < 0 ||
+      static_cast<uint64_t>(codes.num_rows()) >= UINT64_MAX / sizeof(uint64_t) - 1) {
     return absl::InvalidArgumentError(
-        absl::StrCat("codes.num_rows: ", codes.num_rows(), " is negative"));
+        absl::StrCat("codes.num_rows: ", codes.num_rows(), " is out of range"));
   }
   engine::SparseCodes out;
   out.num_rows = codes.num_rows();

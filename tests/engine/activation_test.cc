@@ -35,8 +35,7 @@ void ExpectSameAsBruteForce(const std::vector<float>& v, int32_t k) {
   std::vector<uint32_t> want_idx, got_idx = {99};  // prefilled: SelectTopK appends
   std::vector<float> want_val, got_val = {99.0f};
   BruteForce(v, k, &want_idx, &want_val);
-  const int64_t count =
-      SelectTopK(v.data(), static_cast<int64_t>(v.size()), k, &got_idx, &got_val);
+  const int64_t count = SelectTopK(v.data(), static_cast<int64_t>(v.size()), k, &got_idx, &got_val);
   EXPECT_EQ(count, static_cast<int64_t>(want_idx.size()));
   got_idx.erase(got_idx.begin());
   got_val.erase(got_val.begin());
@@ -85,10 +84,8 @@ TEST(ActivateRowTest, JumpReluAndGatedRules) {
   const float b_enc[4] = {0, 0, 0, 0};
   const float threshold[4] = {0.5f, -1.0f, 0.1f, 2.0f};
   float row[4] = {0.6f, -0.5f, 0.1f, 1.0f};
-  ActivationParams p{.architecture = Architecture::kJumpReLU,
-                     .d_sae = 4,
-                     .b_enc = b_enc,
-                     .threshold = threshold};
+  ActivationParams p{
+      .architecture = Architecture::kJumpReLU, .d_sae = 4, .b_enc = b_enc, .threshold = threshold};
   std::vector<uint32_t> idx;
   std::vector<float> val;
   ActivateRow(p, row, &idx, &val);

@@ -60,15 +60,16 @@ void ExpectIdentical(const EncodeResult& a, const EncodeResult& b) {
   const SparseCodes& b = direct.codes;
   for (int64_t r = 0; r < a.num_rows; ++r) {
     if (!std::equal(a.indices.begin() + a.row_offsets[r], a.indices.begin() + a.row_offsets[r + 1],
-                    b.indices.begin() + b.row_offsets[r], b.indices.begin() + b.row_offsets[r + 1])) {
+                    b.indices.begin() + b.row_offsets[r],
+                    b.indices.begin() + b.row_offsets[r + 1])) {
       continue;  // a near-tie flipped: the decoded rows legitimately differ
     }
     for (int64_t j = 0; j < d_in && !batched.reconstruction.empty(); ++j) {
       const double x = batched.reconstruction[r * d_in + j];
       const double y = direct.reconstruction[r * d_in + j];
       if (std::abs(x - y) > 1e-4 * (1 + std::abs(y))) {
-        return ::testing::AssertionFailure() << "row " << r << " column " << j << ": " << x
-                                             << " vs " << y;
+        return ::testing::AssertionFailure()
+               << "row " << r << " column " << j << ": " << x << " vs " << y;
       }
     }
     if (!batched.row_squared_error.empty()) {
@@ -96,10 +97,10 @@ TEST(BatcherTest, CreateValidatesOptions) {
 TEST(BatcherTest, ConcurrentCallersMatchDirectEncode) {
   auto encoder_a = MakeEncoder(3);
   auto encoder_b = MakeEncoder(4);
-  SAEDICT_ASSERT_OK_AND_ASSIGN(
-      auto batcher, EncodeBatcher::Create({.max_batch_tokens = 128,
-                                           .max_queue_delay = absl::Milliseconds(1),
-                                           .num_batch_threads = 2}));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(auto batcher,
+                               EncodeBatcher::Create({.max_batch_tokens = 128,
+                                                      .max_queue_delay = absl::Milliseconds(1),
+                                                      .num_batch_threads = 2}));
   const int64_t sizes[] = {1, 3, 17, 64, 130, 5};
   const EncodeOptions variants[] = {
       {}, {.top_k = 4}, {.return_reconstruction = true, .return_row_error = true}};
@@ -199,10 +200,10 @@ TEST(BatcherTest, QueueFullIsResourceExhaustedAndDestructionDrains) {
     absl::SleepFor(absl::Milliseconds(1));
   }
   EXPECT_EQ(batcher->queued_tokens(), 8);
-  EXPECT_THAT(batcher->Encode(encoder, x5, 5, {}),
-              StatusIs(absl::StatusCode::kResourceExhausted,
-                       AllOf(HasSubstr("8 rows queued"), HasSubstr("5 rows requested"),
-                             HasSubstr("10"))));
+  EXPECT_THAT(
+      batcher->Encode(encoder, x5, 5, {}),
+      StatusIs(absl::StatusCode::kResourceExhausted,
+               AllOf(HasSubstr("8 rows queued"), HasSubstr("5 rows requested"), HasSubstr("10"))));
   const absl::Time start = absl::Now();
   batcher.reset();  // drains: the waiter gets its result long before the 60 s delay
   waiter.join();

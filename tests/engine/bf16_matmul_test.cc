@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <ostream>
 #include <random>
 #include <thread>
 #include <vector>
@@ -99,6 +100,7 @@ TEST(Bf16MatmulTest, RunRejectsBadArguments) {
 struct Shape {
   int64_t m, k, n;
 };
+void PrintTo(const Shape& s, std::ostream* os) { *os << s.m << "x" << s.k << "x" << s.n; }
 
 class Bf16MatmulShapeTest : public ::testing::TestWithParam<Shape> {};
 

@@ -40,9 +40,8 @@ TEST(DictionaryTest, GeneratedDictionariesValidate) {
     EXPECT_THAT(MakeDictionary({.architecture = a, .k = k})->Validate(), IsOk())
         << ArchitectureName(a);
   }
-  EXPECT_THAT(MakeDictionary({.architecture = Architecture::kMatchingPursuit,
-                              .mp_store_w_enc = false,
-                              .k = 4})
+  EXPECT_THAT(MakeDictionary(
+                  {.architecture = Architecture::kMatchingPursuit, .mp_store_w_enc = false, .k = 4})
                   ->Validate(),
               IsOk());
 }
@@ -121,7 +120,8 @@ TEST(SparseCodesTest, Validate) {
   EXPECT_THAT(bad.Validate(), StatusIs(kInvalid, AllOf(HasSubstr("row 0"), HasSubstr("10"))));
   bad = ok;
   bad.values[2] = std::nanf("");
-  EXPECT_THAT(bad.Validate(), StatusIs(kInvalid, AllOf(HasSubstr("row 1"), HasSubstr("non-finite"))));
+  EXPECT_THAT(bad.Validate(),
+              StatusIs(kInvalid, AllOf(HasSubstr("row 1"), HasSubstr("non-finite"))));
   bad = ok;
   bad.values.pop_back();
   EXPECT_THAT(bad.Validate(), StatusIs(kInvalid, HasSubstr("values has 2")));

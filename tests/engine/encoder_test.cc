@@ -52,8 +52,8 @@ void ExpectMatchesReference(const Dictionary& d, const std::vector<float>& x, in
     ++compared;
     for (int64_t i = 0; i < d.config.d_sae; ++i) {
       if ((ours[i] != 0.0) != (ref.f[i] != 0.0)) {
-        EXPECT_LT(ref.margin[i], kTol) << "row " << r << " feature " << i << " ours " << ours[i]
-                                       << " ref " << ref.f[i];
+        EXPECT_LT(ref.margin[i], kTol)
+            << "row " << r << " feature " << i << " ours " << ours[i] << " ref " << ref.f[i];
       } else {
         EXPECT_NEAR(ours[i], ref.f[i], kTol * (1.0 + std::abs(ref.f[i])))
             << "row " << r << " feature " << i;
@@ -136,8 +136,8 @@ std::vector<DictSpec> AllSpecs() {
   std::vector<DictSpec> all;
   uint32_t seed = 1;
   for (const DictSpec& b : base) {
-    for (Normalization norm : {Normalization::kNone, Normalization::kConstantNormRescale,
-                               Normalization::kLayerNorm}) {
+    for (Normalization norm :
+         {Normalization::kNone, Normalization::kConstantNormRescale, Normalization::kLayerNorm}) {
       for (bool apply_b_dec : {true, false}) {
         DictSpec s = b;
         s.normalization = norm;
@@ -152,6 +152,27 @@ std::vector<DictSpec> AllSpecs() {
 
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, EncoderReferenceTest, ::testing::ValuesIn(AllSpecs()),
                          [](const auto& info) { return SpecName(info.param); });
+
+TEST(EncoderTest, WideDictionariesSplitRowsAcrossThreads) {
+  // d_sae large enough that the per-row passes run in parallel chunks.
+  for (DictSpec spec : {DictSpec{.architecture = Architecture::kTopK, .k = 40},
+                        DictSpec{.architecture = Architecture::kJumpReLU},
+                        DictSpec{.architecture = Architecture::kMatchingPursuit, .k = 5}}) {
+    spec.d_in = 32;
+    spec.d_sae = 4096;
+    spec.normalization = Normalization::kLayerNorm;
+    auto dict = MakeDictionary(spec);
+    SAEDICT_ASSERT_OK_AND_ASSIGN(auto encoder,
+                                 Encoder::Create(dict, EncoderOptions{.tile_rows = 64}));
+    const int64_t n = 90;
+    const std::vector<float> x = InputFor(spec, n, 77);
+    SAEDICT_ASSERT_OK_AND_ASSIGN(
+        EncodeResult result,
+        encoder->Encode(x, n,
+                        EncodeOptions{.return_reconstruction = true, .return_row_error = true}));
+    ExpectMatchesReference(*dict, x, n, 0, result);
+  }
+}
 
 TEST(EncoderTest, MatchingPursuitStopsOnResidualThreshold) {
   DictSpec spec{.architecture = Architecture::kMatchingPursuit,
@@ -216,7 +237,8 @@ TEST(EncoderTest, EmptyBatch) {
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto encoder, Encoder::Create(dict));
   SAEDICT_ASSERT_OK_AND_ASSIGN(
       EncodeResult result,
-      encoder->Encode({}, 0, EncodeOptions{.return_reconstruction = true, .return_row_error = true}));
+      encoder->Encode({}, 0,
+                      EncodeOptions{.return_reconstruction = true, .return_row_error = true}));
   EXPECT_EQ(result.codes.num_rows, 0);
   EXPECT_EQ(result.codes.row_offsets, (std::vector<uint64_t>{0}));
   EXPECT_THAT(result.codes.Validate(), IsOk());
@@ -228,8 +250,8 @@ TEST(EncoderTest, ZeroRowUnderConstantNormStaysFinite) {
                               .normalization = Normalization::kConstantNormRescale});
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto encoder, Encoder::Create(dict));
   const std::vector<float> x(dict->config.d_in, 0.0f);
-  SAEDICT_ASSERT_OK_AND_ASSIGN(
-      EncodeResult result, encoder->Encode(x, 1, EncodeOptions{.return_reconstruction = true}));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(EncodeResult result,
+                               encoder->Encode(x, 1, EncodeOptions{.return_reconstruction = true}));
   EXPECT_THAT(result.codes.Validate(), IsOk());
   for (float v : result.reconstruction) EXPECT_TRUE(std::isfinite(v));
 }
@@ -262,13 +284,18 @@ TEST(EncoderTest, MatchingPursuitDecodeAddsBdecOnlyWhenSubtracted) {
   auto dict = MakeDictionary(
       {.architecture = Architecture::kMatchingPursuit, .apply_b_dec_to_input = false, .k = 4});
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto encoder, Encoder::Create(dict));
-  SparseCodes empty{.num_rows = 1, .num_features = dict->config.d_sae, .row_offsets = {0, 0}, .indices = {}, .values = {}};
+  SparseCodes empty{.num_rows = 1,
+                    .num_features = dict->config.d_sae,
+                    .row_offsets = {0, 0},
+                    .indices = {},
+                    .values = {}};
   SAEDICT_ASSERT_OK_AND_ASSIGN(std::vector<float> decoded, encoder->Decode(empty));
   for (float v : decoded) EXPECT_EQ(v, 0.0f);
 }
 
 TEST(EncoderTest, Bf16ModeIsApproximateOrUnimplemented) {
-  auto dict = MakeDictionary({.architecture = Architecture::kTopK, .d_in = 64, .d_sae = 512, .k = 16});
+  auto dict =
+      MakeDictionary({.architecture = Architecture::kTopK, .d_in = 64, .d_sae = 512, .k = 16});
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto encoder, Encoder::Create(dict));
   const int64_t n = 32;
   const std::vector<float> x = RandomInput(n, 64, 11);

@@ -21,9 +21,8 @@ using ::saedict::engine::testing::RandomInput;
 using ::saedict::engine::testing::ReferenceRowNorm;
 
 // x + sum_i (f'_i - f_i) * decode_factor_i * out_scale * W_dec_i, in float64.
-std::vector<double> ExpectedActivations(const Dictionary& d, const std::vector<float>& x,
-                                        int64_t n, const SparseCodes& f,
-                                        const SparseCodes& edited) {
+std::vector<double> ExpectedActivations(const Dictionary& d, const std::vector<float>& x, int64_t n,
+                                        const SparseCodes& f, const SparseCodes& edited) {
   const int64_t d_in = d.config.d_in;
   std::vector<double> out(x.begin(), x.end());
   for (int64_t r = 0; r < n; ++r) {
@@ -144,8 +143,7 @@ TEST_P(InterveneTest, SetAddScaleOnRowSubsets) {
 
 TEST_P(InterveneTest, TopKOverrideAppliesBeforeEditing) {
   EncodeOptions options{.top_k = 2};
-  SAEDICT_ASSERT_OK_AND_ASSIGN(InterveneResult result,
-                               encoder_->Intervene(x_, n_, {}, options));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(InterveneResult result, encoder_->Intervene(x_, n_, {}, options));
   for (int64_t r = 0; r < n_; ++r) {
     EXPECT_LE(result.edited_codes.row_offsets[r + 1] - result.edited_codes.row_offsets[r], 2u);
   }
@@ -154,19 +152,18 @@ TEST_P(InterveneTest, TopKOverrideAppliesBeforeEditing) {
 
 INSTANTIATE_TEST_SUITE_P(
     Specs, InterveneTest,
-    ::testing::Values(
-        DictSpec{.architecture = Architecture::kStandard},
-        DictSpec{.architecture = Architecture::kTopK, .k = 8},
-        DictSpec{.architecture = Architecture::kTopK,
-                 .normalization = Normalization::kLayerNorm,
-                 .rescale_acts_by_decoder_norm = true,
-                 .k = 8},
-        DictSpec{.architecture = Architecture::kJumpReLU,
-                 .normalization = Normalization::kConstantNormRescale},
-        DictSpec{.architecture = Architecture::kGated, .apply_b_dec_to_input = false},
-        DictSpec{.architecture = Architecture::kMatchingPursuit,
-                 .normalization = Normalization::kLayerNorm,
-                 .k = 6}),
+    ::testing::Values(DictSpec{.architecture = Architecture::kStandard},
+                      DictSpec{.architecture = Architecture::kTopK, .k = 8},
+                      DictSpec{.architecture = Architecture::kTopK,
+                               .normalization = Normalization::kLayerNorm,
+                               .rescale_acts_by_decoder_norm = true,
+                               .k = 8},
+                      DictSpec{.architecture = Architecture::kJumpReLU,
+                               .normalization = Normalization::kConstantNormRescale},
+                      DictSpec{.architecture = Architecture::kGated, .apply_b_dec_to_input = false},
+                      DictSpec{.architecture = Architecture::kMatchingPursuit,
+                               .normalization = Normalization::kLayerNorm,
+                               .k = 6}),
     [](const auto& info) { return ::saedict::engine::testing::SpecName(info.param); });
 
 }  // namespace

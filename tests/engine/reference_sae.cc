@@ -100,8 +100,7 @@ std::shared_ptr<Dictionary> MakeDictionary(const DictSpec& spec) {
   return d;
 }
 
-std::vector<float> RandomInput(int64_t n, int64_t d_in, uint32_t seed, float scale,
-                               float offset) {
+std::vector<float> RandomInput(int64_t n, int64_t d_in, uint32_t seed, float scale, float offset) {
   std::mt19937 rng(seed);
   return Normal(static_cast<size_t>(n * d_in), rng, scale, offset);
 }
@@ -234,8 +233,7 @@ std::vector<double> ReferenceDecodeRow(const Dictionary& d, const std::vector<do
                                        const RefNorm& norm) {
   const DictionaryConfig& c = d.config;
   std::vector<double> y(c.d_in, 0.0);
-  const bool add_b_dec =
-      c.architecture != Architecture::kMatchingPursuit || c.apply_b_dec_to_input;
+  const bool add_b_dec = c.architecture != Architecture::kMatchingPursuit || c.apply_b_dec_to_input;
   for (int64_t j = 0; j < c.d_in; ++j) y[j] = add_b_dec ? d.b_dec[j] : 0.0;
   for (int64_t i = 0; i < c.d_sae; ++i) {
     if (f[i] == 0.0) continue;
@@ -258,9 +256,8 @@ std::vector<double> DenseRow(const SparseCodes& codes, int64_t row) {
 
 ::testing::AssertionResult CodesNear(const SparseCodes& a, const SparseCodes& b, double tol) {
   if (a.num_rows != b.num_rows || a.num_features != b.num_features) {
-    return ::testing::AssertionFailure() << "shapes differ: " << a.num_rows << "x"
-                                         << a.num_features << " vs " << b.num_rows << "x"
-                                         << b.num_features;
+    return ::testing::AssertionFailure() << "shapes differ: " << a.num_rows << "x" << a.num_features
+                                         << " vs " << b.num_rows << "x" << b.num_features;
   }
   for (int64_t r = 0; r < a.num_rows; ++r) {
     const std::vector<double> da = DenseRow(a, r);
@@ -286,8 +283,8 @@ std::vector<double> DenseRow(const SparseCodes& codes, int64_t row) {
         const double v = x != 0.0 ? std::abs(x) : std::abs(y);
         const double other_min = x != 0.0 ? min_b : min_a;
         if (v >= tol && std::abs(v - other_min) > tol * (1.0 + v)) {
-          return ::testing::AssertionFailure() << "row " << r << " feature " << i
-                                               << " only on one side: " << x << " vs " << y;
+          return ::testing::AssertionFailure()
+                 << "row " << r << " feature " << i << " only on one side: " << x << " vs " << y;
         }
       }
     }

@@ -81,7 +81,8 @@ TEST_F(ValidationTest, Bf16WhenUnavailableIsUnimplemented) {
 }
 
 TEST_F(ValidationTest, DecodeRejectsWrongWidthAndBrokenCodes) {
-  SparseCodes codes{.num_rows = 1, .num_features = 11, .row_offsets = {0, 0}, .indices = {}, .values = {}};
+  SparseCodes codes{
+      .num_rows = 1, .num_features = 11, .row_offsets = {0, 0}, .indices = {}, .values = {}};
   EXPECT_THAT(encoder_->Decode(codes),
               StatusIs(kInvalid, AllOf(HasSubstr("num_features is 11"), HasSubstr("10"))));
   codes = {.num_rows = 1,

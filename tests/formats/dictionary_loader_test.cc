@@ -74,7 +74,7 @@ void ReplaceInFile(const fs::path& file, const std::string& from, const std::str
   ASSERT_THAT(WriteFileAtomically(file, absl::StrReplaceAll(*text, {{from, to}})), IsOk());
 }
 
-class LoaderTest : public ::testing::Test {
+class DictionaryLoaderTest : public ::testing::Test {
  protected:
   fs::path Folder(const Dictionary& d, DType dtype = DType::kF32, bool pre_6_0 = false) {
     const fs::path p = dir_.path() / absl::StrCat("sae", counter_++);
@@ -85,7 +85,7 @@ class LoaderTest : public ::testing::Test {
   int counter_ = 0;
 };
 
-TEST_F(LoaderTest, SaeLensRoundTripsEveryArchitecture) {
+TEST_F(DictionaryLoaderTest, SaeLensRoundTripsEveryArchitecture) {
   for (Architecture a : kAllArchs) {
     const Dictionary d = RandomDictionary(a, 8, 24, 5, 11);
     SAEDICT_ASSERT_OK_AND_ASSIGN(LoadedDictionary loaded, LoadDictionary(Folder(d)));
@@ -95,7 +95,7 @@ TEST_F(LoaderTest, SaeLensRoundTripsEveryArchitecture) {
   }
 }
 
-TEST_F(LoaderTest, SaeLensPre60ConfigSpelling) {
+TEST_F(DictionaryLoaderTest, SaeLensPre60ConfigSpelling) {
   for (Architecture a : kAllArchs) {
     const Dictionary d = RandomDictionary(a, 6, 10, 3, 5);
     const fs::path p = Folder(d, DType::kF32, true);
@@ -113,7 +113,7 @@ TEST_F(LoaderTest, SaeLensPre60ConfigSpelling) {
   EXPECT_EQ(loaded.dictionary.config.model_name, "fixture-model");
 }
 
-TEST_F(LoaderTest, LoadsF16AndBF16Weights) {
+TEST_F(DictionaryLoaderTest, LoadsF16AndBF16Weights) {
   for (DType dtype : {DType::kF16, DType::kBF16}) {
     for (Architecture a : kAllArchs) {
       const Dictionary d = RandomDictionary(a, 8, 16, 4, 3);
@@ -128,7 +128,7 @@ TEST_F(LoaderTest, LoadsF16AndBF16Weights) {
   }
 }
 
-TEST_F(LoaderTest, SparsifyTransposesTheEncoder) {
+TEST_F(DictionaryLoaderTest, SparsifyTransposesTheEncoder) {
   const Dictionary d = RandomDictionary(Architecture::kTopK, 8, 32, 6, 4);
   const fs::path p = dir_.path() / "sparsify";
   ASSERT_THAT(WriteSparsifyFolder(p, d), IsOk());
@@ -145,7 +145,7 @@ TEST_F(LoaderTest, SparsifyTransposesTheEncoder) {
   EXPECT_EQ(loaded.dictionary.config.d_sae, 32);
 }
 
-TEST_F(LoaderTest, SparsifyRejectsUnsupportedConfigs) {
+TEST_F(DictionaryLoaderTest, SparsifyRejectsUnsupportedConfigs) {
   const Dictionary d = RandomDictionary(Architecture::kTopK, 8, 16, 2, 4);
   const fs::path p = dir_.path() / "sparsify";
   ASSERT_THAT(WriteSparsifyFolder(p, d, DType::kBF16), IsOk());
@@ -163,7 +163,7 @@ TEST_F(LoaderTest, SparsifyRejectsUnsupportedConfigs) {
               StatusIs(kInvalid, AllOf(HasSubstr("encoder.weight"), HasSubstr("expected [17,8]"))));
 }
 
-TEST_F(LoaderTest, GemmaScopeFoldsBdecIntoBenc) {
+TEST_F(DictionaryLoaderTest, GemmaScopeFoldsBdecIntoBenc) {
   const Dictionary d = RandomDictionary(Architecture::kJumpReLU, 8, 16, 0, 9);
   const fs::path folder = dir_.path() / "gs";
   ASSERT_THAT(WriteGemmaScopeNpz(folder / "params.npz", d), IsOk());
@@ -185,7 +185,7 @@ TEST_F(LoaderTest, GemmaScopeFoldsBdecIntoBenc) {
               StatusIs(kInvalid, HasSubstr("jumprelu")));
 }
 
-TEST_F(LoaderTest, GemmaScopeRejectsBadArrays) {
+TEST_F(DictionaryLoaderTest, GemmaScopeRejectsBadArrays) {
   const fs::path p = dir_.path() / "bad.npz";
   std::map<std::string, NpyArray> arrays;
   const std::vector<float> m(8, 0.5f), v(4, 0.1f), w(2, 0.1f);
@@ -212,7 +212,7 @@ TEST_F(LoaderTest, GemmaScopeRejectsBadArrays) {
   EXPECT_THAT(LoadDictionary(p), StatusIs(kInvalid, HasSubstr("'W_enc' has shape [8]")));
 }
 
-TEST_F(LoaderTest, DetectsFormatsAndReportsMissingPaths) {
+TEST_F(DictionaryLoaderTest, DetectsFormatsAndReportsMissingPaths) {
   const Dictionary d = RandomDictionary(Architecture::kStandard, 4, 8);
   const fs::path p = Folder(d);
   SAEDICT_ASSERT_OK_AND_ASSIGN(LoadedDictionary by_file, LoadDictionary(p / "cfg.json"));
@@ -228,7 +228,7 @@ TEST_F(LoaderTest, DetectsFormatsAndReportsMissingPaths) {
   EXPECT_STREQ(SourceFormatName(SourceFormat::kSaeLens), "saelens");
 }
 
-TEST_F(LoaderTest, RejectsNonFiniteWeightsNamingTensorAndIndex) {
+TEST_F(DictionaryLoaderTest, RejectsNonFiniteWeightsNamingTensorAndIndex) {
   const Dictionary d = RandomDictionary(Architecture::kTopK, 4, 8, 2);
   const fs::path p = Folder(d);
   EditTensors(p / "sae_weights.safetensors",
@@ -242,7 +242,7 @@ TEST_F(LoaderTest, RejectsNonFiniteWeightsNamingTensorAndIndex) {
               StatusIs(kInvalid, AllOf(HasSubstr("'b_enc'"), HasSubstr("-inf"))));
 }
 
-TEST_F(LoaderTest, RejectsMissingAndMistypedTensors) {
+TEST_F(DictionaryLoaderTest, RejectsMissingAndMistypedTensors) {
   const fs::path p = Folder(RandomDictionary(Architecture::kJumpReLU, 4, 8));
   EditTensors(p / "sae_weights.safetensors", [](auto& t) {
     std::erase_if(t, [](const RawTensor& r) { return r.name == "threshold"; });
@@ -257,7 +257,7 @@ TEST_F(LoaderTest, RejectsMissingAndMistypedTensors) {
   EXPECT_THAT(LoadDictionary(q), StatusIs(kInvalid, HasSubstr("tensor 'W_enc' has dtype I32")));
 }
 
-TEST_F(LoaderTest, RejectsCfgShapeMismatchAndBadValues) {
+TEST_F(DictionaryLoaderTest, RejectsCfgShapeMismatchAndBadValues) {
   const fs::path p = Folder(RandomDictionary(Architecture::kTopK, 4, 8, 2));
   ReplaceInFile(p / "cfg.json", "\"d_in\": 4", "\"d_in\": 5");
   EXPECT_THAT(LoadDictionary(p), StatusIs(kInvalid, AllOf(HasSubstr("'W_dec' has shape [8,4]"),
@@ -291,7 +291,7 @@ TEST_F(LoaderTest, RejectsCfgShapeMismatchAndBadValues) {
   }
 }
 
-TEST_F(LoaderTest, ConfigOptionsPassThrough) {
+TEST_F(DictionaryLoaderTest, ConfigOptionsPassThrough) {
   Dictionary d = RandomDictionary(Architecture::kTopK, 4, 8, 3);
   d.config.normalization = engine::Normalization::kLayerNorm;
   d.config.rescale_acts_by_decoder_norm = true;
@@ -307,7 +307,7 @@ TEST_F(LoaderTest, ConfigOptionsPassThrough) {
   EXPECT_EQ(loaded.dictionary.config.normalization, engine::Normalization::kConstantNormRescale);
 }
 
-TEST_F(LoaderTest, FoldsExpectedAverageScalingFactor) {
+TEST_F(DictionaryLoaderTest, FoldsExpectedAverageScalingFactor) {
   const Dictionary d = RandomDictionary(Architecture::kStandard, 4, 8);
   const fs::path p = Folder(d);
   ReplaceInFile(p / "cfg.json", "\"none\"", "\"expected_average_only_in\"");
@@ -332,7 +332,7 @@ TEST_F(LoaderTest, FoldsExpectedAverageScalingFactor) {
   EXPECT_THAT(LoadDictionary(p), StatusIs(kInvalid, HasSubstr("scaling_factor -1")));
 }
 
-TEST_F(LoaderTest, MatchingPursuitConfigKeys) {
+TEST_F(DictionaryLoaderTest, MatchingPursuitConfigKeys) {
   Dictionary d = RandomDictionary(Architecture::kMatchingPursuit, 6, 12, 4);
   d.config.mp_residual_threshold = 0.25f;
   const fs::path p = Folder(d);
@@ -347,10 +347,11 @@ TEST_F(LoaderTest, MatchingPursuitConfigKeys) {
   EXPECT_TRUE(loaded.dictionary.b_enc.empty());
 }
 
-TEST_F(LoaderTest, BatchTopKTrainingFormAndFinetuningScale) {
+TEST_F(DictionaryLoaderTest, BatchTopKTrainingFormAndFinetuningScale) {
   const Dictionary d = RandomDictionary(Architecture::kTopK, 4, 8, 2);
   const fs::path p = Folder(d);
   ReplaceInFile(p / "cfg.json", "\"topk\"", "\"batchtopk\"");
+  ReplaceInFile(p / "cfg.json", "\"k\": 2", "\"k\": 2.5");  // BatchTopK's k may be fractional
   const double global = 0.375;
   EditTensors(p / "sae_weights.safetensors", [&](auto& t) {
     t.push_back({"topk_threshold",

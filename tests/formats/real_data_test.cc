@@ -23,7 +23,7 @@ void ExpectStories(const engine::Dictionary& d, Architecture arch) {
   EXPECT_EQ(d.config.architecture, arch);
 }
 
-TEST(RealDataTest, LoadsSaeLensFolders) {
+TEST(FormatsRealDataTest, LoadsSaeLensFolders) {
   SAEDICT_REQUIRE_STORIES260K(data);
   struct Case {
     const char* name;
@@ -55,7 +55,7 @@ TEST(RealDataTest, LoadsSaeLensFolders) {
   }
 }
 
-TEST(RealDataTest, SparsifyCopyMatchesSaeLens) {
+TEST(FormatsRealDataTest, SparsifyCopyMatchesSaeLens) {
   SAEDICT_REQUIRE_STORIES260K(data);
   SAEDICT_ASSERT_OK_AND_ASSIGN(LoadedDictionary saelens, LoadDictionary(data / "topk_l2_a"));
   SAEDICT_ASSERT_OK_AND_ASSIGN(LoadedDictionary sparsify,
@@ -71,7 +71,7 @@ TEST(RealDataTest, SparsifyCopyMatchesSaeLens) {
   EXPECT_THAT(CompareDictionaries(sparsify.dictionary, want), IsOk());
 }
 
-TEST(RealDataTest, GemmaScopeNpzMatchesJumpReluFolder) {
+TEST(FormatsRealDataTest, GemmaScopeNpzMatchesJumpReluFolder) {
   SAEDICT_REQUIRE_STORIES260K(data);
   SAEDICT_ASSERT_OK_AND_ASSIGN(LoadedDictionary folder, LoadDictionary(data / "jumprelu_l2"));
   SAEDICT_ASSERT_OK_AND_ASSIGN(LoadedDictionary npz, LoadDictionary(data / "jumprelu_l2.npz"));
@@ -92,7 +92,7 @@ TEST(RealDataTest, GemmaScopeNpzMatchesJumpReluFolder) {
   }
 }
 
-TEST(RealDataTest, ReadsActivationAndTokenArrays) {
+TEST(FormatsRealDataTest, ReadsActivationAndTokenArrays) {
   SAEDICT_REQUIRE_STORIES260K(data);
   SAEDICT_ASSERT_OK_AND_ASSIGN(NpyArray tokens, ReadNpyFile(data / "tokens.npy"));
   EXPECT_EQ(tokens.dtype, NpyDType::kI32);

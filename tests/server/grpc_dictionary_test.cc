@@ -90,8 +90,8 @@ INSTANTIATE_TEST_SUITE_P(
         FormatCase{"GemmaScopeNpz", Arch::kJumpReLU, v1::SOURCE_FORMAT_GEMMA_SCOPE, "gs.npz",
                    "gs.npz", v1::SOURCE_FORMAT_AUTO, v1::ARCHITECTURE_JUMPRELU, 0},
         FormatCase{"GemmaScopeFolder", Arch::kJumpReLU, v1::SOURCE_FORMAT_GEMMA_SCOPE,
-                   "gs/params.npz", "gs", v1::SOURCE_FORMAT_GEMMA_SCOPE,
-                   v1::ARCHITECTURE_JUMPRELU, 0}),
+                   "gs/params.npz", "gs", v1::SOURCE_FORMAT_GEMMA_SCOPE, v1::ARCHITECTURE_JUMPRELU,
+                   0}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST_F(GrpcServerTest, LoadByAbsolutePathInsideRoot) {
@@ -175,8 +175,8 @@ TEST_F(GrpcServerTest, PathsOutsideTheRootArePermissionDenied) {
                   .ok());
   fs::create_directory_symlink(scratch_.path() / "outside", root_ / "link");
   const std::string absolute = (scratch_.path() / "outside").string();
-  for (const std::string& path : {std::string("../outside"), absolute, std::string("link"),
-                                  std::string("x/../../outside")}) {
+  for (const std::string& path :
+       {std::string("../outside"), absolute, std::string("link"), std::string("x/../../outside")}) {
     EXPECT_THAT(Load("escape", path),
                 GrpcStatusIs(grpc::StatusCode::PERMISSION_DENIED,
                              AllOf(HasSubstr(path), HasSubstr("outside the dictionary root"))))
@@ -207,27 +207,26 @@ void PrintTo(const MalformedCase& c, std::ostream* os) { *os << c.name; }
 
 void Truncate(const fs::path& file, uintmax_t keep) { fs::resize_file(file, keep); }
 
-class MalformedTest : public GrpcServerTest,
-                      public ::testing::WithParamInterface<MalformedCase> {};
+class MalformedTest : public GrpcServerTest, public ::testing::WithParamInterface<MalformedCase> {};
 
 TEST_P(MalformedTest, InvalidArgumentAndNothingStored) {
   WriteSae("good", Arch::kTopK);
   ASSERT_THAT(Load("good", "good"), GrpcOk());
   WriteSae("bad", Arch::kTopK);
   GetParam().damage(root_ / "bad");
-  const auto files_before = std::distance(fs::directory_iterator(data_dir_ / "dictionaries"),
-                                          fs::directory_iterator());
-  EXPECT_THAT(Load("bad", "bad"), GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT,
-                                               HasSubstr(GetParam().message_part)));
+  const auto files_before =
+      std::distance(fs::directory_iterator(data_dir_ / "dictionaries"), fs::directory_iterator());
+  EXPECT_THAT(Load("bad", "bad"),
+              GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr(GetParam().message_part)));
   EXPECT_THAT(ListIds(), ElementsAre("good"));
   v1::GetDictionaryRequest get;
   get.set_id("bad");
   v1::GetDictionaryResponse got;
   EXPECT_THAT(stub_->GetDictionary(Ctx().get(), get, &got),
               GrpcStatusIs(grpc::StatusCode::NOT_FOUND, HasSubstr("bad")));
-  EXPECT_EQ(std::distance(fs::directory_iterator(data_dir_ / "dictionaries"),
-                          fs::directory_iterator()),
-            files_before)
+  EXPECT_EQ(
+      std::distance(fs::directory_iterator(data_dir_ / "dictionaries"), fs::directory_iterator()),
+      files_before)
       << "a failed load left a canonical weights file behind";
   // The id is free again once the files are fixed.
   WriteSae("bad", Arch::kTopK);
@@ -314,9 +313,9 @@ TEST_F(GrpcServerTest, DeleteRemovesEverything) {
               GrpcStatusIs(grpc::StatusCode::NOT_FOUND, HasSubstr("'del'")));
   EXPECT_THAT(EncodeRows("other", x, 2, kDIn, &response), GrpcOk());
   // One canonical file is left: the other dictionary's.
-  EXPECT_EQ(std::distance(fs::directory_iterator(data_dir_ / "dictionaries"),
-                          fs::directory_iterator()),
-            1);
+  EXPECT_EQ(
+      std::distance(fs::directory_iterator(data_dir_ / "dictionaries"), fs::directory_iterator()),
+      1);
   // The id can be used again.
   EXPECT_THAT(Load("del", "t"), GrpcOk());
 }

@@ -152,8 +152,8 @@ INSTANTIATE_TEST_SUITE_P(
                       ArchCase{"JumpReLU", Arch::kJumpReLU, v1::SOURCE_FORMAT_SAELENS, "jr"},
                       ArchCase{"Gated", Arch::kGated, v1::SOURCE_FORMAT_SAELENS, "gated"},
                       ArchCase{"SparsifyTopK", Arch::kTopK, v1::SOURCE_FORMAT_SPARSIFY, "sp"},
-                      ArchCase{"GemmaScopeJumpReLU", Arch::kJumpReLU,
-                               v1::SOURCE_FORMAT_GEMMA_SCOPE, "gs.npz"}),
+                      ArchCase{"GemmaScopeJumpReLU", Arch::kJumpReLU, v1::SOURCE_FORMAT_GEMMA_SCOPE,
+                               "gs.npz"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 // --- error paths -------------------------------------------------------------
@@ -185,49 +185,67 @@ TEST_F(EncodeErrorTest, EveryBadRequestIsRejectedWithItsValue) {
        [](v1::EncodeRequest& r) {
          *r.mutable_activations() = F32Tensor(std::vector<float>(3 * 15, 0.1f), {3, 15});
        },
-       grpc::StatusCode::INVALID_ARGUMENT, {"activations.shape", "[3,15]", "d_in 16"}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"activations.shape", "[3,15]", "d_in 16"}},
       {"byte length",
        [](v1::EncodeRequest& r) { r.mutable_activations()->mutable_data()->resize(100); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"activations.data", "100 bytes", "192"}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"activations.data", "100 bytes", "192"}},
       {"NaN",
        [](v1::EncodeRequest& r) {
          float nan = std::nanf("");
          std::memcpy(r.mutable_activations()->mutable_data()->data() + 4 * (16 + 5), &nan, 4);
        },
-       grpc::StatusCode::INVALID_ARGUMENT, {"activations[1,5]", "nan"}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"activations[1,5]", "nan"}},
       {"Inf in F16",
        [](v1::EncodeRequest& r) {
          std::vector<float> x(2 * 16, 0.5f);
          x[20] = INFINITY;
          *r.mutable_activations() = F16Tensor(x, {2, 16});
        },
-       grpc::StatusCode::INVALID_ARGUMENT, {"activations[1,4]", "inf"}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"activations[1,4]", "inf"}},
       {"bad dtype",
        [](v1::EncodeRequest& r) { r.mutable_activations()->set_dtype(v1::DTYPE_UNSPECIFIED); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"activations.dtype", "DTYPE_UNSPECIFIED"}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"activations.dtype", "DTYPE_UNSPECIFIED"}},
       {"rank 1",
        [](v1::EncodeRequest& r) {
          *r.mutable_activations() = F32Tensor(std::vector<float>(16, 0.1f), {16});
        },
-       grpc::StatusCode::INVALID_ARGUMENT, {"activations.shape", "rank 1"}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"activations.shape", "rank 1"}},
       {"negative rows",
        [](v1::EncodeRequest& r) { r.mutable_activations()->set_shape(0, -3); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"activations.shape", "-3"}},
-      {"no activations", [](v1::EncodeRequest& r) { r.clear_activations(); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"activations"}},
-      {"top_k < 0", [](v1::EncodeRequest& r) { r.mutable_options()->set_top_k(-1); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"options.top_k", "-1", "64"}},
-      {"top_k > d_sae", [](v1::EncodeRequest& r) { r.mutable_options()->set_top_k(65); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"options.top_k", "65", "64"}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"activations.shape", "-3"}},
+      {"no activations",
+       [](v1::EncodeRequest& r) { r.clear_activations(); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"activations"}},
+      {"top_k < 0",
+       [](v1::EncodeRequest& r) { r.mutable_options()->set_top_k(-1); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"options.top_k", "-1", "64"}},
+      {"top_k > d_sae",
+       [](v1::EncodeRequest& r) { r.mutable_options()->set_top_k(65); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"options.top_k", "65", "64"}},
       {"bad compute mode",
        [](v1::EncodeRequest& r) {
          r.mutable_options()->set_compute_mode(static_cast<v1::ComputeMode>(9));
        },
-       grpc::StatusCode::INVALID_ARGUMENT, {"options.compute_mode", "9"}},
-      {"empty id", [](v1::EncodeRequest& r) { r.clear_dictionary_id(); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"dictionary_id"}},
-      {"unknown id", [](v1::EncodeRequest& r) { r.set_dictionary_id("missing-7"); },
-       grpc::StatusCode::NOT_FOUND, {"'missing-7'"}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"options.compute_mode", "9"}},
+      {"empty id",
+       [](v1::EncodeRequest& r) { r.clear_dictionary_id(); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"dictionary_id"}},
+      {"unknown id",
+       [](v1::EncodeRequest& r) { r.set_dictionary_id("missing-7"); },
+       grpc::StatusCode::NOT_FOUND,
+       {"'missing-7'"}},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -301,24 +319,33 @@ TEST_F(EncodeErrorTest, DecodeErrors) {
     std::vector<std::string> parts;
   };
   const std::vector<Case> cases = {
-      {"unknown id", [](v1::DecodeRequest& r) { r.set_dictionary_id("nope"); },
-       grpc::StatusCode::NOT_FOUND, {"'nope'"}},
-      {"empty id", [](v1::DecodeRequest& r) { r.clear_dictionary_id(); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"dictionary_id"}},
-      {"num_features", [](v1::DecodeRequest& r) { r.mutable_codes()->set_num_features(65); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"codes.num_features", "65", "64"}},
+      {"unknown id",
+       [](v1::DecodeRequest& r) { r.set_dictionary_id("nope"); },
+       grpc::StatusCode::NOT_FOUND,
+       {"'nope'"}},
+      {"empty id",
+       [](v1::DecodeRequest& r) { r.clear_dictionary_id(); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"dictionary_id"}},
+      {"num_features",
+       [](v1::DecodeRequest& r) { r.mutable_codes()->set_num_features(65); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"codes.num_features", "65", "64"}},
       {"offsets bytes",
        [](v1::DecodeRequest& r) { r.mutable_codes()->mutable_row_offsets()->resize(12); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"codes.row_offsets", "12 bytes"}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"codes.row_offsets", "12 bytes"}},
       {"values length",
        [](v1::DecodeRequest& r) { r.mutable_codes()->mutable_values()->append("\0\0\0\0", 4); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"codes.values", "8 bytes"}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"codes.values", "8 bytes"}},
       {"index >= d_sae",
        [](v1::DecodeRequest& r) {
          uint32_t bad = 64;
          r.mutable_codes()->set_indices(std::string(reinterpret_cast<char*>(&bad), 4));
        },
-       grpc::StatusCode::INVALID_ARGUMENT, {"feature 64"}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"feature 64"}},
       {"non-monotone",
        [](v1::DecodeRequest& r) {
          std::vector<uint64_t> offsets = {0, 1, 0, 1};
@@ -326,7 +353,8 @@ TEST_F(EncodeErrorTest, DecodeErrors) {
          r.mutable_codes()->set_row_offsets(
              std::string(reinterpret_cast<char*>(offsets.data()), 32));
        },
-       grpc::StatusCode::INVALID_ARGUMENT, {"row 1", "monotone"}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"row 1", "monotone"}},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

@@ -130,7 +130,8 @@ TEST_F(GrpcServerTest, DictionariesSurviveARestart) {
   std::map<std::string, v1::DictionaryInfo> listed;
   for (const auto& info : list.dictionaries()) listed[info.id()] = info;
   EXPECT_EQ(listed.size(), 3u);
-  EXPECT_TRUE(MessageDifferencer::Equals(listed["topk"], topk_info)) << listed["topk"].DebugString();
+  EXPECT_TRUE(MessageDifferencer::Equals(listed["topk"], topk_info))
+      << listed["topk"].DebugString();
   EXPECT_TRUE(MessageDifferencer::Equals(listed["gated"], gated_info))
       << listed["gated"].DebugString();
   EXPECT_TRUE(MessageDifferencer::Equals(listed["gs"], gs_info)) << listed["gs"].DebugString();

@@ -86,8 +86,8 @@ TEST_F(StreamInterveneTest, StreamCanSwitchDictionary) {
 
 TEST_F(StreamInterveneTest, ErrorInALaterMessageNamesItsIndex) {
   const std::vector<float> x = RandomActivations(3, kDIn, 8);
-  std::vector<v1::EncodeRequest> requests = {Chunk("topk", x, 3), Chunk("", x, 3),
-                                             Chunk("", x, 3), Chunk("", x, 3)};
+  std::vector<v1::EncodeRequest> requests = {Chunk("topk", x, 3), Chunk("", x, 3), Chunk("", x, 3),
+                                             Chunk("", x, 3)};
   requests[2].mutable_activations()->mutable_data()->resize(10);
   std::vector<v1::EncodeResponse> responses;
   EXPECT_THAT(RunStream(requests, &responses),
@@ -185,9 +185,9 @@ TEST_F(InterveneTest, EditSemanticsPreserveTheErrorTerm) {
       std::vector<int64_t> rows;
       if (only_row_0) rows = {0};
       v1::InterveneResponse response;
-      ASSERT_THAT(stub_->Intervene(Ctx().get(),
-                                   Request({Edit(feature_, c.op, c.value, rows)}), &response),
-                  GrpcOk());
+      ASSERT_THAT(
+          stub_->Intervene(Ctx().get(), Request({Edit(feature_, c.op, c.value, rows)}), &response),
+          GrpcOk());
       const std::vector<float> out = FloatsOf(response.activations());
       const engine::SparseCodes edited = CodesOf(response.codes());
       ASSERT_EQ(out.size(), x_.size());
@@ -253,8 +253,8 @@ TEST_F(InterveneTest, BadEditsAreRejected) {
   // The second edit is the bad one: the message says which.
   v1::InterveneResponse response;
   grpc::Status s = stub_->Intervene(
-      Ctx().get(),
-      Request({Edit(1, v1::EDIT_OP_ABLATE, 0), Edit(1, v1::EDIT_OP_UNSPECIFIED, 0)}), &response);
+      Ctx().get(), Request({Edit(1, v1::EDIT_OP_ABLATE, 0), Edit(1, v1::EDIT_OP_UNSPECIFIED, 0)}),
+      &response);
   EXPECT_THAT(s, GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr("edits[1]")));
 }
 

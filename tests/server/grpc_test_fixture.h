@@ -21,43 +21,10 @@
 #include "gtest/gtest.h"
 #include "saedict/v1/saedict.grpc.pb.h"
 #include "server/server.h"
+#include "tests/server/grpc_test_util.h"
 #include "tests/test_util/test_env.h"
 
 namespace saedict::testing {
-
-// EXPECT_THAT(status, GrpcStatusIs(grpc::StatusCode::NOT_FOUND, HasSubstr("x")))
-MATCHER_P2(GrpcStatusIs, code, message_matcher,
-           "gRPC status has code " + ::testing::PrintToString(static_cast<int>(code))) {
-  *result_listener << "status is " << static_cast<int>(arg.error_code()) << " '"
-                   << arg.error_message() << "'";
-  return arg.error_code() == code &&
-         ::testing::Matches(message_matcher)(arg.error_message());
-}
-MATCHER(GrpcOk, "gRPC status is OK") {
-  *result_listener << "status is " << static_cast<int>(arg.error_code()) << " '"
-                   << arg.error_message() << "'";
-  return arg.ok();
-}
-
-// --- wire tensors -------------------------------------------------------------
-v1::Tensor F32Tensor(const std::vector<float>& values, std::vector<int64_t> shape);
-// Rounds each value to F16 / BF16 (round to nearest even).
-v1::Tensor F16Tensor(const std::vector<float>& values, std::vector<int64_t> shape);
-v1::Tensor Bf16Tensor(const std::vector<float>& values, std::vector<int64_t> shape);
-// `values` rounded through F16 / BF16 and back, what the server will decode.
-std::vector<float> RoundF16(const std::vector<float>& values);
-std::vector<float> RoundBf16(const std::vector<float>& values);
-// The F32 payload of a tensor (ADD_FAILURE and empty when not F32).
-std::vector<float> FloatsOf(const v1::Tensor& tensor);
-// Wire CSR → engine CSR (ADD_FAILURE on malformed codes).
-engine::SparseCodes CodesOf(const v1::SparseCodes& codes);
-// Row r of a CSR batch as (index, value) pairs.
-std::vector<std::pair<uint32_t, float>> Row(const engine::SparseCodes& codes, int64_t r);
-
-// EXPECT that two code batches have the same rows, the same indices and
-// values within `tol` (absolute). `what` names the comparison in failures.
-void ExpectSameCodes(const engine::SparseCodes& actual, const engine::SparseCodes& expected,
-                     float tol, const std::string& what);
 
 // A dictionary written to disk by the fixtures, the way LoadDictionary must see it.
 struct WrittenSae {
@@ -74,7 +41,6 @@ class GrpcServerTest : public ::testing::Test {
   static constexpr int32_t kK = 4;
 
  protected:
-
   GrpcServerTest();
   ~GrpcServerTest() override;
   void SetUp() override;
@@ -104,9 +70,8 @@ class GrpcServerTest : public ::testing::Test {
                     v1::SourceFormat format = v1::SOURCE_FORMAT_AUTO);
   grpc::Status Encode(const v1::EncodeRequest& request, v1::EncodeResponse* response);
   // Encode of F32 rows [n, d] with `options`.
-  grpc::Status EncodeRows(const std::string& id, const std::vector<float>& x, int64_t n,
-                          int64_t d, v1::EncodeResponse* response,
-                          const v1::EncodeOptions& options = {});
+  grpc::Status EncodeRows(const std::string& id, const std::vector<float>& x, int64_t n, int64_t d,
+                          v1::EncodeResponse* response, const v1::EncodeOptions& options = {});
   std::vector<std::string> ListIds();
 
   ScratchDir scratch_;

@@ -73,8 +73,7 @@ TEST_F(PathGuardTest, SymlinkStayingInsideIsAllowed) {
 
 TEST_F(PathGuardTest, RootGivenThroughSymlinkWorks) {
   fs::create_directory_symlink(root_, scratch_.path() / "root_alias");
-  SAEDICT_ASSERT_OK_AND_ASSIGN(fs::path p,
-                               ResolveUnderRoot(scratch_.path() / "root_alias", "sae"));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(fs::path p, ResolveUnderRoot(scratch_.path() / "root_alias", "sae"));
   EXPECT_EQ(p, fs::canonical(root_ / "sae"));
 }
 
@@ -108,8 +107,7 @@ INSTANTIATE_TEST_SUITE_P(
                       DeniedCase{"DotDotMissing", "../no_such_thing"},
                       DeniedCase{"AbsoluteOutside", "$S/outside"},
                       DeniedCase{"AbsoluteOutsideMissing", "$S/nowhere/else"},
-                      DeniedCase{"AbsoluteSlash", "/"},
-                      DeniedCase{"AbsoluteEtc", "/etc/passwd"},
+                      DeniedCase{"AbsoluteSlash", "/"}, DeniedCase{"AbsoluteEtc", "/etc/passwd"},
                       DeniedCase{"SiblingWithSamePrefix", "../root2/sae"},
                       DeniedCase{"AbsoluteSiblingWithSamePrefix", "$S/root2/sae"},
                       DeniedCase{"DirSymlinkOut", "link_out"},

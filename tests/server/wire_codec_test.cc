@@ -63,8 +63,8 @@ class DecodeMatrixDTypeTest : public ::testing::TestWithParam<DTypeCase> {};
 
 TEST_P(DecodeMatrixDTypeTest, DecodesToF32Rows) {
   const DTypeCase& c = GetParam();
-  SAEDICT_ASSERT_OK_AND_ASSIGN(
-      DenseRows rows, DecodeMatrix(MakeTensor(c.dtype, {2, 4}, c.bytes(kValues)), 4, "x"));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(DenseRows rows,
+                               DecodeMatrix(MakeTensor(c.dtype, {2, 4}, c.bytes(kValues)), 4, "x"));
   EXPECT_EQ(rows.rows, 2);
   EXPECT_EQ(rows.cols, 4);
   EXPECT_THAT(rows.values, ElementsAreArray(kValues));
@@ -89,8 +89,8 @@ INSTANTIATE_TEST_SUITE_P(AllDTypes, DecodeMatrixDTypeTest,
 TEST(DecodeMatrixTest, F16SubnormalAndBf16RoundTrip) {
   // Smallest positive F16 subnormal is 2^-24.
   std::vector<uint16_t> h = {0x0001, 0x8000, 0x3c00, 0x7bff};
-  SAEDICT_ASSERT_OK_AND_ASSIGN(
-      DenseRows rows, DecodeMatrix(MakeTensor(v1::DTYPE_F16, {1, 4}, Bytes(h)), 4, "x"));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(DenseRows rows,
+                               DecodeMatrix(MakeTensor(v1::DTYPE_F16, {1, 4}, Bytes(h)), 4, "x"));
   EXPECT_EQ(rows.values[0], std::ldexp(1.0f, -24));
   EXPECT_EQ(rows.values[1], 0.0f);
   EXPECT_TRUE(std::signbit(rows.values[1]));
@@ -98,8 +98,8 @@ TEST(DecodeMatrixTest, F16SubnormalAndBf16RoundTrip) {
   EXPECT_EQ(rows.values[3], 65504.0f);
   // BF16 is the top half of an F32: 0x3fc0 == 1.5f.
   std::vector<uint16_t> b = {0x3fc0};
-  SAEDICT_ASSERT_OK_AND_ASSIGN(
-      DenseRows brow, DecodeMatrix(MakeTensor(v1::DTYPE_BF16, {1, 1}, Bytes(b)), 1, "x"));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(DenseRows brow,
+                               DecodeMatrix(MakeTensor(v1::DTYPE_BF16, {1, 1}, Bytes(b)), 1, "x"));
   EXPECT_EQ(brow.values[0], 1.5f);
 }
 
@@ -120,38 +120,50 @@ std::vector<MatrixErrorCase> MatrixErrorCases() {
   const float inf = std::numeric_limits<float>::infinity();
   const std::string ok8 = Bytes(std::vector<float>(8, 0.5f));
   return {
-      {"Unspecified", MakeTensor(v1::DTYPE_UNSPECIFIED, {2, 4}, ok8),
+      {"Unspecified",
+       MakeTensor(v1::DTYPE_UNSPECIFIED, {2, 4}, ok8),
        {"activations.dtype", "DTYPE_UNSPECIFIED"}},
       // An enum value unknown to this build must still be named by number.
-      {"UnknownEnumValue", MakeTensor(static_cast<v1::DType>(7), {2, 4}, ok8),
+      {"UnknownEnumValue",
+       MakeTensor(static_cast<v1::DType>(7), {2, 4}, ok8),
        {"activations.dtype", "7"}},
       {"Rank1", MakeTensor(v1::DTYPE_F32, {8}, ok8), {"activations.shape", "[8]", "rank 1"}},
-      {"Rank3", MakeTensor(v1::DTYPE_F32, {2, 2, 2}, ok8),
+      {"Rank3",
+       MakeTensor(v1::DTYPE_F32, {2, 2, 2}, ok8),
        {"activations.shape", "[2,2,2]", "rank 3"}},
       {"Rank0", MakeTensor(v1::DTYPE_F32, {}, ok8), {"activations.shape", "rank 0"}},
-      {"WrongDIn", MakeTensor(v1::DTYPE_F32, {4, 2}, ok8),
+      {"WrongDIn",
+       MakeTensor(v1::DTYPE_F32, {4, 2}, ok8),
        {"activations.shape", "[4,2]", "d_in 4"}},
       {"NegativeRows", MakeTensor(v1::DTYPE_F32, {-2, 4}, ok8), {"activations.shape", "-2"}},
-      {"TooFewBytes", MakeTensor(v1::DTYPE_F32, {2, 4}, ok8.substr(0, 30)),
+      {"TooFewBytes",
+       MakeTensor(v1::DTYPE_F32, {2, 4}, ok8.substr(0, 30)),
        {"activations.data", "30 bytes", "32"}},
-      {"TooManyBytes", MakeTensor(v1::DTYPE_F32, {1, 4}, ok8),
+      {"TooManyBytes",
+       MakeTensor(v1::DTYPE_F32, {1, 4}, ok8),
        {"activations.data", "32 bytes", "16"}},
-      {"F16ByteCount", MakeTensor(v1::DTYPE_F16, {2, 4}, ok8),
+      {"F16ByteCount",
+       MakeTensor(v1::DTYPE_F16, {2, 4}, ok8),
        {"activations.data", "32 bytes", "DTYPE_F16", "16"}},
       // rows * cols * 4 wraps to 0 in 64 bits: must not be accepted as empty.
-      {"OverflowingShape", MakeTensor(v1::DTYPE_F32, {int64_t{1} << 62, 4}, ""),
-       {"activations"}},
-      {"NaN", MakeTensor(v1::DTYPE_F32, {2, 4}, Bytes(WithAt(6, nan))),
+      {"OverflowingShape", MakeTensor(v1::DTYPE_F32, {int64_t{1} << 62, 4}, ""), {"activations"}},
+      {"NaN",
+       MakeTensor(v1::DTYPE_F32, {2, 4}, Bytes(WithAt(6, nan))),
        {"activations[1,2]", "nan"}},
-      {"PosInf", MakeTensor(v1::DTYPE_F32, {2, 4}, Bytes(WithAt(1, inf))),
+      {"PosInf",
+       MakeTensor(v1::DTYPE_F32, {2, 4}, Bytes(WithAt(1, inf))),
        {"activations[0,1]", "inf"}},
-      {"NegInf", MakeTensor(v1::DTYPE_F32, {2, 4}, Bytes(WithAt(7, -inf))),
+      {"NegInf",
+       MakeTensor(v1::DTYPE_F32, {2, 4}, Bytes(WithAt(7, -inf))),
        {"activations[1,3]", "-inf"}},
-      {"F16Inf", MakeTensor(v1::DTYPE_F16, {2, 4}, F16Bytes(WithAt(4, inf))),
+      {"F16Inf",
+       MakeTensor(v1::DTYPE_F16, {2, 4}, F16Bytes(WithAt(4, inf))),
        {"activations[1,0]", "inf"}},
-      {"F16NaN", MakeTensor(v1::DTYPE_F16, {2, 4}, F16Bytes(WithAt(3, nan))),
+      {"F16NaN",
+       MakeTensor(v1::DTYPE_F16, {2, 4}, F16Bytes(WithAt(3, nan))),
        {"activations[0,3]", "nan"}},
-      {"BF16NaN", MakeTensor(v1::DTYPE_BF16, {2, 4}, Bf16Bytes(WithAt(5, nan))),
+      {"BF16NaN",
+       MakeTensor(v1::DTYPE_BF16, {2, 4}, Bf16Bytes(WithAt(5, nan))),
        {"activations[1,1]", "nan"}},
   };
 }
@@ -229,16 +241,22 @@ std::vector<CodesErrorCase> CodesErrorCases() {
     return c;
   };
   return {
-      {"NumFeaturesMismatch", edit([](v1::SparseCodes& c) { c.set_num_features(9); }),
+      {"NumFeaturesMismatch",
+       edit([](v1::SparseCodes& c) { c.set_num_features(9); }),
        {"codes.num_features", "9", "d_sae 8"}},
-      {"NegativeRows", edit([](v1::SparseCodes& c) { c.set_num_rows(-1); }),
+      {"NegativeRows",
+       edit([](v1::SparseCodes& c) { c.set_num_rows(-1); }),
        {"codes.num_rows", "-1"}},
       {"OffsetsTooShort",
-       edit([](v1::SparseCodes& c) { c.set_row_offsets(Bytes(std::vector<uint64_t>{0, 2, 5})); }),
+       edit([](v1::SparseCodes& c) {
+         c.set_row_offsets(Bytes(std::vector<uint64_t>{0, 2, 5}));
+       }),
        {"codes.row_offsets", "24 bytes", "32"}},
-      {"OffsetsOddBytes", edit([](v1::SparseCodes& c) { c.mutable_row_offsets()->push_back(0); }),
+      {"OffsetsOddBytes",
+       edit([](v1::SparseCodes& c) { c.mutable_row_offsets()->push_back(0); }),
        {"codes.row_offsets", "33 bytes"}},
-      {"IndicesNotWholeElements", edit([](v1::SparseCodes& c) { c.mutable_indices()->push_back(0); }),
+      {"IndicesNotWholeElements",
+       edit([](v1::SparseCodes& c) { c.mutable_indices()->push_back(0); }),
        {"codes.indices", "21 bytes"}},
       {"ValuesShorterThanIndices",
        edit([](v1::SparseCodes& c) { c.set_values(c.values().substr(0, 16)); }),
