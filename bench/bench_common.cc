@@ -42,8 +42,8 @@ absl::StatusOr<BenchFlags> ParseFlags(int argc, char** argv, const std::string& 
     if (key == "--tokens" || key == "--warmup" || key == "--reps") {
       const int64_t min = key == "--warmup" ? 0 : 1;
       if (!is_number || number < min || number > (int64_t{1} << 24)) {
-        return absl::InvalidArgumentError(absl::StrCat(key, " must be an integer >= ", min,
-                                                       ", got '", value, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(key, " must be an integer >= ", min, ", got '", value, "'"));
       }
       if (key == "--tokens") flags.tokens = number;
       if (key == "--warmup") flags.warmup = static_cast<int>(number);
@@ -71,13 +71,13 @@ absl::StatusOr<std::vector<BenchShape>> SelectShapes(const BenchFlags& flags) {
       s.d_sae > 0 && s.k > 0 && s.k <= s.d_sae) {
     return std::vector<BenchShape>{s};
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--shape must be one of 2304x16384_k64, 768x24576_k32 or D_INxD_SAExK, got '",
-      flags.shape, "'"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--shape must be one of 2304x16384_k64, 768x24576_k32 or D_INxD_SAExK, got '",
+                   flags.shape, "'"));
 }
 
 std::shared_ptr<const engine::Dictionary> MakeRandomTopKDictionary(const BenchShape& shape,
-                                                                    uint32_t seed) {
+                                                                   uint32_t seed) {
   auto d = std::make_shared<engine::Dictionary>();
   d->config.model_name = "random";
   d->config.hook_name = "bench";
@@ -152,8 +152,8 @@ double ModeTiming::MedianTokensPerSecond(int64_t tokens) const {
   return double(tokens) / median;
 }
 
-absl::StatusOr<std::vector<ModeTiming>> TimeModes(const std::vector<BenchMode>& modes,
-                                                  int warmup, int reps) {
+absl::StatusOr<std::vector<ModeTiming>> TimeModes(const std::vector<BenchMode>& modes, int warmup,
+                                                  int reps) {
   std::vector<ModeTiming> timings(modes.size());
   for (size_t i = 0; i < modes.size(); ++i) {
     timings[i].name = modes[i].name;

@@ -53,7 +53,7 @@ absl::StatusOr<std::vector<BenchShape>> SelectShapes(const BenchFlags& flags);
 // Gaussian then normalised to unit length, W_enc = W_dec^T (the usual init),
 // small Gaussian b_enc and b_dec. Deterministic in seed.
 std::shared_ptr<const engine::Dictionary> MakeRandomTopKDictionary(const BenchShape& shape,
-                                                                    uint32_t seed);
+                                                                   uint32_t seed);
 
 // n x d_in standard Gaussian activations, row-major. Deterministic in seed.
 std::vector<float> MakeActivations(int64_t n, int64_t d_in, uint32_t seed);
@@ -78,8 +78,8 @@ struct ModeTiming {
 // Warms each mode up, then runs reps rounds, each calling every mode once,
 // so slow drifts in machine load hit all modes alike. Stops at the first
 // error, naming the mode.
-absl::StatusOr<std::vector<ModeTiming>> TimeModes(const std::vector<BenchMode>& modes,
-                                                  int warmup, int reps);
+absl::StatusOr<std::vector<ModeTiming>> TimeModes(const std::vector<BenchMode>& modes, int warmup,
+                                                  int reps);
 
 // Collects results and writes the report:
 //   {"bench": ..., "tokens": N, "threads": T, "loadavg": "...",

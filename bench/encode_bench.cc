@@ -19,13 +19,13 @@
 // (encode_bench_grpc, bench/CMakeLists.txt) printing the same JSON report.
 //
 // Single-threaded driver; the library calls parallelise internally.
+#include <cblas.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <numeric>
 #include <string>
 #include <vector>
-
-#include <cblas.h>
 
 #include "absl/strings/str_cat.h"
 #include "bench/bench_common.h"
@@ -73,8 +73,8 @@ double RescoreAgreement(const engine::Dictionary& d, const engine::Bf16Matmul& b
     exact.clear();
     for (int64_t c = 0; c < wide; ++c) {
       const uint32_t f = order[c];
-      const float dot = cblas_sdot(static_cast<int>(d_in), xc.data() + r * d_in, 1,
-                                   w_t.data() + f * d_in, 1);
+      const float dot =
+          cblas_sdot(static_cast<int>(d_in), xc.data() + r * d_in, 1, w_t.data() + f * d_in, 1);
       exact.emplace_back(dot + d.b_enc[f], f);
     }
     std::partial_sort(exact.begin(), exact.begin() + k, exact.end(),

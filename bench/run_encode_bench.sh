@@ -66,7 +66,8 @@ import glob, json, os, re, sys
 out_dir, rounds = sys.argv[1], int(sys.argv[2])
 
 def load(prefix):
-    return [json.load(open(p)) for p in sorted(glob.glob(os.path.join(out_dir, prefix + "_*.json")))]
+    paths = sorted(glob.glob(os.path.join(out_dir, prefix + "_*.json")))
+    return [json.load(open(p)) for p in paths]
 
 def merge_cpp(runs):
     """shape name -> {"modes": {mode: best/median tok/s over rounds}, "metrics": {...}}"""
@@ -124,22 +125,25 @@ def show(label, value, target=None, fmt="%.2f"):
 for shape, m in cpp.items():
     modes, t = m["modes"], torch.get(shape, {})
     print("\n%s (d_in=%d d_sae=%d k=%d), best tokens/s:" % (shape, m["d_in"], m["d_sae"], m["k"]))
-    for name in ["gemm_f32", "gemm_f32_tiled", "encode_f32", "encode_bf16", "bf16_matmul", "grpc_encode_f32",
-                 "grpc_encode_bf16"]:
+    for name in ["gemm_f32", "gemm_f32_tiled", "encode_f32", "encode_bf16", "bf16_matmul",
+                 "grpc_encode_f32", "grpc_encode_bf16"]:
         if name in modes:
             print("  %-34s %10.0f   (median %.0f)" % (name, modes[name]["best_tok_s"],
                                                     modes[name]["median_tok_s"]))
     for name, v in sorted(t.items()):
-        print("  %-34s %10.0f   (median %.0f)" % ("torch_" + name, v["best_tok_s"], v["median_tok_s"]))
+        print("  %-34s %10.0f   (median %.0f)" % ("torch_" + name, v["best_tok_s"],
+                                                    v["median_tok_s"]))
     print(" ratios:")
     show("in-process F32 / torch F32", ratio(tok(modes, "encode_f32"), tok(t, "f32")), 1.1)
     gemm = max([v for v in (tok(modes, "gemm_f32"), tok(modes, "gemm_f32_tiled")) if v] or [0])
     show("in-process F32 / faster sgemm alone", ratio(tok(modes, "encode_f32"), gemm), 0.9)
     show("in-process F32 / one-call sgemm", ratio(tok(modes, "encode_f32"), tok(modes, "gemm_f32")))
     show("in-process BF16 / torch F32", ratio(tok(modes, "encode_bf16"), tok(t, "f32")), 3)
-    best_torch_bf16 = max([v for v in (tok(t, "bf16_autocast"), tok(t, "bf16_weights")) if v] or [0])
+    torch_bf16 = [v for v in (tok(t, "bf16_autocast"), tok(t, "bf16_weights")) if v]
+    best_torch_bf16 = max(torch_bf16 or [0])
     show("in-process BF16 / best torch BF16", ratio(tok(modes, "encode_bf16"), best_torch_bf16))
-    show("in-process BF16 / Bf16Matmul alone", ratio(tok(modes, "encode_bf16"), tok(modes, "bf16_matmul")))
+    show("in-process BF16 / Bf16Matmul alone",
+         ratio(tok(modes, "encode_bf16"), tok(modes, "bf16_matmul")))
     show("Bf16Matmul alone / faster sgemm", ratio(tok(modes, "bf16_matmul"), gemm))
     # Same-run ratio from encode_bench_grpc when it reports one.
     show("gRPC F32 / in-process F32", m["metrics"].get("grpc_over_inprocess") or

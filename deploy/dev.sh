@@ -19,7 +19,8 @@ PACKAGES=(
   g++ cmake ninja-build ccache pkg-config git ca-certificates
   protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev
   libabsl-dev librocksdb-dev libfaiss-dev prometheus-cpp-dev
-  libopenblas-dev libdnnl-dev zlib1g-dev libgtest-dev libgmock-dev
+  libopenblas-dev libdnnl-dev ocl-icd-opencl-dev opencl-c-headers zlib1g-dev
+  libgtest-dev libgmock-dev
   python3 python3-grpcio python3-numpy python3-pytest python3-protobuf
 )
 

@@ -78,8 +78,7 @@ bool CpuHasAvx512Bf16() { return __builtin_cpu_supports("avx512bf16"); }
 
 // Round-to-nearest-even float -> bf16, 16 lanes at a time.
 __attribute__((target("avx512f,avx512bf16"))) void ConvertAvx512Bf16(const float* src,
-                                                                     int64_t count,
-                                                                     uint16_t* dst) {
+                                                                     int64_t count, uint16_t* dst) {
   int64_t i = 0;
   for (; i + 16 <= count; i += 16) {
     const __m256bh v = _mm512_cvtneps_pbh(_mm512_loadu_ps(src + i));
@@ -93,9 +92,8 @@ void ConvertScalar(const float* src, int64_t count, uint16_t* dst) {
 }
 
 absl::Status DnnlError(const char* what, const dnnl::error& e) {
-  return absl::InternalError(
-      absl::StrCat("BF16 matmul: oneDNN failed to ", what, ": ", e.what(), " (status ",
-                   static_cast<int>(e.status), ")"));
+  return absl::InternalError(absl::StrCat("BF16 matmul: oneDNN failed to ", what, ": ", e.what(),
+                                          " (status ", static_cast<int>(e.status), ")"));
 }
 
 // One matmul primitive for a fixed row count.
@@ -122,24 +120,24 @@ struct Bf16Matmul::Impl {
       ABSL_GUARDED_BY(mu);
 
   // Builds the matmul for `rows` rows; weights_md any (at Create) or fixed.
-  static absl::StatusOr<std::shared_ptr<const TilePrimitive>> Build(
-      const dnnl::engine& engine, int64_t rows, int64_t k, int64_t n,
-      const memory::desc& weights) {
+  static absl::StatusOr<std::shared_ptr<const TilePrimitive>> Build(const dnnl::engine& engine,
+                                                                    int64_t rows, int64_t k,
+                                                                    int64_t n,
+                                                                    const memory::desc& weights) {
     try {
       auto tile = std::make_shared<TilePrimitive>();
       tile->src_md = memory::desc({rows, k}, memory::data_type::bf16, memory::format_tag::ab);
       tile->dst_md = memory::desc({rows, n}, memory::data_type::f32, memory::format_tag::ab);
       dnnl::primitive_attr attr;
       attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(tile->src_md, weights, tile->dst_md),
-                                      attr, engine);
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(tile->src_md, weights, tile->dst_md), attr,
+                                      engine);
       tile->scratchpad_md = pd.scratchpad_desc();
       tile->weights_md = pd.weights_desc();
       tile->matmul = dnnl::matmul(pd);
       return tile;
     } catch (const dnnl::error& e) {
-      return DnnlError(absl::StrCat("create a ", rows, "x", k, "x", n, " bf16 matmul").c_str(),
-                       e);
+      return DnnlError(absl::StrCat("create a ", rows, "x", k, "x", n, " bf16 matmul").c_str(), e);
     }
   }
 
@@ -184,7 +182,7 @@ bool Bf16Matmul::Available() {
 }
 
 absl::StatusOr<std::unique_ptr<Bf16Matmul>> Bf16Matmul::Create(const float* b, int64_t k,
-                                                                int64_t n) {
+                                                               int64_t n) {
   if (absl::Status s = CheckWeights(b, k, n); !s.ok()) return s;
   if (!Available()) {
     return absl::UnimplementedError(
@@ -232,8 +230,8 @@ absl::Status Bf16Matmul::Run(const float* a, int64_t m, float* c) const {
   const Impl& impl = *impl_;
   const int64_t k = impl.k;
   const int64_t n = impl.n;
-  const int64_t max_rows = m < kMaxTileRows ? (m + kRowQuantum - 1) / kRowQuantum * kRowQuantum
-                                            : kMaxTileRows;
+  const int64_t max_rows =
+      m < kMaxTileRows ? (m + kRowQuantum - 1) / kRowQuantum * kRowQuantum : kMaxTileRows;
   auto a_bf16 = AllocAligned<uint16_t>(max_rows * k);
   std::unique_ptr<float[], FreeDeleter> c_pad;  // only for a rounded-up tile
   std::unique_ptr<uint8_t[], FreeDeleter> scratchpad;
@@ -295,7 +293,7 @@ int64_t Bf16Matmul::n() const { return 0; }
 bool Bf16Matmul::Available() { return false; }
 
 absl::StatusOr<std::unique_ptr<Bf16Matmul>> Bf16Matmul::Create(const float* b, int64_t k,
-                                                                int64_t n) {
+                                                               int64_t n) {
   if (absl::Status s = CheckWeights(b, k, n); !s.ok()) return s;
   return absl::UnimplementedError("BF16 matmul: this build has no oneDNN");
 }

@@ -38,8 +38,7 @@ class Bf16Matmul {
   // b: [k, n] row-major float32, read during the call only (not retained).
   // INVALID_ARGUMENT for a null b, k or n <= 0, or k*n too large;
   // UNIMPLEMENTED when !Available(); INTERNAL when oneDNN fails.
-  static absl::StatusOr<std::unique_ptr<Bf16Matmul>> Create(const float* b, int64_t k,
-                                                            int64_t n);
+  static absl::StatusOr<std::unique_ptr<Bf16Matmul>> Create(const float* b, int64_t k, int64_t n);
 
   // a: [m, k] row-major float32; c: [m, n] row-major float32, overwritten.
   // m == 0 is a no-op. INVALID_ARGUMENT for m < 0 or null pointers with

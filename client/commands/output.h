@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "formats/json.h"
 #include "google/protobuf/message.h"
 #include "saedict/v1/saedict.pb.h"
 
@@ -30,8 +31,7 @@ absl::StatusOr<v1::SourceFormat> ParseSourceFormat(absl::string_view name);
 // One line of proto3 JSON, no trailing newline.
 std::string MessageToJson(const google::protobuf::Message& message);
 
-// A JSON string literal with quotes and escapes.
-std::string JsonQuote(absl::string_view s);
+using formats::JsonQuote;  // "…" with JSON escapes
 
 // `header` and `rows` as columns separated by two spaces, left-aligned, no
 // trailing blanks. Empty cells (and cells missing from short rows) print "-"

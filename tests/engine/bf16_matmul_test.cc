@@ -54,8 +54,8 @@ void Reference(const std::vector<float>& a, const std::vector<float>& b, int64_t
   }
 }
 
-#define SKIP_WITHOUT_BF16()                                                           \
-  if (!Bf16Matmul::Available())                                                       \
+#define SKIP_WITHOUT_BF16()                                                              \
+  if (!Bf16Matmul::Available())                                                          \
   GTEST_SKIP() << "Bf16Matmul unavailable: built without oneDNN or the CPU has neither " \
                   "AVX512-BF16 nor AMX"
 
@@ -146,7 +146,7 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, Bf16MatmulShapeTest,
     ::testing::Values(Shape{1, 1, 1}, Shape{1, 7, 5}, Shape{3, 64, 130}, Shape{16, 100, 64},
                       Shape{37, 256, 333},
-                      Shape{529, 96, 200},    // one full 512-row tile + padded 17-row tile
+                      Shape{529, 96, 200},   // one full 512-row tile + padded 17-row tile
                       Shape{1100, 64, 48}),  // two full tiles + padded remainder
     [](const ::testing::TestParamInfo<Shape>& info) {
       return absl::StrCat("m", info.param.m, "_k", info.param.k, "_n", info.param.n);
