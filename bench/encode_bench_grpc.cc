@@ -56,8 +56,7 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags,
   load.set_id("bench");
   load.set_path("sae");
   SAEDICT_RETURN_IF_ERROR(client->LoadDictionary(load).status());
-  SAEDICT_ASSIGN_OR_RETURN(std::unique_ptr<engine::Encoder> encoder,
-                           engine::Encoder::Create(dict));
+  SAEDICT_ASSIGN_OR_RETURN(std::unique_ptr<engine::Encoder> encoder, engine::Encoder::Create(dict));
 
   const std::vector<int64_t> x_shape = {flags.tokens, shape.d_in};
   auto grpc_mode = [&](v1::ComputeMode mode) {

@@ -10,16 +10,16 @@
 #
 # Usage: bench/run_encode_bench.sh [--tokens=4096] [--reps=5] [--warmup=1]
 #                                  [--shape=2304x16384_k64]
-# Environment: BUILD_DIR (default build-bench, relative to the repo root),
+# Environment: BUILD_DIR (default build, the dev.sh build; relative to the repo root),
 #   ROUNDS (default 1: each round runs C++ then torch; the best round counts),
 #   OUT_DIR (default: a fresh temporary directory; JSON files are kept there).
 # Build first:
-#   cmake -S . -B build-bench -G Ninja && ninja -C build-bench encode_bench
+#   bash deploy/dev.sh build   (builds encode_bench and encode_bench_grpc into ./build)
 # The machine should be otherwise idle: the report prints the load average.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BUILD_DIR="${BUILD_DIR:-build-bench}"
+BUILD_DIR="${BUILD_DIR:-build}"
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$ROOT/$BUILD_DIR"
 ROUNDS="${ROUNDS:-1}"
 OUT_DIR="${OUT_DIR:-$(mktemp -d /tmp/saedict-encode-bench.XXXXXX)}"

@@ -28,7 +28,7 @@ struct DictionaryConfig {
   Architecture architecture = Architecture::kStandard;
   bool apply_b_dec_to_input = true;
   Normalization normalization = Normalization::kNone;
-  int32_t k = 0;  // topk: features kept; matching pursuit: max steps
+  int32_t k = 0;                              // topk: features kept; matching pursuit: max steps
   bool rescale_acts_by_decoder_norm = false;  // topk: h_i *= ||W_dec_i||
   float mp_residual_threshold = 0.0f;         // matching pursuit: stop when ||r|| < this
 };

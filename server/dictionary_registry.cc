@@ -18,49 +18,67 @@ namespace fs = std::filesystem;
 
 v1::Architecture ToProto(engine::Architecture a) {
   switch (a) {
-    case engine::Architecture::kStandard: return v1::ARCHITECTURE_STANDARD;
-    case engine::Architecture::kTopK: return v1::ARCHITECTURE_TOPK;
-    case engine::Architecture::kJumpReLU: return v1::ARCHITECTURE_JUMPRELU;
-    case engine::Architecture::kGated: return v1::ARCHITECTURE_GATED;
-    case engine::Architecture::kMatchingPursuit: return v1::ARCHITECTURE_MATCHING_PURSUIT;
+    case engine::Architecture::kStandard:
+      return v1::ARCHITECTURE_STANDARD;
+    case engine::Architecture::kTopK:
+      return v1::ARCHITECTURE_TOPK;
+    case engine::Architecture::kJumpReLU:
+      return v1::ARCHITECTURE_JUMPRELU;
+    case engine::Architecture::kGated:
+      return v1::ARCHITECTURE_GATED;
+    case engine::Architecture::kMatchingPursuit:
+      return v1::ARCHITECTURE_MATCHING_PURSUIT;
   }
   return v1::ARCHITECTURE_UNSPECIFIED;
 }
 
 v1::Normalization ToProto(engine::Normalization n) {
   switch (n) {
-    case engine::Normalization::kNone: return v1::NORMALIZATION_NONE;
+    case engine::Normalization::kNone:
+      return v1::NORMALIZATION_NONE;
     case engine::Normalization::kConstantNormRescale:
       return v1::NORMALIZATION_CONSTANT_NORM_RESCALE;
-    case engine::Normalization::kLayerNorm: return v1::NORMALIZATION_LAYER_NORM;
+    case engine::Normalization::kLayerNorm:
+      return v1::NORMALIZATION_LAYER_NORM;
   }
   return v1::NORMALIZATION_NONE;
 }
 
 v1::SourceFormat ToProto(formats::SourceFormat f) {
   switch (f) {
-    case formats::SourceFormat::kSaeLens: return v1::SOURCE_FORMAT_SAELENS;
-    case formats::SourceFormat::kSparsify: return v1::SOURCE_FORMAT_SPARSIFY;
-    case formats::SourceFormat::kGemmaScope: return v1::SOURCE_FORMAT_GEMMA_SCOPE;
-    case formats::SourceFormat::kAuto: break;
+    case formats::SourceFormat::kSaeLens:
+      return v1::SOURCE_FORMAT_SAELENS;
+    case formats::SourceFormat::kSparsify:
+      return v1::SOURCE_FORMAT_SPARSIFY;
+    case formats::SourceFormat::kGemmaScope:
+      return v1::SOURCE_FORMAT_GEMMA_SCOPE;
+    case formats::SourceFormat::kAuto:
+      break;
   }
   return v1::SOURCE_FORMAT_AUTO;
 }
 
 formats::SourceFormat FromProto(v1::SourceFormat f) {
   switch (f) {
-    case v1::SOURCE_FORMAT_SAELENS: return formats::SourceFormat::kSaeLens;
-    case v1::SOURCE_FORMAT_SPARSIFY: return formats::SourceFormat::kSparsify;
-    case v1::SOURCE_FORMAT_GEMMA_SCOPE: return formats::SourceFormat::kGemmaScope;
-    default: return formats::SourceFormat::kAuto;
+    case v1::SOURCE_FORMAT_SAELENS:
+      return formats::SourceFormat::kSaeLens;
+    case v1::SOURCE_FORMAT_SPARSIFY:
+      return formats::SourceFormat::kSparsify;
+    case v1::SOURCE_FORMAT_GEMMA_SCOPE:
+      return formats::SourceFormat::kGemmaScope;
+    default:
+      return formats::SourceFormat::kAuto;
   }
 }
 
 v1::DType ToProto(formats::DType d) {
   switch (d) {
-    case formats::DType::kF32: return v1::DTYPE_F32;
-    case formats::DType::kF16: return v1::DTYPE_F16;
-    case formats::DType::kBF16: return v1::DTYPE_BF16;
+    case formats::DType::kF32:
+      return v1::DTYPE_F32;
+    case formats::DType::kF16:
+      return v1::DTYPE_F16;
+    case formats::DType::kBF16:
+      return v1::DTYPE_BF16;
   }
   return v1::DTYPE_UNSPECIFIED;
 }
@@ -88,8 +106,8 @@ v1::DictionaryInfo InfoFromDictionary(const engine::Dictionary& d) {
 absl::Status ValidateDictionaryId(const std::string& id) {
   bool ok = !id.empty() && id.size() <= 128 && id != "." && id != "..";
   for (char c : id) {
-    ok = ok && (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
-                c == '-');
+    ok = ok &&
+         (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
   }
   if (ok) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
@@ -105,8 +123,8 @@ absl::StatusOr<std::unique_ptr<DictionaryRegistry>> DictionaryRegistry::Create(
   std::error_code ec;
   fs::create_directories(registry->WeightsDir(), ec);
   if (ec) {
-    return absl::UnavailableError(absl::StrCat("cannot create ", registry->WeightsDir().string(),
-                                               ": ", ec.message()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot create ", registry->WeightsDir().string(), ": ", ec.message()));
   }
   SAEDICT_RETURN_IF_ERROR(registry->Restore());
   return registry;
@@ -123,9 +141,9 @@ absl::Status DictionaryRegistry::Restore() {
     absl::StatusOr<engine::Dictionary> dict =
         formats::ReadCanonical(WeightsDir() / record.weights_file());
     absl::StatusOr<std::unique_ptr<engine::Encoder>> encoder =
-        dict.ok() ? engine::Encoder::Create(
-                        std::make_shared<const engine::Dictionary>(std::move(*dict)))
-                  : absl::StatusOr<std::unique_ptr<engine::Encoder>>(dict.status());
+        dict.ok()
+            ? engine::Encoder::Create(std::make_shared<const engine::Dictionary>(std::move(*dict)))
+            : absl::StatusOr<std::unique_ptr<engine::Encoder>>(dict.status());
     if (!encoder.ok()) {
       LogError(absl::StrCat("dictionary '", id, "' not restored: ", encoder.status().ToString()));
       continue;
@@ -197,14 +215,12 @@ absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::LoadBuilt(
 absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::Publish(
     const std::string& id, bool replace, std::shared_ptr<const engine::Dictionary> dict,
     v1::DictionaryInfo info) {
-  SAEDICT_ASSIGN_OR_RETURN(std::unique_ptr<engine::Encoder> encoder,
-                           engine::Encoder::Create(dict));
+  SAEDICT_ASSIGN_OR_RETURN(std::unique_ptr<engine::Encoder> encoder, engine::Encoder::Create(dict));
   const absl::Time now = absl::Now();
   info.set_id(id);
   info.mutable_loaded_at()->set_seconds(absl::ToUnixSeconds(now));
   // A fresh file per load: a replace never touches the file the old record uses.
-  const std::string weights_file =
-      absl::StrCat(id, ".", absl::ToUnixNanos(now), ".safetensors");
+  const std::string weights_file = absl::StrCat(id, ".", absl::ToUnixNanos(now), ".safetensors");
   const fs::path weights_path = WeightsDir() / weights_file;
   SAEDICT_RETURN_IF_ERROR(formats::WriteCanonical(*dict, weights_path));
   v1::DictionaryRecord record;
@@ -226,8 +242,8 @@ absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::Publish(
     std::error_code ec;
     fs::remove(WeightsDir() / old_file, ec);
   }
-  LogInfo(absl::StrCat("loaded dictionary '", id, "' (", replace ? "replaced, " : "",
-                       info.d_in(), "x", info.d_sae(), ")"));
+  LogInfo(absl::StrCat("loaded dictionary '", id, "' (", replace ? "replaced, " : "", info.d_in(),
+                       "x", info.d_sae(), ")"));
   return info;
 }
 

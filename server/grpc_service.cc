@@ -52,8 +52,7 @@ grpc::Status SaedictGrpcService::Decode(grpc::ServerContext* c, const v1::Decode
   return Unary(c, resp, [&] { return core_->Decode(*req); });
 }
 
-grpc::Status SaedictGrpcService::Intervene(grpc::ServerContext* c,
-                                           const v1::InterveneRequest* req,
+grpc::Status SaedictGrpcService::Intervene(grpc::ServerContext* c, const v1::InterveneRequest* req,
                                            v1::InterveneResponse* resp) {
   return Unary(c, resp, [&] { return core_->Intervene(*req); });
 }
@@ -72,9 +71,9 @@ grpc::Status SaedictGrpcService::EncodeStream(
     }
     absl::StatusOr<v1::EncodeResponse> response = core_->Encode(request);
     if (!response.ok()) {
-      return ToGrpcStatus(absl::Status(
-          response.status().code(),
-          absl::StrCat("stream message ", index, ": ", response.status().message())));
+      return ToGrpcStatus(
+          absl::Status(response.status().code(),
+                       absl::StrCat("stream message ", index, ": ", response.status().message())));
     }
     if (!stream->Write(*response)) {
       return grpc::Status(grpc::StatusCode::CANCELLED, "client closed the stream");

@@ -21,10 +21,8 @@ class SaedictGrpcService final : public v1::Saedict::Service {
                              v1::GetDictionaryResponse*) override;
   grpc::Status DeleteDictionary(grpc::ServerContext*, const v1::DeleteDictionaryRequest*,
                                 v1::DeleteDictionaryResponse*) override;
-  grpc::Status Encode(grpc::ServerContext*, const v1::EncodeRequest*,
-                      v1::EncodeResponse*) override;
-  grpc::Status Decode(grpc::ServerContext*, const v1::DecodeRequest*,
-                      v1::DecodeResponse*) override;
+  grpc::Status Encode(grpc::ServerContext*, const v1::EncodeRequest*, v1::EncodeResponse*) override;
+  grpc::Status Decode(grpc::ServerContext*, const v1::DecodeRequest*, v1::DecodeResponse*) override;
   grpc::Status EncodeStream(
       grpc::ServerContext*,
       grpc::ServerReaderWriter<v1::EncodeResponse, v1::EncodeRequest>* stream) override;

@@ -11,8 +11,8 @@ absl::StatusOr<std::filesystem::path> ResolveUnderRoot(const std::filesystem::pa
   std::error_code ec;
   const fs::path canonical_root = fs::canonical(root, ec);
   if (ec) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "dictionary root '", root.string(), "' is not accessible: ", ec.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("dictionary root '", root.string(), "' is not accessible: ", ec.message()));
   }
   fs::path candidate{std::string(requested)};
   if (candidate.is_relative()) candidate = canonical_root / candidate;
@@ -23,12 +23,11 @@ absl::StatusOr<std::filesystem::path> ResolveUnderRoot(const std::filesystem::pa
         absl::StrCat("path '", requested, "' cannot be resolved: ", ec.message()));
   }
   auto [root_end, unused] =
-      std::mismatch(canonical_root.begin(), canonical_root.end(), resolved.begin(),
-                    resolved.end());
+      std::mismatch(canonical_root.begin(), canonical_root.end(), resolved.begin(), resolved.end());
   if (root_end != canonical_root.end()) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "path '", requested, "' resolves to '", resolved.string(),
-        "', outside the dictionary root '", canonical_root.string(), "'"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("path '", requested, "' resolves to '", resolved.string(),
+                     "', outside the dictionary root '", canonical_root.string(), "'"));
   }
   if (!fs::exists(resolved, ec)) {
     return absl::NotFoundError(absl::StrCat("path '", requested, "' does not exist under '",

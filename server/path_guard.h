@@ -5,9 +5,9 @@
 #define SAEDICT_SERVER_PATH_GUARD_H_
 
 #include <filesystem>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace saedict::server {
 

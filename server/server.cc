@@ -38,18 +38,18 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
   if (ec) {
-    return absl::UnavailableError(absl::StrCat("--data_dir ", options.data_dir.string(),
-                                               ": cannot create: ", ec.message()));
+    return absl::UnavailableError(
+        absl::StrCat("--data_dir ", options.data_dir.string(), ": cannot create: ", ec.message()));
   }
   SAEDICT_ASSIGN_OR_RETURN(state->store, storage::Store::Open({options.data_dir / "db"}));
   SAEDICT_ASSIGN_OR_RETURN(
       state->registry,
       DictionaryRegistry::Create({options.data_dir, options.dictionary_root}, state->store.get()));
   if (options.demo && !state->registry->Get(kDemoDictionaryId).ok()) {
-    SAEDICT_RETURN_IF_ERROR(state->registry
-                                ->LoadBuilt(kDemoDictionaryId, MakeDemoDictionary(),
-                                            "embedded demo (random topk SAE)")
-                                .status());
+    SAEDICT_RETURN_IF_ERROR(
+        state->registry
+            ->LoadBuilt(kDemoDictionaryId, MakeDemoDictionary(), "embedded demo (random topk SAE)")
+            .status());
   }
   SAEDICT_ASSIGN_OR_RETURN(state->batcher, engine::EncodeBatcher::Create(options.batcher));
   state->core = std::make_unique<ServiceCore>(state->registry.get(), state->batcher.get());
@@ -65,8 +65,8 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
   builder.RegisterService(state->service.get());
   state->grpc_server = builder.BuildAndStart();
   if (state->grpc_server == nullptr || state->port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", address,
-                                               " (in use, or not a local address?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, " (in use, or not a local address?)"));
   }
   state->grpc_server->GetHealthCheckService()->SetServingStatus(true);
   LogInfo(absl::StrCat("saedictd listening on ", options.listen_address, ":", state->port,

@@ -21,8 +21,12 @@ absl::StatusOr<engine::EncodeOptions> ToEngine(const v1::EncodeOptions& o, int64
   out.return_reconstruction = o.return_reconstruction();
   out.return_row_error = o.return_error();
   switch (o.compute_mode()) {
-    case v1::COMPUTE_MODE_F32: out.compute_mode = engine::ComputeMode::kF32; break;
-    case v1::COMPUTE_MODE_BF16: out.compute_mode = engine::ComputeMode::kBF16; break;
+    case v1::COMPUTE_MODE_F32:
+      out.compute_mode = engine::ComputeMode::kF32;
+      break;
+    case v1::COMPUTE_MODE_BF16:
+      out.compute_mode = engine::ComputeMode::kBF16;
+      break;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("options.compute_mode: ", o.compute_mode(), " is not a ComputeMode"));
@@ -36,15 +40,22 @@ absl::StatusOr<engine::FeatureEdit> ToEngine(const v1::FeatureEdit& e, int index
   out.value = e.value();
   out.rows.assign(e.rows().begin(), e.rows().end());
   switch (e.op()) {
-    case v1::EDIT_OP_SET: out.op = engine::EditOp::kSet; break;
-    case v1::EDIT_OP_ADD: out.op = engine::EditOp::kAdd; break;
-    case v1::EDIT_OP_SCALE: out.op = engine::EditOp::kScale; break;
-    case v1::EDIT_OP_ABLATE: out.op = engine::EditOp::kAblate; break;
+    case v1::EDIT_OP_SET:
+      out.op = engine::EditOp::kSet;
+      break;
+    case v1::EDIT_OP_ADD:
+      out.op = engine::EditOp::kAdd;
+      break;
+    case v1::EDIT_OP_SCALE:
+      out.op = engine::EditOp::kScale;
+      break;
+    case v1::EDIT_OP_ABLATE:
+      out.op = engine::EditOp::kAblate;
+      break;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("edits[", index, "].op: ", static_cast<int>(e.op()), " (",
-                       v1::EditOp_Name(e.op()),
-                       ") is not an edit; expected SET, ADD, SCALE or ABLATE"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "edits[", index, "].op: ", static_cast<int>(e.op()), " (", v1::EditOp_Name(e.op()),
+          ") is not an edit; expected SET, ADD, SCALE or ABLATE"));
   }
   return out;
 }

@@ -19,9 +19,9 @@ absl::StatusOr<size_t> DTypeSize(v1::DType dtype, absl::string_view field) {
     case v1::DTYPE_BF16:
       return 2;
     default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ".dtype: ", static_cast<int>(dtype), " (", v1::DType_Name(dtype),
-          ") is not supported; expected DTYPE_F32, DTYPE_F16 or DTYPE_BF16"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".dtype: ", static_cast<int>(dtype), " (", v1::DType_Name(dtype),
+                       ") is not supported; expected DTYPE_F32, DTYPE_F16 or DTYPE_BF16"));
   }
 }
 
@@ -34,9 +34,9 @@ template <typename T>
 absl::StatusOr<std::vector<T>> FromBytes(const std::string& bytes, uint64_t expected_count,
                                          absl::string_view field) {
   if (bytes.size() != expected_count * sizeof(T)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": ", bytes.size(), " bytes, expected ", expected_count, " × ",
-                     sizeof(T), " = ", expected_count * sizeof(T)));
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", bytes.size(), " bytes, expected ",
+                                                   expected_count, " × ", sizeof(T), " = ",
+                                                   expected_count * sizeof(T)));
   }
   std::vector<T> out(expected_count);
   if (!bytes.empty()) std::memcpy(out.data(), bytes.data(), bytes.size());
@@ -50,25 +50,25 @@ absl::StatusOr<DenseRows> DecodeMatrix(const v1::Tensor& tensor, int64_t expecte
   SAEDICT_ASSIGN_OR_RETURN(const size_t elem, DTypeSize(tensor.dtype(), field));
   if (tensor.shape_size() != 2) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ".shape: [", absl::StrJoin(tensor.shape(), ","),
-                     "] has rank ", tensor.shape_size(), "; expected [n, ", expected_cols, "]"));
+        absl::StrCat(field, ".shape: [", absl::StrJoin(tensor.shape(), ","), "] has rank ",
+                     tensor.shape_size(), "; expected [n, ", expected_cols, "]"));
   }
   const int64_t rows = tensor.shape(0), cols = tensor.shape(1);
   if (rows < 0 || cols != expected_cols) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ".shape: [", rows, ",", cols, "] does not match d_in ",
-                     expected_cols, "; expected [n, ", expected_cols, "]"));
+    return absl::InvalidArgumentError(absl::StrCat(field, ".shape: [", rows, ",", cols,
+                                                   "] does not match d_in ", expected_cols,
+                                                   "; expected [n, ", expected_cols, "]"));
   }
   // Checked before multiplying: a hostile shape must not wrap around.
   if (static_cast<uint64_t>(rows) > UINT64_MAX / elem / static_cast<uint64_t>(cols)) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ".shape: [", rows, ",", cols,
-                                                   "] is too large (byte size overflows)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".shape: [", rows, ",", cols, "] is too large (byte size overflows)"));
   }
   const uint64_t count = static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols);
   if (tensor.data().size() != count * elem) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ".data: ", tensor.data().size(), " bytes, but shape [", rows, ",", cols, "] of ",
-        v1::DType_Name(tensor.dtype()), " needs ", count * elem));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".data: ", tensor.data().size(), " bytes, but shape [", rows, ",", cols,
+                     "] of ", v1::DType_Name(tensor.dtype()), " needs ", count * elem));
   }
   DenseRows out{rows, cols, std::vector<float>(count)};
   const char* src = tensor.data().data();
@@ -82,8 +82,8 @@ absl::StatusOr<DenseRows> DecodeMatrix(const v1::Tensor& tensor, int64_t expecte
       v = tensor.dtype() == v1::DTYPE_F16 ? F16ToFloat(h) : Bf16ToFloat(h);
     }
     if (!std::isfinite(v)) {
-      return absl::InvalidArgumentError(absl::StrCat(field, "[", i / cols, ",", i % cols,
-                                                     "] is ", v, "; values must be finite"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, "[", i / cols, ",", i % cols, "] is ", v, "; values must be finite"));
     }
     out.values[i] = v;
   }
@@ -123,10 +123,10 @@ absl::StatusOr<engine::SparseCodes> DecodeCodes(const v1::SparseCodes& codes,
   engine::SparseCodes out;
   out.num_rows = codes.num_rows();
   out.num_features = codes.num_features();
-  SAEDICT_ASSIGN_OR_RETURN(out.row_offsets,
-                           FromBytes<uint64_t>(codes.row_offsets(),
-                                               static_cast<uint64_t>(codes.num_rows()) + 1,
-                                               "codes.row_offsets"));
+  SAEDICT_ASSIGN_OR_RETURN(
+      out.row_offsets,
+      FromBytes<uint64_t>(codes.row_offsets(), static_cast<uint64_t>(codes.num_rows()) + 1,
+                          "codes.row_offsets"));
   const uint64_t nnz = codes.indices().size() / sizeof(uint32_t);
   SAEDICT_ASSIGN_OR_RETURN(out.indices, FromBytes<uint32_t>(codes.indices(), nnz, "codes.indices"));
   SAEDICT_ASSIGN_OR_RETURN(out.values, FromBytes<float>(codes.values(), nnz, "codes.values"));

@@ -7,10 +7,10 @@
 #define SAEDICT_SERVER_WIRE_CODEC_H_
 
 #include <cstdint>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "engine/sparse_codes.h"
 #include "saedict/v1/saedict.pb.h"
 

@@ -2,9 +2,8 @@
 #ifndef SAEDICT_STORAGE_ROCKSDB_STATUS_H_
 #define SAEDICT_STORAGE_ROCKSDB_STATUS_H_
 
-#include "absl/strings/string_view.h"
-
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "rocksdb/status.h"
 
 namespace saedict::storage {

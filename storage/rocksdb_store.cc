@@ -15,8 +15,7 @@ constexpr char kDictionariesFamily[] = "dictionaries";
 
 class RocksDbStore final : public Store {
  public:
-  RocksDbStore(std::unique_ptr<rocksdb::DB> db,
-               std::vector<rocksdb::ColumnFamilyHandle*> handles)
+  RocksDbStore(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> handles)
       : db_(std::move(db)), handles_(std::move(handles)) {}
 
   ~RocksDbStore() override {
@@ -27,9 +26,8 @@ class RocksDbStore final : public Store {
   absl::Status PutDictionary(const v1::DictionaryRecord& record) override {
     const std::string& id = record.info().id();
     if (id.empty()) return absl::InvalidArgumentError("storage: dictionary record has no id");
-    return FromRocksDb(
-        db_->Put(SyncWrite(), dictionaries(), id, record.SerializeAsString()),
-        absl::StrCat("put dictionary '", id, "'"));
+    return FromRocksDb(db_->Put(SyncWrite(), dictionaries(), id, record.SerializeAsString()),
+                       absl::StrCat("put dictionary '", id, "'"));
   }
 
   absl::StatusOr<std::optional<v1::DictionaryRecord>> GetDictionary(
@@ -40,9 +38,8 @@ class RocksDbStore final : public Store {
     SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get dictionary '", id, "'")));
     v1::DictionaryRecord record;
     if (!record.ParseFromString(bytes)) {
-      return absl::InternalError(
-          absl::StrCat("storage: dictionary record '", id, "' is corrupt (", bytes.size(),
-                       " bytes do not parse)"));
+      return absl::InternalError(absl::StrCat("storage: dictionary record '", id, "' is corrupt (",
+                                              bytes.size(), " bytes do not parse)"));
     }
     return record;
   }
@@ -53,8 +50,8 @@ class RocksDbStore final : public Store {
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       v1::DictionaryRecord record;
       if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-        return absl::InternalError(absl::StrCat("storage: dictionary record '",
-                                                it->key().ToString(), "' is corrupt"));
+        return absl::InternalError(
+            absl::StrCat("storage: dictionary record '", it->key().ToString(), "' is corrupt"));
       }
       out.push_back(std::move(record));
     }

@@ -89,8 +89,7 @@ TEST(StoreTest, CorruptRecordIsInternal) {
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto store, Store::Open({dir.path() / "db"}));
   EXPECT_THAT(store->GetDictionary("bad"),
               StatusIs(absl::StatusCode::kInternal, HasSubstr("corrupt")));
-  EXPECT_THAT(store->ListDictionaries(),
-              StatusIs(absl::StatusCode::kInternal, HasSubstr("bad")));
+  EXPECT_THAT(store->ListDictionaries(), StatusIs(absl::StatusCode::kInternal, HasSubstr("bad")));
 }
 
 }  // namespace

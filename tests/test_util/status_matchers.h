@@ -27,21 +27,19 @@ MATCHER(IsOk, "is OK") {
 MATCHER_P2(StatusIs, code, message_matcher, "has code " + ::testing::PrintToString(code)) {
   const absl::Status& s = GetStatus(arg);
   *result_listener << "status is " << s;
-  return s.code() == code &&
-         ::testing::Matches(message_matcher)(std::string(s.message()));
+  return s.code() == code && ::testing::Matches(message_matcher)(std::string(s.message()));
 }
 
 }  // namespace saedict::testing
 
 // Unwraps a StatusOr in a test, failing the test when it is not OK.
-#define SAEDICT_ASSERT_OK_AND_ASSIGN(lhs, expr)                                              \
-  SAEDICT_ASSERT_OK_AND_ASSIGN_IMPL_(SAEDICT_STATUS_TEST_CONCAT_(statusor_, __LINE__), lhs, \
-                                     expr)
+#define SAEDICT_ASSERT_OK_AND_ASSIGN(lhs, expr) \
+  SAEDICT_ASSERT_OK_AND_ASSIGN_IMPL_(SAEDICT_STATUS_TEST_CONCAT_(statusor_, __LINE__), lhs, expr)
 #define SAEDICT_STATUS_TEST_CONCAT_INNER_(a, b) a##b
 #define SAEDICT_STATUS_TEST_CONCAT_(a, b) SAEDICT_STATUS_TEST_CONCAT_INNER_(a, b)
 #define SAEDICT_ASSERT_OK_AND_ASSIGN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                                     \
-  ASSERT_TRUE(statusor.ok()) << statusor.status();            \
+  auto statusor = (expr);                                       \
+  ASSERT_TRUE(statusor.ok()) << statusor.status();              \
   lhs = std::move(statusor).value()
 
 #endif  // SAEDICT_TESTS_TEST_UTIL_STATUS_MATCHERS_H_

@@ -1,10 +1,10 @@
 #include "tests/test_util/test_env.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <string>
-
-#include <unistd.h>
 
 namespace saedict::testing {
 
@@ -27,8 +27,8 @@ ScratchDir::ScratchDir() {
   for (char& c : name) {
     if (c == '/') c = '_';
   }
-  path_ = base / ("saedict_test_" + std::to_string(::getpid()) + "_" +
-                  std::to_string(counter++) + "_" + name);
+  path_ = base / ("saedict_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) +
+                  "_" + name);
   std::filesystem::remove_all(path_);
   std::filesystem::create_directories(path_);
 }

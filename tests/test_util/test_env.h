@@ -31,12 +31,12 @@ class ScratchDir {
 
 // In a TEST body: binds `var` to the stories260k dir or skips the test,
 // printing why, when ../shared/data is not there.
-#define SAEDICT_REQUIRE_STORIES260K(var)                                          \
-  auto var##_opt = ::saedict::testing::Stories260kDir();                          \
-  if (!var##_opt) {                                                               \
-    GTEST_SKIP() << "SKIPPED: ../shared/data/stories260k not found "              \
-                    "(set SAEDICT_SHARED_DATA); real-data check not run";         \
-  }                                                                               \
+#define SAEDICT_REQUIRE_STORIES260K(var)                                  \
+  auto var##_opt = ::saedict::testing::Stories260kDir();                  \
+  if (!var##_opt) {                                                       \
+    GTEST_SKIP() << "SKIPPED: ../shared/data/stories260k not found "      \
+                    "(set SAEDICT_SHARED_DATA); real-data check not run"; \
+  }                                                                       \
   const std::filesystem::path var = *var##_opt
 
 #endif  // SAEDICT_TESTS_TEST_UTIL_TEST_ENV_H_
