@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "grpcpp/grpcpp.h"
 
 namespace saedict::client {
@@ -21,6 +22,18 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
           : absl::StatusCode::kUnknown;
   return absl::Status(absl_code, status.error_message());
 }
+
+namespace {
+
+// "localhost:PORT" is dialled as 127.0.0.1 (RFC 6761: localhost is loopback).
+// gRPC's c-ares resolver otherwise needs /etc/hosts or a DNS server, and a
+// minimal machine or container may have neither.
+std::string ChannelTarget(absl::string_view target) {
+  if (absl::ConsumePrefix(&target, "localhost:")) return absl::StrCat("ipv4:127.0.0.1:", target);
+  return std::string(target);
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(absl::string_view target,
                                                         const ClientOptions& options) {
@@ -37,7 +50,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(absl::string_view target
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(std::string(target), grpc::InsecureChannelCredentials(), args);
+      grpc::CreateCustomChannel(ChannelTarget(target), grpc::InsecureChannelCredentials(), args);
   if (channel == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("cannot create a channel to '", target, "'"));
   }

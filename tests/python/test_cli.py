@@ -8,8 +8,8 @@ import numpy as np
 from conftest import random_sae, write_saelens
 
 
-def cli(server, *args, check=True):
-    proc = subprocess.run([os.environ["SAEDICT_CLI"], f"--server={server.target}", *args],
+def cli(server, *args, check=True, target=None):
+    proc = subprocess.run([os.environ["SAEDICT_CLI"], f"--server={target or server.target}", *args],
                           capture_output=True, text=True, timeout=60)
     if check:
         assert proc.returncode == 0, proc.stderr
@@ -55,3 +55,9 @@ def test_errors_exit_nonzero_with_message(server, tmp_path):
     proc = cli(server, "frobnicate", check=False)
     assert proc.returncode == 2
     assert cli(server, "encode", "--help").returncode == 0
+
+
+def test_localhost_target_needs_no_resolver(server):
+    # localhost is dialled as loopback directly: works without /etc/hosts or DNS.
+    port = server.target.rsplit(":", 1)[1]
+    assert "demo" in cli(server, "list", target=f"localhost:{port}").stdout

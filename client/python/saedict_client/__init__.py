@@ -81,6 +81,8 @@ class Client:
     def __init__(self, target="localhost:50051", max_message_bytes=256 << 20, timeout=60.0):
         options = [("grpc.max_send_message_length", max_message_bytes),
                    ("grpc.max_receive_message_length", max_message_bytes)]
+        if target.startswith("localhost:"):  # RFC 6761 loopback; needs no /etc/hosts or DNS
+            target = "ipv4:127.0.0.1:" + target[len("localhost:"):]
         self._channel = grpc.insecure_channel(target, options=options)
         self._stub = pb_grpc.SaedictStub(self._channel)
         self._timeout = timeout
