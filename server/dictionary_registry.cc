@@ -58,8 +58,10 @@ v1::SourceFormat ToProto(formats::SourceFormat f) {
   return v1::SOURCE_FORMAT_AUTO;
 }
 
-formats::SourceFormat FromProto(v1::SourceFormat f) {
+absl::StatusOr<formats::SourceFormat> FromProto(v1::SourceFormat f) {
   switch (f) {
+    case v1::SOURCE_FORMAT_AUTO:
+      return formats::SourceFormat::kAuto;
     case v1::SOURCE_FORMAT_SAELENS:
       return formats::SourceFormat::kSaeLens;
     case v1::SOURCE_FORMAT_SPARSIFY:
@@ -67,7 +69,9 @@ formats::SourceFormat FromProto(v1::SourceFormat f) {
     case v1::SOURCE_FORMAT_GEMMA_SCOPE:
       return formats::SourceFormat::kGemmaScope;
     default:
-      return formats::SourceFormat::kAuto;
+      return absl::InvalidArgumentError(
+          absl::StrCat("format: ", static_cast<int>(f), " (", v1::SourceFormat_Name(f),
+                       ") cannot be loaded; expected AUTO, SAELENS, SPARSIFY or GEMMA_SCOPE"));
   }
 }
 
@@ -185,8 +189,9 @@ absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::Load(
   auto load = [&]() -> absl::StatusOr<v1::DictionaryInfo> {
     SAEDICT_ASSIGN_OR_RETURN(fs::path path,
                              ResolveUnderRoot(options_.dictionary_root, request.path()));
+    SAEDICT_ASSIGN_OR_RETURN(formats::SourceFormat format, FromProto(request.format()));
     SAEDICT_ASSIGN_OR_RETURN(formats::LoadedDictionary loaded,
-                             formats::LoadDictionary(path, FromProto(request.format())));
+                             formats::LoadDictionary(path, format));
     auto dict = std::make_shared<const engine::Dictionary>(std::move(loaded.dictionary));
     v1::DictionaryInfo info = InfoFromDictionary(*dict);
     info.set_source_format(ToProto(loaded.format));
@@ -205,6 +210,7 @@ absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::LoadBuilt(
   SAEDICT_RETURN_IF_ERROR(ReserveId(id, /*replace=*/false));
   v1::DictionaryInfo info = InfoFromDictionary(*dict);
   info.set_source_path(source_description);
+  info.set_source_format(v1::SOURCE_FORMAT_BUILTIN);
   info.set_source_dtype(v1::DTYPE_F32);
   absl::StatusOr<v1::DictionaryInfo> result =
       Publish(id, /*replace=*/false, std::move(dict), std::move(info));

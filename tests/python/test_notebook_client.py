@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import random_sae, write_saelens
+from saedict.v1 import saedict_pb2 as pb
 
 
 def reference_encode(cfg, sae, x):
@@ -79,6 +80,7 @@ def test_errors_carry_code_and_value(server):
 def test_demo_dictionary_is_served(server):
     ids = [d.id for d in server.client.list_dictionaries()]
     assert "demo" in ids
+    assert server.client.get_dictionary("demo").source_format == pb.SOURCE_FORMAT_BUILTIN
     codes = server.client.encode("demo", np.ones((4, 64), np.float32))
     assert np.all(np.diff(codes.row_offsets) == 16)
 

@@ -185,6 +185,17 @@ TEST_F(GrpcServerTest, PathsOutsideTheRootArePermissionDenied) {
   EXPECT_THAT(ListIds(), IsEmpty());
 }
 
+TEST_F(GrpcServerTest, UnloadableFormatIsInvalidArgument) {
+  ASSERT_TRUE(
+      WriteSaeLensFolder(root_ / "sae", RandomDictionary(Arch::kTopK, kDIn, kDSae, kK, 1)).ok());
+  EXPECT_THAT(Load("f", "sae", nullptr, false, v1::SOURCE_FORMAT_BUILTIN),
+              GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT,
+                           AllOf(HasSubstr("format"), HasSubstr("SOURCE_FORMAT_BUILTIN"))));
+  EXPECT_THAT(Load("f", "sae", nullptr, false, static_cast<v1::SourceFormat>(99)),
+              GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr("99")));
+  EXPECT_THAT(ListIds(), IsEmpty());
+}
+
 TEST_F(GrpcServerTest, MissingPathIsNotFound) {
   EXPECT_THAT(Load("m", "no/such/sae"),
               GrpcStatusIs(grpc::StatusCode::NOT_FOUND, HasSubstr("no/such/sae")));
