@@ -135,17 +135,21 @@ absl::StatusOr<std::vector<float>> TensorToFloats(const v1::Tensor& tensor,
                                                   absl::string_view field) {
   const int64_t elem = DTypeSize(tensor.dtype());
   if (elem == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": unsupported dtype ", static_cast<int>(tensor.dtype())));
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".dtype: ", static_cast<int>(tensor.dtype()), " (", v1::DType_Name(tensor.dtype()),
+        ") is not supported; expected DTYPE_F32, DTYPE_F16 or DTYPE_BF16"));
   }
   std::span<const int64_t> shape(tensor.shape().data(), tensor.shape().size());
   absl::StatusOr<int64_t> n = NumElements(shape, field);
   if (!n.ok()) return n.status();
-  if (*n > std::numeric_limits<int64_t>::max() / elem ||
-      *n * elem != static_cast<int64_t>(tensor.data().size())) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": ", tensor.data().size(), " bytes of ",
-                                                   DTypeName(tensor.dtype()),
-                                                   " do not match shape ", ShapeString(shape)));
+  if (*n > std::numeric_limits<int64_t>::max() / elem) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".shape: ", ShapeString(shape), " is too large (byte size overflows)"));
+  }
+  if (*n * elem != static_cast<int64_t>(tensor.data().size())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".data: ", tensor.data().size(), " bytes, but shape ", ShapeString(shape), " of ",
+        v1::DType_Name(tensor.dtype()), " needs ", *n * elem));
   }
   if (tensor.dtype() == v1::DTYPE_F32) return FromRaw<float>(tensor.data());
   std::vector<uint16_t> halves = FromRaw<uint16_t>(tensor.data());
@@ -191,13 +195,13 @@ absl::Status ValidateCsr(const CsrCodes& c) {
     }
     for (uint64_t i = begin; i < end; ++i) {
       if (c.indices[i] >= static_cast<uint64_t>(c.num_features)) {
-        return absl::InvalidArgumentError(absl::StrCat("codes: row ", r, " index ", c.indices[i],
+        return absl::InvalidArgumentError(absl::StrCat("codes: row ", r, " feature ", c.indices[i],
                                                        " >= num_features ", c.num_features));
       }
       if (i > begin && c.indices[i] <= c.indices[i - 1]) {
         return absl::InvalidArgumentError(
-            absl::StrCat("codes: row ", r, " indices not strictly ascending (", c.indices[i - 1],
-                         " then ", c.indices[i], ")"));
+            absl::StrCat("codes: row ", r, " feature ", c.indices[i], " does not follow feature ",
+                         c.indices[i - 1], "; indices must strictly ascend within a row"));
       }
       if (!std::isfinite(c.values[i])) {
         return absl::InvalidArgumentError(absl::StrCat("codes: row ", r, " feature ", c.indices[i],
@@ -220,22 +224,26 @@ absl::StatusOr<v1::SparseCodes> CsrToProto(const CsrCodes& codes) {
 }
 
 absl::StatusOr<CsrCodes> CsrFromProto(const v1::SparseCodes& codes) {
-  if (codes.num_rows() < 0 || codes.num_rows() == std::numeric_limits<int64_t>::max()) {
-    return absl::InvalidArgumentError(absl::StrCat("codes: bad num_rows ", codes.num_rows()));
-  }
-  const uint64_t want_offsets = static_cast<uint64_t>(codes.num_rows()) + 1;
-  if (codes.row_offsets().size() % sizeof(uint64_t) != 0 ||
-      codes.row_offsets().size() / sizeof(uint64_t) != want_offsets) {
+  // (num_rows + 1) * 8 must not wrap around.
+  if (codes.num_rows() < 0 ||
+      static_cast<uint64_t>(codes.num_rows()) >= UINT64_MAX / sizeof(uint64_t) - 1) {
     return absl::InvalidArgumentError(
-        absl::StrCat("codes: row_offsets has ", codes.row_offsets().size(), " bytes, want ",
-                     want_offsets, " uint64 for num_rows ", codes.num_rows()));
+        absl::StrCat("codes.num_rows: ", codes.num_rows(), " is out of range"));
   }
-  if (codes.indices().size() % sizeof(uint32_t) != 0 ||
-      codes.values().size() % sizeof(float) != 0 ||
-      codes.indices().size() / sizeof(uint32_t) != codes.values().size() / sizeof(float)) {
-    return absl::InvalidArgumentError(absl::StrCat("codes: indices (", codes.indices().size(),
-                                                   " bytes) and values (", codes.values().size(),
-                                                   " bytes) are not nnz uint32 + nnz F32"));
+  const uint64_t want_offsets = (static_cast<uint64_t>(codes.num_rows()) + 1) * sizeof(uint64_t);
+  if (codes.row_offsets().size() != want_offsets) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("codes.row_offsets: ", codes.row_offsets().size(),
+                     " bytes, expected 8 × (num_rows + 1) = ", want_offsets));
+  }
+  if (codes.indices().size() % sizeof(uint32_t) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("codes.indices: ", codes.indices().size(),
+                                                   " bytes is not a whole number of uint32"));
+  }
+  const uint64_t nnz = codes.indices().size() / sizeof(uint32_t);
+  if (codes.values().size() != nnz * sizeof(float)) {
+    return absl::InvalidArgumentError(absl::StrCat("codes.values: ", codes.values().size(),
+                                                   " bytes, expected nnz × 4 = ", nnz * 4));
   }
   CsrCodes out;
   out.num_rows = codes.num_rows();

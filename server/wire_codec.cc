@@ -1,53 +1,25 @@
 #include "server/wire_codec.h"
 
 #include <cmath>
-#include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "util/half.h"
+#include "client/tensor_wire.h"
 #include "util/status_macros.h"
 
 namespace saedict::server {
 namespace {
-
-absl::StatusOr<size_t> DTypeSize(v1::DType dtype, absl::string_view field) {
-  switch (dtype) {
-    case v1::DTYPE_F32:
-      return 4;
-    case v1::DTYPE_F16:
-    case v1::DTYPE_BF16:
-      return 2;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ".dtype: ", static_cast<int>(dtype), " (", v1::DType_Name(dtype),
-                       ") is not supported; expected DTYPE_F32, DTYPE_F16 or DTYPE_BF16"));
-  }
-}
 
 template <typename T>
 std::string ToBytes(const std::vector<T>& v) {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
 }
 
-template <typename T>
-absl::StatusOr<std::vector<T>> FromBytes(const std::string& bytes, uint64_t expected_count,
-                                         absl::string_view field) {
-  if (bytes.size() != expected_count * sizeof(T)) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": ", bytes.size(), " bytes, expected ",
-                                                   expected_count, " × ", sizeof(T), " = ",
-                                                   expected_count * sizeof(T)));
-  }
-  std::vector<T> out(expected_count);
-  if (!bytes.empty()) std::memcpy(out.data(), bytes.data(), bytes.size());
-  return out;
-}
-
 }  // namespace
 
 absl::StatusOr<DenseRows> DecodeMatrix(const v1::Tensor& tensor, int64_t expected_cols,
                                        absl::string_view field) {
-  SAEDICT_ASSIGN_OR_RETURN(const size_t elem, DTypeSize(tensor.dtype(), field));
   if (tensor.shape_size() != 2) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ".shape: [", absl::StrJoin(tensor.shape(), ","), "] has rank ",
@@ -59,35 +31,15 @@ absl::StatusOr<DenseRows> DecodeMatrix(const v1::Tensor& tensor, int64_t expecte
                                                    "] does not match d_in ", expected_cols,
                                                    "; expected [n, ", expected_cols, "]"));
   }
-  // Checked before multiplying: a hostile shape must not wrap around.
-  if (static_cast<uint64_t>(rows) > UINT64_MAX / elem / static_cast<uint64_t>(cols)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ".shape: [", rows, ",", cols, "] is too large (byte size overflows)"));
-  }
-  const uint64_t count = static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols);
-  if (tensor.data().size() != count * elem) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ".data: ", tensor.data().size(), " bytes, but shape [", rows, ",", cols,
-                     "] of ", v1::DType_Name(tensor.dtype()), " needs ", count * elem));
-  }
-  DenseRows out{rows, cols, std::vector<float>(count)};
-  const char* src = tensor.data().data();
-  for (uint64_t i = 0; i < count; ++i) {
-    float v;
-    if (tensor.dtype() == v1::DTYPE_F32) {
-      std::memcpy(&v, src + 4 * i, 4);
-    } else {
-      uint16_t h;
-      std::memcpy(&h, src + 2 * i, 2);
-      v = tensor.dtype() == v1::DTYPE_F16 ? F16ToFloat(h) : Bf16ToFloat(h);
+  // dtype, byte length and size overflow are the wire layer's checks.
+  SAEDICT_ASSIGN_OR_RETURN(std::vector<float> values, client::TensorToFloats(tensor, field));
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(field, "[", i / cols, ",", i % cols, "] is ",
+                                                     values[i], "; values must be finite"));
     }
-    if (!std::isfinite(v)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, "[", i / cols, ",", i % cols, "] is ", v, "; values must be finite"));
-    }
-    out.values[i] = v;
   }
-  return out;
+  return DenseRows{rows, cols, std::move(values)};
 }
 
 v1::Tensor EncodeTensor(const std::vector<float>& values, std::vector<int64_t> shape) {
@@ -114,23 +66,14 @@ absl::StatusOr<engine::SparseCodes> DecodeCodes(const v1::SparseCodes& codes,
     return absl::InvalidArgumentError(absl::StrCat("codes.num_features: ", codes.num_features(),
                                                    " does not match d_sae ", expected_features));
   }
-  // (num_rows + 1) * 8 must not wrap around.
-  if (codes.num_rows() < 0 ||
-      static_cast<uint64_t>(codes.num_rows()) >= UINT64_MAX / sizeof(uint64_t) - 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("codes.num_rows: ", codes.num_rows(), " is out of range"));
-  }
+  // Byte lengths and the CSR invariants are the wire layer's checks.
+  SAEDICT_ASSIGN_OR_RETURN(client::CsrCodes csr, client::CsrFromProto(codes));
   engine::SparseCodes out;
-  out.num_rows = codes.num_rows();
-  out.num_features = codes.num_features();
-  SAEDICT_ASSIGN_OR_RETURN(
-      out.row_offsets,
-      FromBytes<uint64_t>(codes.row_offsets(), static_cast<uint64_t>(codes.num_rows()) + 1,
-                          "codes.row_offsets"));
-  const uint64_t nnz = codes.indices().size() / sizeof(uint32_t);
-  SAEDICT_ASSIGN_OR_RETURN(out.indices, FromBytes<uint32_t>(codes.indices(), nnz, "codes.indices"));
-  SAEDICT_ASSIGN_OR_RETURN(out.values, FromBytes<float>(codes.values(), nnz, "codes.values"));
-  SAEDICT_RETURN_IF_ERROR(out.Validate());
+  out.num_rows = csr.num_rows;
+  out.num_features = csr.num_features;
+  out.row_offsets = std::move(csr.row_offsets);
+  out.indices = std::move(csr.indices);
+  out.values = std::move(csr.values);
   return out;
 }
 

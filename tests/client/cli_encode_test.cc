@@ -218,7 +218,8 @@ TEST_F(CliEncodeTest, DecodeErrors) {
   CliResult r = Run({"decode", "d4", Path("bad.npz"), Path("o.npy")});
   EXPECT_EQ(r.code, kExitFailure);
   EXPECT_EQ(r.err, "error: INVALID_ARGUMENT: " + Path("bad.npz") +
-                       ": codes: row 0 indices not strictly ascending (2 then 1)\n");
+                       ": codes: row 0 feature 1 does not follow feature 2; indices must strictly "
+                       "ascend within a row\n");
 
   z.erase("shape");
   ASSERT_TRUE(formats::WriteNpzFile(Path("noshape.npz"), z).ok());

@@ -78,18 +78,23 @@ TEST(TensorWireTest, DenseValidationErrors) {
   t.set_data(std::string(4, '\0'));
   EXPECT_THAT(
       TensorToFloats(t, "reconstruction"),
-      StatusIs(kInvalid, HasSubstr("reconstruction: 4 bytes of f32 do not match shape [2]")));
+      StatusIs(kInvalid,
+               HasSubstr("reconstruction.data: 4 bytes, but shape [2] of DTYPE_F32 needs 8")));
   t.set_dtype(static_cast<v1::DType>(42));
-  EXPECT_THAT(TensorToFloats(t), StatusIs(kInvalid, HasSubstr("unsupported dtype 42")));
+  EXPECT_THAT(TensorToFloats(t), StatusIs(kInvalid, HasSubstr("tensor.dtype: 42")));
   t.set_dtype(v1::DTYPE_F32);
   t.set_shape(0, -1);
   EXPECT_THAT(TensorToFloats(t), StatusIs(kInvalid, HasSubstr("negative dimension")));
   t.set_shape(0, std::numeric_limits<int64_t>::max());
   t.add_shape(4);
   EXPECT_THAT(TensorToFloats(t), StatusIs(kInvalid, HasSubstr("overflows")));
-  t.set_shape(0, std::numeric_limits<int64_t>::max() / 2);
+  t.set_shape(0, std::numeric_limits<int64_t>::max() / 2);  // elements fit, bytes do not
   t.set_shape(1, 1);
-  EXPECT_THAT(TensorToFloats(t), StatusIs(kInvalid, HasSubstr("do not match")));
+  EXPECT_THAT(TensorToFloats(t), StatusIs(kInvalid, HasSubstr("byte size overflows")));
+  t.set_shape(0, 3);
+  EXPECT_THAT(TensorToFloats(t),
+              StatusIs(kInvalid,
+                       HasSubstr("tensor.data: 4 bytes, but shape [3, 1] of DTYPE_F32 needs 12")));
 }
 
 CsrCodes Example() {
@@ -150,9 +155,9 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCsrCase{"NotMonotone", [](CsrCodes& c) { c.row_offsets[2] = 1; },
                                  "not monotone at row 1"},
                       BadCsrCase{"IndexOutOfRange", [](CsrCodes& c) { c.indices[2] = 10; },
-                                 "row 2 index 10 >= num_features 10"},
+                                 "row 2 feature 10 >= num_features 10"},
                       BadCsrCase{"NotAscending", [](CsrCodes& c) { c.indices[1] = 1; },
-                                 "row 0 indices not strictly ascending (1 then 1)"},
+                                 "row 0 feature 1 does not follow feature 1"},
                       BadCsrCase{"NaN", [](CsrCodes& c) { c.values[1] = std::nanf(""); },
                                  "feature 7 has non-finite value"},
                       BadCsrCase{"ValuesShort", [](CsrCodes& c) { c.values.pop_back(); },
@@ -165,16 +170,22 @@ TEST(CsrTest, FromProtoChecksByteLengths) {
   v1::SparseCodes wire = CsrToProto(Example()).value();
   v1::SparseCodes bad = wire;
   bad.mutable_row_offsets()->pop_back();
-  EXPECT_THAT(CsrFromProto(bad), StatusIs(kInvalid, HasSubstr("row_offsets has 31 bytes")));
+  EXPECT_THAT(CsrFromProto(bad),
+              StatusIs(kInvalid,
+                       HasSubstr("codes.row_offsets: 31 bytes, expected 8 × (num_rows + 1) = 32")));
   bad = wire;
   bad.set_num_rows(2);
-  EXPECT_THAT(CsrFromProto(bad), StatusIs(kInvalid, HasSubstr("want 3 uint64 for num_rows 2")));
+  EXPECT_THAT(CsrFromProto(bad),
+              StatusIs(kInvalid,
+                       HasSubstr("codes.row_offsets: 32 bytes, expected 8 × (num_rows + 1) = 24")));
   bad = wire;
   bad.mutable_values()->append(4, '\0');
-  EXPECT_THAT(CsrFromProto(bad), StatusIs(kInvalid, HasSubstr("not nnz uint32 + nnz F32")));
+  EXPECT_THAT(CsrFromProto(bad),
+              StatusIs(kInvalid, HasSubstr("codes.values: 16 bytes, expected nnz × 4 = 12")));
   bad = wire;
   bad.set_num_rows(std::numeric_limits<int64_t>::max());
-  EXPECT_THAT(CsrFromProto(bad), StatusIs(kInvalid, HasSubstr("bad num_rows")));
+  EXPECT_THAT(CsrFromProto(bad),
+              StatusIs(kInvalid, HasSubstr("codes.num_rows: 9223372036854775807 is out of range")));
   bad = wire;
   bad.set_num_features(5);
   EXPECT_THAT(CsrFromProto(bad), StatusIs(kInvalid, HasSubstr(">= num_features 5")));
