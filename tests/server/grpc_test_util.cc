@@ -7,12 +7,6 @@
 #include "util/half.h"
 
 namespace saedict::testing {
-namespace {
-
-template <typename T>
-std::string Bytes(const std::vector<T>& v) {
-  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
-}
 
 v1::Tensor MakeTensor(v1::DType dtype, std::vector<int64_t> shape, std::string data) {
   v1::Tensor t;
@@ -21,8 +15,6 @@ v1::Tensor MakeTensor(v1::DType dtype, std::vector<int64_t> shape, std::string d
   t.set_data(std::move(data));
   return t;
 }
-
-}  // namespace
 
 v1::Tensor F32Tensor(const std::vector<float>& values, std::vector<int64_t> shape) {
   return MakeTensor(v1::DTYPE_F32, std::move(shape), Bytes(values));

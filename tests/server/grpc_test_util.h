@@ -33,6 +33,14 @@ MATCHER(GrpcOk, "gRPC status is OK") {
 }
 
 // --- wire tensors -------------------------------------------------------------
+// The raw little-endian bytes of `v` (a wire field's payload).
+template <typename T>
+std::string Bytes(const std::vector<T>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+// A Tensor exactly as given, with no checks (for building malformed ones too).
+v1::Tensor MakeTensor(v1::DType dtype, std::vector<int64_t> shape, std::string data);
+
 v1::Tensor F32Tensor(const std::vector<float>& values, std::vector<int64_t> shape);
 // Rounds each value to F16 / BF16 (round to nearest even).
 v1::Tensor F16Tensor(const std::vector<float>& values, std::vector<int64_t> shape);

@@ -11,6 +11,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/server/grpc_test_util.h"
 #include "tests/test_util/status_matchers.h"
 #include "util/half.h"
 
@@ -23,18 +24,8 @@ using ::testing::AllOf;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 
-template <typename T>
-std::string Bytes(const std::vector<T>& v) {
-  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
-}
-
-v1::Tensor MakeTensor(v1::DType dtype, std::vector<int64_t> shape, std::string data) {
-  v1::Tensor t;
-  t.set_dtype(dtype);
-  for (int64_t d : shape) t.add_shape(d);
-  t.set_data(std::move(data));
-  return t;
-}
+using ::saedict::testing::Bytes;
+using ::saedict::testing::MakeTensor;
 
 // Values exactly representable in F16 and BF16, so all three dtypes decode
 // to the same floats.
