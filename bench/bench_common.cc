@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "engine/blas_threads.h"
+#include "server/demo_dictionary.h"
 
 namespace saedict::bench {
 
@@ -78,38 +79,15 @@ absl::StatusOr<std::vector<BenchShape>> SelectShapes(const BenchFlags& flags) {
 
 std::shared_ptr<const engine::Dictionary> MakeRandomTopKDictionary(const BenchShape& shape,
                                                                    uint32_t seed) {
-  auto d = std::make_shared<engine::Dictionary>();
-  d->config.model_name = "random";
-  d->config.hook_name = "bench";
-  d->config.d_in = shape.d_in;
-  d->config.d_sae = shape.d_sae;
-  d->config.architecture = engine::Architecture::kTopK;
-  d->config.apply_b_dec_to_input = true;
-  d->config.k = shape.k;
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  d->w_dec.resize(shape.d_sae * shape.d_in);
-  for (int64_t i = 0; i < shape.d_sae; ++i) {
-    float* row = d->w_dec.data() + i * shape.d_in;
-    double sq = 0;
-    for (int64_t j = 0; j < shape.d_in; ++j) {
-      row[j] = normal(gen);
-      sq += double(row[j]) * row[j];
-    }
-    const float inv = static_cast<float>(1.0 / std::sqrt(sq));
-    for (int64_t j = 0; j < shape.d_in; ++j) row[j] *= inv;
-  }
-  d->w_enc.resize(shape.d_in * shape.d_sae);
-  for (int64_t i = 0; i < shape.d_sae; ++i) {
-    for (int64_t j = 0; j < shape.d_in; ++j) {
-      d->w_enc[j * shape.d_sae + i] = d->w_dec[i * shape.d_in + j];
-    }
-  }
-  d->b_enc.resize(shape.d_sae);
-  for (float& v : d->b_enc) v = 0.01f * normal(gen);
-  d->b_dec.resize(shape.d_in);
-  for (float& v : d->b_dec) v = 0.01f * normal(gen);
-  return d;
+  server::RandomTopKSpec spec;
+  spec.d_in = shape.d_in;
+  spec.d_sae = shape.d_sae;
+  spec.k = shape.k;
+  spec.seed = seed;
+  spec.bias_stddev = 0.01f;
+  spec.model_name = "random";
+  spec.hook_name = "bench";
+  return server::MakeRandomTopKDictionary(spec);
 }
 
 std::vector<float> MakeActivations(int64_t n, int64_t d_in, uint32_t seed) {
