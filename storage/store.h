@@ -1,7 +1,9 @@
 // Store: saedict's durable state in one RocksDB directory.
 //
 // One column family per kind of record (DESIGN.md §4); this file covers
-// dictionary metadata ("dictionaries": id -> DictionaryRecord). Writes are
+// dictionary metadata ("dictionaries": id -> DictionaryRecord) and hands out
+// the CorpusStore (corpus_store.h) that keeps documents, latents, inverted
+// index and feature statistics in the same RocksDB instance. Writes are
 // synced to the WAL before they return, so an acknowledged write survives
 // kill -9. RocksDB errors become absl::Status here and nowhere else:
 // corruption -> INTERNAL, I/O errors -> UNAVAILABLE.
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "storage/corpus_store.h"
 #include "saedict/v1/storage.pb.h"
 
 namespace saedict::storage {
@@ -40,8 +43,17 @@ class Store {
       const std::string& id) = 0;
   // All records in id order.
   virtual absl::StatusOr<std::vector<v1::DictionaryRecord>> ListDictionaries() = 0;
-  // OK whether or not the id existed.
+  // Removes the record and every corpus record of the dictionary (forward,
+  // inverted, stats; see CorpusStore::DeleteDictionaryData), serialised with
+  // ingest writes so no batch lands after it. OK whether or not it existed.
   virtual absl::Status DeleteDictionary(const std::string& id) = 0;
+
+  // Documents, latents, statistics. Owned by the Store; valid while it lives.
+  virtual CorpusStore* corpus() = 0;
+
+  // A consistent RocksDB checkpoint (hard links where possible) of the whole
+  // database in `dir`, which must not exist yet (ALREADY_EXISTS otherwise).
+  virtual absl::Status Checkpoint(const std::filesystem::path& dir) = 0;
 };
 
 }  // namespace saedict::storage

@@ -1,0 +1,153 @@
+// CorpusStore: documents, their sparse latents per dictionary, running
+// feature statistics and the value-ordered inverted index, in the same
+// RocksDB instance as Store (DESIGN.md §4). Obtained from Store::corpus().
+//
+// Column families and keys (all integers big-endian, so scans come out
+// ordered; dictionaries and corpora are named by a u32 "number" allocated in
+// the "names" family so keys stay short):
+//   names    : 'd' <dict id> -> u32 | 'c' <corpus> -> u32 | "next" -> u32
+//   docs     : [corpus u32][doc u64]                 -> DocumentRecord
+//   forward  : [dict u32][corpus u32][doc u64]       -> codes of every token
+//              (varint token count, per token varint nnz, delta-coded varint
+//              indices, then all values as f16 or f32; see codes_codec.h)
+//   inverted : [dict u32][feature u32][~ordered(value) u32][corpus u32]
+//              [doc u64][pos u32] -> empty (top-N = prefix scan, value
+//              descending; quantile sampling = seek)
+//   stats    : [dict u32][feature u32] -> StatsRecord (merge operator:
+//              field-wise add) and [dict u32][0xFFFFFFFF] -> totals
+//
+// Writes: one ingest batch is one WriteBatch, synced to the WAL before
+// WriteIngestBatch returns, so an acknowledged batch survives kill -9 and a
+// half-written batch is never visible. Re-ingesting (dict, corpus, doc)
+// replaces its forward record, deletes its old inverted entries and merges
+// the negated old statistics in the same batch. Batches are applied one at a
+// time (a writer mutex), which makes re-ingest through concurrent streams
+// consistent; the expensive key building happens outside the lock.
+//
+// Thread safety: all methods may be called concurrently.
+#ifndef SAEDICT_STORAGE_CORPUS_STORE_H_
+#define SAEDICT_STORAGE_CORPUS_STORE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace saedict::storage {
+
+enum class ValuePrecision { kF32, kF16 };
+
+// CSR codes of the tokens of one document (same layout as the wire's
+// SparseCodes): row_offsets has num_tokens + 1 entries starting at 0,
+// indices ascend within a row.
+struct DocumentCodes {
+  std::vector<uint64_t> row_offsets = {0};
+  std::vector<uint32_t> indices;
+  std::vector<float> values;
+  int64_t num_tokens() const { return static_cast<int64_t>(row_offsets.size()) - 1; }
+};
+
+struct IngestDocument {
+  uint64_t doc_id = 0;
+  std::vector<int32_t> token_ids;
+  std::vector<std::string> token_strings;  // empty or token_ids.size()
+  DocumentCodes codes;                     // num_tokens() == token_ids.size()
+};
+
+struct IngestBatch {
+  std::string dictionary_id;
+  int64_t d_sae = 0;  // every index must be < d_sae
+  std::string corpus;
+  // kF16 falls back to kF32 for a document with a value f16 cannot hold.
+  ValuePrecision precision = ValuePrecision::kF32;
+  std::vector<IngestDocument> documents;
+};
+
+struct IngestBatchResult {
+  int64_t documents = 0;
+  int64_t tokens = 0;
+  int64_t replaced_documents = 0;
+};
+
+struct StoredDocument {
+  std::vector<int32_t> token_ids;
+  std::vector<std::string> token_strings;
+};
+
+struct StoredCodes {
+  DocumentCodes codes;
+  ValuePrecision precision = ValuePrecision::kF32;
+};
+
+// One inverted-index entry.
+struct TokenRef {
+  std::string corpus;
+  uint64_t doc_id = 0;
+  uint32_t position = 0;
+  float value = 0;
+};
+
+struct FeatureStatsRecord {
+  int64_t count = 0;  // active tokens
+  double sum = 0;
+  double sum_sq = 0;
+  std::optional<float> max;  // from the first inverted entry; nullopt when count == 0
+  std::optional<float> min;  // from the last inverted entry
+  std::vector<std::pair<int32_t, int64_t>> bins;  // (HistogramBin index, count), ascending
+};
+
+struct DictionaryTotals {
+  int64_t tokens = 0;
+  int64_t documents = 0;
+};
+
+// Quarter-octave log bins over |value|, signed for negative values:
+// bin b > 0 covers [2^((b-1-kBinOffset)/4), 2^((b-kBinOffset)/4)); -b mirrors
+// it for negative values. Values of exactly 0 are never stored.
+int32_t HistogramBin(float value);
+std::pair<float, float> HistogramBinRange(int32_t bin);  // [lower, upper)
+
+class CorpusStore {
+ public:
+  virtual ~CorpusStore() = default;
+
+  // Validates the whole batch first (INVALID_ARGUMENT naming the document and
+  // field: codes/token count mismatch, strings count, index >= d_sae, non
+  // finite value, duplicate doc id in the batch), then writes it atomically
+  // and synced. NOT_FOUND when the dictionary has no record in Store (e.g.
+  // deleted while an ingest was running). FAILED_PRECONDITION when the
+  // document is stored with different tokens and another dictionary holds
+  // codes for it. Values of exactly 0 are dropped.
+  virtual absl::StatusOr<IngestBatchResult> WriteIngestBatch(const IngestBatch& batch) = 0;
+
+  // nullopt when absent.
+  virtual absl::StatusOr<std::optional<StoredDocument>> GetDocument(const std::string& corpus,
+                                                                    uint64_t doc_id) = 0;
+  virtual absl::StatusOr<std::optional<StoredCodes>> GetCodes(const std::string& dictionary_id,
+                                                              const std::string& corpus,
+                                                              uint64_t doc_id) = 0;
+
+  // Zero stats (count 0, no max) for a feature never seen.
+  virtual absl::StatusOr<FeatureStatsRecord> GetFeatureStats(const std::string& dictionary_id,
+                                                             uint32_t feature) = 0;
+  virtual absl::StatusOr<DictionaryTotals> GetDictionaryTotals(
+      const std::string& dictionary_id) = 0;
+
+  // Inverted entries of `feature` in descending value order, starting at the
+  // first entry with value <= *start_at_or_below (the top when nullopt), at
+  // most `limit` of them.
+  virtual absl::StatusOr<std::vector<TokenRef>> TopTokens(
+      const std::string& dictionary_id, uint32_t feature, int64_t limit,
+      std::optional<float> start_at_or_below = std::nullopt) = 0;
+
+  // Removes every forward, inverted and stats record of the dictionary and
+  // its number (documents stay: they belong to their corpus). OK when it has
+  // none.
+  virtual absl::Status DeleteDictionaryData(const std::string& dictionary_id) = 0;
+};
+
+}  // namespace saedict::storage
+
+#endif  // SAEDICT_STORAGE_CORPUS_STORE_H_
