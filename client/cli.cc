@@ -153,7 +153,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     err << "error: " << absl::StatusCodeToString(status.code()) << ": " << status.message();
     if (status.code() == absl::StatusCode::kUnavailable) err << " (server " << global.server << ")";
     err << "\n";
-    return kExitFailure;
+    return IsInputError(status) ? kExitUsage : kExitFailure;
   }
   return kExitOk;
 }

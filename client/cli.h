@@ -5,7 +5,9 @@
 //
 // Exit codes: 0 success (and --help), 1 the command failed (stderr gets
 // `error: <CODE>: <message>`, CODE as in absl::StatusCodeToString), 2 usage
-// errors (unknown command or flag, wrong argument count; usage on stderr).
+// errors (unknown command or flag, wrong argument count; usage on stderr) and
+// bad input a command finds before it sends anything (a flag value out of
+// range, an inconsistent input file; stderr gets `error: <CODE>: <message>`).
 //
 // Thread safety: RunCli keeps no global state; concurrent calls are safe as
 // long as they do not share streams.

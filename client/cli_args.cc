@@ -117,7 +117,10 @@ absl::StatusOr<ParsedArgs> ParseArgs(std::span<const std::string> args,
     if (arg == "-h") body = "help";
     const size_t eq = body.find('=');
     const absl::string_view name = body.substr(0, eq);
-    auto it = parsed.values_.find(name);
+    // `--batch-tokens` is accepted for `--batch_tokens`.
+    std::string canonical(name);
+    std::replace(canonical.begin(), canonical.end(), '-', '_');
+    auto it = parsed.values_.find(canonical);
     if (it == parsed.values_.end()) {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
     }

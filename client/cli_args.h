@@ -1,6 +1,7 @@
 // A small command-line parser for the saedict CLI: per-subcommand flag specs,
 // `--name=value`, `--name value` (non-bool flags), `--name` / `--name=false`
-// (bool flags), `--` to end flags, `-h` as `--help`. Values are checked
+// (bool flags), `--` to end flags, `-h` as `--help`; dashes in a flag name
+// stand for underscores (`--batch-tokens` is `--batch_tokens`). Values are checked
 // against the flag's kind when parsed. Hand-written instead of absl flags so
 // each subcommand has its own flag set and RunCli can run many times in one
 // process (absl flags are process-global).

@@ -3,6 +3,7 @@
 #include "client/saedict_client.h"
 
 #include <chrono>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -113,37 +114,52 @@ SAEDICT_CLIENT_UNARY_(DeleteDictionary, DeleteDictionaryRequest, DeleteDictionar
 SAEDICT_CLIENT_UNARY_(Encode, EncodeRequest, EncodeResponse)
 SAEDICT_CLIENT_UNARY_(Decode, DecodeRequest, DecodeResponse)
 SAEDICT_CLIENT_UNARY_(Intervene, InterveneRequest, InterveneResponse)
+SAEDICT_CLIENT_UNARY_(GetDocument, GetDocumentRequest, GetDocumentResponse)
+SAEDICT_CLIENT_UNARY_(GetActivations, GetActivationsRequest, GetActivationsResponse)
+SAEDICT_CLIENT_UNARY_(GetFeature, GetFeatureRequest, GetFeatureResponse)
+SAEDICT_CLIENT_UNARY_(TopActivations, TopActivationsRequest, TopActivationsResponse)
+SAEDICT_CLIENT_UNARY_(DocumentFeatures, DocumentFeaturesRequest, DocumentFeaturesResponse)
+SAEDICT_CLIENT_UNARY_(CreateCheckpoint, CreateCheckpointRequest, CreateCheckpointResponse)
 
 #undef SAEDICT_CLIENT_UNARY_
 
-absl::Status Client::EncodeStream(const NextRequest& next_request, const OnResponse& on_response,
-                                  const CallOptions& call) {
-  grpc::ClientContext ctx;
-  Prepare(ctx, call);
-  std::unique_ptr<grpc::ClientReaderWriter<v1::EncodeRequest, v1::EncodeResponse>> stream =
-      stub_->EncodeStream(&ctx);
+namespace {
 
+// One bidirectional stream: the requests that `next` yields are written on a
+// helper thread (each shown to `on_sent` just before it is written) while
+// this thread hands each response to `on_response`. The first error of a
+// callback cancels the stream and wins; then the stream's own status; then
+// INTERNAL when the number of responses differs from the number of requests.
+template <typename Req, typename Resp>
+absl::Status RunBidiStream(grpc::ClientContext& ctx,
+                           grpc::ClientReaderWriter<Req, Resp>& stream,
+                           const std::function<absl::StatusOr<std::optional<Req>>()>& next,
+                           const std::function<void(const Req&)>& on_sent,
+                           const std::function<absl::Status(Resp&&)>& on_response,
+                           absl::string_view method, absl::string_view responses,
+                           absl::string_view requests) {
   int64_t sent = 0;            // written by the writer thread; read after join
   absl::Status writer_status;  // likewise
   std::thread writer([&] {
     while (true) {
-      absl::StatusOr<std::optional<v1::EncodeRequest>> next = next_request();
-      if (!next.ok()) {
-        writer_status = next.status();
+      absl::StatusOr<std::optional<Req>> req = next();
+      if (!req.ok()) {
+        writer_status = req.status();
         ctx.TryCancel();
         break;
       }
-      if (!next->has_value()) break;
+      if (!req->has_value()) break;
       ++sent;
-      if (!stream->Write(**next)) break;  // the stream broke; Finish() says why
+      on_sent(**req);
+      if (!stream.Write(**req)) break;  // the stream broke; Finish() says why
     }
-    stream->WritesDone();
+    stream.WritesDone();
   });
 
   int64_t received = 0;
   absl::Status reader_status;
-  v1::EncodeResponse resp;
-  while (stream->Read(&resp)) {
+  Resp resp;
+  while (stream.Read(&resp)) {
     ++received;
     if (reader_status.ok()) {
       reader_status = on_response(std::move(resp));
@@ -152,16 +168,88 @@ absl::Status Client::EncodeStream(const NextRequest& next_request, const OnRespo
     resp.Clear();
   }
   writer.join();
-  const grpc::Status final_status = stream->Finish();
+  const grpc::Status final_status = stream.Finish();
 
   if (!writer_status.ok()) return writer_status;
   if (!reader_status.ok()) return reader_status;
   if (!final_status.ok()) return FromGrpcStatus(final_status);
   if (received != sent) {
-    return absl::InternalError(
-        absl::StrCat("EncodeStream: server sent ", received, " responses for ", sent, " requests"));
+    return absl::InternalError(absl::StrCat(method, ": server sent ", received, " ", responses,
+                                            " for ", sent, " ", requests));
   }
   return absl::OkStatus();
+}
+
+// Tokens of an ingest request (token_ids is little-endian int32).
+int64_t RequestTokens(const v1::IngestRequest& req) {
+  int64_t tokens = 0;
+  for (const v1::IngestDocument& doc : req.documents()) {
+    tokens += static_cast<int64_t>(doc.token_ids().size() / sizeof(int32_t));
+  }
+  return tokens;
+}
+
+}  // namespace
+
+absl::Status Client::EncodeStream(const NextRequest& next_request, const OnResponse& on_response,
+                                  const CallOptions& call) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, call);
+  std::unique_ptr<grpc::ClientReaderWriter<v1::EncodeRequest, v1::EncodeResponse>> stream =
+      stub_->EncodeStream(&ctx);
+  return RunBidiStream<v1::EncodeRequest, v1::EncodeResponse>(
+      ctx, *stream, next_request, [](const v1::EncodeRequest&) {}, on_response, "EncodeStream",
+      "responses", "requests");
+}
+
+absl::Status Client::Ingest(const NextIngestRequest& next_request, const OnIngestAck& on_ack,
+                            const CallOptions& call) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, call);
+  std::unique_ptr<grpc::ClientReaderWriter<v1::IngestRequest, v1::IngestAck>> stream =
+      stub_->Ingest(&ctx);
+
+  struct Sent {
+    int64_t documents;
+    int64_t tokens;
+  };
+  std::mutex mu;
+  std::deque<Sent> unacked;  // guarded by mu: batches written, not yet acknowledged
+  int64_t next_batch = 0;    // reader thread only
+  return RunBidiStream<v1::IngestRequest, v1::IngestAck>(
+      ctx, *stream, next_request,
+      [&](const v1::IngestRequest& req) {
+        std::lock_guard<std::mutex> lock(mu);
+        unacked.push_back(Sent{req.documents_size(), RequestTokens(req)});
+      },
+      [&](v1::IngestAck&& ack) -> absl::Status {
+        const int64_t batch = next_batch++;
+        std::optional<Sent> sent;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (!unacked.empty()) {
+            sent = unacked.front();
+            unacked.pop_front();
+          }
+        }
+        if (!sent.has_value()) {
+          return absl::InternalError(
+              absl::StrCat("Ingest: server acknowledged batch ", ack.batch(), " but only ", batch,
+                           " batches were sent"));
+        }
+        if (ack.batch() != batch) {
+          return absl::InternalError(absl::StrCat("Ingest: expected the ack of batch ", batch,
+                                                  ", got one for batch ", ack.batch()));
+        }
+        if (ack.documents() != sent->documents || ack.tokens() != sent->tokens) {
+          return absl::InternalError(absl::StrCat(
+              "Ingest: ack of batch ", batch, " counts ", ack.documents(), " documents and ",
+              ack.tokens(), " tokens, sent ", sent->documents, " documents and ", sent->tokens,
+              " tokens"));
+        }
+        return on_ack(ack);
+      },
+      "Ingest", "acks", "batches");
 }
 
 }  // namespace saedict::client

@@ -86,6 +86,21 @@ class Client {
   absl::StatusOr<v1::InterveneResponse> Intervene(const v1::InterveneRequest& req,
                                                   const CallOptions& call = {});
 
+  // Corpus reads and the admin checkpoint (unary; errors as above, NOT_FOUND
+  // for an unknown corpus, document, dictionary or feature).
+  absl::StatusOr<v1::GetDocumentResponse> GetDocument(const v1::GetDocumentRequest& req,
+                                                      const CallOptions& call = {});
+  absl::StatusOr<v1::GetActivationsResponse> GetActivations(const v1::GetActivationsRequest& req,
+                                                            const CallOptions& call = {});
+  absl::StatusOr<v1::GetFeatureResponse> GetFeature(const v1::GetFeatureRequest& req,
+                                                    const CallOptions& call = {});
+  absl::StatusOr<v1::TopActivationsResponse> TopActivations(const v1::TopActivationsRequest& req,
+                                                            const CallOptions& call = {});
+  absl::StatusOr<v1::DocumentFeaturesResponse> DocumentFeatures(
+      const v1::DocumentFeaturesRequest& req, const CallOptions& call = {});
+  absl::StatusOr<v1::CreateCheckpointResponse> CreateCheckpoint(
+      const v1::CreateCheckpointRequest& req, const CallOptions& call = {});
+
   // EncodeStream: sends the requests that `next_request` yields (until it
   // returns nullopt or an error) on a writer thread, while this thread hands
   // each response, in order, to `on_response`. An error from either callback
@@ -97,6 +112,21 @@ class Client {
   using OnResponse = std::function<absl::Status(v1::EncodeResponse&&)>;
   absl::Status EncodeStream(const NextRequest& next_request, const OnResponse& on_response,
                             const CallOptions& call = {});
+
+  // Ingest: like EncodeStream, one IngestRequest (one batch) at a time from
+  // `next_request` on a writer thread, while this thread hands each IngestAck
+  // to `on_ack` in order. Each ack is checked against the request it answers
+  // before `on_ack` sees it: INTERNAL (and the stream is cancelled) when its
+  // batch index is not the next one or its document / token counts differ
+  // from the request's, and when the stream ends with fewer or more acks
+  // than requests. The server's error (the first bad batch ends the stream;
+  // batches acknowledged before it stay stored) is returned as is. An error
+  // from a callback cancels the stream and is returned.
+  // Thread safety: as EncodeStream.
+  using NextIngestRequest = std::function<absl::StatusOr<std::optional<v1::IngestRequest>>()>;
+  using OnIngestAck = std::function<absl::Status(const v1::IngestAck&)>;
+  absl::Status Ingest(const NextIngestRequest& next_request, const OnIngestAck& on_ack,
+                      const CallOptions& call = {});
 
  private:
   Client(std::string target, std::shared_ptr<grpc::Channel> channel, ClientOptions options);

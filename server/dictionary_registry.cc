@@ -2,12 +2,12 @@
 
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "formats/dictionary_loader.h"
 #include "server/path_guard.h"
+#include "server/resource_name.h"
 #include "util/log.h"
 #include "util/status_macros.h"
 
@@ -108,14 +108,7 @@ v1::DictionaryInfo InfoFromDictionary(const engine::Dictionary& d) {
 }  // namespace
 
 absl::Status ValidateDictionaryId(const std::string& id) {
-  bool ok = !id.empty() && id.size() <= 128 && id != "." && id != "..";
-  for (char c : id) {
-    ok = ok &&
-         (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
-  }
-  if (ok) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "id: '", id, "' is not a valid dictionary id; expected 1-128 characters of [A-Za-z0-9._-]"));
+  return ValidateResourceName(id, "id", "dictionary id");
 }
 
 DictionaryRegistry::DictionaryRegistry(const RegistryOptions& options, storage::Store* store)
@@ -225,6 +218,10 @@ absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::Publish(
   const absl::Time now = absl::Now();
   info.set_id(id);
   info.mutable_loaded_at()->set_seconds(absl::ToUnixSeconds(now));
+  if (replace) {
+    // Latents stored for this id were encoded with the old weights.
+    SAEDICT_RETURN_IF_ERROR(store_->corpus()->DeleteDictionaryData(id));
+  }
   // A fresh file per load: a replace never touches the file the old record uses.
   const std::string weights_file = absl::StrCat(id, ".", absl::ToUnixNanos(now), ".safetensors");
   const fs::path weights_path = WeightsDir() / weights_file;

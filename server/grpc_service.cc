@@ -82,4 +82,62 @@ grpc::Status SaedictGrpcService::EncodeStream(
   return grpc::Status::OK;
 }
 
+grpc::Status SaedictGrpcService::Ingest(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::IngestAck, v1::IngestRequest>* stream) {
+  // Reads and encodes on this thread; the session's writer thread stores each
+  // batch and sends its ack (gRPC allows one reader and one writer at once).
+  std::unique_ptr<IngestSession> session =
+      core_->StartIngest([stream](const v1::IngestAck& ack) { return stream->Write(ack); });
+  v1::IngestRequest request;
+  absl::Status status;
+  while (status.ok() && stream->Read(&request)) {
+    if (context->IsCancelled()) {
+      status = absl::CancelledError("cancelled by the client");
+      break;
+    }
+    status = session->Submit(std::move(request));
+    request.Clear();
+  }
+  absl::Status finished = session->Finish();
+  if (status.ok()) status = finished;
+  return ToGrpcStatus(status);
+}
+
+grpc::Status SaedictGrpcService::GetDocument(grpc::ServerContext* c,
+                                             const v1::GetDocumentRequest* req,
+                                             v1::GetDocumentResponse* resp) {
+  return Unary(c, resp, [&] { return core_->GetDocument(*req); });
+}
+
+grpc::Status SaedictGrpcService::GetActivations(grpc::ServerContext* c,
+                                                const v1::GetActivationsRequest* req,
+                                                v1::GetActivationsResponse* resp) {
+  return Unary(c, resp, [&] { return core_->GetActivations(*req); });
+}
+
+grpc::Status SaedictGrpcService::GetFeature(grpc::ServerContext* c,
+                                            const v1::GetFeatureRequest* req,
+                                            v1::GetFeatureResponse* resp) {
+  return Unary(c, resp, [&] { return core_->GetFeature(*req); });
+}
+
+grpc::Status SaedictGrpcService::TopActivations(grpc::ServerContext* c,
+                                                const v1::TopActivationsRequest* req,
+                                                v1::TopActivationsResponse* resp) {
+  return Unary(c, resp, [&] { return core_->TopActivations(*req); });
+}
+
+grpc::Status SaedictGrpcService::DocumentFeatures(grpc::ServerContext* c,
+                                                  const v1::DocumentFeaturesRequest* req,
+                                                  v1::DocumentFeaturesResponse* resp) {
+  return Unary(c, resp, [&] { return core_->DocumentFeatures(*req); });
+}
+
+grpc::Status SaedictGrpcService::CreateCheckpoint(grpc::ServerContext* c,
+                                                  const v1::CreateCheckpointRequest* req,
+                                                  v1::CreateCheckpointResponse* resp) {
+  return Unary(c, resp, [&] { return core_->CreateCheckpoint(*req); });
+}
+
 }  // namespace saedict::server

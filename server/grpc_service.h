@@ -28,6 +28,20 @@ class SaedictGrpcService final : public v1::Saedict::Service {
       grpc::ServerReaderWriter<v1::EncodeResponse, v1::EncodeRequest>* stream) override;
   grpc::Status Intervene(grpc::ServerContext*, const v1::InterveneRequest*,
                          v1::InterveneResponse*) override;
+  grpc::Status Ingest(grpc::ServerContext*,
+                      grpc::ServerReaderWriter<v1::IngestAck, v1::IngestRequest>* stream) override;
+  grpc::Status GetDocument(grpc::ServerContext*, const v1::GetDocumentRequest*,
+                           v1::GetDocumentResponse*) override;
+  grpc::Status GetActivations(grpc::ServerContext*, const v1::GetActivationsRequest*,
+                              v1::GetActivationsResponse*) override;
+  grpc::Status GetFeature(grpc::ServerContext*, const v1::GetFeatureRequest*,
+                          v1::GetFeatureResponse*) override;
+  grpc::Status TopActivations(grpc::ServerContext*, const v1::TopActivationsRequest*,
+                              v1::TopActivationsResponse*) override;
+  grpc::Status DocumentFeatures(grpc::ServerContext*, const v1::DocumentFeaturesRequest*,
+                                v1::DocumentFeaturesResponse*) override;
+  grpc::Status CreateCheckpoint(grpc::ServerContext*, const v1::CreateCheckpointRequest*,
+                                v1::CreateCheckpointResponse*) override;
 
  private:
   ServiceCore* const core_;

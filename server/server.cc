@@ -52,7 +52,8 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
             .status());
   }
   SAEDICT_ASSIGN_OR_RETURN(state->batcher, engine::EncodeBatcher::Create(options.batcher));
-  state->core = std::make_unique<ServiceCore>(state->registry.get(), state->batcher.get());
+  state->core = std::make_unique<ServiceCore>(state->registry.get(), state->batcher.get(),
+                                             state->store.get(), options.data_dir);
   state->service = std::make_unique<SaedictGrpcService>(state->core.get());
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/checkpoint.h"
 #include "server/wire_codec.h"
 #include "util/status_macros.h"
 
@@ -141,6 +142,15 @@ absl::StatusOr<v1::InterveneResponse> ServiceCore::Intervene(const v1::Intervene
   *out.mutable_activations() = EncodeTensor(result.activations, {x.rows, x.cols});
   *out.mutable_codes() = EncodeCodes(result.edited_codes);
   return out;
+}
+
+std::unique_ptr<IngestSession> ServiceCore::StartIngest(IngestSession::AckSink sink) {
+  return std::make_unique<IngestSession>(registry_, store_->corpus(), std::move(sink));
+}
+
+absl::StatusOr<v1::CreateCheckpointResponse> ServiceCore::CreateCheckpoint(
+    const v1::CreateCheckpointRequest& r) {
+  return server::CreateCheckpoint(data_dir_, store_, r.name());
 }
 
 }  // namespace saedict::server

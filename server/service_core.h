@@ -3,28 +3,39 @@
 // adapter: decode nothing, call the core, convert the status.
 //
 // Encode requests go through the dynamic batcher; Decode and Intervene call
-// the encoder directly. Error codes are those of DictionaryRegistry plus
-// INVALID_ARGUMENT for tensors/options and RESOURCE_EXHAUSTED when the
-// encode queue is full.
+// the encoder directly. The corpus reads are CorpusQueries, an Ingest stream
+// is an IngestSession. Error codes are those of DictionaryRegistry,
+// CorpusQueries and IngestSession plus INVALID_ARGUMENT for tensors/options
+// and RESOURCE_EXHAUSTED when the encode queue is full.
 //
 // Thread safety: every method is thread-safe.
 #ifndef SAEDICT_SERVER_SERVICE_CORE_H_
 #define SAEDICT_SERVER_SERVICE_CORE_H_
 
+#include <filesystem>
 #include <memory>
 
 #include "absl/status/statusor.h"
 #include "engine/batcher.h"
 #include "saedict/v1/saedict.pb.h"
+#include "server/corpus_queries.h"
 #include "server/dictionary_registry.h"
+#include "server/ingest_session.h"
+#include "storage/store.h"
 
 namespace saedict::server {
 
 class ServiceCore {
  public:
-  // Both must outlive the core.
-  ServiceCore(DictionaryRegistry* registry, engine::EncodeBatcher* batcher)
-      : registry_(registry), batcher_(batcher) {}
+  // registry, batcher and store must outlive the core; data_dir is where
+  // checkpoints go (<data_dir>/backups).
+  ServiceCore(DictionaryRegistry* registry, engine::EncodeBatcher* batcher, storage::Store* store,
+              std::filesystem::path data_dir)
+      : registry_(registry),
+        batcher_(batcher),
+        store_(store),
+        data_dir_(std::move(data_dir)),
+        queries_(registry, store->corpus()) {}
 
   absl::StatusOr<v1::LoadDictionaryResponse> LoadDictionary(const v1::LoadDictionaryRequest& r);
   absl::StatusOr<v1::ListDictionariesResponse> ListDictionaries(
@@ -36,11 +47,37 @@ class ServiceCore {
   absl::StatusOr<v1::DecodeResponse> Decode(const v1::DecodeRequest& r);
   absl::StatusOr<v1::InterveneResponse> Intervene(const v1::InterveneRequest& r);
 
+  // One Ingest stream: feed it the request messages, then Finish() it.
+  std::unique_ptr<IngestSession> StartIngest(IngestSession::AckSink sink);
+  absl::StatusOr<v1::GetDocumentResponse> GetDocument(const v1::GetDocumentRequest& r) const {
+    return queries_.GetDocument(r);
+  }
+  absl::StatusOr<v1::GetActivationsResponse> GetActivations(
+      const v1::GetActivationsRequest& r) const {
+    return queries_.GetActivations(r);
+  }
+  absl::StatusOr<v1::GetFeatureResponse> GetFeature(const v1::GetFeatureRequest& r) const {
+    return queries_.GetFeature(r);
+  }
+  absl::StatusOr<v1::TopActivationsResponse> TopActivations(
+      const v1::TopActivationsRequest& r) const {
+    return queries_.TopActivations(r);
+  }
+  absl::StatusOr<v1::DocumentFeaturesResponse> DocumentFeatures(
+      const v1::DocumentFeaturesRequest& r) const {
+    return queries_.DocumentFeatures(r);
+  }
+  absl::StatusOr<v1::CreateCheckpointResponse> CreateCheckpoint(
+      const v1::CreateCheckpointRequest& r);
+
  private:
   absl::StatusOr<std::shared_ptr<const engine::Encoder>> EncoderFor(const std::string& id) const;
 
   DictionaryRegistry* const registry_;
   engine::EncodeBatcher* const batcher_;
+  storage::Store* const store_;
+  const std::filesystem::path data_dir_;
+  const CorpusQueries queries_;
 };
 
 }  // namespace saedict::server

@@ -106,6 +106,8 @@ struct DictionaryTotals {
 // Quarter-octave log bins over |value|, signed for negative values:
 // bin b > 0 covers [2^((b-1-kBinOffset)/4), 2^((b-kBinOffset)/4)); -b mirrors
 // it for negative values. Values of exactly 0 are never stored.
+// kBinOffset = 600 puts every finite non-zero |value| in bins 5..1112.
+inline constexpr int32_t kBinOffset = 600;
 int32_t HistogramBin(float value);
 std::pair<float, float> HistogramBinRange(int32_t bin);  // [lower, upper)
 

@@ -1,9 +1,18 @@
-// RocksDbStore: the RocksDB implementation of Store (see store.h).
+// RocksDbStore: the RocksDB implementation of Store (see store.h). Opens every
+// column family (column_families.h), keeps dictionary records itself and
+// delegates corpus records to RocksDbCorpusStore, which also serialises
+// DeleteDictionary with ingest writes.
+//
+// Thread safety: every method may be called concurrently.
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
+#include "rocksdb/utilities/checkpoint.h"
+#include "storage/column_families.h"
+#include "storage/rocksdb_corpus_store.h"
 #include "storage/rocksdb_status.h"
 #include "storage/store.h"
 #include "util/status_macros.h"
@@ -11,16 +20,27 @@
 namespace saedict::storage {
 namespace {
 
-constexpr char kDictionariesFamily[] = "dictionaries";
-
 class RocksDbStore final : public Store {
  public:
   RocksDbStore(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> handles)
       : db_(std::move(db)), handles_(std::move(handles)) {}
 
   ~RocksDbStore() override {
+    corpus_.reset();
     for (rocksdb::ColumnFamilyHandle* h : handles_) db_->DestroyColumnFamilyHandle(h);
     db_->Close();
+  }
+
+  absl::Status Init() {
+    CorpusFamilies families;
+    families.dictionaries = handles_[kDictionariesFamily];
+    families.names = handles_[kNamesFamily];
+    families.docs = handles_[kDocsFamily];
+    families.forward = handles_[kForwardFamily];
+    families.inverted = handles_[kInvertedFamily];
+    families.stats = handles_[kStatsFamily];
+    SAEDICT_ASSIGN_OR_RETURN(corpus_, RocksDbCorpusStore::Open(db_.get(), families));
+    return absl::OkStatus();
   }
 
   absl::Status PutDictionary(const v1::DictionaryRecord& record) override {
@@ -60,8 +80,28 @@ class RocksDbStore final : public Store {
   }
 
   absl::Status DeleteDictionary(const std::string& id) override {
-    return FromRocksDb(db_->Delete(SyncWrite(), dictionaries(), id),
-                       absl::StrCat("delete dictionary '", id, "'"));
+    return corpus_->DeleteDictionary(id);
+  }
+
+  CorpusStore* corpus() override { return corpus_.get(); }
+
+  absl::Status Checkpoint(const std::filesystem::path& dir) override {
+    std::error_code ec;
+    const std::filesystem::path target = std::filesystem::absolute(dir, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("storage: checkpoint directory ", dir.string(), ": ", ec.message()));
+    }
+    if (std::filesystem::exists(target, ec)) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("storage: checkpoint directory ", target.string(), " already exists"));
+    }
+    rocksdb::Checkpoint* raw = nullptr;
+    SAEDICT_RETURN_IF_ERROR(FromRocksDb(rocksdb::Checkpoint::Create(db_.get(), &raw),
+                                        "create checkpoint object"));
+    std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+    return FromRocksDb(checkpoint->CreateCheckpoint(target.string()),
+                       absl::StrCat("checkpoint to ", target.string()));
   }
 
  private:
@@ -70,29 +110,27 @@ class RocksDbStore final : public Store {
     w.sync = true;
     return w;
   }
-  rocksdb::ColumnFamilyHandle* dictionaries() const { return handles_[1]; }
+  rocksdb::ColumnFamilyHandle* dictionaries() const { return handles_[kDictionariesFamily]; }
 
   std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // [default, dictionaries]
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // indexed by FamilyIndex
+  std::unique_ptr<RocksDbCorpusStore> corpus_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
-  rocksdb::DBOptions db_options;
+  rocksdb::DBOptions db_options = StoreDbOptions();
   db_options.create_if_missing = options.create_if_missing;
-  db_options.create_missing_column_families = true;
-  db_options.max_background_jobs = 2;
-  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-      {kDictionariesFamily, rocksdb::ColumnFamilyOptions()},
-  };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      rocksdb::DB::Open(db_options, options.path.string(), families, &handles, &raw);
+  rocksdb::Status s = rocksdb::DB::Open(db_options, options.path.string(), StoreColumnFamilies(),
+                                        &handles, &raw);
   SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("open ", options.path.string())));
-  return std::make_unique<RocksDbStore>(std::unique_ptr<rocksdb::DB>(raw), std::move(handles));
+  auto store =
+      std::make_unique<RocksDbStore>(std::unique_ptr<rocksdb::DB>(raw), std::move(handles));
+  SAEDICT_RETURN_IF_ERROR(store->Init());
+  return store;
 }
 
 }  // namespace saedict::storage

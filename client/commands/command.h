@@ -66,6 +66,15 @@ struct Command {
   absl::Status (*run)(CommandEnv& env) = nullptr;
 };
 
+// Bad input found before anything was sent (a flag value out of range, an
+// input file that is missing or inconsistent): RunCli prints it as any error
+// (`error: CODE: message`) but exits kExitUsage (2) instead of 1.
+// InputError(status) marks `status` (keeping its code and message; OK stays
+// OK); InputError(message) is an INVALID_ARGUMENT one.
+absl::Status InputError(absl::Status status);
+absl::Status InputError(absl::string_view message);
+bool IsInputError(const absl::Status& status);
+
 // The command singletons, one per file in client/commands/.
 const Command& LoadCommand();
 const Command& ListCommand();
@@ -73,6 +82,10 @@ const Command& InfoCommand();
 const Command& DeleteCommand();
 const Command& EncodeCommand();
 const Command& DecodeCommand();
+const Command& IngestCommand();
+const Command& DocCommand();
+const Command& FeatureCommand();
+const Command& CheckpointCommand();
 
 // Every command in the order `saedict --help` lists them.
 std::span<const Command* const> AllCommands();

@@ -23,14 +23,14 @@ std::string ShortName(const std::string& full, absl::string_view prefix, Enum va
   return absl::AsciiStrToLower(s);
 }
 
+}  // namespace
+
 std::string FormatBytes(int64_t bytes) {
   if (bytes < 1024) return absl::StrCat(bytes, " B");
   const double mib = static_cast<double>(bytes) / (1024.0 * 1024.0);
   if (mib < 1024) return absl::StrFormat("%.1f MiB (%d bytes)", mib, bytes);
   return absl::StrFormat("%.2f GiB (%d bytes)", mib / 1024.0, bytes);
 }
-
-}  // namespace
 
 std::string ArchitectureName(v1::Architecture a) {
   return ShortName(v1::Architecture_Name(a), "ARCHITECTURE_", a);

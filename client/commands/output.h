@@ -28,6 +28,9 @@ std::string NormalizationName(v1::Normalization n);
 // "auto" | "saelens" | "sparsify" | "gemma_scope" → SourceFormat.
 absl::StatusOr<v1::SourceFormat> ParseSourceFormat(absl::string_view name);
 
+// "512 B", "1.5 MiB (1572864 bytes)", "2.00 GiB (2147483648 bytes)".
+std::string FormatBytes(int64_t bytes);
+
 // One line of proto3 JSON, no trailing newline.
 std::string MessageToJson(const google::protobuf::Message& message);
 

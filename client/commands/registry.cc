@@ -1,6 +1,8 @@
 // The list of CLI commands and CommandEnv's lazy connection; see command.h.
 #include <array>
 
+#include "absl/strings/cord.h"
+
 #include "client/commands/command.h"
 
 namespace saedict::client {
@@ -16,10 +18,28 @@ absl::StatusOr<Client*> CommandEnv::client() {
   return client_.get();
 }
 
+namespace {
+constexpr absl::string_view kInputErrorPayload = "type.saedict/cli.InputError";
+}  // namespace
+
+absl::Status InputError(absl::Status status) {
+  if (!status.ok()) status.SetPayload(kInputErrorPayload, absl::Cord("1"));
+  return status;
+}
+
+absl::Status InputError(absl::string_view message) {
+  return InputError(absl::InvalidArgumentError(message));
+}
+
+bool IsInputError(const absl::Status& status) {
+  return status.GetPayload(kInputErrorPayload).has_value();
+}
+
 std::span<const Command* const> AllCommands() {
-  static const std::array<const Command*, 6> kCommands = {
-      &LoadCommand(),   &ListCommand(),   &InfoCommand(),
-      &DeleteCommand(), &EncodeCommand(), &DecodeCommand(),
+  static const std::array<const Command*, 10> kCommands = {
+      &LoadCommand(),   &ListCommand(),   &InfoCommand(),    &DeleteCommand(),
+      &EncodeCommand(), &DecodeCommand(), &IngestCommand(),  &DocCommand(),
+      &FeatureCommand(), &CheckpointCommand(),
   };
   return kCommands;
 }

@@ -1,0 +1,91 @@
+// Helpers of the corpus commands; see cli_util.h.
+#include "client/commands/cli_util.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "client/commands/command.h"
+
+namespace saedict::client {
+
+bool IsTerminal(const std::ostream& stream) {
+  if (&stream == &std::cout) return isatty(STDOUT_FILENO) == 1;
+  if (&stream == &std::cerr || &stream == &std::clog) return isatty(STDERR_FILENO) == 1;
+  return false;
+}
+
+absl::StatusOr<bool> UseColor(absl::string_view color_flag, const std::ostream& stream) {
+  if (color_flag == "always") return true;
+  if (color_flag == "never") return false;
+  if (color_flag == "auto") {
+    const char* no_color = std::getenv("NO_COLOR");
+    return IsTerminal(stream) && (no_color == nullptr || no_color[0] == '\0');
+  }
+  return InputError(
+      absl::StrCat("--color wants auto, always or never, got '", color_flag, "'"));
+}
+
+absl::Status CheckName(absl::string_view what, absl::string_view name) {
+  if (name.empty()) return InputError(absl::StrCat(what, " is empty"));
+  if (name.size() > 128) {
+    return InputError(absl::StrCat(what, " is ", name.size(), " characters long; at most 128"));
+  }
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
+        c != '-') {
+      return InputError(absl::StrCat(what, " '", name,
+                                     "' may only hold letters, digits, '.', '_' and '-'"));
+    }
+  }
+  if (name == "." || name == "..") {
+    return InputError(absl::StrCat(what, " may not be '", name, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> ParseIntArg(absl::string_view what, absl::string_view text, int64_t min,
+                                    int64_t max) {
+  int64_t v;
+  if (!absl::SimpleAtoi(text, &v)) {
+    return InputError(absl::StrCat(what, " wants an integer, got '", text, "'"));
+  }
+  if (v < min || v > max) {
+    return InputError(absl::StrCat(what, " must be in [", min, ", ", max, "], got ", v));
+  }
+  return v;
+}
+
+absl::StatusOr<uint64_t> ParseUint64Arg(absl::string_view what, absl::string_view text) {
+  uint64_t v;
+  if (text.empty() || text[0] == '-' || text[0] == '+' || !absl::SimpleAtoi(text, &v)) {
+    return InputError(absl::StrCat(what, " wants a non-negative integer, got '", text, "'"));
+  }
+  return v;
+}
+
+absl::Status CheckRange(absl::string_view flag, int64_t value, int64_t min, int64_t max) {
+  if (value < min || value > max) {
+    return InputError(absl::StrCat(flag, " must be in [", min, ", ", max, "], got ", value));
+  }
+  return absl::OkStatus();
+}
+
+std::string FormatCount(int64_t n) {
+  std::string digits = absl::StrCat(n < 0 ? -(n + 1) + uint64_t{1} : static_cast<uint64_t>(n));
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return n < 0 ? "-" + out : out;
+}
+
+std::string FormatValue(double v) { return absl::StrFormat("%.4g", v); }
+
+}  // namespace saedict::client

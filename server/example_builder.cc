@@ -1,0 +1,53 @@
+#include "server/example_builder.h"
+
+#include <algorithm>
+
+#include "util/status_macros.h"
+
+namespace saedict::server {
+
+float FeatureValue(const storage::DocumentCodes& codes, int64_t row, uint32_t feature) {
+  const auto begin = codes.indices.begin() + static_cast<int64_t>(codes.row_offsets[row]);
+  const auto end = codes.indices.begin() + static_cast<int64_t>(codes.row_offsets[row + 1]);
+  const auto it = std::lower_bound(begin, end, feature);
+  if (it == end || *it != feature) return 0.0f;
+  return codes.values[it - codes.indices.begin()];
+}
+
+absl::StatusOr<const ExampleBuilder::Loaded*> ExampleBuilder::Load(const std::string& corpus,
+                                                                   uint64_t doc_id) {
+  auto key = std::make_pair(corpus, doc_id);
+  auto it = cache_.find(key);
+  if (it != cache_.end()) return &it->second;
+  Loaded loaded;
+  SAEDICT_ASSIGN_OR_RETURN(loaded.document, store_->GetDocument(corpus, doc_id));
+  SAEDICT_ASSIGN_OR_RETURN(loaded.codes, store_->GetCodes(dictionary_id_, corpus, doc_id));
+  return &cache_.emplace(std::move(key), std::move(loaded)).first->second;
+}
+
+absl::StatusOr<std::optional<v1::Example>> ExampleBuilder::Build(const storage::TokenRef& ref) {
+  SAEDICT_ASSIGN_OR_RETURN(const Loaded* loaded, Load(ref.corpus, ref.doc_id));
+  if (!loaded->document.has_value() || !loaded->codes.has_value()) return std::nullopt;
+  const storage::StoredDocument& doc = *loaded->document;
+  const storage::DocumentCodes& codes = loaded->codes->codes;
+  const int64_t n = static_cast<int64_t>(doc.token_ids.size());
+  const int64_t pos = ref.position;
+  if (pos >= n || codes.num_tokens() != n) return std::nullopt;
+  v1::Example example;
+  example.set_corpus(ref.corpus);
+  example.set_doc_id(ref.doc_id);
+  example.set_position(pos);
+  example.set_value(ref.value);
+  const int64_t first = std::max<int64_t>(0, pos - window_);
+  const int64_t last = std::min<int64_t>(n - 1, pos + window_);
+  for (int64_t t = first; t <= last; ++t) {
+    v1::ContextToken* token = example.add_context();
+    token->set_token_id(doc.token_ids[t]);
+    if (!doc.token_strings.empty()) token->set_token(doc.token_strings[t]);
+    token->set_value(FeatureValue(codes, t, feature_));
+  }
+  example.set_peak_index(static_cast<int32_t>(pos - first));
+  return example;
+}
+
+}  // namespace saedict::server

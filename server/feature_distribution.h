@@ -1,0 +1,18 @@
+// Quantiles of a feature's activation distribution, estimated from its
+// stored log-spaced histogram (storage::HistogramBin) by linear
+// interpolation inside a bin and clamped to the exact [min, max].
+//
+// Thread safety: pure functions.
+#ifndef SAEDICT_SERVER_FEATURE_DISTRIBUTION_H_
+#define SAEDICT_SERVER_FEATURE_DISTRIBUTION_H_
+
+#include "storage/corpus_store.h"
+
+namespace saedict::server {
+
+// REQUIRES: stats.count > 0, stats.min and stats.max set. q in [0, 1].
+float ValueAtQuantile(const storage::FeatureStatsRecord& stats, double q);
+
+}  // namespace saedict::server
+
+#endif  // SAEDICT_SERVER_FEATURE_DISTRIBUTION_H_

@@ -1,0 +1,482 @@
+// RocksDbCorpusStore (see rocksdb_corpus_store.h and corpus_store.h).
+#include "storage/rocksdb_corpus_store.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "rocksdb/snapshot.h"
+#include "rocksdb/write_batch.h"
+#include "storage/codes_codec.h"
+#include "storage/ingest_prep.h"
+#include "storage/keys.h"
+#include "storage/rocksdb_status.h"
+#include "saedict/v1/storage.pb.h"
+#include "util/log.h"
+#include "util/status_macros.h"
+
+namespace saedict::storage {
+namespace {
+
+// Attempts of an ingest whose dictionary number was deleted (by
+// DeleteDictionaryData) between allocation and commit.
+constexpr int kIngestAttempts = 3;
+
+rocksdb::WriteOptions SyncWrite() {
+  rocksdb::WriteOptions w;
+  w.sync = true;
+  return w;
+}
+
+std::string U32Value(uint32_t v) {
+  std::string s;
+  keys::AppendU32(&s, v);
+  return s;
+}
+
+std::string DocName(const std::string& corpus, uint64_t doc) {
+  return absl::StrCat("corpus '", corpus, "' document ", doc);
+}
+
+std::string CodesName(const std::string& dict, const std::string& corpus, uint64_t doc) {
+  return absl::StrCat("of dictionary '", dict, "' for ", DocName(corpus, doc));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RocksDbCorpusStore>> RocksDbCorpusStore::Open(
+    rocksdb::DB* db, const CorpusFamilies& families) {
+  std::unique_ptr<RocksDbCorpusStore> store(new RocksDbCorpusStore(db, families));
+  SAEDICT_RETURN_IF_ERROR(store->LoadNames());
+  return store;
+}
+
+absl::Status RocksDbCorpusStore::LoadNames() {
+  absl::MutexLock write(&write_mu_);
+  absl::MutexLock names(&names_mu_);
+  uint32_t next = 1;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_.names));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::string key = it->key().ToString();
+    if (it->value().size() != 4 || key.empty()) {
+      return absl::InternalError(absl::StrCat("storage: names entry '", key, "' is corrupt"));
+    }
+    const uint32_t number = keys::ReadU32(it->value().data());
+    if (key == keys::kNextNumberKey) {
+      next = std::max(next, number);
+      continue;
+    }
+    if (number == 0 || number == 0xFFFFFFFFu || (key[0] != 'd' && key[0] != 'c')) {
+      return absl::InternalError(absl::StrCat("storage: names entry '", key, "' is corrupt"));
+    }
+    next = std::max(next, number + 1);
+    if (key[0] == 'd') {
+      dict_numbers_[key.substr(1)] = number;
+    } else {
+      corpus_numbers_[key.substr(1)] = number;
+      corpus_names_[number] = key.substr(1);
+    }
+  }
+  SAEDICT_RETURN_IF_ERROR(FromRocksDb(it->status(), "load names"));
+  next_number_ = next;
+  return absl::OkStatus();
+}
+
+std::optional<uint32_t> RocksDbCorpusStore::DictNumber(const std::string& id) const {
+  absl::ReaderMutexLock lock(&names_mu_);
+  auto it = dict_numbers_.find(id);
+  if (it == dict_numbers_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<uint32_t> RocksDbCorpusStore::CorpusNumber(const std::string& corpus) const {
+  absl::ReaderMutexLock lock(&names_mu_);
+  auto it = corpus_numbers_.find(corpus);
+  if (it == corpus_numbers_.end()) return std::nullopt;
+  return it->second;
+}
+
+absl::Status RocksDbCorpusStore::CheckDictionaryRecord(const std::string& id) {
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_.dictionaries, id, &value);
+  if (s.IsNotFound()) {
+    return absl::NotFoundError(
+        absl::StrCat("storage: dictionary '", id, "' has no record (never loaded or deleted)"));
+  }
+  return FromRocksDb(s, absl::StrCat("get dictionary '", id, "'"));
+}
+
+absl::StatusOr<RocksDbCorpusStore::Numbers> RocksDbCorpusStore::ResolveNumbers(
+    const IngestBatch& batch) {
+  std::optional<uint32_t> dict = DictNumber(batch.dictionary_id);
+  std::optional<uint32_t> corpus = CorpusNumber(batch.corpus);
+  if (dict && corpus) return Numbers{*dict, *corpus};
+
+  absl::MutexLock lock(&write_mu_);
+  SAEDICT_RETURN_IF_ERROR(CheckDictionaryRecord(batch.dictionary_id));
+  dict = DictNumber(batch.dictionary_id);  // stable now: only changed under write_mu_
+  corpus = CorpusNumber(batch.corpus);
+  uint32_t next = next_number_;
+  rocksdb::WriteBatch wb;
+  auto allocate = [&](std::optional<uint32_t>* number, const std::string& key) -> absl::Status {
+    if (number->has_value()) return absl::OkStatus();
+    if (next == 0xFFFFFFFFu) {
+      return absl::ResourceExhaustedError("storage: dictionary and corpus numbers are exhausted");
+    }
+    *number = next++;
+    return FromRocksDb(wb.Put(cf_.names, key, U32Value(**number)), "allocate number");
+  };
+  SAEDICT_RETURN_IF_ERROR(allocate(&dict, keys::DictionaryNameKey(batch.dictionary_id)));
+  SAEDICT_RETURN_IF_ERROR(allocate(&corpus, keys::CorpusNameKey(batch.corpus)));
+  if (wb.Count() > 0) {
+    SAEDICT_RETURN_IF_ERROR(FromRocksDb(wb.Put(cf_.names, keys::kNextNumberKey, U32Value(next)),
+                                        "allocate number"));
+    SAEDICT_RETURN_IF_ERROR(FromRocksDb(
+        db_->Write(SyncWrite(), &wb),
+        absl::StrCat("allocate numbers of dictionary '", batch.dictionary_id, "' and corpus '",
+                     batch.corpus, "'")));
+    next_number_ = next;
+    absl::MutexLock names(&names_mu_);
+    dict_numbers_[batch.dictionary_id] = *dict;
+    corpus_numbers_[batch.corpus] = *corpus;
+    corpus_names_[*corpus] = batch.corpus;
+  }
+  return Numbers{*dict, *corpus};
+}
+
+absl::StatusOr<IngestBatchResult> RocksDbCorpusStore::WriteIngestBatch(const IngestBatch& batch) {
+  SAEDICT_RETURN_IF_ERROR(ValidateIngestBatch(batch));
+  IngestBatchResult result;
+  std::vector<PreparedDocument> docs;
+  docs.reserve(batch.documents.size());
+  StatsDeltas deltas;
+  for (const IngestDocument& doc : batch.documents) {
+    docs.push_back(PrepareDocument(doc, batch.precision));
+    deltas.AddCodes(docs.back().stored.codes, +1);
+    deltas.AddTotals(docs.back().tokens, 1);
+    result.tokens += docs.back().tokens;
+  }
+  result.documents = static_cast<int64_t>(docs.size());
+
+  for (int attempt = 1;; ++attempt) {
+    SAEDICT_ASSIGN_OR_RETURN(const Numbers n, ResolveNumbers(batch));
+    // Keys, outside the lock.
+    std::vector<std::string> forward_keys, doc_keys, inverted_keys(docs.size());
+    forward_keys.reserve(docs.size());
+    doc_keys.reserve(docs.size());
+    for (size_t i = 0; i < docs.size(); ++i) {
+      forward_keys.push_back(keys::ForwardKey(n.dict, n.corpus, docs[i].doc_id));
+      doc_keys.push_back(keys::DocKey(n.corpus, docs[i].doc_id));
+      AppendInvertedKeys(&inverted_keys[i], n.dict, n.corpus, docs[i].doc_id,
+                         docs[i].stored.codes);
+    }
+
+    absl::MutexLock lock(&write_mu_);
+    SAEDICT_RETURN_IF_ERROR(CheckDictionaryRecord(batch.dictionary_id));
+    if (DictNumber(batch.dictionary_id) != n.dict) {  // its data was deleted meanwhile
+      if (attempt < kIngestAttempts) continue;
+      return absl::AbortedError(absl::StrCat("storage: dictionary '", batch.dictionary_id,
+                                             "' data was deleted during the ingest; retry"));
+    }
+    rocksdb::WriteBatch wb;
+    const rocksdb::ReadOptions ro;
+    for (size_t i = 0; i < docs.size(); ++i) {
+      const PreparedDocument& doc = docs[i];
+      // Old codes of this (dict, corpus, doc): remove their index entries and statistics.
+      std::string old_forward;
+      rocksdb::Status s = db_->Get(ro, cf_.forward, forward_keys[i], &old_forward);
+      if (s.ok()) {
+        SAEDICT_ASSIGN_OR_RETURN(
+            StoredCodes old,
+            DecodeCodes(old_forward, CodesName(batch.dictionary_id, batch.corpus, doc.doc_id)));
+        std::string old_keys;
+        AppendInvertedKeys(&old_keys, n.dict, n.corpus, doc.doc_id, old.codes);
+        for (size_t k = 0; k < old_keys.size(); k += keys::kInvertedKeySize) {
+          SAEDICT_RETURN_IF_ERROR(FromRocksDb(
+              wb.Delete(cf_.inverted, rocksdb::Slice(old_keys.data() + k, keys::kInvertedKeySize)),
+              "batch delete"));
+        }
+        deltas.AddCodes(old.codes, -1);
+        deltas.AddTotals(-old.codes.num_tokens(), -1);
+        ++result.replaced_documents;
+      } else if (!s.IsNotFound()) {
+        return FromRocksDb(s, absl::StrCat("get codes ", CodesName(batch.dictionary_id,
+                                                                   batch.corpus, doc.doc_id)));
+      }
+      // The document itself, shared by every dictionary.
+      std::string old_doc;
+      s = db_->Get(ro, cf_.docs, doc_keys[i], &old_doc);
+      bool put_doc = true;
+      if (s.ok()) {
+        v1::DocumentRecord record;
+        if (!record.ParseFromString(old_doc)) {
+          return absl::InternalError(absl::StrCat("storage: document record of ",
+                                                  DocName(batch.corpus, doc.doc_id), " is corrupt"));
+        }
+        if (record.token_ids() != doc.token_ids) {
+          std::vector<std::pair<std::string, uint32_t>> others;
+          {
+            absl::ReaderMutexLock names(&names_mu_);
+            for (const auto& [id, number] : dict_numbers_) {
+              if (number != n.dict) others.emplace_back(id, number);
+            }
+          }
+          for (const auto& [id, number] : others) {
+            rocksdb::PinnableSlice unused;
+            s = db_->Get(ro, cf_.forward, keys::ForwardKey(number, n.corpus, doc.doc_id), &unused);
+            if (s.ok()) {
+              return absl::FailedPreconditionError(absl::StrCat(
+                  "storage: ", DocName(batch.corpus, doc.doc_id),
+                  " is stored with different tokens and dictionary '", id,
+                  "' holds codes for it; use a new doc_id or delete that dictionary's data"));
+            }
+            if (!s.IsNotFound()) return FromRocksDb(s, "get codes of another dictionary");
+          }
+        } else {
+          // Same tokens: keep stored strings unless this batch brings some.
+          put_doc = doc.has_strings || record.token_strings_size() == 0;
+        }
+      } else if (!s.IsNotFound()) {
+        return FromRocksDb(s, absl::StrCat("get ", DocName(batch.corpus, doc.doc_id)));
+      }
+      if (put_doc) {
+        SAEDICT_RETURN_IF_ERROR(
+            FromRocksDb(wb.Put(cf_.docs, doc_keys[i], doc.doc_record), "batch put"));
+      }
+      SAEDICT_RETURN_IF_ERROR(
+          FromRocksDb(wb.Put(cf_.forward, forward_keys[i], doc.forward_value), "batch put"));
+      const std::string& new_keys = inverted_keys[i];
+      for (size_t k = 0; k < new_keys.size(); k += keys::kInvertedKeySize) {
+        SAEDICT_RETURN_IF_ERROR(FromRocksDb(
+            wb.Put(cf_.inverted, rocksdb::Slice(new_keys.data() + k, keys::kInvertedKeySize),
+                   rocksdb::Slice()),
+            "batch put"));
+      }
+    }
+    for (const auto& [feature, delta] : deltas.features()) {
+      if (StatsDeltas::IsZero(delta)) continue;
+      SAEDICT_RETURN_IF_ERROR(FromRocksDb(wb.Merge(cf_.stats, keys::StatsKey(n.dict, feature),
+                                                   StatsDeltas::ToRecord(delta).SerializeAsString()),
+                                          "batch merge"));
+    }
+    if (!deltas.TotalsZero()) {
+      SAEDICT_RETURN_IF_ERROR(
+          FromRocksDb(wb.Merge(cf_.stats, keys::StatsKey(n.dict, keys::kTotalsFeature),
+                               deltas.TotalsRecord().SerializeAsString()),
+                      "batch merge"));
+    }
+    SAEDICT_RETURN_IF_ERROR(FromRocksDb(
+        db_->Write(SyncWrite(), &wb),
+        absl::StrCat("write ingest batch of dictionary '", batch.dictionary_id, "' corpus '",
+                     batch.corpus, "'")));
+    return result;
+  }
+}
+
+absl::StatusOr<std::optional<StoredDocument>> RocksDbCorpusStore::GetDocument(
+    const std::string& corpus, uint64_t doc_id) {
+  const std::optional<uint32_t> c = CorpusNumber(corpus);
+  if (!c) return std::nullopt;
+  std::string bytes;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_.docs, keys::DocKey(*c, doc_id), &bytes);
+  if (s.IsNotFound()) return std::nullopt;
+  SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get ", DocName(corpus, doc_id))));
+  v1::DocumentRecord record;
+  if (!record.ParseFromString(bytes) || record.token_ids().size() % 4 != 0 ||
+      (record.token_strings_size() != 0 &&
+       static_cast<size_t>(record.token_strings_size()) != record.token_ids().size() / 4)) {
+    return absl::InternalError(
+        absl::StrCat("storage: document record of ", DocName(corpus, doc_id), " is corrupt"));
+  }
+  StoredDocument out;
+  const std::string& ids = record.token_ids();
+  out.token_ids.resize(ids.size() / 4);
+  const auto* p = reinterpret_cast<const unsigned char*>(ids.data());
+  for (size_t t = 0; t < out.token_ids.size(); ++t, p += 4) {
+    out.token_ids[t] = static_cast<int32_t>(uint32_t{p[0]} | (uint32_t{p[1]} << 8) |
+                                            (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24));
+  }
+  out.token_strings.assign(record.token_strings().begin(), record.token_strings().end());
+  return out;
+}
+
+absl::StatusOr<std::optional<StoredCodes>> RocksDbCorpusStore::GetCodes(
+    const std::string& dictionary_id, const std::string& corpus, uint64_t doc_id) {
+  const std::optional<uint32_t> d = DictNumber(dictionary_id);
+  const std::optional<uint32_t> c = CorpusNumber(corpus);
+  if (!d || !c) return std::nullopt;
+  std::string bytes;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), cf_.forward, keys::ForwardKey(*d, *c, doc_id), &bytes);
+  if (s.IsNotFound()) return std::nullopt;
+  const std::string what = CodesName(dictionary_id, corpus, doc_id);
+  SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get codes ", what)));
+  SAEDICT_ASSIGN_OR_RETURN(StoredCodes codes, DecodeCodes(bytes, what));
+  return codes;
+}
+
+absl::StatusOr<FeatureStatsRecord> RocksDbCorpusStore::GetFeatureStats(
+    const std::string& dictionary_id, uint32_t feature) {
+  if (feature == keys::kTotalsFeature) {
+    return absl::InvalidArgumentError(absl::StrCat("storage: feature ", feature, " is reserved"));
+  }
+  FeatureStatsRecord out;
+  const std::optional<uint32_t> d = DictNumber(dictionary_id);
+  if (!d) return out;
+  const std::string what = absl::StrCat("stats of dictionary '", dictionary_id, "' feature ", feature);
+  rocksdb::ManagedSnapshot snapshot(db_);
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot.snapshot();
+  std::string bytes;
+  rocksdb::Status s = db_->Get(ro, cf_.stats, keys::StatsKey(*d, feature), &bytes);
+  if (s.IsNotFound()) return out;
+  SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get ", what)));
+  v1::StatsRecord record;
+  if (!record.ParseFromString(bytes)) {
+    return absl::InternalError(absl::StrCat("storage: ", what, " is corrupt"));
+  }
+  if (record.count() <= 0) return out;
+  out.count = record.count();
+  out.sum = record.sum();
+  out.sum_sq = record.sum_sq();
+  for (const auto& [bin, count] : record.bins()) {
+    if (count != 0) out.bins.emplace_back(bin, count);
+  }
+  std::sort(out.bins.begin(), out.bins.end());
+
+  const std::string prefix = keys::InvertedPrefix(*d, feature);
+  const std::string end = keys::PrefixSuccessor(prefix);
+  const rocksdb::Slice lower(prefix), upper(end);
+  ro.iterate_lower_bound = &lower;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_.inverted));
+  for (int side = 0; side < 2; ++side) {
+    if (side == 0) {
+      it->SeekToFirst();
+    } else {
+      it->SeekToLast();
+    }
+    if (!it->Valid()) break;
+    const std::optional<keys::InvertedKey> key = keys::ParseInvertedKey(it->key().ToStringView());
+    if (!key) return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " is corrupt"));
+    (side == 0 ? out.max : out.min) = key->value;
+  }
+  SAEDICT_RETURN_IF_ERROR(FromRocksDb(it->status(), absl::StrCat("scan ", what)));
+  return out;
+}
+
+absl::StatusOr<DictionaryTotals> RocksDbCorpusStore::GetDictionaryTotals(
+    const std::string& dictionary_id) {
+  DictionaryTotals out;
+  const std::optional<uint32_t> d = DictNumber(dictionary_id);
+  if (!d) return out;
+  std::string bytes;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_.stats,
+                               keys::StatsKey(*d, keys::kTotalsFeature), &bytes);
+  if (s.IsNotFound()) return out;
+  const std::string what = absl::StrCat("totals of dictionary '", dictionary_id, "'");
+  SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get ", what)));
+  v1::StatsRecord record;
+  if (!record.ParseFromString(bytes)) {
+    return absl::InternalError(absl::StrCat("storage: ", what, " is corrupt"));
+  }
+  out.tokens = record.count();
+  out.documents = record.documents();
+  return out;
+}
+
+absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
+    const std::string& dictionary_id, uint32_t feature, int64_t limit,
+    std::optional<float> start_at_or_below) {
+  if (limit < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("storage: top tokens limit ", limit, " < 0"));
+  }
+  if (start_at_or_below && std::isnan(*start_at_or_below)) {
+    return absl::InvalidArgumentError("storage: top tokens start_at_or_below is NaN");
+  }
+  std::vector<TokenRef> out;
+  const std::optional<uint32_t> d = DictNumber(dictionary_id);
+  if (!d || limit == 0) return out;
+  const std::string prefix = keys::InvertedPrefix(*d, feature);
+  const std::string end = keys::PrefixSuccessor(prefix);
+  const rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_.inverted));
+  std::string target = prefix;
+  if (start_at_or_below) keys::AppendU32(&target, keys::DescendingFromFloat(*start_at_or_below));
+  out.reserve(static_cast<size_t>(std::min<int64_t>(limit, 1024)));
+  uint32_t last_corpus = 0;
+  std::string last_name;
+  for (it->Seek(target); it->Valid() && static_cast<int64_t>(out.size()) < limit; it->Next()) {
+    const std::optional<keys::InvertedKey> key = keys::ParseInvertedKey(it->key().ToStringView());
+    if (!key) {
+      return absl::InternalError(absl::StrCat("storage: inverted key of dictionary '",
+                                              dictionary_id, "' feature ", feature, " is corrupt"));
+    }
+    if (key->corpus != last_corpus) {
+      absl::ReaderMutexLock names(&names_mu_);
+      auto name = corpus_names_.find(key->corpus);
+      if (name == corpus_names_.end()) {
+        return absl::InternalError(absl::StrCat("storage: inverted key names unknown corpus number ",
+                                                key->corpus));
+      }
+      last_corpus = key->corpus;
+      last_name = name->second;
+    }
+    out.push_back(TokenRef{last_name, key->doc, key->pos, key->value});
+  }
+  SAEDICT_RETURN_IF_ERROR(FromRocksDb(
+      it->status(),
+      absl::StrCat("scan top tokens of dictionary '", dictionary_id, "' feature ", feature)));
+  return out;
+}
+
+absl::Status RocksDbCorpusStore::DeleteDictionaryData(const std::string& dictionary_id) {
+  return DeleteDictionaryImpl(dictionary_id, /*delete_record=*/false);
+}
+
+absl::Status RocksDbCorpusStore::DeleteDictionary(const std::string& dictionary_id) {
+  return DeleteDictionaryImpl(dictionary_id, /*delete_record=*/true);
+}
+
+absl::Status RocksDbCorpusStore::DeleteDictionaryImpl(const std::string& id, bool delete_record) {
+  std::optional<uint32_t> number;
+  {
+    absl::MutexLock lock(&write_mu_);
+    number = DictNumber(id);
+    rocksdb::WriteBatch wb;
+    if (number) {
+      const std::string begin = keys::DictPrefix(*number), end = keys::DictPrefix(*number + 1);
+      for (rocksdb::ColumnFamilyHandle* cf : {cf_.forward, cf_.inverted, cf_.stats}) {
+        SAEDICT_RETURN_IF_ERROR(FromRocksDb(wb.DeleteRange(cf, begin, end), "batch delete range"));
+      }
+      SAEDICT_RETURN_IF_ERROR(
+          FromRocksDb(wb.Delete(cf_.names, keys::DictionaryNameKey(id)), "batch delete"));
+    }
+    if (delete_record) {
+      SAEDICT_RETURN_IF_ERROR(FromRocksDb(wb.Delete(cf_.dictionaries, id), "batch delete"));
+    }
+    if (wb.Count() == 0) return absl::OkStatus();
+    SAEDICT_RETURN_IF_ERROR(
+        FromRocksDb(db_->Write(SyncWrite(), &wb), absl::StrCat("delete dictionary '", id, "'")));
+    if (number) {
+      absl::MutexLock names(&names_mu_);
+      dict_numbers_.erase(id);
+    }
+  }
+  if (!number) return absl::OkStatus();
+  // Reclaim the space now rather than whenever compaction reaches the range.
+  const std::string begin = keys::DictPrefix(*number), end = keys::DictPrefix(*number + 1);
+  const rocksdb::Slice b(begin), e(end);
+  for (rocksdb::ColumnFamilyHandle* cf : {cf_.forward, cf_.inverted, cf_.stats}) {
+    rocksdb::Status s = db_->CompactRange(rocksdb::CompactRangeOptions(), cf, &b, &e);
+    if (!s.ok()) {
+      LogWarning(absl::StrCat("storage: compacting deleted dictionary '", id,
+                              "' failed (space is reclaimed later): ", s.ToString()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace saedict::storage

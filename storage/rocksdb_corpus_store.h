@@ -1,0 +1,97 @@
+// RocksDbCorpusStore: the RocksDB implementation of CorpusStore (contract and
+// key layout: corpus_store.h), living in the Store's database.
+//
+// Dictionary and corpus numbers are kept in memory as well as in "names"
+// (loaded at Open; changed only under the writer mutex, after the batch that
+// persists the change is written), so lookups cost no I/O. Numbers are never
+// reused: a deleted dictionary's keys can never be mistaken for a later one's.
+//
+// Thread safety: all methods may be called concurrently. Writes (ingest,
+// delete) are serialised by one writer mutex; reads take none beyond a short
+// shared lock on the name maps.
+#ifndef SAEDICT_STORAGE_ROCKSDB_CORPUS_STORE_H_
+#define SAEDICT_STORAGE_ROCKSDB_CORPUS_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "rocksdb/db.h"
+#include "storage/corpus_store.h"
+
+namespace saedict::storage {
+
+struct CorpusFamilies {
+  rocksdb::ColumnFamilyHandle* dictionaries = nullptr;  // Store's records: existence check
+  rocksdb::ColumnFamilyHandle* names = nullptr;
+  rocksdb::ColumnFamilyHandle* docs = nullptr;
+  rocksdb::ColumnFamilyHandle* forward = nullptr;
+  rocksdb::ColumnFamilyHandle* inverted = nullptr;
+  rocksdb::ColumnFamilyHandle* stats = nullptr;
+};
+
+class RocksDbCorpusStore final : public CorpusStore {
+ public:
+  // Loads the names family; INTERNAL when an entry is malformed.
+  // REQUIRES: `db` and the handles outlive the store.
+  static absl::StatusOr<std::unique_ptr<RocksDbCorpusStore>> Open(rocksdb::DB* db,
+                                                                  const CorpusFamilies& families);
+
+  absl::StatusOr<IngestBatchResult> WriteIngestBatch(const IngestBatch& batch) override;
+  absl::StatusOr<std::optional<StoredDocument>> GetDocument(const std::string& corpus,
+                                                            uint64_t doc_id) override;
+  absl::StatusOr<std::optional<StoredCodes>> GetCodes(const std::string& dictionary_id,
+                                                      const std::string& corpus,
+                                                      uint64_t doc_id) override;
+  absl::StatusOr<FeatureStatsRecord> GetFeatureStats(const std::string& dictionary_id,
+                                                     uint32_t feature) override;
+  absl::StatusOr<DictionaryTotals> GetDictionaryTotals(const std::string& dictionary_id) override;
+  absl::StatusOr<std::vector<TokenRef>> TopTokens(
+      const std::string& dictionary_id, uint32_t feature, int64_t limit,
+      std::optional<float> start_at_or_below) override;
+  absl::Status DeleteDictionaryData(const std::string& dictionary_id) override;
+
+  // Store::DeleteDictionary: DeleteDictionaryData and the "dictionaries"
+  // record in one synced batch.
+  absl::Status DeleteDictionary(const std::string& dictionary_id);
+
+ private:
+  struct Numbers {
+    uint32_t dict = 0;
+    uint32_t corpus = 0;
+  };
+
+  RocksDbCorpusStore(rocksdb::DB* db, const CorpusFamilies& families)
+      : db_(db), cf_(families) {}
+
+  absl::Status LoadNames();
+  std::optional<uint32_t> DictNumber(const std::string& id) const ABSL_LOCKS_EXCLUDED(names_mu_);
+  std::optional<uint32_t> CorpusNumber(const std::string& corpus) const
+      ABSL_LOCKS_EXCLUDED(names_mu_);
+  // The numbers of the batch's dictionary and corpus, allocating (and
+  // persisting, synced) missing ones. NOT_FOUND when the dictionary has no record.
+  absl::StatusOr<Numbers> ResolveNumbers(const IngestBatch& batch) ABSL_LOCKS_EXCLUDED(write_mu_);
+  absl::Status CheckDictionaryRecord(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status DeleteDictionaryImpl(const std::string& id, bool delete_record)
+      ABSL_LOCKS_EXCLUDED(write_mu_);
+
+  rocksdb::DB* const db_;
+  const CorpusFamilies cf_;
+
+  absl::Mutex write_mu_;  // serialises every write of this store (held before names_mu_)
+  mutable absl::Mutex names_mu_;
+  absl::flat_hash_map<std::string, uint32_t> dict_numbers_ ABSL_GUARDED_BY(names_mu_);
+  absl::flat_hash_map<std::string, uint32_t> corpus_numbers_ ABSL_GUARDED_BY(names_mu_);
+  absl::flat_hash_map<uint32_t, std::string> corpus_names_ ABSL_GUARDED_BY(names_mu_);
+  uint32_t next_number_ ABSL_GUARDED_BY(write_mu_) = 1;
+};
+
+}  // namespace saedict::storage
+
+#endif  // SAEDICT_STORAGE_ROCKSDB_CORPUS_STORE_H_
