@@ -99,8 +99,10 @@ grpc::Status SaedictGrpcService::Ingest(
     status = session->Submit(std::move(request));
     request.Clear();
   }
+  // The session's error is that of the lowest message index (a failed
+  // write of an earlier batch wins over this message's validation error).
   absl::Status finished = session->Finish();
-  if (status.ok()) status = finished;
+  if (!finished.ok()) status = finished;
   return ToGrpcStatus(status);
 }
 

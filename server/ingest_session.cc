@@ -164,6 +164,13 @@ absl::StatusOr<storage::IngestBatch> IngestSession::Prepare(const v1::IngestRequ
   return batch;
 }
 
+void IngestSession::RecordError(int64_t index, const absl::Status& status) {
+  if (error_.ok() || index < error_index_) {
+    error_ = Prefixed(index, status);
+    error_index_ = index;
+  }
+}
+
 absl::Status IngestSession::Submit(v1::IngestRequest request) {
   if (finished_) return absl::FailedPreconditionError("ingest session already finished");
   SAEDICT_RETURN_IF_ERROR(FirstError());
@@ -171,14 +178,15 @@ absl::Status IngestSession::Submit(v1::IngestRequest request) {
   absl::StatusOr<storage::IngestBatch> batch = Prepare(request);
   absl::MutexLock lock(&mu_);
   if (!batch.ok()) {
-    if (error_.ok()) error_ = Prefixed(index, batch.status());
+    // Batches queued before this message are still written and acknowledged.
+    RecordError(index, batch.status());
     return error_;
   }
   auto has_room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !error_.ok() || queue_.size() < static_cast<size_t>(options_.max_pending_batches);
+    return write_failed_ || queue_.size() < static_cast<size_t>(options_.max_pending_batches);
   };
   mu_.Await(absl::Condition(&has_room));
-  if (!error_.ok()) return error_;
+  if (write_failed_) return error_;
   queue_.push_back(Pending{index, std::move(*batch)});
   return absl::OkStatus();
 }
@@ -205,7 +213,7 @@ void IngestSession::WriterLoop() {
       };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty()) return;  // closing and drained
-      if (!error_.ok()) {
+      if (write_failed_) {
         queue_.clear();
         continue;
       }
@@ -217,7 +225,8 @@ void IngestSession::WriterLoop() {
     {
       absl::MutexLock lock(&mu_);
       if (!written.ok()) {
-        if (error_.ok()) error_ = Prefixed(pending.index, written.status());
+        RecordError(pending.index, written.status());
+        write_failed_ = true;
         queue_.clear();
         continue;
       }
@@ -234,10 +243,11 @@ void IngestSession::WriterLoop() {
     absl::MutexLock lock(&mu_);
     if (delivered) {
       ++acknowledged_;
-    } else if (error_.ok()) {
-      error_ = absl::CancelledError(
-          absl::StrCat("stream message ", pending.index,
-                       ": stored, but the acknowledgement could not be sent (client gone)"));
+    } else {
+      RecordError(pending.index,
+                  absl::CancelledError("stored, but the acknowledgement could not be sent "
+                                       "(client gone)"));
+      write_failed_ = true;
       queue_.clear();
     }
   }

@@ -6,8 +6,10 @@
 // N+1 therefore overlaps storing batch N; at most `max_pending_batches`
 // encoded batches wait for the writer (back-pressure on the stream).
 //
-// Errors (the first one ends the session; nothing of the failing message is
-// stored, earlier acknowledged batches stay): INVALID_ARGUMENT (missing or
+// Errors end the session: nothing of the failing message is stored, and the
+// batches before it are still written and acknowledged (a failed write
+// stops the batches after it). Finish() returns the error of the lowest
+// message index: INVALID_ARGUMENT (missing or
 // changed dictionary_id / corpus, empty batch, token/activation count
 // mismatch, wrong d_in, NaN, bad enum), NOT_FOUND (unknown dictionary, or
 // deleted during the ingest), FAILED_PRECONDITION (document stored with
@@ -70,6 +72,7 @@ class IngestSession {
   absl::StatusOr<storage::IngestBatch> Prepare(const v1::IngestRequest& request);
   void WriterLoop();
   absl::Status FirstError() const;
+  void RecordError(int64_t index, const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   DictionaryRegistry* const registry_;
   storage::CorpusStore* const store_;
@@ -86,7 +89,9 @@ class IngestSession {
   mutable absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  absl::Status error_ ABSL_GUARDED_BY(mu_);  // of the lowest message index
+  int64_t error_index_ ABSL_GUARDED_BY(mu_) = 0;
+  bool write_failed_ ABSL_GUARDED_BY(mu_) = false;  // stop writing queued batches
   int64_t acknowledged_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t total_documents_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t total_tokens_ ABSL_GUARDED_BY(mu_) = 0;

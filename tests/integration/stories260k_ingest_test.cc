@@ -167,8 +167,8 @@ TEST_P(Stories260kFrequencyTest, StoredFrequenciesEqualTheReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Saes, Stories260kFrequencyTest,
-                         ::testing::Values(SaeCase{"topk_l2_a", "acts_layer2.npy", 0},
-                                           SaeCase{"topk_l2_b", "acts_layer2.npy", 0},
+                         ::testing::Values(SaeCase{"topk_l2_a", "acts_layer2.npy", 2},
+                                           SaeCase{"topk_l2_b", "acts_layer2.npy", 2},
                                            SaeCase{"relu_l4", "acts_layer4.npy", 0},
                                            SaeCase{"jumprelu_l2", "acts_layer2.npy", 0}));
 
