@@ -131,8 +131,7 @@ namespace {
 // callback cancels the stream and wins; then the stream's own status; then
 // INTERNAL when the number of responses differs from the number of requests.
 template <typename Req, typename Resp>
-absl::Status RunBidiStream(grpc::ClientContext& ctx,
-                           grpc::ClientReaderWriter<Req, Resp>& stream,
+absl::Status RunBidiStream(grpc::ClientContext& ctx, grpc::ClientReaderWriter<Req, Resp>& stream,
                            const std::function<absl::StatusOr<std::optional<Req>>()>& next,
                            const std::function<void(const Req&)>& on_sent,
                            const std::function<absl::Status(Resp&&)>& on_response,
@@ -233,19 +232,19 @@ absl::Status Client::Ingest(const NextIngestRequest& next_request, const OnInges
           }
         }
         if (!sent.has_value()) {
-          return absl::InternalError(
-              absl::StrCat("Ingest: server acknowledged batch ", ack.batch(), " but only ", batch,
-                           " batches were sent"));
+          return absl::InternalError(absl::StrCat("Ingest: server sent an ack for batch ",
+                                                  ack.batch(), " beyond the ", batch,
+                                                  " batches sent"));
         }
         if (ack.batch() != batch) {
           return absl::InternalError(absl::StrCat("Ingest: expected the ack of batch ", batch,
                                                   ", got one for batch ", ack.batch()));
         }
         if (ack.documents() != sent->documents || ack.tokens() != sent->tokens) {
-          return absl::InternalError(absl::StrCat(
-              "Ingest: ack of batch ", batch, " counts ", ack.documents(), " documents and ",
-              ack.tokens(), " tokens, sent ", sent->documents, " documents and ", sent->tokens,
-              " tokens"));
+          return absl::InternalError(absl::StrCat("Ingest: ack of batch ", batch, " counts ",
+                                                  ack.documents(), " documents and ", ack.tokens(),
+                                                  " tokens, sent ", sent->documents,
+                                                  " documents and ", sent->tokens, " tokens"));
         }
         return on_ack(ack);
       },

@@ -27,8 +27,7 @@ absl::StatusOr<bool> UseColor(absl::string_view color_flag, const std::ostream& 
     const char* no_color = std::getenv("NO_COLOR");
     return IsTerminal(stream) && (no_color == nullptr || no_color[0] == '\0');
   }
-  return InputError(
-      absl::StrCat("--color wants auto, always or never, got '", color_flag, "'"));
+  return InputError(absl::StrCat("--color wants auto, always or never, got '", color_flag, "'"));
 }
 
 absl::Status CheckName(absl::string_view what, absl::string_view name) {
@@ -37,10 +36,9 @@ absl::Status CheckName(absl::string_view what, absl::string_view name) {
     return InputError(absl::StrCat(what, " is ", name.size(), " characters long; at most 128"));
   }
   for (char c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
-        c != '-') {
-      return InputError(absl::StrCat(what, " '", name,
-                                     "' may only hold letters, digits, '.', '_' and '-'"));
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
+      return InputError(
+          absl::StrCat(what, " '", name, "' may only hold letters, digits, '.', '_' and '-'"));
     }
   }
   if (name == "." || name == "..") {

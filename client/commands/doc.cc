@@ -69,9 +69,10 @@ absl::Status RunDoc(CommandEnv& env) {
   }
   env.out() << "corpus " << corpus << " document " << doc_id << ": "
             << FormatCount(doc.token_ids_size()) << " tokens\n"
-            << RenderDocumentText(doc, position.has_value()
-                                           ? std::optional<size_t>(static_cast<size_t>(*position))
-                                           : std::nullopt,
+            << RenderDocumentText(doc,
+                                  position.has_value()
+                                      ? std::optional<size_t>(static_cast<size_t>(*position))
+                                      : std::nullopt,
                                   ansi)
             << "\n";
   if (!features.has_value()) return absl::OkStatus();

@@ -36,16 +36,16 @@ void WriteText(std::ostream& out, const v1::GetFeatureResponse& f,
         << " stored tokens)\n";
     return;
   }
-  WriteKeyValues(out, {
-                          {"count", FormatCount(s.count())},
-                          {"total_tokens", FormatCount(s.total_tokens())},
-                          {"density", absl::StrFormat("%.6g (%.3f%%)", s.density(),
-                                                      100.0 * s.density())},
-                          {"mean", FormatValue(s.mean())},
-                          {"std", FormatValue(s.std())},
-                          {"max", FormatValue(s.max())},
-                          {"min", FormatValue(s.min())},
-                      });
+  WriteKeyValues(
+      out, {
+               {"count", FormatCount(s.count())},
+               {"total_tokens", FormatCount(s.total_tokens())},
+               {"density", absl::StrFormat("%.6g (%.3f%%)", s.density(), 100.0 * s.density())},
+               {"mean", FormatValue(s.mean())},
+               {"std", FormatValue(s.std())},
+               {"max", FormatValue(s.max())},
+               {"min", FormatValue(s.min())},
+           });
   if (s.histogram_size() > 0) {
     out << "\nhistogram of the active values:\n";
     for (const std::string& line : RenderHistogram(s.histogram())) out << "  " << line << "\n";

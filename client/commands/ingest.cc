@@ -66,8 +66,8 @@ absl::StatusOr<IngestInput> ReadInput(const ParsedArgs& args) {
 
   if (const std::string& vocab_path = args.GetString("vocab"); !vocab_path.empty()) {
     SAEDICT_ASSIGN_OR_RETURN(in.vocab, AsInputError(ReadVocabJson(vocab_path)));
-    SAEDICT_RETURN_IF_ERROR(InputError(CheckTokensInVocab(
-        in.tokens, in.docs, static_cast<int64_t>(in.vocab.size()), vocab_path)));
+    SAEDICT_RETURN_IF_ERROR(InputError(
+        CheckTokensInVocab(in.tokens, in.docs, static_cast<int64_t>(in.vocab.size()), vocab_path)));
   }
   return in;
 }
@@ -171,8 +171,8 @@ absl::Status RunIngest(CommandEnv& env) {
         "ingested %s documents (%s tokens, %s replaced) into corpus %s with %s in %.2f s "
         "(%s tokens/s, %d batches)\n",
         FormatCount(last.total_documents()), FormatCount(last.total_tokens()),
-        FormatCount(replaced), corpus, dictionary, seconds,
-        FormatCount(static_cast<int64_t>(rate)), batches.size());
+        FormatCount(replaced), corpus, dictionary, seconds, FormatCount(static_cast<int64_t>(rate)),
+        batches.size());
   }
   return absl::OkStatus();
 }

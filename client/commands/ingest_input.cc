@@ -23,9 +23,8 @@ absl::StatusOr<std::vector<int32_t>> ReadTokenIds(const std::filesystem::path& p
   }
   if (array.dtype == formats::NpyDType::kF16 || array.dtype == formats::NpyDType::kF32 ||
       array.dtype == formats::NpyDType::kF64 || array.dtype == formats::NpyDType::kBool) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": token ids have dtype ",
-                                                   formats::NpyDescr(array.dtype),
-                                                   "; want int32 or int64"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        file, ": token ids have dtype ", formats::NpyDescr(array.dtype), "; want int32 or int64"));
   }
   SAEDICT_ASSIGN_OR_RETURN(std::vector<int64_t> wide, formats::NpyToInt64(array, file));
   std::vector<int32_t> ids(wide.size());
@@ -70,13 +69,13 @@ absl::StatusOr<std::vector<DocSpan>> ReadDocsJsonl(const std::filesystem::path& 
           absl::StrCat(label, ": document ", doc.doc_id, " has length 0; want at least 1 token"));
     }
     if (doc.start + doc.length > num_tokens) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          label, ": document ", doc.doc_id, " covers tokens [", doc.start, ", ",
-          doc.start + doc.length, ") but the token file has ", num_tokens, " tokens"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(label, ": document ", doc.doc_id, " covers tokens [", doc.start, ", ",
+                       doc.start + doc.length, ") but the token file has ", num_tokens, " tokens"));
     }
     if (auto [it, inserted] = line_of.emplace(doc.doc_id, line_number); !inserted) {
-      return absl::InvalidArgumentError(absl::StrCat(label, ": doc_id ", doc.doc_id,
-                                                     " is already used on line ", it->second));
+      return absl::InvalidArgumentError(
+          absl::StrCat(label, ": doc_id ", doc.doc_id, " is already used on line ", it->second));
     }
     docs.push_back(doc);
   }
@@ -103,9 +102,8 @@ absl::StatusOr<std::vector<std::string>> ReadVocabJson(const std::filesystem::pa
   vocab.reserve(list->list_value().values_size());
   for (const google::protobuf::Value& v : list->list_value().values()) {
     if (v.kind_case() != google::protobuf::Value::kStringValue) {
-      return absl::InvalidArgumentError(absl::StrCat(file, ": entry ", vocab.size(),
-                                                     " must be a string, found ",
-                                                     formats::DescribeJson(v)));
+      return absl::InvalidArgumentError(absl::StrCat(
+          file, ": entry ", vocab.size(), " must be a string, found ", formats::DescribeJson(v)));
     }
     vocab.push_back(v.string_value());
   }
@@ -119,8 +117,8 @@ absl::Status CheckTokensInVocab(std::span<const int32_t> tokens, std::span<const
       const int32_t id = tokens[doc.start + p];
       if (id >= vocab_size) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "document ", doc.doc_id, " token ", p, " (token ", doc.start + p, " of the file) has id ",
-            id, " but ", vocab_label, " has ", vocab_size, " entries"));
+            "document ", doc.doc_id, " token ", p, " (token ", doc.start + p,
+            " of the file) has id ", id, " but ", vocab_label, " has ", vocab_size, " entries"));
       }
     }
   }
@@ -128,7 +126,7 @@ absl::Status CheckTokensInVocab(std::span<const int32_t> tokens, std::span<const
 }
 
 std::vector<std::pair<size_t, size_t>> PlanBatches(std::span<const DocSpan> docs,
-                                                    int64_t batch_tokens) {
+                                                   int64_t batch_tokens) {
   std::vector<std::pair<size_t, size_t>> batches;
   size_t begin = 0;
   int64_t tokens = 0;

@@ -53,7 +53,7 @@ absl::Status CheckTokensInVocab(std::span<const int32_t> tokens, std::span<const
 // tokens; a document longer than that is a batch of its own. Returns
 // [begin, end) ranges of document indices. REQUIRES: batch_tokens > 0.
 std::vector<std::pair<size_t, size_t>> PlanBatches(std::span<const DocSpan> docs,
-                                                    int64_t batch_tokens);
+                                                   int64_t batch_tokens);
 
 }  // namespace saedict::client
 

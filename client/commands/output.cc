@@ -61,13 +61,27 @@ std::string MessageToJson(const google::protobuf::Message& message) {
   return out;
 }
 
+size_t DisplayWidth(absl::string_view s) {
+  size_t width = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == 0x1b && i + 1 < s.size() && s[i + 1] == '[') {  // CSI: ESC [ params final
+      i += 2;
+      while (i < s.size() && !(s[i] >= 0x40 && s[i] <= 0x7e)) ++i;
+      continue;
+    }
+    if ((c & 0xC0) != 0x80) ++width;  // not a UTF-8 continuation byte
+  }
+  return width;
+}
+
 void WriteTable(std::ostream& out, const std::vector<std::string>& header,
                 const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width(header.size());
-  for (size_t c = 0; c < header.size(); ++c) width[c] = header[c].size();
+  for (size_t c = 0; c < header.size(); ++c) width[c] = DisplayWidth(header[c]);
   for (const auto& row : rows) {
     for (size_t c = 0; c < header.size() && c < row.size(); ++c) {
-      width[c] = std::max(width[c], std::max<size_t>(row[c].size(), 1));
+      width[c] = std::max(width[c], std::max<size_t>(DisplayWidth(row[c]), 1));
     }
   }
   auto write_row = [&](const std::vector<std::string>& row) {
@@ -75,7 +89,7 @@ void WriteTable(std::ostream& out, const std::vector<std::string>& header,
     for (size_t c = 0; c < header.size(); ++c) {
       const std::string cell = c < row.size() && !row[c].empty() ? row[c] : "-";
       if (c + 1 < header.size()) {
-        absl::StrAppend(&line, cell, std::string(width[c] - cell.size() + 2, ' '));
+        absl::StrAppend(&line, cell, std::string(width[c] - DisplayWidth(cell) + 2, ' '));
       } else {
         absl::StrAppend(&line, cell);
       }

@@ -36,9 +36,14 @@ std::string MessageToJson(const google::protobuf::Message& message);
 
 using formats::JsonQuote;  // "…" with JSON escapes
 
+// Columns `s` takes on a terminal: UTF-8 code points, not counting ANSI
+// escape sequences (every code point is taken as one column wide).
+size_t DisplayWidth(absl::string_view s);
+
 // `header` and `rows` as columns separated by two spaces, left-aligned, no
 // trailing blanks. Empty cells (and cells missing from short rows) print "-"
-// so that every line splits into the same number of fields.
+// so that every line splits into the same number of fields. Widths are
+// DisplayWidth()s, so UTF-8 and ANSI-coloured cells line up.
 void WriteTable(std::ostream& out, const std::vector<std::string>& header,
                 const std::vector<std::vector<std::string>>& rows);
 

@@ -16,6 +16,7 @@
 #include <ostream>
 #include <string>
 
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace saedict::client {

@@ -2,7 +2,6 @@
 #include <array>
 
 #include "absl/strings/cord.h"
-
 #include "client/commands/command.h"
 
 namespace saedict::client {
@@ -37,9 +36,8 @@ bool IsInputError(const absl::Status& status) {
 
 std::span<const Command* const> AllCommands() {
   static const std::array<const Command*, 10> kCommands = {
-      &LoadCommand(),   &ListCommand(),   &InfoCommand(),    &DeleteCommand(),
-      &EncodeCommand(), &DecodeCommand(), &IngestCommand(),  &DocCommand(),
-      &FeatureCommand(), &CheckpointCommand(),
+      &LoadCommand(),   &ListCommand(),   &InfoCommand(), &DeleteCommand(),  &EncodeCommand(),
+      &DecodeCommand(), &IngestCommand(), &DocCommand(),  &FeatureCommand(), &CheckpointCommand(),
   };
   return kCommands;
 }

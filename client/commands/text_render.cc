@@ -117,7 +117,8 @@ std::string RenderDocumentText(const v1::Document& doc, std::optional<size_t> hi
   return out;
 }
 
-std::vector<std::string> RenderHistogram(const google::protobuf::RepeatedPtrField<v1::HistogramBin>& bins, int bar_width) {
+std::vector<std::string> RenderHistogram(
+    const google::protobuf::RepeatedPtrField<v1::HistogramBin>& bins, int bar_width) {
   std::vector<std::string> ranges, counts;
   size_t range_width = 0, count_width = 0;
   int64_t largest = 0;

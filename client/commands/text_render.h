@@ -42,14 +42,13 @@ std::string RenderContext(const v1::Example& example, bool ansi);
 // (newlines stay newlines; other control characters are made visible), or
 // the ids separated by spaces when there are no strings. The token at
 // `highlight` is highlighted (whitespace in it made visible).
-std::string RenderDocumentText(const v1::Document& doc, std::optional<size_t> highlight,
-                               bool ansi);
+std::string RenderDocumentText(const v1::Document& doc, std::optional<size_t> highlight, bool ansi);
 
 // One line per bin: "[lower, upper)  count  ████", columns aligned, the bar
 // scaled so that the largest bin gets `bar_width` blocks (a non-empty bin
 // gets at least one).
-std::vector<std::string> RenderHistogram(const google::protobuf::RepeatedPtrField<v1::HistogramBin>& bins,
-                                         int bar_width = 40);
+std::vector<std::string> RenderHistogram(
+    const google::protobuf::RepeatedPtrField<v1::HistogramBin>& bins, int bar_width = 40);
 
 }  // namespace saedict::client
 

@@ -68,6 +68,16 @@ TEST_F(ParseArgsTest, DoubleDashEndsFlags) {
   EXPECT_EQ(a.GetInt("top_k"), 0);
 }
 
+TEST_F(ParseArgsTest, DashesInFlagNamesStandForUnderscores) {
+  SAEDICT_ASSERT_OK_AND_ASSIGN(ParsedArgs a, Parse({"--top-k=4", "x"}));
+  EXPECT_EQ(a.GetInt("top_k"), 4);
+  EXPECT_TRUE(a.IsSet("top_k"));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(ParsedArgs b, Parse({"--top-k", "5"}));
+  EXPECT_EQ(b.GetInt("top_k"), 5);
+  EXPECT_THAT(Parse({"--no-such"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "unknown flag --no-such"));
+}
+
 TEST_F(ParseArgsTest, Errors) {
   constexpr auto kInvalid = absl::StatusCode::kInvalidArgument;
   EXPECT_THAT(Parse({"--bogus"}), StatusIs(kInvalid, "unknown flag --bogus"));

@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstring>
+#include <set>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -10,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/tensor_wire.h"
+#include "util/half.h"
 
 namespace saedict::testing {
 namespace {
@@ -279,6 +283,386 @@ grpc::Status FakeSaedictService::Intervene(grpc::ServerContext* ctx,
   const int64_t shape[2] = {n, d};
   *resp->mutable_activations() = *client::FloatsToTensor(out, shape, v1::DTYPE_F32);
   *resp->mutable_codes() = *client::CsrToProto(Sparsify(edited, n, d, 0));
+  return grpc::Status::OK;
+}
+
+// --- corpus ----------------------------------------------------------------
+
+namespace {
+
+// Quarter-octave bin of a positive value: [2^(b/4), 2^((b+1)/4)).
+int QuarterOctave(float v) { return static_cast<int>(std::floor(4.0 * std::log2(v))); }
+
+grpc::Status NotFound(const std::string& message) {
+  return grpc::Status(grpc::StatusCode::NOT_FOUND, message);
+}
+
+}  // namespace
+
+std::vector<v1::IngestRequest> FakeSaedictService::ingest_requests() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ingest_requests_;
+}
+
+v1::GetFeatureRequest FakeSaedictService::last_get_feature() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_get_feature_;
+}
+
+v1::TopActivationsRequest FakeSaedictService::last_top_activations() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_top_activations_;
+}
+
+v1::DocumentFeaturesRequest FakeSaedictService::last_document_features() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_document_features_;
+}
+
+void FakeSaedictService::FailIngestAt(int64_t batch, grpc::Status status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_ingest_at_ = batch;
+  fail_ingest_status_ = std::move(status);
+}
+
+void FakeSaedictService::SetAckFault(AckFault fault, int64_t batch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ack_fault_ = fault;
+  ack_fault_batch_ = batch;
+}
+
+grpc::Status FakeSaedictService::IngestBatch(const v1::IngestRequest& req,
+                                             const std::string& dictionary,
+                                             const v1::DictionaryInfo& dict, v1::IngestAck* ack) {
+  if (req.corpus().empty()) return Invalid("corpus: empty");
+  // Validate the whole batch before storing any of it.
+  std::vector<client::CsrCodes> codes;
+  std::set<uint64_t> ids;
+  for (const v1::IngestDocument& doc : req.documents()) {
+    const std::string what = absl::StrCat("document ", doc.doc_id());
+    if (!ids.insert(doc.doc_id()).second) return Invalid(what + ": doc_id repeated in the batch");
+    if (doc.token_ids().size() % 4 != 0) return Invalid(what + ": token_ids: not int32s");
+    const int64_t n = static_cast<int64_t>(doc.token_ids().size() / 4);
+    if (n == 0) return Invalid(what + ": no tokens");
+    if (doc.token_strings_size() != 0 && doc.token_strings_size() != n) {
+      return Invalid(
+          absl::StrCat(what, ": ", doc.token_strings_size(), " token_strings for ", n, " tokens"));
+    }
+    std::vector<float> x;
+    int64_t rows = 0;
+    if (grpc::Status s = ReadRows(doc.activations(), dict.d_in(), &x, &rows); !s.ok()) {
+      return Invalid(absl::StrCat(what, ": ", s.error_message()));
+    }
+    if (rows != n)
+      return Invalid(absl::StrCat(what, ": ", rows, " activation rows for ", n, " tokens"));
+    for (float& v : x) {
+      v = std::max(0.0f, v);
+      if (req.value_precision() == v1::VALUE_PRECISION_F16) v = F16ToFloat(FloatToF16(v));
+    }
+    codes.push_back(Sparsify(x, n, dict.d_in(), 0));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int i = 0; i < req.documents_size(); ++i) {
+    const v1::IngestDocument& doc = req.documents(i);
+    v1::Document stored;
+    stored.set_corpus(req.corpus());
+    stored.set_doc_id(doc.doc_id());
+    const int64_t n = static_cast<int64_t>(doc.token_ids().size() / 4);
+    stored.mutable_token_ids()->Resize(static_cast<int>(n), 0);
+    std::memcpy(stored.mutable_token_ids()->mutable_data(), doc.token_ids().data(), n * 4);
+    *stored.mutable_token_strings() = doc.token_strings();
+    documents_[{req.corpus(), doc.doc_id()}] = std::move(stored);
+    const CodesKey key{dictionary, req.corpus(), doc.doc_id()};
+    if (codes_.count(key) > 0) ack->set_replaced_documents(ack->replaced_documents() + 1);
+    codes_[key] = std::move(codes[i]);
+    precision_[key] = req.value_precision();
+    ack->set_documents(ack->documents() + 1);
+    ack->set_tokens(ack->tokens() + n);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeSaedictService::Ingest(
+    grpc::ServerContext* ctx, grpc::ServerReaderWriter<v1::IngestAck, v1::IngestRequest>* stream) {
+  v1::IngestRequest req;
+  std::string dictionary;
+  v1::DictionaryInfo dict;
+  int64_t batch = 0, total_documents = 0, total_tokens = 0;
+  while (stream->Read(&req)) {
+    int64_t fail_at;
+    grpc::Status fail_status;
+    AckFault fault;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ingest_requests_.push_back(req);
+      fail_at = fail_ingest_at_;
+      fail_status = fail_ingest_status_;
+      fault = batch >= ack_fault_batch_ ? ack_fault_ : AckFault::kNone;
+    }
+    if (batch == 0) {
+      if (req.dictionary_id().empty()) return Invalid("dictionary_id: empty in the first message");
+      dictionary = req.dictionary_id();
+      if (grpc::Status s = Lookup(ctx, dictionary, &dict); !s.ok()) return s;
+    } else if (!req.dictionary_id().empty() && req.dictionary_id() != dictionary) {
+      return Invalid(
+          absl::StrCat("dictionary_id: '", req.dictionary_id(), "' after '", dictionary, "'"));
+    }
+    if (batch == fail_at) return fail_status;
+    v1::IngestAck ack;
+    if (grpc::Status s = IngestBatch(req, dictionary, dict, &ack); !s.ok()) {
+      return grpc::Status(s.error_code(), absl::StrCat("batch ", batch, ": ", s.error_message()));
+    }
+    total_documents += ack.documents();
+    total_tokens += ack.tokens();
+    ack.set_batch(batch);
+    ack.set_total_documents(total_documents);
+    ack.set_total_tokens(total_tokens);
+    ++batch;
+    switch (fault) {
+      case AckFault::kNone:
+        break;
+      case AckFault::kWrongBatch:
+        ack.set_batch(ack.batch() + 1);
+        break;
+      case AckFault::kWrongCounts:
+        ack.set_documents(ack.documents() + 1);
+        break;
+      case AckFault::kSkipAck:
+        continue;
+      case AckFault::kExtraAck:
+        if (!stream->Write(ack)) return grpc::Status::OK;
+        break;
+    }
+    if (!stream->Write(ack)) break;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeSaedictService::GetDocument(grpc::ServerContext*,
+                                             const v1::GetDocumentRequest* req,
+                                             v1::GetDocumentResponse* resp) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = documents_.find({req->corpus(), req->doc_id()});
+  if (it == documents_.end()) {
+    return NotFound(
+        absl::StrCat("document ", req->doc_id(), " of corpus '", req->corpus(), "' not found"));
+  }
+  *resp->mutable_document() = it->second;
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeSaedictService::GetActivations(grpc::ServerContext* ctx,
+                                                const v1::GetActivationsRequest* req,
+                                                v1::GetActivationsResponse* resp) {
+  v1::DictionaryInfo dict;
+  if (grpc::Status s = Lookup(ctx, req->dictionary_id(), &dict); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  const CodesKey key{req->dictionary_id(), req->corpus(), req->doc_id()};
+  auto it = codes_.find(key);
+  if (it == codes_.end()) {
+    return NotFound(absl::StrCat("document ", req->doc_id(), " of corpus '", req->corpus(),
+                                 "' has no codes under '", req->dictionary_id(), "'"));
+  }
+  *resp->mutable_codes() = *client::CsrToProto(it->second);
+  resp->set_stored_precision(precision_.at(key));
+  return grpc::Status::OK;
+}
+
+int64_t FakeSaedictService::TotalTokensLocked(const std::string& dictionary) const {
+  int64_t total = 0;
+  for (const auto& [key, codes] : codes_) {
+    if (std::get<0>(key) == dictionary) total += codes.num_rows;
+  }
+  return total;
+}
+
+std::vector<FakeSaedictService::Hit> FakeSaedictService::HitsLocked(const std::string& dictionary,
+                                                                    uint32_t feature) const {
+  std::vector<Hit> hits;
+  for (const auto& [key, codes] : codes_) {
+    if (std::get<0>(key) != dictionary) continue;
+    for (int64_t r = 0; r < codes.num_rows; ++r) {
+      for (uint64_t i = codes.row_offsets[r]; i < codes.row_offsets[r + 1]; ++i) {
+        if (codes.indices[i] == feature) {
+          hits.push_back(Hit{std::get<1>(key), std::get<2>(key), r, codes.values[i]});
+        }
+      }
+    }
+  }
+  std::stable_sort(hits.begin(), hits.end(),
+                   [](const Hit& a, const Hit& b) { return a.value > b.value; });
+  return hits;
+}
+
+v1::Example FakeSaedictService::ExampleLocked(const std::string& dictionary, uint32_t feature,
+                                              const Hit& hit, int64_t window) const {
+  v1::Example e;
+  e.set_corpus(hit.corpus);
+  e.set_doc_id(hit.doc_id);
+  e.set_position(hit.position);
+  e.set_value(hit.value);
+  const v1::Document& doc = documents_.at({hit.corpus, hit.doc_id});
+  const client::CsrCodes& codes = codes_.at({dictionary, hit.corpus, hit.doc_id});
+  const int64_t begin = std::max<int64_t>(0, hit.position - window);
+  const int64_t end = std::min<int64_t>(doc.token_ids_size(), hit.position + window + 1);
+  for (int64_t p = begin; p < end; ++p) {
+    v1::ContextToken* t = e.add_context();
+    t->set_token_id(doc.token_ids(p));
+    if (p < doc.token_strings_size()) t->set_token(doc.token_strings(p));
+    for (uint64_t i = codes.row_offsets[p]; i < codes.row_offsets[p + 1]; ++i) {
+      if (codes.indices[i] == feature) t->set_value(codes.values[i]);
+    }
+  }
+  e.set_peak_index(static_cast<int32_t>(hit.position - begin));
+  return e;
+}
+
+grpc::Status FakeSaedictService::GetFeature(grpc::ServerContext* ctx,
+                                            const v1::GetFeatureRequest* req,
+                                            v1::GetFeatureResponse* resp) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_get_feature_ = *req;
+  }
+  v1::DictionaryInfo dict;
+  if (grpc::Status s = Lookup(ctx, req->dictionary_id(), &dict); !s.ok()) return s;
+  if (req->feature() >= dict.d_sae()) {
+    return NotFound(absl::StrCat("feature ", req->feature(), " not in dictionary '",
+                                 req->dictionary_id(), "' (d_sae ", dict.d_sae(), ")"));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  resp->set_dictionary_id(req->dictionary_id());
+  resp->set_feature(req->feature());
+  const std::vector<Hit> hits = HitsLocked(req->dictionary_id(), req->feature());
+  v1::FeatureStats& stats = *resp->mutable_stats();
+  stats.set_count(static_cast<int64_t>(hits.size()));
+  stats.set_total_tokens(TotalTokensLocked(req->dictionary_id()));
+  if (stats.total_tokens() > 0) {
+    stats.set_density(static_cast<double>(stats.count()) /
+                      static_cast<double>(stats.total_tokens()));
+  }
+  if (!hits.empty()) {
+    double sum = 0, sum_sq = 0;
+    std::map<int, int64_t> bins;
+    for (const Hit& h : hits) {
+      sum += h.value;
+      sum_sq += static_cast<double>(h.value) * h.value;
+      ++bins[QuarterOctave(h.value)];
+    }
+    const double n = static_cast<double>(hits.size());
+    stats.set_mean(sum / n);
+    stats.set_std(std::sqrt(std::max(0.0, sum_sq / n - stats.mean() * stats.mean())));
+    stats.set_max(hits.front().value);
+    stats.set_min(hits.back().value);
+    for (const auto& [b, count] : bins) {
+      v1::HistogramBin* bin = stats.add_histogram();
+      bin->set_lower(std::exp2(b / 4.0f));
+      bin->set_upper(std::exp2((b + 1) / 4.0f));
+      bin->set_count(count);
+    }
+  }
+  const int64_t top_n = req->top_n() == 0 ? 10 : req->top_n();
+  const int64_t window = req->has_context_window() ? req->context_window() : 8;
+  for (size_t i = 0; i < hits.size() && static_cast<int64_t>(i) < top_n; ++i) {
+    *resp->add_top_examples() =
+        ExampleLocked(req->dictionary_id(), req->feature(), hits[i], window);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeSaedictService::TopActivations(grpc::ServerContext* ctx,
+                                                const v1::TopActivationsRequest* req,
+                                                v1::TopActivationsResponse* resp) {
+  ++top_activations_calls_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_top_activations_ = *req;
+  }
+  v1::DictionaryInfo dict;
+  if (grpc::Status s = Lookup(ctx, req->dictionary_id(), &dict); !s.ok()) return s;
+  if (req->feature() >= dict.d_sae()) return NotFound(absl::StrCat("feature ", req->feature()));
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::vector<Hit> hits = HitsLocked(req->dictionary_id(), req->feature());
+  const int64_t n = req->n() == 0 ? 10 : req->n();
+  const int64_t window = req->has_context_window() ? req->context_window() : 8;
+  for (size_t i = 0; i < hits.size() && static_cast<int64_t>(i) < n; ++i) {
+    *resp->add_top() = ExampleLocked(req->dictionary_id(), req->feature(), hits[i], window);
+  }
+  const int64_t q = req->quantile_bins();
+  const int64_t per_bin = req->per_bin() == 0 ? 5 : req->per_bin();
+  const int64_t count = static_cast<int64_t>(hits.size());
+  for (int64_t b = 0; b < q && count > 0; ++b) {
+    // Ascending ranks [lo, hi) are hits[count - hi, count - lo), highest value first.
+    const int64_t lo = b * count / q, hi = std::max(lo + 1, (b + 1) * count / q);
+    v1::QuantileBin* bin = resp->add_bins();
+    bin->set_quantile_lower(static_cast<double>(b) / q);
+    bin->set_quantile_upper(static_cast<double>(b + 1) / q);
+    bin->set_value_lower(hits[count - 1 - lo].value);
+    bin->set_value_upper(hits[count - hi].value);
+    for (int64_t i = count - hi; i < count - lo && i < count - hi + per_bin; ++i) {
+      *bin->add_examples() = ExampleLocked(req->dictionary_id(), req->feature(), hits[i], window);
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeSaedictService::DocumentFeatures(grpc::ServerContext* ctx,
+                                                  const v1::DocumentFeaturesRequest* req,
+                                                  v1::DocumentFeaturesResponse* resp) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_document_features_ = *req;
+  }
+  v1::DictionaryInfo dict;
+  if (grpc::Status s = Lookup(ctx, req->dictionary_id(), &dict); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = codes_.find({req->dictionary_id(), req->corpus(), req->doc_id()});
+  if (it == codes_.end()) return NotFound(absl::StrCat("document ", req->doc_id(), " not found"));
+  const client::CsrCodes& codes = it->second;
+  int64_t begin = 0, end = codes.num_rows;
+  if (req->has_position()) {
+    if (req->position() < 0 || req->position() >= codes.num_rows) {
+      return Invalid(absl::StrCat("position ", req->position(), " out of range"));
+    }
+    begin = req->position();
+    end = begin + 1;
+  }
+  std::map<uint32_t, v1::FeatureActivity> by_feature;
+  for (int64_t r = begin; r < end; ++r) {
+    for (uint64_t i = codes.row_offsets[r]; i < codes.row_offsets[r + 1]; ++i) {
+      v1::FeatureActivity& f = by_feature[codes.indices[i]];
+      f.set_feature(codes.indices[i]);
+      if (f.active_tokens() == 0 || codes.values[i] > f.max_value()) {
+        f.set_max_value(codes.values[i]);
+        f.set_max_position(r);
+      }
+      f.set_active_tokens(f.active_tokens() + 1);
+      f.set_sum(f.sum() + codes.values[i]);
+    }
+  }
+  std::vector<v1::FeatureActivity> sorted;
+  for (auto& [feature, f] : by_feature) sorted.push_back(f);
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto& a, const auto& b) { return a.max_value() > b.max_value(); });
+  const size_t n = req->n() == 0 ? 20 : static_cast<size_t>(req->n());
+  resp->set_num_tokens(codes.num_rows);  // the document's, as saedictd does
+  for (size_t i = 0; i < sorted.size() && i < n; ++i) *resp->add_features() = sorted[i];
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeSaedictService::CreateCheckpoint(grpc::ServerContext*,
+                                                  const v1::CreateCheckpointRequest* req,
+                                                  v1::CreateCheckpointResponse* resp) {
+  if (req->name().empty()) return Invalid("name: empty");
+  std::lock_guard<std::mutex> lock(mu_);
+  if (checkpoints_.count(req->name()) > 0) {
+    return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                        absl::StrCat("checkpoint '", req->name(), "' already exists"));
+  }
+  const int64_t bytes = 3 << 20;
+  checkpoints_[req->name()] = bytes;
+  resp->set_path(absl::StrCat("/srv/saedict/backups/", req->name()));
+  resp->set_bytes(bytes);
   return grpc::Status::OK;
 }
 

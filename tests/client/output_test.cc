@@ -23,6 +23,15 @@ TEST(OutputTest, TableAlignsAndMarksEmptyCells) {
             "long-id  x     -\n");
 }
 
+TEST(OutputTest, TableMeasuresUtf8AndAnsiByDisplayWidth) {
+  EXPECT_EQ(DisplayWidth("abc"), 3u);
+  EXPECT_EQ(DisplayWidth("\u21b5x"), 2u);                // ↵ is 3 bytes, 1 column
+  EXPECT_EQ(DisplayWidth("\x1b[1;4;31mab\x1b[0m"), 2u);  // escapes take no columns
+  std::ostringstream out;
+  WriteTable(out, {"T", "N"}, {{"\u21b5\u21b5", "1"}, {"\x1b[1mab\x1b[0m", "2"}});
+  EXPECT_EQ(out.str(), "T   N\n\u21b5\u21b5  1\n\x1b[1mab\x1b[0m  2\n");
+}
+
 TEST(OutputTest, KeyValuesAlign) {
   std::ostringstream out;
   WriteKeyValues(out, {{"id", "a"}, {"model", ""}, {"d_in", "64"}});

@@ -7,11 +7,20 @@
     dense = codes.to_dense()                # [n, d_sae]
     x_hat = c.decode("sae", codes)
 
+    # Corpus: store documents with their codes, then explore features.
+    c.ingest("sae", "web", [(doc_id, token_ids, acts, token_strings), ...])
+    c.get_document("web", 7).text
+    c.get_activations("sae", "web", 7).to_dense()   # the stored codes
+    f = c.get_feature("sae", 123)                   # stats, histogram, top examples
+    c.top_activations("sae", 123, n=20, quantile_bins=5)
+    c.document_features("sae", "web", 7, position=3)
+
 Needs the generated stubs (package `saedict.v1`, made by the CMake target
 `saedict_python_stubs` into <build>/python) on sys.path, plus grpcio and numpy.
 A grpc.RpcError carries the server's status code and message unchanged.
 """
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
@@ -24,6 +33,8 @@ _FORMATS = {"auto": pb.SOURCE_FORMAT_AUTO, "saelens": pb.SOURCE_FORMAT_SAELENS,
             "sparsify": pb.SOURCE_FORMAT_SPARSIFY, "gemma_scope": pb.SOURCE_FORMAT_GEMMA_SCOPE}
 _EDIT_OPS = {"set": pb.EDIT_OP_SET, "add": pb.EDIT_OP_ADD, "scale": pb.EDIT_OP_SCALE,
              "ablate": pb.EDIT_OP_ABLATE}
+_PRECISIONS = {"f32": pb.VALUE_PRECISION_F32, "f16": pb.VALUE_PRECISION_F16}
+_PRECISION_NAMES = {v: k for k, v in _PRECISIONS.items()}
 
 
 @dataclass
@@ -35,6 +46,7 @@ class SparseCodes:
     num_features: int
     reconstruction: np.ndarray = None  # float32 [n, d_in] when asked
     row_error: np.ndarray = None       # float32 [n] when asked
+    precision: str = None              # "f32" / "f16": how stored codes were kept
 
     @property
     def num_rows(self):
@@ -64,6 +76,53 @@ def tensor(array):
 def from_tensor(t):
     assert t.dtype == pb.DTYPE_F32, t.dtype
     return np.frombuffer(t.data, "<f4").reshape(tuple(t.shape))
+
+
+@dataclass
+class Document:
+    """A stored document: token ids and (when the corpus has them) display strings."""
+    corpus: str
+    doc_id: int
+    token_ids: np.ndarray                 # int32 [n]
+    token_strings: list = field(default_factory=list)  # [] or n strings
+
+    @property
+    def text(self):
+        """The token strings concatenated, or the ids separated by spaces."""
+        if self.token_strings:
+            return "".join(self.token_strings)
+        return " ".join(str(t) for t in self.token_ids)
+
+    def __len__(self):
+        return len(self.token_ids)
+
+
+def _ingest_document(doc):
+    """(doc_id, token_ids, activations[, token_strings]) -> pb.IngestDocument."""
+    if len(doc) not in (3, 4):
+        raise ValueError("a document is (doc_id, token_ids, activations, token_strings or None)")
+    doc_id, token_ids, activations = doc[:3]
+    token_strings = doc[3] if len(doc) == 4 else None
+    ids = np.asarray(token_ids)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"document {doc_id}: token_ids must be a 1-D integer array, "
+                         f"got {ids.dtype} {ids.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() > np.iinfo(np.int32).max):
+        raise ValueError(f"document {doc_id}: token ids must be in [0, 2**31)")
+    acts = np.asarray(activations)
+    if acts.ndim != 2 or acts.shape[0] != len(ids):
+        raise ValueError(f"document {doc_id}: activations must be [{len(ids)}, d_in] "
+                         f"(one row per token), got {acts.shape}")
+    strings = list(token_strings) if token_strings is not None else []
+    if strings and len(strings) != len(ids):
+        raise ValueError(f"document {doc_id}: {len(strings)} token_strings for {len(ids)} tokens")
+    return pb.IngestDocument(doc_id=int(doc_id), token_ids=ids.astype("<i4").tobytes(),
+                             token_strings=strings, activations=tensor(acts))
+
+
+def _print_progress(ack):
+    print(f"\ringested {ack.total_documents} documents, {ack.total_tokens} tokens",
+          end="", file=sys.stderr, flush=True)
 
 
 def _codes(proto, response=None):
@@ -141,3 +200,133 @@ class Client:
             req.edits.add(feature=feature, op=_EDIT_OPS[op], value=value, rows=rows)
         resp = self._stub.Intervene(req, timeout=self._timeout)
         return from_tensor(resp.activations), _codes(resp.codes)
+
+    # --- corpus --------------------------------------------------------------
+
+    def ingest(self, dictionary_id, corpus, documents, batch_tokens=8192, value_precision="f32",
+               bf16=False, progress=None, timeout=None):
+        """Stores documents and their sparse codes under `dictionary_id`.
+
+        documents: an iterable (a generator is fine: it is read as the stream
+        goes) of (doc_id, token_ids, activations, token_strings) with token_ids
+        an integer array [n], activations [n, d_in] float32/float16 (sent as is;
+        other float dtypes become float32) and token_strings None or n strings.
+        Whole documents are packed into messages of up to `batch_tokens` tokens
+        (a longer document goes alone); the server stores each message
+        atomically and acknowledges it. value_precision: "f32" or "f16" (how
+        the latent values are stored). progress: None, True (a line on stderr)
+        or a callable given each IngestAck as it arrives. timeout: seconds for
+        the whole stream, None for no deadline.
+
+        Returns {"documents", "tokens", "replaced_documents", "acks"} (acks: the
+        IngestAck messages, one per batch). A server error raises grpc.RpcError;
+        the batches acknowledged before it stay stored (see progress). A bad
+        document raises ValueError once the documents before it are stored.
+        RuntimeError when the acks do not match the batches sent.
+        """
+        if value_precision not in _PRECISIONS:
+            raise ValueError(f"value_precision must be 'f32' or 'f16', got {value_precision!r}")
+        if batch_tokens < 1:
+            raise ValueError(f"batch_tokens must be positive, got {batch_tokens}")
+        if progress is True:
+            progress = _print_progress
+        sent = []        # (documents, tokens) per batch, appended as requests go out
+        failure = []     # a bad document's ValueError, raised once the stream ends
+
+        def requests():
+            def request(docs):
+                sent.append((len(docs), sum(len(d.token_ids) // 4 for d in docs)))
+                return pb.IngestRequest(
+                    dictionary_id=dictionary_id, corpus=corpus, documents=docs,
+                    value_precision=_PRECISIONS[value_precision],
+                    compute_mode=pb.COMPUTE_MODE_BF16 if bf16 else pb.COMPUTE_MODE_F32)
+            pending, tokens = [], 0
+            try:
+                for doc in documents:
+                    d = _ingest_document(doc)
+                    n = len(d.token_ids) // 4
+                    if pending and tokens + n > batch_tokens:
+                        yield request(pending)
+                        pending, tokens = [], 0
+                    pending.append(d)
+                    tokens += n
+            except ValueError as e:  # store the documents before it; raised below
+                failure.append(e)
+            if pending:
+                yield request(pending)
+
+        acks = []
+        call = self._stub.Ingest(requests(), timeout=timeout)
+        try:
+            for ack in call:
+                i = len(acks)
+                if ack.batch != i or i >= len(sent) or (ack.documents, ack.tokens) != sent[i]:
+                    want = sent[i] if i < len(sent) else None
+                    raise RuntimeError(f"ingest: ack {i} is for batch {ack.batch} with "
+                                       f"{ack.documents} documents / {ack.tokens} tokens; "
+                                       f"sent (documents, tokens) = {want}")
+                acks.append(ack)
+                if progress:
+                    progress(ack)
+        except BaseException:
+            call.cancel()  # a no-op when the call already ended
+            raise
+        if progress is _print_progress and acks:
+            print(file=sys.stderr)
+        if failure:
+            raise failure[0]
+        if len(acks) != len(sent):
+            raise RuntimeError(f"ingest: server sent {len(acks)} acks for {len(sent)} batches")
+        return {"documents": acks[-1].total_documents if acks else 0,
+                "tokens": acks[-1].total_tokens if acks else 0,
+                "replaced_documents": sum(a.replaced_documents for a in acks),
+                "acks": acks}
+
+    def get_document(self, corpus, doc_id):
+        """The stored document as a Document (token_ids int32, token_strings, .text)."""
+        d = self._stub.GetDocument(pb.GetDocumentRequest(corpus=corpus, doc_id=doc_id),
+                                   timeout=self._timeout).document
+        return Document(d.corpus, d.doc_id, np.array(d.token_ids, dtype=np.int32),
+                        list(d.token_strings))
+
+    def get_activations(self, dictionary_id, corpus, doc_id, dense=False):
+        """The stored codes of a document: SparseCodes (one row per token, with
+        .precision "f32"/"f16"), or with dense=True a float32 [n, d_sae] array."""
+        resp = self._stub.GetActivations(
+            pb.GetActivationsRequest(dictionary_id=dictionary_id, corpus=corpus, doc_id=doc_id),
+            timeout=self._timeout)
+        codes = _codes(resp.codes)
+        codes.precision = _PRECISION_NAMES.get(resp.stored_precision, str(resp.stored_precision))
+        return codes.to_dense() if dense else codes
+
+    def get_feature(self, dictionary_id, feature, top_n=10, context_window=8):
+        """GetFeatureResponse: .stats (count, total_tokens, density, mean, std,
+        max, min, histogram) and .top_examples (each with .context tokens)."""
+        req = pb.GetFeatureRequest(dictionary_id=dictionary_id, feature=feature, top_n=top_n,
+                                   context_window=context_window)
+        return self._stub.GetFeature(req, timeout=self._timeout)
+
+    def top_activations(self, dictionary_id, feature, n=10, context_window=8, quantile_bins=0,
+                        per_bin=5):
+        """TopActivationsResponse: .top (descending value) and, with quantile_bins,
+        .bins (lowest quantile first), each with up to per_bin examples."""
+        req = pb.TopActivationsRequest(dictionary_id=dictionary_id, feature=feature, n=n,
+                                       context_window=context_window,
+                                       quantile_bins=quantile_bins, per_bin=per_bin)
+        return self._stub.TopActivations(req, timeout=self._timeout)
+
+    def document_features(self, dictionary_id, corpus, doc_id, position=None, n=20):
+        """DocumentFeaturesResponse: the n features with the largest value in the
+        document (or only at `position`), each with max_value, max_position,
+        active_tokens and sum."""
+        req = pb.DocumentFeaturesRequest(dictionary_id=dictionary_id, corpus=corpus,
+                                         doc_id=doc_id, n=n)
+        if position is not None:
+            req.position = position
+        return self._stub.DocumentFeatures(req, timeout=self._timeout)
+
+    def create_checkpoint(self, name):
+        """Admin: a consistent backup under <data_dir>/backups/<name> on the
+        server. Returns the CreateCheckpointResponse (.path, .bytes)."""
+        return self._stub.CreateCheckpoint(pb.CreateCheckpointRequest(name=name),
+                                           timeout=self._timeout)
