@@ -50,7 +50,8 @@ std::string EncodeCodes(const DocumentCodes& codes, ValuePrecision precision) {
   out.reserve(1 + 5 + tokens + nnz * (precision == ValuePrecision::kF16 ? 4 : 6));
   out.push_back(static_cast<char>(precision == ValuePrecision::kF16 ? kFormatF16 : kFormatF32));
   AppendVarint(&out, static_cast<uint64_t>(tokens));
-  for (int64_t t = 0; t < tokens; ++t) AppendVarint(&out, codes.row_offsets[t + 1] - codes.row_offsets[t]);
+  for (int64_t t = 0; t < tokens; ++t)
+    AppendVarint(&out, codes.row_offsets[t + 1] - codes.row_offsets[t]);
   for (int64_t t = 0; t < tokens; ++t) {
     uint64_t next = 0;  // smallest index the row may still hold
     for (uint64_t j = codes.row_offsets[t]; j < codes.row_offsets[t + 1]; ++j) {
@@ -122,8 +123,8 @@ absl::StatusOr<StoredCodes> DecodeCodes(absl::string_view bytes, absl::string_vi
     if (width == 2) {
       codes.values[j] = F16ToFloat(static_cast<uint16_t>(p[0] | (p[1] << 8)));
     } else {
-      const uint32_t bits = uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) |
-                            (uint32_t{p[3]} << 24);
+      const uint32_t bits =
+          uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
       std::memcpy(&codes.values[j], &bits, sizeof bits);
     }
   }

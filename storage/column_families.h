@@ -1,9 +1,12 @@
 // The Store's column families, in the order Store::Open opens them, and
 // their RocksDB options (DESIGN.md §4): bloom filters for the point-looked-up
 // families (docs, forward, stats), the StatsRecord merge operator on stats,
-// and for the bulk families (forward, inverted) bigger blocks, ZSTD and, for
-// the all-key inverted family, long restart intervals so consecutive keys
-// share their [dict][feature][value] prefix. One block cache is shared.
+// and for the bulk families (docs, forward, inverted) bigger blocks and ZSTD
+// (level 3, level 9 on the last level where most bytes settle). The all-key
+// inverted family gets 64 KiB blocks with long restart intervals, so
+// consecutive keys share their [dict][feature][value...] prefix, and memtable
+// insert hints per [dict][feature] (ingest puts its keys sorted). Sizes
+// measured in tests/storage/corpus_size_test.cc. One block cache is shared.
 //
 // Thread safety: pure functions.
 #ifndef SAEDICT_STORAGE_COLUMN_FAMILIES_H_
@@ -33,10 +36,11 @@ enum FamilyIndex : size_t {
 struct FamilyTuning {
   rocksdb::CompressionType forward_compression = rocksdb::kZSTD;
   rocksdb::CompressionType inverted_compression = rocksdb::kZSTD;
-  int zstd_level = 3;                  // for the bulk families, every level
+  int zstd_level = 3;             // bulk families, levels above the last
+  int bottommost_zstd_level = 9;  // the last level, where most bytes end up
   size_t forward_block_size = 16 << 10;
-  size_t inverted_block_size = 32 << 10;
-  int inverted_restart_interval = 128;
+  size_t inverted_block_size = 64 << 10;
+  int inverted_restart_interval = 256;
   size_t block_cache_bytes = 64 << 20;  // shared by all families
 };
 

@@ -24,43 +24,51 @@ absl::Status ValidateDocument(size_t i, const IngestDocument& doc, int64_t d_sae
     return DocError(i, doc, absl::StrCat("codes have no row_offsets (need ", tokens + 1, ")"));
   }
   if (c.row_offsets.size() - 1 != tokens) {
-    return DocError(i, doc, absl::StrCat("codes have ", c.row_offsets.size() - 1, " rows but ",
-                                         tokens, " tokens"));
+    return DocError(
+        i, doc,
+        absl::StrCat("codes have ", c.row_offsets.size() - 1, " rows but ", tokens, " tokens"));
   }
   if (!doc.token_strings.empty() && doc.token_strings.size() != tokens) {
-    return DocError(i, doc, absl::StrCat("token_strings has ", doc.token_strings.size(),
-                                         " entries but there are ", tokens, " tokens"));
+    return DocError(i, doc,
+                    absl::StrCat("token_strings has ", doc.token_strings.size(),
+                                 " entries but there are ", tokens, " tokens"));
   }
   if (c.row_offsets[0] != 0) {
     return DocError(i, doc, absl::StrCat("codes.row_offsets[0] is ", c.row_offsets[0], ", not 0"));
   }
   for (size_t t = 0; t < tokens; ++t) {
     if (c.row_offsets[t + 1] < c.row_offsets[t]) {
-      return DocError(i, doc, absl::StrCat("codes.row_offsets[", t + 1, "] = ", c.row_offsets[t + 1],
-                                           " is below row_offsets[", t, "] = ", c.row_offsets[t]));
+      return DocError(i, doc,
+                      absl::StrCat("codes.row_offsets[", t + 1, "] = ", c.row_offsets[t + 1],
+                                   " is below row_offsets[", t, "] = ", c.row_offsets[t]));
     }
   }
   if (c.row_offsets.back() != c.indices.size()) {
-    return DocError(i, doc, absl::StrCat("codes.row_offsets ends at ", c.row_offsets.back(),
-                                         " but there are ", c.indices.size(), " indices"));
+    return DocError(i, doc,
+                    absl::StrCat("codes.row_offsets ends at ", c.row_offsets.back(),
+                                 " but there are ", c.indices.size(), " indices"));
   }
   if (c.indices.size() != c.values.size()) {
-    return DocError(i, doc, absl::StrCat("codes have ", c.indices.size(), " indices but ",
-                                         c.values.size(), " values"));
+    return DocError(
+        i, doc,
+        absl::StrCat("codes have ", c.indices.size(), " indices but ", c.values.size(), " values"));
   }
   for (size_t t = 0; t < tokens; ++t) {
     for (uint64_t j = c.row_offsets[t]; j < c.row_offsets[t + 1]; ++j) {
       if (c.indices[j] >= d_sae) {
-        return DocError(i, doc, absl::StrCat("codes.indices[", j, "] = ", c.indices[j], " (token ",
-                                             t, ") is not below d_sae ", d_sae));
+        return DocError(i, doc,
+                        absl::StrCat("codes.indices[", j, "] = ", c.indices[j], " (token ", t,
+                                     ") is not below d_sae ", d_sae));
       }
       if (j > c.row_offsets[t] && c.indices[j] <= c.indices[j - 1]) {
-        return DocError(i, doc, absl::StrCat("codes.indices[", j, "] = ", c.indices[j], " (token ",
-                                             t, ") does not ascend after ", c.indices[j - 1]));
+        return DocError(i, doc,
+                        absl::StrCat("codes.indices[", j, "] = ", c.indices[j], " (token ", t,
+                                     ") does not ascend after ", c.indices[j - 1]));
       }
       if (!std::isfinite(c.values[j])) {
-        return DocError(i, doc, absl::StrCat("codes.values[", j, "] (token ", t, ") is ",
-                                             c.values[j], ", not finite"));
+        return DocError(
+            i, doc,
+            absl::StrCat("codes.values[", j, "] (token ", t, ") is ", c.values[j], ", not finite"));
       }
     }
   }

@@ -42,7 +42,7 @@ inline constexpr char kNextNumberKey[] = "next";
 std::string DocKey(uint32_t corpus, uint64_t doc);
 std::string ForwardKey(uint32_t dict, uint32_t corpus, uint64_t doc);
 std::string StatsKey(uint32_t dict, uint32_t feature);
-std::string DictPrefix(uint32_t dict);                       // 4 bytes
+std::string DictPrefix(uint32_t dict);                        // 4 bytes
 std::string InvertedPrefix(uint32_t dict, uint32_t feature);  // 8 bytes
 void AppendInvertedKey(std::string* out, uint32_t dict, uint32_t feature, float value,
                        uint32_t corpus, uint64_t doc, uint32_t pos);

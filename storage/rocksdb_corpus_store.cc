@@ -2,16 +2,17 @@
 #include "storage/rocksdb_corpus_store.h"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "rocksdb/snapshot.h"
 #include "rocksdb/write_batch.h"
+#include "saedict/v1/storage.pb.h"
 #include "storage/codes_codec.h"
 #include "storage/ingest_prep.h"
 #include "storage/keys.h"
 #include "storage/rocksdb_status.h"
-#include "saedict/v1/storage.pb.h"
 #include "util/log.h"
 #include "util/status_macros.h"
 
@@ -40,6 +41,18 @@ std::string DocName(const std::string& corpus, uint64_t doc) {
 
 std::string CodesName(const std::string& dict, const std::string& corpus, uint64_t doc) {
   return absl::StrCat("of dictionary '", dict, "' for ", DocName(corpus, doc));
+}
+
+// Views of the kInvertedKeySize-byte keys in `concatenated`, in key order.
+std::vector<rocksdb::Slice> SortedInvertedKeys(const std::string& concatenated) {
+  std::vector<rocksdb::Slice> out;
+  out.reserve(concatenated.size() / keys::kInvertedKeySize);
+  for (size_t k = 0; k < concatenated.size(); k += keys::kInvertedKeySize) {
+    out.emplace_back(concatenated.data() + k, keys::kInvertedKeySize);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const rocksdb::Slice& a, const rocksdb::Slice& b) { return a.compare(b) < 0; });
+  return out;
 }
 
 }  // namespace
@@ -129,12 +142,12 @@ absl::StatusOr<RocksDbCorpusStore::Numbers> RocksDbCorpusStore::ResolveNumbers(
   SAEDICT_RETURN_IF_ERROR(allocate(&dict, keys::DictionaryNameKey(batch.dictionary_id)));
   SAEDICT_RETURN_IF_ERROR(allocate(&corpus, keys::CorpusNameKey(batch.corpus)));
   if (wb.Count() > 0) {
-    SAEDICT_RETURN_IF_ERROR(FromRocksDb(wb.Put(cf_.names, keys::kNextNumberKey, U32Value(next)),
-                                        "allocate number"));
-    SAEDICT_RETURN_IF_ERROR(FromRocksDb(
-        db_->Write(SyncWrite(), &wb),
-        absl::StrCat("allocate numbers of dictionary '", batch.dictionary_id, "' and corpus '",
-                     batch.corpus, "'")));
+    SAEDICT_RETURN_IF_ERROR(
+        FromRocksDb(wb.Put(cf_.names, keys::kNextNumberKey, U32Value(next)), "allocate number"));
+    SAEDICT_RETURN_IF_ERROR(
+        FromRocksDb(db_->Write(SyncWrite(), &wb),
+                    absl::StrCat("allocate numbers of dictionary '", batch.dictionary_id,
+                                 "' and corpus '", batch.corpus, "'")));
     next_number_ = next;
     absl::MutexLock names(&names_mu_);
     dict_numbers_[batch.dictionary_id] = *dict;
@@ -161,15 +174,17 @@ absl::StatusOr<IngestBatchResult> RocksDbCorpusStore::WriteIngestBatch(const Ing
   for (int attempt = 1;; ++attempt) {
     SAEDICT_ASSIGN_OR_RETURN(const Numbers n, ResolveNumbers(batch));
     // Keys, outside the lock.
-    std::vector<std::string> forward_keys, doc_keys, inverted_keys(docs.size());
+    std::vector<std::string> forward_keys, doc_keys;
     forward_keys.reserve(docs.size());
     doc_keys.reserve(docs.size());
+    std::string new_inverted;
     for (size_t i = 0; i < docs.size(); ++i) {
       forward_keys.push_back(keys::ForwardKey(n.dict, n.corpus, docs[i].doc_id));
       doc_keys.push_back(keys::DocKey(n.corpus, docs[i].doc_id));
-      AppendInvertedKeys(&inverted_keys[i], n.dict, n.corpus, docs[i].doc_id,
-                         docs[i].stored.codes);
+      AppendInvertedKeys(&new_inverted, n.dict, n.corpus, docs[i].doc_id, docs[i].stored.codes);
     }
+    // Sorted, the memtable inserts land next to each other (much faster).
+    const std::vector<rocksdb::Slice> new_sorted = SortedInvertedKeys(new_inverted);
 
     absl::MutexLock lock(&write_mu_);
     SAEDICT_RETURN_IF_ERROR(CheckDictionaryRecord(batch.dictionary_id));
@@ -180,6 +195,7 @@ absl::StatusOr<IngestBatchResult> RocksDbCorpusStore::WriteIngestBatch(const Ing
     }
     rocksdb::WriteBatch wb;
     const rocksdb::ReadOptions ro;
+    std::string old_inverted;  // index entries of the codes being replaced
     for (size_t i = 0; i < docs.size(); ++i) {
       const PreparedDocument& doc = docs[i];
       // Old codes of this (dict, corpus, doc): remove their index entries and statistics.
@@ -189,13 +205,7 @@ absl::StatusOr<IngestBatchResult> RocksDbCorpusStore::WriteIngestBatch(const Ing
         SAEDICT_ASSIGN_OR_RETURN(
             StoredCodes old,
             DecodeCodes(old_forward, CodesName(batch.dictionary_id, batch.corpus, doc.doc_id)));
-        std::string old_keys;
-        AppendInvertedKeys(&old_keys, n.dict, n.corpus, doc.doc_id, old.codes);
-        for (size_t k = 0; k < old_keys.size(); k += keys::kInvertedKeySize) {
-          SAEDICT_RETURN_IF_ERROR(FromRocksDb(
-              wb.Delete(cf_.inverted, rocksdb::Slice(old_keys.data() + k, keys::kInvertedKeySize)),
-              "batch delete"));
-        }
+        AppendInvertedKeys(&old_inverted, n.dict, n.corpus, doc.doc_id, old.codes);
         deltas.AddCodes(old.codes, -1);
         deltas.AddTotals(-old.codes.num_tokens(), -1);
         ++result.replaced_documents;
@@ -210,8 +220,8 @@ absl::StatusOr<IngestBatchResult> RocksDbCorpusStore::WriteIngestBatch(const Ing
       if (s.ok()) {
         v1::DocumentRecord record;
         if (!record.ParseFromString(old_doc)) {
-          return absl::InternalError(absl::StrCat("storage: document record of ",
-                                                  DocName(batch.corpus, doc.doc_id), " is corrupt"));
+          return absl::InternalError(absl::StrCat(
+              "storage: document record of ", DocName(batch.corpus, doc.doc_id), " is corrupt"));
         }
         if (record.token_ids() != doc.token_ids) {
           std::vector<std::pair<std::string, uint32_t>> others;
@@ -245,19 +255,21 @@ absl::StatusOr<IngestBatchResult> RocksDbCorpusStore::WriteIngestBatch(const Ing
       }
       SAEDICT_RETURN_IF_ERROR(
           FromRocksDb(wb.Put(cf_.forward, forward_keys[i], doc.forward_value), "batch put"));
-      const std::string& new_keys = inverted_keys[i];
-      for (size_t k = 0; k < new_keys.size(); k += keys::kInvertedKeySize) {
-        SAEDICT_RETURN_IF_ERROR(FromRocksDb(
-            wb.Put(cf_.inverted, rocksdb::Slice(new_keys.data() + k, keys::kInvertedKeySize),
-                   rocksdb::Slice()),
-            "batch put"));
-      }
+    }
+    // Old entries are deleted before the new ones are put: an entry in both stays.
+    for (const rocksdb::Slice& key : SortedInvertedKeys(old_inverted)) {
+      SAEDICT_RETURN_IF_ERROR(FromRocksDb(wb.Delete(cf_.inverted, key), "batch delete"));
+    }
+    for (const rocksdb::Slice& key : new_sorted) {
+      SAEDICT_RETURN_IF_ERROR(
+          FromRocksDb(wb.Put(cf_.inverted, key, rocksdb::Slice()), "batch put"));
     }
     for (const auto& [feature, delta] : deltas.features()) {
       if (StatsDeltas::IsZero(delta)) continue;
-      SAEDICT_RETURN_IF_ERROR(FromRocksDb(wb.Merge(cf_.stats, keys::StatsKey(n.dict, feature),
-                                                   StatsDeltas::ToRecord(delta).SerializeAsString()),
-                                          "batch merge"));
+      SAEDICT_RETURN_IF_ERROR(
+          FromRocksDb(wb.Merge(cf_.stats, keys::StatsKey(n.dict, feature),
+                               StatsDeltas::ToRecord(delta).SerializeAsString()),
+                      "batch merge"));
     }
     if (!deltas.TotalsZero()) {
       SAEDICT_RETURN_IF_ERROR(
@@ -265,10 +277,10 @@ absl::StatusOr<IngestBatchResult> RocksDbCorpusStore::WriteIngestBatch(const Ing
                                deltas.TotalsRecord().SerializeAsString()),
                       "batch merge"));
     }
-    SAEDICT_RETURN_IF_ERROR(FromRocksDb(
-        db_->Write(SyncWrite(), &wb),
-        absl::StrCat("write ingest batch of dictionary '", batch.dictionary_id, "' corpus '",
-                     batch.corpus, "'")));
+    SAEDICT_RETURN_IF_ERROR(
+        FromRocksDb(db_->Write(SyncWrite(), &wb),
+                    absl::StrCat("write ingest batch of dictionary '", batch.dictionary_id,
+                                 "' corpus '", batch.corpus, "'")));
     return result;
   }
 }
@@ -323,7 +335,8 @@ absl::StatusOr<FeatureStatsRecord> RocksDbCorpusStore::GetFeatureStats(
   FeatureStatsRecord out;
   const std::optional<uint32_t> d = DictNumber(dictionary_id);
   if (!d) return out;
-  const std::string what = absl::StrCat("stats of dictionary '", dictionary_id, "' feature ", feature);
+  const std::string what =
+      absl::StrCat("stats of dictionary '", dictionary_id, "' feature ", feature);
   rocksdb::ManagedSnapshot snapshot(db_);
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot.snapshot();
@@ -358,7 +371,8 @@ absl::StatusOr<FeatureStatsRecord> RocksDbCorpusStore::GetFeatureStats(
     }
     if (!it->Valid()) break;
     const std::optional<keys::InvertedKey> key = keys::ParseInvertedKey(it->key().ToStringView());
-    if (!key) return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " is corrupt"));
+    if (!key)
+      return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " is corrupt"));
     (side == 0 ? out.max : out.min) = key->value;
   }
   SAEDICT_RETURN_IF_ERROR(FromRocksDb(it->status(), absl::StrCat("scan ", what)));
@@ -371,8 +385,8 @@ absl::StatusOr<DictionaryTotals> RocksDbCorpusStore::GetDictionaryTotals(
   const std::optional<uint32_t> d = DictNumber(dictionary_id);
   if (!d) return out;
   std::string bytes;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_.stats,
-                               keys::StatsKey(*d, keys::kTotalsFeature), &bytes);
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), cf_.stats, keys::StatsKey(*d, keys::kTotalsFeature), &bytes);
   if (s.IsNotFound()) return out;
   const std::string what = absl::StrCat("totals of dictionary '", dictionary_id, "'");
   SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get ", what)));
@@ -418,8 +432,8 @@ absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
       absl::ReaderMutexLock names(&names_mu_);
       auto name = corpus_names_.find(key->corpus);
       if (name == corpus_names_.end()) {
-        return absl::InternalError(absl::StrCat("storage: inverted key names unknown corpus number ",
-                                                key->corpus));
+        return absl::InternalError(
+            absl::StrCat("storage: inverted key names unknown corpus number ", key->corpus));
       }
       last_corpus = key->corpus;
       last_name = name->second;
@@ -469,8 +483,10 @@ absl::Status RocksDbCorpusStore::DeleteDictionaryImpl(const std::string& id, boo
   // Reclaim the space now rather than whenever compaction reaches the range.
   const std::string begin = keys::DictPrefix(*number), end = keys::DictPrefix(*number + 1);
   const rocksdb::Slice b(begin), e(end);
+  rocksdb::CompactRangeOptions options;
+  options.exclusive_manual_compaction = false;  // automatic compactions go on meanwhile
   for (rocksdb::ColumnFamilyHandle* cf : {cf_.forward, cf_.inverted, cf_.stats}) {
-    rocksdb::Status s = db_->CompactRange(rocksdb::CompactRangeOptions(), cf, &b, &e);
+    rocksdb::Status s = db_->CompactRange(options, cf, &b, &e);
     if (!s.ok()) {
       LogWarning(absl::StrCat("storage: compacting deleted dictionary '", id,
                               "' failed (space is reclaimed later): ", s.ToString()));

@@ -52,9 +52,9 @@ class RocksDbCorpusStore final : public CorpusStore {
   absl::StatusOr<FeatureStatsRecord> GetFeatureStats(const std::string& dictionary_id,
                                                      uint32_t feature) override;
   absl::StatusOr<DictionaryTotals> GetDictionaryTotals(const std::string& dictionary_id) override;
-  absl::StatusOr<std::vector<TokenRef>> TopTokens(
-      const std::string& dictionary_id, uint32_t feature, int64_t limit,
-      std::optional<float> start_at_or_below) override;
+  absl::StatusOr<std::vector<TokenRef>> TopTokens(const std::string& dictionary_id,
+                                                  uint32_t feature, int64_t limit,
+                                                  std::optional<float> start_at_or_below) override;
   absl::Status DeleteDictionaryData(const std::string& dictionary_id) override;
 
   // Store::DeleteDictionary: DeleteDictionaryData and the "dictionaries"
@@ -67,8 +67,7 @@ class RocksDbCorpusStore final : public CorpusStore {
     uint32_t corpus = 0;
   };
 
-  RocksDbCorpusStore(rocksdb::DB* db, const CorpusFamilies& families)
-      : db_(db), cf_(families) {}
+  RocksDbCorpusStore(rocksdb::DB* db, const CorpusFamilies& families) : db_(db), cf_(families) {}
 
   absl::Status LoadNames();
   std::optional<uint32_t> DictNumber(const std::string& id) const ABSL_LOCKS_EXCLUDED(names_mu_);
@@ -77,7 +76,8 @@ class RocksDbCorpusStore final : public CorpusStore {
   // The numbers of the batch's dictionary and corpus, allocating (and
   // persisting, synced) missing ones. NOT_FOUND when the dictionary has no record.
   absl::StatusOr<Numbers> ResolveNumbers(const IngestBatch& batch) ABSL_LOCKS_EXCLUDED(write_mu_);
-  absl::Status CheckDictionaryRecord(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status CheckDictionaryRecord(const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status DeleteDictionaryImpl(const std::string& id, bool delete_record)
       ABSL_LOCKS_EXCLUDED(write_mu_);
 

@@ -97,8 +97,8 @@ class RocksDbStore final : public Store {
           absl::StrCat("storage: checkpoint directory ", target.string(), " already exists"));
     }
     rocksdb::Checkpoint* raw = nullptr;
-    SAEDICT_RETURN_IF_ERROR(FromRocksDb(rocksdb::Checkpoint::Create(db_.get(), &raw),
-                                        "create checkpoint object"));
+    SAEDICT_RETURN_IF_ERROR(
+        FromRocksDb(rocksdb::Checkpoint::Create(db_.get(), &raw), "create checkpoint object"));
     std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
     return FromRocksDb(checkpoint->CreateCheckpoint(target.string()),
                        absl::StrCat("checkpoint to ", target.string()));
@@ -124,8 +124,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   db_options.create_if_missing = options.create_if_missing;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(db_options, options.path.string(), StoreColumnFamilies(),
-                                        &handles, &raw);
+  rocksdb::Status s =
+      rocksdb::DB::Open(db_options, options.path.string(), StoreColumnFamilies(), &handles, &raw);
   SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("open ", options.path.string())));
   auto store =
       std::make_unique<RocksDbStore>(std::unique_ptr<rocksdb::DB>(raw), std::move(handles));

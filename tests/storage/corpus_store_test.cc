@@ -3,13 +3,13 @@
 // the store unchanged, NOT_FOUND / FAILED_PRECONDITION, DeleteDictionary,
 // reopen, checkpoints and a corrupt statistics operand.
 #include <cmath>
-#include <functional>
 #include <filesystem>
+#include <functional>
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "absl/strings/str_cat.h"
 #include "rocksdb/db.h"
 #include "storage/column_families.h"
 #include "storage/keys.h"
@@ -142,6 +142,7 @@ TEST_F(CorpusStoreTest, F16ValuesWithinHalfPrecision) {
   doc.codes.values[0] = 1e-9f;  // rounds to 0 in half: dropped
   SAEDICT_ASSERT_OK_AND_ASSIGN(
       auto r, corpus()->WriteIngestBatch(Batch("d", "c", {doc}, ValuePrecision::kF16, 1 << 24)));
+  EXPECT_EQ(r.tokens, 50);
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto codes, corpus()->GetCodes("d", "c", 1));
   ASSERT_TRUE(codes.has_value());
   EXPECT_EQ(codes->precision, ValuePrecision::kF16);
@@ -163,10 +164,11 @@ TEST_F(CorpusStoreTest, F16ValuesWithinHalfPrecision) {
 
 TEST_F(CorpusStoreTest, F16OverflowFallsBackToF32ForThatDocument) {
   Register("d");
-  ASSERT_THAT(corpus()->WriteIngestBatch(Batch(
-                  "d", "c", {Doc(1, {1, 2}, {{{0, 70000.0f}}, {{1, 0.1f}}}), Doc(2, {1}, {{{0, 0.1f}}})},
-                  ValuePrecision::kF16)),
-              IsOk());
+  ASSERT_THAT(
+      corpus()->WriteIngestBatch(Batch(
+          "d", "c", {Doc(1, {1, 2}, {{{0, 70000.0f}}, {{1, 0.1f}}}), Doc(2, {1}, {{{0, 0.1f}}})},
+          ValuePrecision::kF16)),
+      IsOk());
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto big, corpus()->GetCodes("d", "c", 1));
   ASSERT_TRUE(big.has_value());
   EXPECT_EQ(big->precision, ValuePrecision::kF32);
@@ -195,9 +197,9 @@ TEST_F(CorpusStoreTest, TopTokensDescendingWithTiesSeeksAndLimit) {
   using R = std::tuple<std::string, uint64_t, uint32_t, float>;
   // Ties: corpus number (c1 was numbered first), doc, position.
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto all, corpus()->TopTokens("d", 3, 100));
-  EXPECT_THAT(Refs(all), ElementsAre(R{"c1", 5, 1, 3.0f}, R{"c1", 2, 1, 2.0f}, R{"c1", 5, 0, 2.0f},
-                                     R{"c1", 5, 3, 2.0f}, R{"c0", 1, 0, 1.0f},
-                                     R{"c1", 2, 0, -1.0f}));
+  EXPECT_THAT(Refs(all),
+              ElementsAre(R{"c1", 5, 1, 3.0f}, R{"c1", 2, 1, 2.0f}, R{"c1", 5, 0, 2.0f},
+                          R{"c1", 5, 3, 2.0f}, R{"c0", 1, 0, 1.0f}, R{"c1", 2, 0, -1.0f}));
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto two, corpus()->TopTokens("d", 3, 2));
   EXPECT_THAT(Refs(two), ElementsAre(R{"c1", 5, 1, 3.0f}, R{"c1", 2, 1, 2.0f}));
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto at2, corpus()->TopTokens("d", 3, 100, 2.0f));
@@ -218,7 +220,8 @@ TEST_F(CorpusStoreTest, TopTokensDescendingWithTiesSeeksAndLimit) {
   EXPECT_THAT(Refs(four), ElementsAre(R{"c1", 5, 3, 9.0f}));
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto unknown, corpus()->TopTokens("nope", 3, 100));
   EXPECT_TRUE(unknown.empty());
-  EXPECT_THAT(corpus()->TopTokens("d", 3, -1), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("limit")));
+  EXPECT_THAT(corpus()->TopTokens("d", 3, -1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("limit")));
   EXPECT_THAT(corpus()->TopTokens("d", 3, 1, std::nanf("")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NaN")));
 
@@ -253,7 +256,8 @@ Observed Observe(CorpusStore* store) {
     for (auto [b, n] : s->bins) absl::StrAppend(&line, " ", b, ":", n);
     auto top = store->TopTokens("d", f, 1000);
     EXPECT_TRUE(top.ok());
-    for (const TokenRef& t : *top) absl::StrAppend(&line, " ", t.corpus, t.doc_id, "/", t.position, "=", t.value);
+    for (const TokenRef& t : *top)
+      absl::StrAppend(&line, " ", t.corpus, t.doc_id, "/", t.position, "=", t.value);
     o.parts.push_back(line);
   }
   auto totals = store->GetDictionaryTotals("d");
@@ -391,13 +395,13 @@ TEST_F(CorpusStoreTest, DifferentTokensRejectedWhileAnotherDictionaryHoldsTheDoc
 
 TEST_F(CorpusStoreTest, SameTokensKeepStoredStringsUnlessNewOnesCome) {
   Register("a");
-  ASSERT_THAT(
-      corpus()->WriteIngestBatch(Batch("a", "c", {Doc(1, {1, 2}, {{}, {}}, {"x", "y"})})), IsOk());
+  ASSERT_THAT(corpus()->WriteIngestBatch(Batch("a", "c", {Doc(1, {1, 2}, {{}, {}}, {"x", "y"})})),
+              IsOk());
   ASSERT_THAT(corpus()->WriteIngestBatch(Batch("a", "c", {Doc(1, {1, 2}, {{}, {}})})), IsOk());
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto doc, corpus()->GetDocument("c", 1));
   EXPECT_THAT(doc->token_strings, ElementsAre("x", "y"));
-  ASSERT_THAT(
-      corpus()->WriteIngestBatch(Batch("a", "c", {Doc(1, {1, 2}, {{}, {}}, {"X", "Y"})})), IsOk());
+  ASSERT_THAT(corpus()->WriteIngestBatch(Batch("a", "c", {Doc(1, {1, 2}, {{}, {}}, {"X", "Y"})})),
+              IsOk());
   SAEDICT_ASSERT_OK_AND_ASSIGN(doc, corpus()->GetDocument("c", 1));
   EXPECT_THAT(doc->token_strings, ElementsAre("X", "Y"));
 }
@@ -497,7 +501,8 @@ TEST_F(CorpusStoreTest, CheckpointOpensWithTheSameData) {
   ASSERT_THAT(corpus()->WriteIngestBatch(Batch("a", "c", docs)), IsOk());
   const std::filesystem::path ckpt = dir_.path() / "ckpt";
   ASSERT_THAT(store_->Checkpoint(ckpt), IsOk());
-  EXPECT_THAT(store_->Checkpoint(ckpt), StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("ckpt")));
+  EXPECT_THAT(store_->Checkpoint(ckpt),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("ckpt")));
   // Later writes do not reach the checkpoint.
   ASSERT_THAT(corpus()->WriteIngestBatch(Batch("a", "c", {RandomDocument(rng, 9, 3, 64, 3)})),
               IsOk());
@@ -536,7 +541,8 @@ TEST_F(CorpusStoreTest, CorruptStatsOperandIsInternal) {
     delete db;
   }
   Open();
-  EXPECT_THAT(corpus()->GetFeatureStats("a", 2), StatusIs(absl::StatusCode::kInternal, ::testing::_));
+  EXPECT_THAT(corpus()->GetFeatureStats("a", 2),
+              StatusIs(absl::StatusCode::kInternal, ::testing::_));
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto other, corpus()->GetFeatureStats("a", 3));
   EXPECT_EQ(other.count, 0);
 }

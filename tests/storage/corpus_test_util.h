@@ -27,8 +27,8 @@ inline v1::DictionaryRecord DictRecord(const std::string& id, int64_t d_sae) {
 
 // A document of `tokens` tokens, each with up to `max_nnz` active features
 // of d_sae; values mostly positive, some negative, a few exact zeros.
-inline IngestDocument RandomDocument(std::mt19937& rng, uint64_t doc_id, int tokens,
-                                     uint32_t d_sae, int max_nnz, bool strings = true) {
+inline IngestDocument RandomDocument(std::mt19937& rng, uint64_t doc_id, int tokens, uint32_t d_sae,
+                                     int max_nnz, bool strings = true) {
   IngestDocument doc;
   doc.doc_id = doc_id;
   for (int t = 0; t < tokens; ++t) {
@@ -68,8 +68,8 @@ struct Recomputed {
 };
 
 // Statistics of dictionary `dict` over the stored codes of `docs` in `corpus`.
-inline Recomputed Recompute(CorpusStore* store, const std::string& dict,
-                            const std::string& corpus, const std::vector<uint64_t>& docs) {
+inline Recomputed Recompute(CorpusStore* store, const std::string& dict, const std::string& corpus,
+                            const std::vector<uint64_t>& docs) {
   Recomputed out;
   for (uint64_t doc : docs) {
     auto codes = store->GetCodes(dict, corpus, doc);

@@ -37,8 +37,8 @@ TEST(KeysTest, BigEndianRoundTripAndOrder) {
 TEST(KeysTest, DescendingFloatOrder) {
   const float inf = std::numeric_limits<float>::infinity();
   const float denorm = std::numeric_limits<float>::denorm_min();
-  std::vector<float> ascending = {-inf, -3e38f, -2.5f, -1.0f, -denorm, 0.0f,
-                                  denorm, 1e-30f, 0.5f, 1.0f, 1.0000001f, 3e38f, inf};
+  std::vector<float> ascending = {-inf,   -3e38f, -2.5f, -1.0f,      -denorm, 0.0f, denorm,
+                                  1e-30f, 0.5f,   1.0f,  1.0000001f, 3e38f,   inf};
   for (size_t i = 0; i + 1 < ascending.size(); ++i) {
     EXPECT_LT(keys::OrderedFromFloat(ascending[i]), keys::OrderedFromFloat(ascending[i + 1])) << i;
     EXPECT_GT(keys::DescendingFromFloat(ascending[i]), keys::DescendingFromFloat(ascending[i + 1]));
@@ -78,8 +78,8 @@ TEST(KeysTest, PrefixSuccessor) {
 }
 
 TEST(VarintTest, RoundTripEdgeValues) {
-  for (uint64_t v : {0ull, 1ull, 127ull, 128ull, 16383ull, 16384ull, (1ull << 24) - 1,
-                     0xFFFFFFFFull, ~0ull}) {
+  for (uint64_t v :
+       {0ull, 1ull, 127ull, 128ull, 16383ull, 16384ull, (1ull << 24) - 1, 0xFFFFFFFFull, ~0ull}) {
     std::string s;
     AppendVarint(&s, v);
     absl::string_view in = s;
@@ -113,14 +113,14 @@ void ExpectSameCodes(const DocumentCodes& a, const DocumentCodes& b) {
 TEST(CodesCodecTest, EdgeCasesRoundTripF32) {
   const uint32_t max24 = (1u << 24) - 1;
   std::vector<DocumentCodes> cases = {
-      Codes({0}, {}, {}),                             // no tokens
-      Codes({0, 0, 0}, {}, {}),                       // only empty rows
-      Codes({0, 1}, {0}, {1.5f}),                     // index 0
-      Codes({0, 1}, {max24}, {-2.0f}),                // max index of d_sae 2^24
-      Codes({0, 2}, {0, max24}, {1.0f, 2.0f}),        // largest delta
+      Codes({0}, {}, {}),                                  // no tokens
+      Codes({0, 0, 0}, {}, {}),                            // only empty rows
+      Codes({0, 1}, {0}, {1.5f}),                          // index 0
+      Codes({0, 1}, {max24}, {-2.0f}),                     // max index of d_sae 2^24
+      Codes({0, 2}, {0, max24}, {1.0f, 2.0f}),             // largest delta
       Codes({0, 0, 3, 3, 4}, {0, 1, 2, 7}, {1, 2, 3, 4}),  // empty rows around full ones
       Codes({0, 2, 4}, {5, 6, 5, 6}, {1e-30f, 3e38f, -1, 7}),
-      Codes({0, 1}, {0xFFFFFFFEu}, {1.0f}),           // largest u32 index
+      Codes({0, 1}, {0xFFFFFFFEu}, {1.0f}),  // largest u32 index
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     SCOPED_TRACE(i);

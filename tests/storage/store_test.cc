@@ -1,9 +1,11 @@
 // Store against a real RocksDB directory: round trips, persistence across
-// reopen, and the error codes for a locked directory and a corrupt record.
+// reopen, opening a database from before the corpus families, and the error
+// codes for a locked directory and a corrupt record.
 #include "storage/store.h"
 
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
+#include "storage/column_families.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/test_env.h"
 
@@ -71,18 +73,44 @@ TEST(StoreTest, SecondOpenOfLockedDirectoryIsUnavailable) {
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("lock")));
 }
 
-TEST(StoreTest, CorruptRecordIsInternal) {
+TEST(StoreTest, OpensDatabaseFromBeforeTheCorpusFamilies) {
   ScratchDir dir;
-  { SAEDICT_ASSERT_OK_AND_ASSIGN(auto store, Store::Open({dir.path() / "db"})); }
-  {  // Write bytes that are not a DictionaryRecord behind the Store's back.
+  {  // Only the families of the first release: default and dictionaries.
     rocksdb::DBOptions options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
     std::vector<rocksdb::ColumnFamilyDescriptor> families = {
         {rocksdb::kDefaultColumnFamilyName, {}}, {"dictionaries", {}}};
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* db = nullptr;
     ASSERT_TRUE(
         rocksdb::DB::Open(options, (dir.path() / "db").string(), families, &handles, &db).ok());
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[1], "bad", "\xff\xff\xff").ok());
+    ASSERT_TRUE(
+        db->Put(rocksdb::WriteOptions(), handles[1], "old", Record("old", 4).SerializeAsString())
+            .ok());
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  }
+  SAEDICT_ASSERT_OK_AND_ASSIGN(auto store, Store::Open({dir.path() / "db"}));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(auto got, store->GetDictionary("old"));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->info().d_sae(), 4);
+  ASSERT_NE(store->corpus(), nullptr);
+  SAEDICT_ASSERT_OK_AND_ASSIGN(auto totals, store->corpus()->GetDictionaryTotals("old"));
+  EXPECT_EQ(totals.documents, 0);
+}
+
+TEST(StoreTest, CorruptRecordIsInternal) {
+  ScratchDir dir;
+  { SAEDICT_ASSERT_OK_AND_ASSIGN(auto store, Store::Open({dir.path() / "db"})); }
+  {  // Write bytes that are not a DictionaryRecord behind the Store's back.
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(StoreDbOptions(), (dir.path() / "db").string(),
+                                  StoreColumnFamilies(), &handles, &db)
+                    .ok());
+    ASSERT_TRUE(
+        db->Put(rocksdb::WriteOptions(), handles[kDictionariesFamily], "bad", "\xff\xff\xff").ok());
     for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
     delete db;
   }
