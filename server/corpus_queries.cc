@@ -82,7 +82,6 @@ v1::FeatureStats ToWire(const storage::FeatureStatsRecord& s, const storage::Dic
     out.set_std(std::sqrt(std::max(0.0, s.sum_sq / n - mean * mean)));
   }
   if (s.max.has_value()) out.set_max(*s.max);
-  if (s.min.has_value()) out.set_min(*s.min);
   std::vector<v1::HistogramBin> bins;
   for (const auto& [index, count] : s.bins) {
     if (count <= 0) continue;
@@ -205,11 +204,11 @@ absl::StatusOr<v1::TopActivationsResponse> CorpusQueries::TopActivations(
 
   SAEDICT_ASSIGN_OR_RETURN(storage::FeatureStatsRecord stats,
                            store_->GetFeatureStats(r.dictionary_id(), r.feature()));
-  if (stats.count == 0 || !stats.max.has_value() || !stats.min.has_value()) return out;
+  if (stats.count == 0 || !stats.max.has_value()) return out;
   const int bins = r.quantile_bins();
   for (int b = 0; b < bins; ++b) {
     const double q_lo = static_cast<double>(b) / bins, q_hi = static_cast<double>(b + 1) / bins;
-    const float v_lo = b == 0 ? *stats.min : ValueAtQuantile(stats, q_lo);
+    const float v_lo = ValueAtQuantile(stats, q_lo);
     const float v_hi = b == bins - 1 ? *stats.max : ValueAtQuantile(stats, q_hi);
     v1::QuantileBin* bin = out.add_bins();
     bin->set_quantile_lower(q_lo);

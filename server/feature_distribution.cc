@@ -18,9 +18,10 @@ float ValueAtQuantile(const storage::FeatureStatsRecord& stats, double q) {
     bins.push_back({lower, upper, count});
     total += count;
   }
-  const float lo = *stats.min, hi = *stats.max;
-  if (total == 0) return lo + static_cast<float>(q) * (hi - lo);
+  const float hi = *stats.max;
+  if (total == 0) return hi;
   std::sort(bins.begin(), bins.end(), [](const Bin& a, const Bin& b) { return a.lower < b.lower; });
+  const float lo = std::min(bins.front().lower, hi);
   const double target = std::clamp(q, 0.0, 1.0) * static_cast<double>(total);
   double seen = 0;
   for (const Bin& bin : bins) {

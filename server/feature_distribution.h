@@ -1,6 +1,7 @@
 // Quantiles of a feature's activation distribution, estimated from its
 // stored log-spaced histogram (storage::HistogramBin) by linear
-// interpolation inside a bin and clamped to the exact [min, max].
+// interpolation inside a bin, and clamped to the exact max (the low end is
+// the lowest non-empty bin's lower edge: the exact minimum is not stored).
 //
 // Thread safety: pure functions.
 #ifndef SAEDICT_SERVER_FEATURE_DISTRIBUTION_H_
@@ -10,7 +11,7 @@
 
 namespace saedict::server {
 
-// REQUIRES: stats.count > 0, stats.min and stats.max set. q in [0, 1].
+// REQUIRES: stats.count > 0 and stats.max set. q in [0, 1].
 float ValueAtQuantile(const storage::FeatureStatsRecord& stats, double q);
 
 }  // namespace saedict::server

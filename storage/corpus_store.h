@@ -10,16 +10,23 @@
 //   forward  : [dict u32][corpus u32][doc u64]       -> codes of every token
 //              (varint token count, per token varint nnz, delta-coded varint
 //              indices, then all values as f16 or f32; see codes_codec.h)
-//   inverted : [dict u32][feature u32][~ordered(value) u32][corpus u32]
-//              [doc u64][pos u32] -> empty (top-N = prefix scan, value
-//              descending; quantile sampling = seek)
+//   inverted : [dict u32][feature u32][~ordered(peak) u32][corpus u32]
+//              [doc u64][peak pos u32] -> empty: one key per (feature,
+//              document the feature is active in), ordered by the feature's
+//              largest value in that document, descending. Top-N is a prefix
+//              scan that stops once N activations from the documents read
+//              (their forward records) beat the next document's peak;
+//              quantile sampling is a seek. One key per document instead of
+//              per activation keeps ingest to a few memtable inserts per
+//              token (a 256-token document with k=16 has ~4096 activations
+//              but only a few hundred active features).
 //   stats    : [dict u32][feature u32] -> StatsRecord (merge operator:
 //              field-wise add) and [dict u32][0xFFFFFFFF] -> totals
 //
 // Writes: one ingest batch is one WriteBatch, synced to the WAL before
 // WriteIngestBatch returns, so an acknowledged batch survives kill -9 and a
 // half-written batch is never visible. Re-ingesting (dict, corpus, doc)
-// replaces its forward record, deletes its old inverted entries and merges
+// replaces its forward record, deletes its old inverted keys and merges
 // the negated old statistics in the same batch. Batches are applied one at a
 // time (a writer mutex), which makes re-ingest through concurrent streams
 // consistent; the expensive key building happens outside the lock.
@@ -81,7 +88,7 @@ struct StoredCodes {
   ValuePrecision precision = ValuePrecision::kF32;
 };
 
-// One inverted-index entry.
+// One activation of a feature: a token of a stored document.
 struct TokenRef {
   std::string corpus;
   uint64_t doc_id = 0;
@@ -93,8 +100,7 @@ struct FeatureStatsRecord {
   int64_t count = 0;  // active tokens
   double sum = 0;
   double sum_sq = 0;
-  std::optional<float> max;  // from the first inverted entry; nullopt when count == 0
-  std::optional<float> min;  // from the last inverted entry
+  std::optional<float> max;  // from the first inverted key; nullopt when count == 0
   std::vector<std::pair<int32_t, int64_t>> bins;  // (HistogramBin index, count), ascending
 };
 
@@ -137,9 +143,12 @@ class CorpusStore {
   virtual absl::StatusOr<DictionaryTotals> GetDictionaryTotals(
       const std::string& dictionary_id) = 0;
 
-  // Inverted entries of `feature` in descending value order, starting at the
-  // first entry with value <= *start_at_or_below (the top when nullopt), at
-  // most `limit` of them.
+  // Activations of `feature`, at most `limit`, in descending value order
+  // (ties: corpus number, document, position ascending). Without
+  // start_at_or_below: the exact top `limit` over every stored token. With
+  // it: the highest activations <= *start_at_or_below among the documents
+  // whose peak for the feature is <= *start_at_or_below (a seek in the
+  // inverted index; what quantile sampling needs, not an exact ranking).
   virtual absl::StatusOr<std::vector<TokenRef>> TopTokens(
       const std::string& dictionary_id, uint32_t feature, int64_t limit,
       std::optional<float> start_at_or_below = std::nullopt) = 0;

@@ -1,6 +1,8 @@
 // Ingest batch validation and preparation (see ingest_prep.h).
 #include "storage/ingest_prep.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstring>
 
@@ -162,12 +164,29 @@ PreparedDocument PrepareDocument(const IngestDocument& doc, ValuePrecision preci
 
 void AppendInvertedKeys(std::string* out, uint32_t dict, uint32_t corpus, uint64_t doc,
                         const DocumentCodes& codes) {
-  out->reserve(out->size() + codes.values.size() * keys::kInvertedKeySize);
+  // Each active feature's peak in the document: its largest value and the
+  // first position holding it.
+  struct Peak {
+    uint32_t feature;
+    float value;
+    uint32_t pos;
+  };
+  std::vector<Peak> peaks;
+  peaks.reserve(codes.values.size());
   for (int64_t t = 0; t < codes.num_tokens(); ++t) {
     for (uint64_t j = codes.row_offsets[t]; j < codes.row_offsets[t + 1]; ++j) {
-      keys::AppendInvertedKey(out, dict, codes.indices[j], codes.values[j], corpus, doc,
-                              static_cast<uint32_t>(t));
+      peaks.push_back({codes.indices[j], codes.values[j], static_cast<uint32_t>(t)});
     }
+  }
+  std::sort(peaks.begin(), peaks.end(), [](const Peak& a, const Peak& b) {
+    if (a.feature != b.feature) return a.feature < b.feature;
+    if (a.value != b.value) return a.value > b.value;
+    return a.pos < b.pos;
+  });
+  out->reserve(out->size() + peaks.size() * keys::kInvertedKeySize);
+  for (size_t i = 0; i < peaks.size(); ++i) {
+    if (i > 0 && peaks[i].feature == peaks[i - 1].feature) continue;
+    keys::AppendInvertedKey(out, dict, peaks[i].feature, peaks[i].value, corpus, doc, peaks[i].pos);
   }
 }
 

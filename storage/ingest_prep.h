@@ -41,7 +41,8 @@ struct PreparedDocument {
 // a value overflows half.
 PreparedDocument PrepareDocument(const IngestDocument& doc, ValuePrecision precision);
 
-// Appends the kInvertedKeySize-byte inverted key of every stored value.
+// Appends the kInvertedKeySize-byte inverted key of every feature active in
+// the document: [dict][feature][~peak value][corpus][doc][peak position].
 void AppendInvertedKeys(std::string* out, uint32_t dict, uint32_t corpus, uint64_t doc,
                         const DocumentCodes& codes);
 

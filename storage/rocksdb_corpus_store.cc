@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -363,17 +364,13 @@ absl::StatusOr<FeatureStatsRecord> RocksDbCorpusStore::GetFeatureStats(
   ro.iterate_lower_bound = &lower;
   ro.iterate_upper_bound = &upper;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_.inverted));
-  for (int side = 0; side < 2; ++side) {
-    if (side == 0) {
-      it->SeekToFirst();
-    } else {
-      it->SeekToLast();
-    }
-    if (!it->Valid()) break;
+  it->SeekToFirst();  // the document with the highest peak holds the maximum
+  if (it->Valid()) {
     const std::optional<keys::InvertedKey> key = keys::ParseInvertedKey(it->key().ToStringView());
-    if (!key)
+    if (!key) {
       return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " is corrupt"));
-    (side == 0 ? out.max : out.min) = key->value;
+    }
+    out.max = key->value;
   }
   SAEDICT_RETURN_IF_ERROR(FromRocksDb(it->status(), absl::StrCat("scan ", what)));
   return out;
@@ -411,38 +408,80 @@ absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
   std::vector<TokenRef> out;
   const std::optional<uint32_t> d = DictNumber(dictionary_id);
   if (!d || limit == 0) return out;
+  const std::string what =
+      absl::StrCat("top tokens of dictionary '", dictionary_id, "' feature ", feature);
+  // One snapshot for the index scan and the forward records it leads to.
+  rocksdb::ManagedSnapshot snapshot(db_);
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot.snapshot();
   const std::string prefix = keys::InvertedPrefix(*d, feature);
   const std::string end = keys::PrefixSuccessor(prefix);
   const rocksdb::Slice upper(end);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_.inverted));
+  rocksdb::ReadOptions scan = ro;
+  scan.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scan, cf_.inverted));
   std::string target = prefix;
   if (start_at_or_below) keys::AppendU32(&target, keys::DescendingFromFloat(*start_at_or_below));
-  out.reserve(static_cast<size_t>(std::min<int64_t>(limit, 1024)));
-  uint32_t last_corpus = 0;
-  std::string last_name;
-  for (it->Seek(target); it->Valid() && static_cast<int64_t>(out.size()) < limit; it->Next()) {
+
+  struct Candidate {
+    float value;
+    uint32_t corpus;
+    uint64_t doc;
+    uint32_t pos;
+  };
+  auto better = [](const Candidate& a, const Candidate& b) {
+    if (a.value != b.value) return a.value > b.value;
+    return std::tie(a.corpus, a.doc, a.pos) < std::tie(b.corpus, b.doc, b.pos);
+  };
+  std::vector<Candidate> candidates;
+  const size_t want = static_cast<size_t>(limit);
+  std::string bytes;
+  for (it->Seek(target); it->Valid(); it->Next()) {
     const std::optional<keys::InvertedKey> key = keys::ParseInvertedKey(it->key().ToStringView());
-    if (!key) {
-      return absl::InternalError(absl::StrCat("storage: inverted key of dictionary '",
-                                              dictionary_id, "' feature ", feature, " is corrupt"));
+    if (!key) return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " is corrupt"));
+    // Documents come in descending peak order: once `want` candidates beat
+    // this document's peak, no later document can enter the top.
+    if (candidates.size() >= want) {
+      std::nth_element(candidates.begin(), candidates.begin() + (want - 1), candidates.end(), better);
+      candidates.resize(want);
+      const float worst =
+          std::min_element(candidates.begin(), candidates.end(),
+                           [&](const Candidate& a, const Candidate& b) { return better(b, a); })
+              ->value;
+      if (worst > key->value) break;
     }
-    if (key->corpus != last_corpus) {
-      absl::ReaderMutexLock names(&names_mu_);
-      auto name = corpus_names_.find(key->corpus);
-      if (name == corpus_names_.end()) {
-        return absl::InternalError(
-            absl::StrCat("storage: inverted key names unknown corpus number ", key->corpus));
-      }
-      last_corpus = key->corpus;
-      last_name = name->second;
+    rocksdb::Status s =
+        db_->Get(ro, cf_.forward, keys::ForwardKey(*d, key->corpus, key->doc), &bytes);
+    if (s.IsNotFound()) {
+      return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " names document ",
+                                              key->doc, " without codes"));
     }
-    out.push_back(TokenRef{last_name, key->doc, key->pos, key->value});
+    SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get codes for ", what)));
+    SAEDICT_ASSIGN_OR_RETURN(StoredCodes stored, DecodeCodes(bytes, what));
+    const DocumentCodes& codes = stored.codes;
+    for (int64_t t = 0; t < codes.num_tokens(); ++t) {
+      const auto first = codes.indices.begin() + static_cast<int64_t>(codes.row_offsets[t]);
+      const auto last = codes.indices.begin() + static_cast<int64_t>(codes.row_offsets[t + 1]);
+      const auto hit = std::lower_bound(first, last, feature);
+      if (hit == last || *hit != feature) continue;
+      const float v = codes.values[hit - codes.indices.begin()];
+      if (start_at_or_below && v > *start_at_or_below) continue;
+      candidates.push_back({v, key->corpus, key->doc, static_cast<uint32_t>(t)});
+    }
   }
-  SAEDICT_RETURN_IF_ERROR(FromRocksDb(
-      it->status(),
-      absl::StrCat("scan top tokens of dictionary '", dictionary_id, "' feature ", feature)));
+  SAEDICT_RETURN_IF_ERROR(FromRocksDb(it->status(), absl::StrCat("scan ", what)));
+  std::sort(candidates.begin(), candidates.end(), better);
+  if (candidates.size() > want) candidates.resize(want);
+  out.reserve(candidates.size());
+  absl::ReaderMutexLock names(&names_mu_);
+  for (const Candidate& c : candidates) {
+    auto name = corpus_names_.find(c.corpus);
+    if (name == corpus_names_.end()) {
+      return absl::InternalError(
+          absl::StrCat("storage: inverted key names unknown corpus number ", c.corpus));
+    }
+    out.push_back(TokenRef{name->second, c.doc, c.pos, c.value});
+  }
   return out;
 }
 

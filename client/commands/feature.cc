@@ -44,7 +44,6 @@ void WriteText(std::ostream& out, const v1::GetFeatureResponse& f,
                {"mean", FormatValue(s.mean())},
                {"std", FormatValue(s.std())},
                {"max", FormatValue(s.max())},
-               {"min", FormatValue(s.min())},
            });
   if (s.histogram_size() > 0) {
     out << "\nhistogram of the active values:\n";

@@ -265,7 +265,6 @@ TEST_F(CliCorpusReadTest, FeatureStatsHistogramAndExamples) {
                                     "mean:          5.5\n"
                                     "std:           2.872\n"
                                     "max:           10\n"
-                                    "min:           1\n"
                                     "\n"
                                     "histogram of the active values:\n"
                                     "  [1, 1.189)      1  $0\n"

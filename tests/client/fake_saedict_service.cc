@@ -553,7 +553,6 @@ grpc::Status FakeSaedictService::GetFeature(grpc::ServerContext* ctx,
     stats.set_mean(sum / n);
     stats.set_std(std::sqrt(std::max(0.0, sum_sq / n - stats.mean() * stats.mean())));
     stats.set_max(hits.front().value);
-    stats.set_min(hits.back().value);
     for (const auto& [b, count] : bins) {
       v1::HistogramBin* bin = stats.add_histogram();
       bin->set_lower(std::exp2(b / 4.0f));
