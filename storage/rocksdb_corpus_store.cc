@@ -439,16 +439,20 @@ absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
   for (it->Seek(target); it->Valid(); it->Next()) {
     const std::optional<keys::InvertedKey> key = keys::ParseInvertedKey(it->key().ToStringView());
     if (!key) return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " is corrupt"));
-    // Documents come in descending peak order: once `want` candidates beat
-    // this document's peak, no later document can enter the top.
+    // Documents come in descending peak order (ties: corpus, doc ascending):
+    // once `want` candidates rank before anything this document (and so any
+    // later one) can hold, the top is complete.
     if (candidates.size() >= want) {
       std::nth_element(candidates.begin(), candidates.begin() + (want - 1), candidates.end(), better);
       candidates.resize(want);
-      const float worst =
-          std::min_element(candidates.begin(), candidates.end(),
-                           [&](const Candidate& a, const Candidate& b) { return better(b, a); })
-              ->value;
-      if (worst > key->value) break;
+      const Candidate& worst = *std::min_element(
+          candidates.begin(), candidates.end(),
+          [&](const Candidate& a, const Candidate& b) { return better(b, a); });
+      if (worst.value > key->value ||
+          (worst.value == key->value &&
+           std::tie(worst.corpus, worst.doc) < std::tie(key->corpus, key->doc))) {
+        break;
+      }
     }
     rocksdb::Status s =
         db_->Get(ro, cf_.forward, keys::ForwardKey(*d, key->corpus, key->doc), &bytes);

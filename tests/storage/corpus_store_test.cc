@@ -186,6 +186,22 @@ std::vector<std::tuple<std::string, uint64_t, uint32_t, float>> Refs(
   return out;
 }
 
+TEST_F(CorpusStoreTest, TopTokensTiesAcrossManyDocumentsWithEqualPeaks) {
+  Register("d");
+  // 40 documents whose only activation of feature 3 is 1.0, and document 40
+  // with a 5.0 peak and another 1.0 (which ranks after the earlier doc ids).
+  std::vector<IngestDocument> docs;
+  for (uint64_t id = 0; id < 40; ++id) docs.push_back(Doc(id, {1}, {{{3, 1.0f}}}));
+  docs.push_back(Doc(40, {1, 1}, {{{3, 1.0f}}, {{3, 5.0f}}}));
+  ASSERT_THAT(corpus()->WriteIngestBatch(Batch("d", "c", docs)), IsOk());
+  using R = std::tuple<std::string, uint64_t, uint32_t, float>;
+  SAEDICT_ASSERT_OK_AND_ASSIGN(auto top, corpus()->TopTokens("d", 3, 3));
+  EXPECT_THAT(Refs(top), ElementsAre(R{"c", 40, 1, 5.0f}, R{"c", 0, 0, 1.0f}, R{"c", 1, 0, 1.0f}));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(auto all, corpus()->TopTokens("d", 3, 100));
+  ASSERT_EQ(all.size(), 42u);
+  EXPECT_EQ(Refs(all).back(), (R{"c", 40, 0, 1.0f}));
+}
+
 TEST_F(CorpusStoreTest, TopTokensDescendingWithTiesSeeksAndLimit) {
   Register("d");
   ASSERT_THAT(corpus()->WriteIngestBatch(Batch(
