@@ -25,6 +25,9 @@ ABSL_FLAG(std::string, data_dir, "./var", "Directory for RocksDB and canonical w
 ABSL_FLAG(std::string, dictionary_root, ".",
           "LoadDictionary paths must resolve inside this directory");
 ABSL_FLAG(bool, demo, true, "Create and load the demo dictionary 'demo' when absent");
+ABSL_FLAG(bool, demo_corpus, true,
+          "With --demo: ingest the synthetic demo corpus 'demo' into the demo dictionary when "
+          "it holds no documents");
 ABSL_FLAG(int64_t, max_batch_tokens, 4096, "Dynamic batcher: rows per encode batch");
 ABSL_FLAG(int64_t, max_queue_delay_us, 2000, "Dynamic batcher: longest wait to fill a batch");
 ABSL_FLAG(int64_t, max_queued_tokens, 1 << 20,
@@ -68,6 +71,7 @@ int main(int argc, char** argv) {
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.dictionary_root = absl::GetFlag(FLAGS_dictionary_root);
   options.demo = absl::GetFlag(FLAGS_demo);
+  options.demo_corpus = absl::GetFlag(FLAGS_demo_corpus);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.batcher.max_batch_tokens = absl::GetFlag(FLAGS_max_batch_tokens);
   options.batcher.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));

@@ -8,6 +8,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "server/demo_corpus.h"
 #include "server/demo_dictionary.h"
 #include "server/dictionary_registry.h"
 #include "server/grpc_service.h"
@@ -54,6 +55,14 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
   SAEDICT_ASSIGN_OR_RETURN(state->batcher, engine::EncodeBatcher::Create(options.batcher));
   state->core = std::make_unique<ServiceCore>(state->registry.get(), state->batcher.get(),
                                              state->store.get(), options.data_dir);
+  if (options.demo && options.demo_corpus) {
+    // The demo corpus goes into the demo dictionary while it is the built-in one.
+    absl::StatusOr<v1::DictionaryInfo> demo = state->registry->Get(kDemoDictionaryId);
+    if (demo.ok() && demo->source_format() == v1::SOURCE_FORMAT_BUILTIN) {
+      SAEDICT_RETURN_IF_ERROR(EnsureDemoCorpus(*state->core, *state->store->corpus(),
+                                               *MakeDemoDictionary(), kDemoDictionaryId));
+    }
+  }
   state->service = std::make_unique<SaedictGrpcService>(state->core.get());
 
   grpc::EnableDefaultHealthCheckService(true);

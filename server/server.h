@@ -26,6 +26,8 @@ struct ServerOptions {
   int64_t max_message_bytes = 256 << 20;
   engine::BatcherOptions batcher;
   bool demo = false;  // make and load the demo dictionary "demo" when absent
+  // With demo: ingest the demo corpus "demo" into it when it holds no documents.
+  bool demo_corpus = true;
 };
 
 class SaedictServer {

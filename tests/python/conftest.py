@@ -60,7 +60,8 @@ class Server:
         port_file = tmp_path / "port"
         self.proc = subprocess.Popen(
             [os.environ["SAEDICT_SAEDICTD"], "--port=0", f"--port_file={port_file}",
-             f"--data_dir={self.data_dir}", f"--dictionary_root={self.root}"],
+             f"--data_dir={self.data_dir}", f"--dictionary_root={self.root}",
+             "--demo_corpus=false"],  # the corpus tests count what they store in `demo`
             stderr=open(tmp_path / "saedictd.log", "w"))
         deadline = time.time() + 30
         while not port_file.exists():
