@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "engine/blas_threads.h"
 #include "server/demo_dictionary.h"
+#include "util/status_macros.h"
 
 namespace saedict::bench {
 
@@ -24,8 +25,9 @@ std::string BenchShape::Name() const { return absl::StrCat(d_in, "x", d_sae, "_k
 
 std::vector<BenchShape> DefaultShapes() { return {{2304, 16384, 64}, {768, 24576, 32}}; }
 
-absl::StatusOr<BenchFlags> ParseFlags(int argc, char** argv, const std::string& usage) {
-  BenchFlags flags;
+absl::Status ForEachFlag(
+    int argc, char** argv, const std::string& usage,
+    const std::function<absl::Status(const std::string& key, const std::string& value)>& on_flag) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -36,27 +38,35 @@ absl::StatusOr<BenchFlags> ParseFlags(int argc, char** argv, const std::string& 
     if (kv.size() != 2 || !absl::StartsWith(kv[0], "--")) {
       return absl::InvalidArgumentError(absl::StrCat("expected --flag=value, got '", arg, "'"));
     }
-    const std::string& key = kv[0];
-    const std::string& value = kv[1];
-    int64_t number = 0;
-    const bool is_number = absl::SimpleAtoi(value, &number);
-    if (key == "--tokens" || key == "--warmup" || key == "--reps") {
-      const int64_t min = key == "--warmup" ? 0 : 1;
-      if (!is_number || number < min || number > (int64_t{1} << 24)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(key, " must be an integer >= ", min, ", got '", value, "'"));
-      }
-      if (key == "--tokens") flags.tokens = number;
-      if (key == "--warmup") flags.warmup = static_cast<int>(number);
-      if (key == "--reps") flags.reps = static_cast<int>(number);
-    } else if (key == "--shape") {
-      flags.shape = value;
-    } else if (key == "--json") {
-      flags.json_path = value;
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag '", key, "'\n", usage));
-    }
+    SAEDICT_RETURN_IF_ERROR(on_flag(kv[0], kv[1]));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BenchFlags> ParseFlags(int argc, char** argv, const std::string& usage) {
+  BenchFlags flags;
+  SAEDICT_RETURN_IF_ERROR(ForEachFlag(
+      argc, argv, usage, [&](const std::string& key, const std::string& value) -> absl::Status {
+        int64_t number = 0;
+        const bool is_number = absl::SimpleAtoi(value, &number);
+        if (key == "--tokens" || key == "--warmup" || key == "--reps") {
+          const int64_t min = key == "--warmup" ? 0 : 1;
+          if (!is_number || number < min || number > (int64_t{1} << 24)) {
+            return absl::InvalidArgumentError(
+                absl::StrCat(key, " must be an integer >= ", min, ", got '", value, "'"));
+          }
+          if (key == "--tokens") flags.tokens = number;
+          if (key == "--warmup") flags.warmup = static_cast<int>(number);
+          if (key == "--reps") flags.reps = static_cast<int>(number);
+        } else if (key == "--shape") {
+          flags.shape = value;
+        } else if (key == "--json") {
+          flags.json_path = value;
+        } else {
+          return absl::InvalidArgumentError(absl::StrCat("unknown flag '", key, "'\n", usage));
+        }
+        return absl::OkStatus();
+      }));
   return flags;
 }
 

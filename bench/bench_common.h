@@ -42,6 +42,13 @@ struct BenchFlags {
   std::string json_path;  // empty: JSON on stdout
 };
 
+// Calls on_flag(key, value) for each "--key=value" argument ("--help" / "-h"
+// print `usage` and exit 0). INVALID_ARGUMENT for an argument of another
+// form, or the first error on_flag returns.
+absl::Status ForEachFlag(
+    int argc, char** argv, const std::string& usage,
+    const std::function<absl::Status(const std::string& key, const std::string& value)>& on_flag);
+
 // Parses --tokens=N --warmup=N --reps=N --shape=S --json=PATH (and --help).
 // INVALID_ARGUMENT naming the flag for anything else.
 absl::StatusOr<BenchFlags> ParseFlags(int argc, char** argv, const std::string& usage);

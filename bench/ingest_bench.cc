@@ -116,69 +116,61 @@ absl::StatusOr<Flags> ParseIngestFlags(int argc, char** argv) {
   Flags f;
   const char* env = std::getenv("SAEDICT_SHARED_DATA");
   f.shared_data = env != nullptr && *env != '\0' ? env : "../shared/data";
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage;
-      std::exit(0);
-    }
-    const std::vector<std::string> kv = absl::StrSplit(arg, absl::MaxSplits('=', 1));
-    if (kv.size() != 2 || !absl::StartsWith(kv[0], "--")) {
-      return absl::InvalidArgumentError(absl::StrCat("expected --flag=value, got '", arg, "'"));
-    }
-    const std::string& key = kv[0];
-    const std::string& value = kv[1];
-    auto number = [&](int64_t min, int64_t max) -> absl::StatusOr<int64_t> {
-      int64_t n = 0;
-      if (!absl::SimpleAtoi(value, &n) || n < min || n > max) {
-        return absl::InvalidArgumentError(absl::StrCat(key, " must be an integer in [", min, ", ",
-                                                       max, "], got '", value, "'"));
-      }
-      return n;
-    };
-    if (key == "--shared_data") {
-      f.shared_data = value;
-    } else if (key == "--data_dir") {
-      f.data_dir = value;
-    } else if (key == "--batch_tokens") {
-      SAEDICT_ASSIGN_OR_RETURN(f.batch_tokens, number(1, int64_t{1} << 22));
-    } else if (key == "--repeat") {
-      SAEDICT_ASSIGN_OR_RETURN(int64_t n, number(1, 1000));
-      f.repeat = static_cast<int>(n);
-    } else if (key == "--large_tokens") {
-      SAEDICT_ASSIGN_OR_RETURN(f.large_tokens, number(256, int64_t{1} << 24));
-    } else if (key == "--query_tokens") {
-      SAEDICT_ASSIGN_OR_RETURN(f.query_tokens, number(256, int64_t{1} << 30));
-    } else if (key == "--queries") {
-      SAEDICT_ASSIGN_OR_RETURN(int64_t n, number(1, 10000000));
-      f.queries = static_cast<int>(n);
-    } else if (key == "--quantile_queries") {
-      SAEDICT_ASSIGN_OR_RETURN(int64_t n, number(0, 10000000));
-      f.quantile_queries = static_cast<int>(n);
-    } else if (key == "--precisions") {
-      f.precisions = absl::StrSplit(value, ',', absl::SkipEmpty());
-      for (const std::string& p : f.precisions) {
-        if (p != "f32" && p != "f16") {
-          return absl::InvalidArgumentError(absl::StrCat("--precisions: f32 or f16, got '", p, "'"));
+  SAEDICT_RETURN_IF_ERROR(ForEachFlag(
+      argc, argv, kUsage, [&](const std::string& key, const std::string& value) -> absl::Status {
+        auto number = [&](int64_t min, int64_t max) -> absl::StatusOr<int64_t> {
+          int64_t n = 0;
+          if (!absl::SimpleAtoi(value, &n) || n < min || n > max) {
+            return absl::InvalidArgumentError(absl::StrCat(key, " must be an integer in [", min,
+                                                           ", ", max, "], got '", value, "'"));
+          }
+          return n;
+        };
+        if (key == "--shared_data") {
+          f.shared_data = value;
+        } else if (key == "--data_dir") {
+          f.data_dir = value;
+        } else if (key == "--batch_tokens") {
+          SAEDICT_ASSIGN_OR_RETURN(f.batch_tokens, number(1, int64_t{1} << 22));
+        } else if (key == "--repeat") {
+          SAEDICT_ASSIGN_OR_RETURN(int64_t n, number(1, 1000));
+          f.repeat = static_cast<int>(n);
+        } else if (key == "--large_tokens") {
+          SAEDICT_ASSIGN_OR_RETURN(f.large_tokens, number(256, int64_t{1} << 24));
+        } else if (key == "--query_tokens") {
+          SAEDICT_ASSIGN_OR_RETURN(f.query_tokens, number(256, int64_t{1} << 30));
+        } else if (key == "--queries") {
+          SAEDICT_ASSIGN_OR_RETURN(int64_t n, number(1, 10000000));
+          f.queries = static_cast<int>(n);
+        } else if (key == "--quantile_queries") {
+          SAEDICT_ASSIGN_OR_RETURN(int64_t n, number(0, 10000000));
+          f.quantile_queries = static_cast<int>(n);
+        } else if (key == "--precisions") {
+          f.precisions = absl::StrSplit(value, ',', absl::SkipEmpty());
+          for (const std::string& p : f.precisions) {
+            if (p != "f32" && p != "f16") {
+              return absl::InvalidArgumentError(
+                  absl::StrCat("--precisions: f32 or f16, got '", p, "'"));
+            }
+          }
+        } else if (key == "--cases") {
+          f.cases = absl::StrSplit(value, ',', absl::SkipEmpty());
+          for (const std::string& c : f.cases) {
+            if (c != "small" && c != "large" && c != "query") {
+              return absl::InvalidArgumentError(
+                  absl::StrCat("--cases: small, large or query, got '", c, "'"));
+            }
+          }
+        } else if (key == "--token_strings") {
+          SAEDICT_ASSIGN_OR_RETURN(int64_t n, number(0, 1));
+          f.token_strings = n != 0;
+        } else if (key == "--json") {
+          f.json_path = value;
+        } else {
+          return absl::InvalidArgumentError(absl::StrCat("unknown flag '", key, "'\n", kUsage));
         }
-      }
-    } else if (key == "--cases") {
-      f.cases = absl::StrSplit(value, ',', absl::SkipEmpty());
-      for (const std::string& c : f.cases) {
-        if (c != "small" && c != "large" && c != "query") {
-          return absl::InvalidArgumentError(
-              absl::StrCat("--cases: small, large or query, got '", c, "'"));
-        }
-      }
-    } else if (key == "--token_strings") {
-      SAEDICT_ASSIGN_OR_RETURN(int64_t n, number(0, 1));
-      f.token_strings = n != 0;
-    } else if (key == "--json") {
-      f.json_path = value;
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag '", key, "'\n", kUsage));
-    }
-  }
+        return absl::OkStatus();
+      }));
   return f;
 }
 
@@ -244,9 +236,9 @@ absl::StatusOr<Corpus> LoadStories(const std::filesystem::path& dir, bool token_
   }
   if (token_strings) {
     SAEDICT_ASSIGN_OR_RETURN(std::string vocab, formats::ReadFileToString(dir / "vocab.json"));
-    SAEDICT_ASSIGN_OR_RETURN(google::protobuf::Struct obj,
-                             formats::ParseJsonObject(absl::StrCat("{\"v\":", vocab, "}"),
-                                                      "vocab.json"));
+    SAEDICT_ASSIGN_OR_RETURN(
+        google::protobuf::Struct obj,
+        formats::ParseJsonObject(absl::StrCat("{\"v\":", vocab, "}"), "vocab.json"));
     for (const google::protobuf::Value& v : obj.fields().at("v").list_value().values()) {
       c.vocab.push_back(v.string_value());
     }
@@ -275,7 +267,8 @@ Corpus SyntheticCorpus(int64_t docs, int64_t doc_len, int64_t d_in, uint32_t see
   std::mt19937 gen(seed + 1);
   c.tokens.resize(n);
   for (int32_t& t : c.tokens) t = static_cast<int32_t>(gen() % 512);
-  for (int64_t d = 0; d < docs; ++d) c.docs.push_back({static_cast<uint64_t>(d), d * doc_len, doc_len});
+  for (int64_t d = 0; d < docs; ++d)
+    c.docs.push_back({static_cast<uint64_t>(d), d * doc_len, doc_len});
   return c;
 }
 
@@ -301,10 +294,10 @@ absl::string_view DocActs(const Corpus& c, const BaseDoc& d) {
 }
 
 absl::StatusOr<v1::IngestRequest> MakeIngestRequest(const Corpus& c,
-                                                   std::pair<size_t, size_t> range,
-                                                   uint64_t id_offset, const std::string& dict,
-                                                   const std::string& corpus,
-                                                   v1::ValuePrecision precision) {
+                                                    std::pair<size_t, size_t> range,
+                                                    uint64_t id_offset, const std::string& dict,
+                                                    const std::string& corpus,
+                                                    v1::ValuePrecision precision) {
   v1::IngestRequest req;
   req.set_dictionary_id(dict);
   req.set_corpus(corpus);
@@ -317,7 +310,8 @@ absl::StatusOr<v1::IngestRequest> MakeIngestRequest(const Corpus& c,
     doc->set_token_ids(reinterpret_cast<const char*>(c.tokens.data() + d.start),
                        d.length * sizeof(int32_t));
     if (!c.vocab.empty()) {
-      for (int64_t t = d.start; t < d.start + d.length; ++t) doc->add_token_strings(c.vocab[c.tokens[t]]);
+      for (int64_t t = d.start; t < d.start + d.length; ++t)
+        doc->add_token_strings(c.vocab[c.tokens[t]]);
     }
     const std::vector<int64_t> shape = {d.length, c.d_in};
     SAEDICT_ASSIGN_OR_RETURN(*doc->mutable_activations(),
@@ -327,8 +321,8 @@ absl::StatusOr<v1::IngestRequest> MakeIngestRequest(const Corpus& c,
 }
 
 absl::StatusOr<v1::EncodeRequest> MakeEncodeRequest(const Corpus& c,
-                                                   std::pair<size_t, size_t> range,
-                                                   const std::string& dict) {
+                                                    std::pair<size_t, size_t> range,
+                                                    const std::string& dict) {
   std::string bytes;
   int64_t rows = 0;
   for (size_t i = range.first; i < range.second; ++i) {
@@ -382,7 +376,8 @@ absl::StatusOr<std::vector<FamilyBytes>> CompactAndMeasure(const std::filesystem
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, db_dir.string(), families, &handles, &raw);
-  if (!s.ok()) return absl::UnavailableError(absl::StrCat("reopen ", db_dir.string(), ": ", s.ToString()));
+  if (!s.ok())
+    return absl::UnavailableError(absl::StrCat("reopen ", db_dir.string(), ": ", s.ToString()));
   std::unique_ptr<rocksdb::DB> db(raw);
   std::vector<FamilyBytes> out;
   absl::Status status;
@@ -440,8 +435,8 @@ struct CaseResult {
   int64_t tokens = 0, documents = 0, batches = 0;
   double ingest_s = 0;
   int64_t max_in_flight = 0;
-  Percentiles ack_ms;  // request handed to the stream -> its ack (includes queueing)
-  Percentiles ack_gap_ms;  // between consecutive acks: steady-state time per batch
+  Percentiles ack_ms;            // request handed to the stream -> its ack (includes queueing)
+  Percentiles ack_gap_ms;        // between consecutive acks: steady-state time per batch
   std::vector<double> encode_s;  // per reference pass (each over `tokens`)
   int64_t nnz_encode = -1;       // from Encode replies (scaled to all passes)
   int64_t nnz_stored = -1;       // sum of GetFeature counts
@@ -591,8 +586,7 @@ class Bench {
           ++next;
           std::lock_guard<std::mutex> lock(mu);
           handed_out.push_back(Clock::now());
-          max_in_flight =
-              std::max(max_in_flight, static_cast<int64_t>(handed_out.size()) - acked);
+          max_in_flight = std::max(max_in_flight, static_cast<int64_t>(handed_out.size()) - acked);
           return std::optional<v1::IngestRequest>(std::move(req));
         },
         [&](const v1::IngestAck& ack) -> absl::Status {
@@ -600,7 +594,8 @@ class Bench {
           std::lock_guard<std::mutex> lock(mu);
           ++acked;
           if (last_ack) {
-            ack_gap_ms.push_back(std::chrono::duration<double, std::milli>(now - *last_ack).count());
+            ack_gap_ms.push_back(
+                std::chrono::duration<double, std::milli>(now - *last_ack).count());
           }
           last_ack = now;
           if (ack.batch() < static_cast<int64_t>(handed_out.size())) {
@@ -654,8 +649,9 @@ class Bench {
   absl::Status RunQueries(client::Client& client, const std::string& dict_id, CaseResult& r) {
     std::mt19937 gen(7);
     std::uniform_int_distribution<uint32_t> feature(0, static_cast<uint32_t>(r.d_sae - 1));
-    auto time_calls = [&](const std::string& name, int n,
-                          const std::function<absl::StatusOr<bool>(uint32_t)>& call) -> absl::Status {
+    auto time_calls =
+        [&](const std::string& name, int n,
+            const std::function<absl::StatusOr<bool>(uint32_t)>& call) -> absl::Status {
       std::cerr << "   queries: " << n << " x " << name << "\n";
       for (int w = 0; w < 20; ++w) SAEDICT_RETURN_IF_ERROR(call(feature(gen)).status());  // warm-up
       QueryResult q;
@@ -672,43 +668,39 @@ class Bench {
       r.queries.push_back(q);
       return absl::OkStatus();
     };
-    SAEDICT_RETURN_IF_ERROR(time_calls("GetFeature(top_n=10,ctx=8)", flags_.queries,
-                                       [&](uint32_t f) -> absl::StatusOr<bool> {
-                                         v1::GetFeatureRequest req;
-                                         req.set_dictionary_id(dict_id);
-                                         req.set_feature(f);
-                                         req.set_top_n(10);
-                                         req.set_context_window(8);
-                                         SAEDICT_ASSIGN_OR_RETURN(v1::GetFeatureResponse resp,
-                                                                  client.GetFeature(req));
-                                         return resp.top_examples_size() > 0;
-                                       }));
-    SAEDICT_RETURN_IF_ERROR(time_calls("TopActivations(n=10,ctx=8)", flags_.queries,
-                                       [&](uint32_t f) -> absl::StatusOr<bool> {
-                                         v1::TopActivationsRequest req;
-                                         req.set_dictionary_id(dict_id);
-                                         req.set_feature(f);
-                                         req.set_n(10);
-                                         req.set_context_window(8);
-                                         SAEDICT_ASSIGN_OR_RETURN(v1::TopActivationsResponse resp,
-                                                                  client.TopActivations(req));
-                                         return resp.top_size() > 0;
-                                       }));
+    SAEDICT_RETURN_IF_ERROR(time_calls(
+        "GetFeature(top_n=10,ctx=8)", flags_.queries, [&](uint32_t f) -> absl::StatusOr<bool> {
+          v1::GetFeatureRequest req;
+          req.set_dictionary_id(dict_id);
+          req.set_feature(f);
+          req.set_top_n(10);
+          req.set_context_window(8);
+          SAEDICT_ASSIGN_OR_RETURN(v1::GetFeatureResponse resp, client.GetFeature(req));
+          return resp.top_examples_size() > 0;
+        }));
+    SAEDICT_RETURN_IF_ERROR(time_calls(
+        "TopActivations(n=10,ctx=8)", flags_.queries, [&](uint32_t f) -> absl::StatusOr<bool> {
+          v1::TopActivationsRequest req;
+          req.set_dictionary_id(dict_id);
+          req.set_feature(f);
+          req.set_n(10);
+          req.set_context_window(8);
+          SAEDICT_ASSIGN_OR_RETURN(v1::TopActivationsResponse resp, client.TopActivations(req));
+          return resp.top_size() > 0;
+        }));
     if (flags_.quantile_queries > 0) {
-      SAEDICT_RETURN_IF_ERROR(time_calls("TopActivations(n=10,ctx=8,bins=4)",
-                                         flags_.quantile_queries,
-                                         [&](uint32_t f) -> absl::StatusOr<bool> {
-                                           v1::TopActivationsRequest req;
-                                           req.set_dictionary_id(dict_id);
-                                           req.set_feature(f);
-                                           req.set_n(10);
-                                           req.set_context_window(8);
-                                           req.set_quantile_bins(4);
-                                           SAEDICT_ASSIGN_OR_RETURN(
-                                               v1::TopActivationsResponse resp,
-                                               client.TopActivations(req));
-                                           return resp.top_size() > 0;
-                                         }));
+      SAEDICT_RETURN_IF_ERROR(time_calls(
+          "TopActivations(n=10,ctx=8,bins=4)", flags_.quantile_queries,
+          [&](uint32_t f) -> absl::StatusOr<bool> {
+            v1::TopActivationsRequest req;
+            req.set_dictionary_id(dict_id);
+            req.set_feature(f);
+            req.set_n(10);
+            req.set_context_window(8);
+            req.set_quantile_bins(4);
+            SAEDICT_ASSIGN_OR_RETURN(v1::TopActivationsResponse resp, client.TopActivations(req));
+            return resp.top_size() > 0;
+          }));
     }
     return absl::OkStatus();
   }
@@ -732,25 +724,22 @@ void PrintTables(const std::vector<CaseResult>& results, const std::string& load
             << "; at end: " << loadavg_end << ")\n";
   std::cout << data_note << "\n";
   std::cout << "\n1. Ingest throughput end to end (client -> gRPC -> encode -> RocksDB, synced)\n";
-  std::cout << absl::StrFormat("%-10s %-14s %-4s %8s %6s %8s %12s %12s %7s %9s %9s %6s\n",
-                               "case", "shape", "prec", "tokens", "batchs", "ingest_s",
-                               "ingest_tok/s", "encode_tok/s", "ing/enc", "batch_ms",
-                               "ack_p50ms", "flight");
+  std::cout << absl::StrFormat("%-10s %-14s %-4s %8s %6s %8s %12s %12s %7s %9s %9s %6s\n", "case",
+                               "shape", "prec", "tokens", "batchs", "ingest_s", "ingest_tok/s",
+                               "encode_tok/s", "ing/enc", "batch_ms", "ack_p50ms", "flight");
   for (const CaseResult& r : results) {
     std::cout << absl::StrFormat(
         "%-10s %-14s %-4s %8d %6d %8.2f %12.0f %12s %7s %9.1f %9.1f %6d\n", r.name,
-        absl::StrCat(r.d_in, "x", r.d_sae, "_k", r.k), r.precision, r.tokens, r.batches,
-        r.ingest_s, r.IngestTokS(),
-        r.encode_s.empty() ? "-" : absl::StrFormat("%.0f", r.EncodeTokS()),
+        absl::StrCat(r.d_in, "x", r.d_sae, "_k", r.k), r.precision, r.tokens, r.batches, r.ingest_s,
+        r.IngestTokS(), r.encode_s.empty() ? "-" : absl::StrFormat("%.0f", r.EncodeTokS()),
         r.encode_s.empty() ? "-" : absl::StrFormat("%.2f", Ratio(r.IngestTokS(), r.EncodeTokS())),
         r.ack_gap_ms.p50, r.ack_ms.p50, r.max_in_flight);
   }
   for (const CaseResult& r : results) {
     if (absl::StartsWith(r.name, "small") && r.precision == "f32") {
-      std::cout << absl::StrFormat("  target: small SAE ingest >= %.0f tok/s: %s (%.0f)\n",
-                                   kSmallTargetTokS,
-                                   r.IngestTokS() >= kSmallTargetTokS ? "PASS" : "MISS",
-                                   r.IngestTokS());
+      std::cout << absl::StrFormat(
+          "  target: small SAE ingest >= %.0f tok/s: %s (%.0f)\n", kSmallTargetTokS,
+          r.IngestTokS() >= kSmallTargetTokS ? "PASS" : "MISS", r.IngestTokS());
     }
   }
   std::cout << "  encode: unary Encode RPCs of the same batches, sequential, no storage; the\n"
@@ -794,26 +783,24 @@ void PrintTables(const std::vector<CaseResult>& results, const std::string& load
     std::cout << absl::StrFormat(
         "\n3. Query latency at %d stored tokens (%s, %dx%d k=%d), sequential, one client\n",
         r.tokens, r.precision, r.d_in, r.d_sae, r.k);
-    std::cout << absl::StrFormat("%-36s %6s %8s %8s %8s %8s %6s\n", "call", "n", "p50_ms",
-                                 "p99_ms", "max_ms", "mean_ms", "empty");
+    std::cout << absl::StrFormat("%-36s %6s %8s %8s %8s %8s %6s\n", "call", "n", "p50_ms", "p99_ms",
+                                 "max_ms", "mean_ms", "empty");
     for (const QueryResult& q : r.queries) {
       std::cout << absl::StrFormat("%-36s %6d %8.3f %8.3f %8.3f %8.3f %6d\n", q.name, q.ms.n,
                                    q.ms.p50, q.ms.p99, q.ms.max, q.ms.mean, q.empty);
     }
     for (const QueryResult& q : r.queries) {
       if (q.name == "TopActivations(n=10,ctx=8)") {
-        std::cout << absl::StrFormat("  target: TopActivations p99 <= %.0f ms: %s (%.3f ms)\n",
-                                     kTopActivationsP99TargetMs,
-                                     q.ms.p99 <= kTopActivationsP99TargetMs ? "PASS" : "MISS",
-                                     q.ms.p99);
+        std::cout << absl::StrFormat(
+            "  target: TopActivations p99 <= %.0f ms: %s (%.3f ms)\n", kTopActivationsP99TargetMs,
+            q.ms.p99 <= kTopActivationsP99TargetMs ? "PASS" : "MISS", q.ms.p99);
       }
     }
   }
 }
 
 std::string Json(const std::vector<CaseResult>& results, const std::string& loadavg_start,
-                 const std::string& loadavg_end, const std::string& data_note,
-                 const Flags& flags) {
+                 const std::string& loadavg_end, const std::string& data_note, const Flags& flags) {
   auto pct = [](const Percentiles& p) {
     return absl::StrFormat("{\"n\":%d,\"p50\":%.4f,\"p99\":%.4f,\"max\":%.4f,\"mean\":%.4f}", p.n,
                            p.p50, p.p99, p.max, p.mean);
@@ -842,8 +829,8 @@ std::string Json(const std::vector<CaseResult>& results, const std::string& load
         "\"queries\":[%s]}",
         r.name, formats::JsonQuote(r.dictionary), r.d_in, r.d_sae, r.k, r.precision, r.tokens,
         r.documents, r.batches, r.ingest_s, r.IngestTokS(), r.EncodeTokS(),
-        Ratio(r.IngestTokS(), r.EncodeTokS()), r.max_in_flight, pct(r.ack_ms), pct(r.ack_gap_ms), r.Nnz(),
-        r.nnz_encode, r.nnz_stored, r.at_close.sst, r.at_close.wal, r.at_close.other,
+        Ratio(r.IngestTokS(), r.EncodeTokS()), r.max_in_flight, pct(r.ack_ms), pct(r.ack_gap_ms),
+        r.Nnz(), r.nnz_encode, r.nnz_stored, r.at_close.sst, r.at_close.wal, r.at_close.other,
         absl::StrJoin(fams, ","), raw, Ratio(double(r.at_close.sst + r.at_close.wal), r.tokens),
         Ratio(double(r.CompactedLatents()), r.tokens), Ratio(r.CompactedLatents(), raw),
         Ratio(r.CompactedTotal(), raw), absl::StrJoin(queries, ",")));
@@ -873,9 +860,8 @@ absl::Status Main(int argc, char** argv) {
   SAEDICT_ASSIGN_OR_RETURN(Flags flags, ParseIngestFlags(argc, argv));
   const std::string loadavg_start = LoadAverage();
 
-  std::filesystem::path parent =
-      flags.data_dir.empty() ? std::filesystem::temp_directory_path()
-                             : std::filesystem::path(flags.data_dir);
+  std::filesystem::path parent = flags.data_dir.empty() ? std::filesystem::temp_directory_path()
+                                                        : std::filesystem::path(flags.data_dir);
   std::error_code ec;
   std::filesystem::create_directories(parent, ec);
   std::string tmpl = (parent / "saedict_ingest_bench.XXXXXX").string();
@@ -895,9 +881,10 @@ absl::Status Main(int argc, char** argv) {
   if (have_stories) {
     SAEDICT_ASSIGN_OR_RETURN(small_corpus, LoadStories(stories, flags.token_strings));
     small_dict = {"stories260k topk_l2_a", stories, "topk_l2_a"};
-    data_note = absl::StrCat("small SAE: stories260k topk_l2_a on acts_layer2.npy, ",
-                             small_corpus.docs.size(), " docs, ", small_corpus.num_tokens(),
-                             " tokens per pass", small_corpus.vocab.empty() ? "" : ", with token strings");
+    data_note =
+        absl::StrCat("small SAE: stories260k topk_l2_a on acts_layer2.npy, ",
+                     small_corpus.docs.size(), " docs, ", small_corpus.num_tokens(),
+                     " tokens per pass", small_corpus.vocab.empty() ? "" : ", with token strings");
   } else {
     const BenchShape shape{64, 512, 16};
     const std::filesystem::path root = scratch.path / "dicts";
@@ -948,9 +935,8 @@ absl::Status Main(int argc, char** argv) {
     spec.name = "query";
     spec.dict = small_dict;
     spec.corpus = &small_corpus;
-    spec.repeat = static_cast<int>(
-        std::max<int64_t>(1, (flags.query_tokens + small_corpus.num_tokens() / 2) /
-                                 small_corpus.num_tokens()));
+    spec.repeat = static_cast<int>(std::max<int64_t>(
+        1, (flags.query_tokens + small_corpus.num_tokens() / 2) / small_corpus.num_tokens()));
     spec.encode_reference = false;
     spec.queries = true;
     SAEDICT_ASSIGN_OR_RETURN(CaseResult r, bench.Run(spec));
