@@ -6,14 +6,6 @@
 
 namespace saedict::server {
 
-float FeatureValue(const storage::DocumentCodes& codes, int64_t row, uint32_t feature) {
-  const auto begin = codes.indices.begin() + static_cast<int64_t>(codes.row_offsets[row]);
-  const auto end = codes.indices.begin() + static_cast<int64_t>(codes.row_offsets[row + 1]);
-  const auto it = std::lower_bound(begin, end, feature);
-  if (it == end || *it != feature) return 0.0f;
-  return codes.values[it - codes.indices.begin()];
-}
-
 absl::StatusOr<const ExampleBuilder::Loaded*> ExampleBuilder::Load(const std::string& corpus,
                                                                    uint64_t doc_id) {
   auto key = std::make_pair(corpus, doc_id);
@@ -44,7 +36,7 @@ absl::StatusOr<std::optional<v1::Example>> ExampleBuilder::Build(const storage::
     v1::ContextToken* token = example.add_context();
     token->set_token_id(doc.token_ids[t]);
     if (!doc.token_strings.empty()) token->set_token(doc.token_strings[t]);
-    token->set_value(FeatureValue(codes, t, feature_));
+    token->set_value(codes.ValueAt(t, feature_));
   }
   example.set_peak_index(static_cast<int32_t>(pos - first));
   return example;

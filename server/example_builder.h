@@ -43,9 +43,6 @@ class ExampleBuilder {
   std::map<std::pair<std::string, uint64_t>, Loaded> cache_;
 };
 
-// The value of `feature` in row `row` of `codes`, 0 when inactive.
-float FeatureValue(const storage::DocumentCodes& codes, int64_t row, uint32_t feature);
-
 }  // namespace saedict::server
 
 #endif  // SAEDICT_SERVER_EXAMPLE_BUILDER_H_

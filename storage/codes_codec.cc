@@ -1,6 +1,8 @@
 // Forward record codec (see codes_codec.h).
 #include "storage/codes_codec.h"
 
+#include <algorithm>
+
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -129,6 +131,14 @@ absl::StatusOr<StoredCodes> DecodeCodes(absl::string_view bytes, absl::string_vi
     }
   }
   return out;
+}
+
+float DocumentCodes::ValueAt(int64_t row, uint32_t feature) const {
+  const auto first = indices.begin() + static_cast<int64_t>(row_offsets[row]);
+  const auto last = indices.begin() + static_cast<int64_t>(row_offsets[row + 1]);
+  const auto hit = std::lower_bound(first, last, feature);
+  if (hit == last || *hit != feature) return 0.0f;
+  return values[hit - indices.begin()];
 }
 
 }  // namespace saedict::storage

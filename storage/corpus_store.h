@@ -54,6 +54,9 @@ struct DocumentCodes {
   std::vector<uint32_t> indices;
   std::vector<float> values;
   int64_t num_tokens() const { return static_cast<int64_t>(row_offsets.size()) - 1; }
+  // The value of `feature` on token `row` (binary search), 0 when inactive.
+  // REQUIRES: 0 <= row < num_tokens().
+  float ValueAt(int64_t row, uint32_t feature) const;
 };
 
 struct IngestDocument {

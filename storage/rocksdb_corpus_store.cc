@@ -464,12 +464,8 @@ absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
     SAEDICT_ASSIGN_OR_RETURN(StoredCodes stored, DecodeCodes(bytes, what));
     const DocumentCodes& codes = stored.codes;
     for (int64_t t = 0; t < codes.num_tokens(); ++t) {
-      const auto first = codes.indices.begin() + static_cast<int64_t>(codes.row_offsets[t]);
-      const auto last = codes.indices.begin() + static_cast<int64_t>(codes.row_offsets[t + 1]);
-      const auto hit = std::lower_bound(first, last, feature);
-      if (hit == last || *hit != feature) continue;
-      const float v = codes.values[hit - codes.indices.begin()];
-      if (start_at_or_below && v > *start_at_or_below) continue;
+      const float v = codes.ValueAt(t, feature);
+      if (v == 0 || (start_at_or_below && v > *start_at_or_below)) continue;
       candidates.push_back({v, key->corpus, key->doc, static_cast<uint32_t>(t)});
     }
   }
