@@ -10,10 +10,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "formats/codecs/float_convert.h"
+#include "formats/codecs/safetensors.h"
 #include "formats/dictionary_loader.h"
-#include "formats/float_convert.h"
 #include "formats/loader_internal.h"
-#include "formats/safetensors.h"
 #include "util/status_macros.h"
 
 namespace saedict::formats {

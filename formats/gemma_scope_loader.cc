@@ -4,8 +4,8 @@
 // apply_b_dec_to_input is false. The archive names neither model nor hook:
 // model_name and hook_name are left empty.
 #include "absl/strings/str_cat.h"
+#include "formats/codecs/npz.h"
 #include "formats/loader_internal.h"
-#include "formats/npz.h"
 #include "util/status_macros.h"
 
 namespace saedict::formats::internal {

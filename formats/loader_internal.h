@@ -15,9 +15,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "engine/dictionary.h"
+#include "formats/codecs/npy.h"
+#include "formats/codecs/safetensors.h"
 #include "formats/dictionary_loader.h"
-#include "formats/npy.h"
-#include "formats/safetensors.h"
 
 namespace saedict::formats::internal {
 

@@ -14,8 +14,8 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "formats/file_io.h"
-#include "formats/json.h"
+#include "formats/codecs/file_io.h"
+#include "formats/codecs/json.h"
 #include "formats/loader_internal.h"
 #include "util/status_macros.h"
 

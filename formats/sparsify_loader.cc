@@ -8,8 +8,8 @@
 // relu(topk(pre)), so the dictionary is an ordinary TopK one. sparsify files
 // name neither model nor hook: model_name and hook_name are left empty.
 #include "absl/strings/str_cat.h"
-#include "formats/file_io.h"
-#include "formats/json.h"
+#include "formats/codecs/file_io.h"
+#include "formats/codecs/json.h"
 #include "formats/loader_internal.h"
 #include "util/status_macros.h"
 

@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "formats/npy.h"
-#include "formats/npz.h"
+#include "formats/codecs/npy.h"
+#include "formats/codecs/npz.h"
 #include "util/status_macros.h"
 
 namespace saedict::client {

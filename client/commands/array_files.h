@@ -1,5 +1,5 @@
 // The files the encode / decode commands read and write, on top of
-// formats/npy.h:
+// formats/codecs/npy.h:
 //  - activations: a .npy of shape [n, d_in] (or [d_in] for one row) in f32 or
 //    f16 (sent as is) or f64 (converted to f32);
 //  - codes: a .npz with row_offsets (uint64 [n+1]), indices (uint32 [nnz]),

@@ -7,9 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "formats/file_io.h"
-#include "formats/json.h"
-#include "formats/npy.h"
+#include "formats/codecs/file_io.h"
+#include "formats/codecs/json.h"
+#include "formats/codecs/npy.h"
 #include "util/status_macros.h"
 
 namespace saedict::client {

@@ -14,7 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "formats/json.h"
+#include "formats/codecs/json.h"
 #include "google/protobuf/message.h"
 #include "saedict/v1/saedict.pb.h"
 

@@ -11,7 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/substitute.h"
 #include "client/cli.h"
-#include "formats/npy.h"
+#include "formats/codecs/npy.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/cli_test_util.h"

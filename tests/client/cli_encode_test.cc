@@ -1,6 +1,6 @@
 // End-to-end tests of `saedict encode` and `saedict decode` through RunCli
 // against the in-test service (f = relu(x), x_hat = f) on a real gRPC
-// server; outputs are read back with formats/npy.h and formats/npz.h.
+// server; outputs are read back with formats/codecs/npy.h and formats/codecs/npz.h.
 #include <cstring>
 #include <map>
 #include <span>
@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "client/cli.h"
-#include "formats/npy.h"
-#include "formats/npz.h"
+#include "formats/codecs/npy.h"
+#include "formats/codecs/npz.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/cli_test_util.h"

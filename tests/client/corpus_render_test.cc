@@ -10,7 +10,7 @@
 #include "client/commands/ingest_input.h"
 #include "client/commands/progress.h"
 #include "client/commands/text_render.h"
-#include "formats/npy.h"
+#include "formats/codecs/npy.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util/status_matchers.h"

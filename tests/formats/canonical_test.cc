@@ -3,9 +3,9 @@
 // files that are not canonical or are damaged.
 #include <cmath>
 
+#include "formats/codecs/float_convert.h"
+#include "formats/codecs/safetensors.h"
 #include "formats/dictionary_loader.h"
-#include "formats/float_convert.h"
-#include "formats/safetensors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/formats/sae_fixtures.h"

@@ -5,13 +5,13 @@
 #include <cstdlib>
 #include <random>
 
-#include "formats/npy.h"
-#include "formats/npz.h"
-#include "formats/safetensors.h"
-#include "formats/zip.h"
+#include "formats/codecs/npy.h"
+#include "formats/codecs/npz.h"
+#include "formats/codecs/safetensors.h"
+#include "formats/codecs/zip.h"
 #include "gtest/gtest.h"
+#include "tests/formats/codecs/zip_builder.h"
 #include "tests/formats/sae_fixtures.h"
-#include "tests/formats/zip_builder.h"
 
 namespace saedict::formats {
 namespace {

@@ -1,8 +1,8 @@
 // Loads the real stories260k SAEs (SAELens, sparsify and Gemma Scope copies)
 // and checks them against the facts in ../shared/data/stories260k/README.md.
 // Skips visibly when the data folder is absent.
+#include "formats/codecs/npy.h"
 #include "formats/dictionary_loader.h"
-#include "formats/npy.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/formats/sae_fixtures.h"

@@ -10,11 +10,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "formats/file_io.h"
-#include "formats/float_convert.h"
-#include "formats/json.h"
-#include "formats/npz.h"
-#include "formats/safetensors.h"
+#include "formats/codecs/file_io.h"
+#include "formats/codecs/float_convert.h"
+#include "formats/codecs/json.h"
+#include "formats/codecs/npz.h"
+#include "formats/codecs/safetensors.h"
 #include "util/status_macros.h"
 
 namespace saedict::testing {

@@ -10,9 +10,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "formats/file_io.h"
-#include "formats/json.h"
-#include "formats/npy.h"
+#include "formats/codecs/file_io.h"
+#include "formats/codecs/json.h"
+#include "formats/codecs/npy.h"
 #include "google/protobuf/util/json_util.h"
 #include "tests/server/corpus_test_util.h"
 #include "tests/server/grpc_test_fixture.h"

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "formats/file_io.h"
-#include "formats/npy.h"
+#include "formats/codecs/file_io.h"
+#include "formats/codecs/npy.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "tests/server/grpc_test_fixture.h"

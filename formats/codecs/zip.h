@@ -11,8 +11,8 @@
 //
 // Thread safety: a ZipReader is immutable after Parse; const methods may be
 // called concurrently. Free functions have no shared state.
-#ifndef SAEDICT_FORMATS_ZIP_H_
-#define SAEDICT_FORMATS_ZIP_H_
+#ifndef SAEDICT_FORMATS_CODECS_ZIP_H_
+#define SAEDICT_FORMATS_CODECS_ZIP_H_
 
 #include <cstdint>
 #include <filesystem>
@@ -65,4 +65,4 @@ absl::StatusOr<std::string> BuildStoredZip(
 
 }  // namespace saedict::formats
 
-#endif  // SAEDICT_FORMATS_ZIP_H_
+#endif  // SAEDICT_FORMATS_CODECS_ZIP_H_

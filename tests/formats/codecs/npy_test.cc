@@ -1,11 +1,11 @@
 // Tests of the .npy reader and writer: round trips for every dtype, header
 // versions 1-3, and rejection of malformed or unsupported files.
-#include "formats/npy.h"
+#include "formats/codecs/npy.h"
 
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "formats/float_convert.h"
+#include "formats/codecs/float_convert.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util/status_matchers.h"

@@ -1,5 +1,5 @@
 // NumPy .npy reader and writer (see npy.h).
-#include "formats/npy.h"
+#include "formats/codecs/npy.h"
 
 #include <cstring>
 #include <limits>
@@ -9,8 +9,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "formats/file_io.h"
-#include "formats/float_convert.h"
+#include "formats/codecs/file_io.h"
+#include "formats/codecs/float_convert.h"
 #include "util/status_macros.h"
 
 namespace saedict::formats {

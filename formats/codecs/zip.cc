@@ -1,5 +1,5 @@
 // Zip reader and stored-entry writer (see zip.h).
-#include "formats/zip.h"
+#include "formats/codecs/zip.h"
 
 #include <zlib.h>
 
@@ -9,7 +9,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "formats/file_io.h"
+#include "formats/codecs/file_io.h"
 #include "util/status_macros.h"
 
 namespace saedict::formats {

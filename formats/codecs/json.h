@@ -5,8 +5,8 @@
 // (and |v| <= 2^53, beyond which doubles cannot hold every integer).
 //
 // Thread safety: free functions with no shared state.
-#ifndef SAEDICT_FORMATS_JSON_H_
-#define SAEDICT_FORMATS_JSON_H_
+#ifndef SAEDICT_FORMATS_CODECS_JSON_H_
+#define SAEDICT_FORMATS_CODECS_JSON_H_
 
 #include <cstdint>
 #include <optional>
@@ -54,4 +54,4 @@ absl::StatusOr<std::optional<std::string>> GetJsonString(const google::protobuf:
 
 }  // namespace saedict::formats
 
-#endif  // SAEDICT_FORMATS_JSON_H_
+#endif  // SAEDICT_FORMATS_CODECS_JSON_H_

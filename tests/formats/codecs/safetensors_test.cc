@@ -1,12 +1,12 @@
 // Tests of the safetensors reader and writer, including every malformed-file
 // case the reader must reject with a message naming the file and tensor.
-#include "formats/safetensors.h"
+#include "formats/codecs/safetensors.h"
 
 #include <cstring>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
-#include "formats/float_convert.h"
+#include "formats/codecs/float_convert.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util/status_matchers.h"

@@ -5,8 +5,8 @@
 // applies; writing stores entries uncompressed (no zip64: under 4 GiB).
 //
 // Thread safety: free functions with no shared state.
-#ifndef SAEDICT_FORMATS_NPZ_H_
-#define SAEDICT_FORMATS_NPZ_H_
+#ifndef SAEDICT_FORMATS_CODECS_NPZ_H_
+#define SAEDICT_FORMATS_CODECS_NPZ_H_
 
 #include <filesystem>
 #include <map>
@@ -15,8 +15,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "formats/npy.h"
-#include "formats/zip.h"
+#include "formats/codecs/npy.h"
+#include "formats/codecs/zip.h"
 
 namespace saedict::formats {
 
@@ -36,4 +36,4 @@ absl::Status WriteNpzFile(const std::filesystem::path& path,
 
 }  // namespace saedict::formats
 
-#endif  // SAEDICT_FORMATS_NPZ_H_
+#endif  // SAEDICT_FORMATS_CODECS_NPZ_H_

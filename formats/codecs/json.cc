@@ -1,5 +1,5 @@
 // JSON helpers for formats/ (see json.h).
-#include "formats/json.h"
+#include "formats/codecs/json.h"
 
 #include <cmath>
 

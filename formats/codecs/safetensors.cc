@@ -1,5 +1,5 @@
 // safetensors reader and writer (see safetensors.h).
-#include "formats/safetensors.h"
+#include "formats/codecs/safetensors.h"
 
 #include <algorithm>
 #include <cstring>
@@ -7,9 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "formats/file_io.h"
-#include "formats/float_convert.h"
-#include "formats/json.h"
+#include "formats/codecs/file_io.h"
+#include "formats/codecs/float_convert.h"
+#include "formats/codecs/json.h"
 #include "util/status_macros.h"
 
 namespace saedict::formats {

@@ -1,5 +1,5 @@
 // Whole-file I/O for formats/ (see file_io.h).
-#include "formats/file_io.h"
+#include "formats/codecs/file_io.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

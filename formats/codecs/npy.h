@@ -5,8 +5,8 @@
 // shapes and data sizes are checked, and errors name the file (its label).
 //
 // Thread safety: free functions with no shared state; NpyArray is a plain value.
-#ifndef SAEDICT_FORMATS_NPY_H_
-#define SAEDICT_FORMATS_NPY_H_
+#ifndef SAEDICT_FORMATS_CODECS_NPY_H_
+#define SAEDICT_FORMATS_CODECS_NPY_H_
 
 #include <cstdint>
 #include <filesystem>
@@ -60,4 +60,4 @@ NpyArray NpyFromInt64(std::vector<int64_t> shape, std::span<const int64_t> value
 
 }  // namespace saedict::formats
 
-#endif  // SAEDICT_FORMATS_NPY_H_
+#endif  // SAEDICT_FORMATS_CODECS_NPY_H_

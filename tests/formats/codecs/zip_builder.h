@@ -1,8 +1,8 @@
-// Test-only: builds zip archives independently of formats/zip.cc, with
+// Test-only: builds zip archives independently of formats/codecs/zip.cc, with
 // stored or deflate (zlib) entries, numpy-style zip64 extra fields and zip64
 // end records, so the reader can be tested against archives it did not write.
-#ifndef SAEDICT_TESTS_FORMATS_ZIP_BUILDER_H_
-#define SAEDICT_TESTS_FORMATS_ZIP_BUILDER_H_
+#ifndef SAEDICT_TESTS_FORMATS_CODECS_ZIP_BUILDER_H_
+#define SAEDICT_TESTS_FORMATS_CODECS_ZIP_BUILDER_H_
 
 #include <zlib.h>
 
@@ -127,4 +127,4 @@ inline std::string BuildZip(const std::vector<TestEntry>& entries, bool zip64_en
 
 }  // namespace saedict::formats::test
 
-#endif  // SAEDICT_TESTS_FORMATS_ZIP_BUILDER_H_
+#endif  // SAEDICT_TESTS_FORMATS_CODECS_ZIP_BUILDER_H_

@@ -2,8 +2,8 @@
 // F64) and float32 arrays, shared by the safetensors and .npy code.
 //
 // Thread safety: pure functions.
-#ifndef SAEDICT_FORMATS_FLOAT_CONVERT_H_
-#define SAEDICT_FORMATS_FLOAT_CONVERT_H_
+#ifndef SAEDICT_FORMATS_CODECS_FLOAT_CONVERT_H_
+#define SAEDICT_FORMATS_CODECS_FLOAT_CONVERT_H_
 
 #include <bit>
 #include <cstddef>
@@ -90,4 +90,4 @@ inline std::string EncodeFloats(std::span<const float> values, FloatKind kind) {
 
 }  // namespace saedict::formats
 
-#endif  // SAEDICT_FORMATS_FLOAT_CONVERT_H_
+#endif  // SAEDICT_FORMATS_CODECS_FLOAT_CONVERT_H_

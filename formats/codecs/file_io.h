@@ -3,8 +3,8 @@
 //
 // Thread safety: free functions with no shared state. Concurrent writers to
 // the same path each publish a complete file; the last rename wins.
-#ifndef SAEDICT_FORMATS_FILE_IO_H_
-#define SAEDICT_FORMATS_FILE_IO_H_
+#ifndef SAEDICT_FORMATS_CODECS_FILE_IO_H_
+#define SAEDICT_FORMATS_CODECS_FILE_IO_H_
 
 #include <filesystem>
 #include <string>
@@ -26,4 +26,4 @@ absl::Status WriteFileAtomically(const std::filesystem::path& path, absl::string
 
 }  // namespace saedict::formats
 
-#endif  // SAEDICT_FORMATS_FILE_IO_H_
+#endif  // SAEDICT_FORMATS_CODECS_FILE_IO_H_

@@ -4,11 +4,11 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "formats/npz.h"
-#include "formats/zip.h"
+#include "formats/codecs/npz.h"
+#include "formats/codecs/zip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/formats/zip_builder.h"
+#include "tests/formats/codecs/zip_builder.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/test_env.h"
 

@@ -8,8 +8,8 @@
 //
 // Thread safety: a SafetensorsFile is immutable after Parse; const methods
 // may be called from many threads. Free functions have no shared state.
-#ifndef SAEDICT_FORMATS_SAFETENSORS_H_
-#define SAEDICT_FORMATS_SAFETENSORS_H_
+#ifndef SAEDICT_FORMATS_CODECS_SAFETENSORS_H_
+#define SAEDICT_FORMATS_CODECS_SAFETENSORS_H_
 
 #include <cstdint>
 #include <filesystem>
@@ -105,4 +105,4 @@ absl::Status WriteSafetensorsFile(const std::filesystem::path& path,
 
 }  // namespace saedict::formats
 
-#endif  // SAEDICT_FORMATS_SAFETENSORS_H_
+#endif  // SAEDICT_FORMATS_CODECS_SAFETENSORS_H_

@@ -1,12 +1,12 @@
 // NumPy .npz reader and writer (see npz.h).
-#include "formats/npz.h"
+#include "formats/codecs/npz.h"
 
 #include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "formats/file_io.h"
+#include "formats/codecs/file_io.h"
 #include "util/status_macros.h"
 
 namespace saedict::formats {
