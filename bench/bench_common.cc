@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "engine/blas_threads.h"
+#include "engine/parallel.h"
 #include "server/demo_dictionary.h"
 #include "util/status_macros.h"
 

@@ -5,7 +5,12 @@
 //                hardware threads: the ceiling for the F32 encode;
 //   gemm_f32_tiled  the same GEMM in the encoder's row tiles (tile_rows rows
 //                per call, output tile reused, as Encode does);
-//   encode_f32   Encoder::Encode, ComputeMode::kF32;
+//   gemm_invariant  InvariantGemm::Multiply alone (the encoder's F32 GEMM,
+//                fixed reduction order), in the encoder's row tiles;
+//   encode_f32_blas  the F32 encode as it was before the invariant kernel:
+//                OpenBLAS sgemm per row tile, then the engine's own
+//                ActivateRow pass (not batch-invariant; the "before" figure);
+//   encode_f32   Encoder::Encode, ComputeMode::kF32 (batch-invariant);
 //   encode_bf16  Encoder::Encode, ComputeMode::kBF16 (when available);
 //   bf16_matmul  Bf16Matmul::Run alone on the same M, K, N.
 // Metrics:
@@ -30,7 +35,9 @@
 #include "absl/strings/str_cat.h"
 #include "bench/bench_common.h"
 #include "engine/bf16_matmul.h"
-#include "engine/blas_threads.h"
+#include "engine/activation.h"
+#include "engine/invariant_gemm.h"
+#include "engine/parallel.h"
 #include "engine/encoder.h"
 #include "util/status_macros.h"
 
@@ -89,6 +96,49 @@ double RescoreAgreement(const engine::Dictionary& d, const engine::Bf16Matmul& b
   return SelectionAgreement(ref, out);
 }
 
+// The pre-invariant F32 encode: x - b_dec, OpenBLAS sgemm per tile of
+// `tile` rows into `c`, then the engine's ActivateRow per row, in parallel.
+engine::EncodeResult EncodeWithBlas(const engine::Dictionary& d, const std::vector<float>& x,
+                                    int64_t n, int64_t tile, std::vector<float>* c) {
+  const int64_t d_in = d.config.d_in, d_sae = d.config.d_sae;
+  engine::ActivationParams params;
+  params.architecture = d.config.architecture;
+  params.d_sae = d_sae;
+  params.b_enc = d.b_enc.data();
+  params.k = d.config.k;
+  engine::EncodeResult result;
+  engine::SparseCodes& codes = result.codes;
+  codes.num_rows = n;
+  codes.num_features = d_sae;
+  codes.row_offsets.assign(1, 0);
+  std::vector<float> a(tile * d_in);
+  std::vector<std::vector<uint32_t>> row_indices(tile);
+  std::vector<std::vector<float>> row_values(tile);
+  for (int64_t r0 = 0; r0 < n; r0 += tile) {
+    const int64_t m = std::min(tile, n - r0);
+    for (int64_t i = 0; i < m * d_in; ++i) a[i] = x[r0 * d_in + i] - d.b_dec[i % d_in];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m),
+                static_cast<int>(d_sae), static_cast<int>(d_in), 1.0f, a.data(),
+                static_cast<int>(d_in), d.w_enc.data(), static_cast<int>(d_sae), 0.0f, c->data(),
+                static_cast<int>(d_sae));
+    engine::ParallelFor(m, std::max<int64_t>(1, (int64_t{1} << 16) / d_sae),
+                        [&](int64_t begin, int64_t end) {
+                          for (int64_t i = begin; i < end; ++i) {
+                            row_indices[i].clear();
+                            row_values[i].clear();
+                            engine::ActivateRow(params, c->data() + i * d_sae, &row_indices[i],
+                                                &row_values[i]);
+                          }
+                        });
+    for (int64_t i = 0; i < m; ++i) {
+      codes.indices.insert(codes.indices.end(), row_indices[i].begin(), row_indices[i].end());
+      codes.values.insert(codes.values.end(), row_values[i].begin(), row_values[i].end());
+      codes.row_offsets.push_back(codes.indices.size());
+    }
+  }
+  return result;
+}
+
 absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* report) {
   const int64_t n = flags.tokens;
   auto dict = MakeRandomTopKDictionary(shape, /*seed=*/1);
@@ -123,6 +173,22 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* 
                      }
                      return absl::OkStatus();
                    }});
+  auto gemm = engine::InvariantGemm::Create(dict->w_enc.data(), shape.d_in, shape.d_sae,
+                                            engine::InvariantGemm::Layout::kKByN);
+  std::fprintf(stderr, "invariant kernel: %s\n", std::string(gemm->kernel_name()).c_str());
+  modes.push_back({"gemm_invariant", [&] {
+                     for (int64_t r0 = 0; r0 < n; r0 += tile) {
+                       const int64_t m = std::min(tile, n - r0);
+                       gemm->Multiply(x.data() + r0 * shape.d_in, m, shape.d_in, c.data(),
+                                      shape.d_sae);
+                     }
+                     return absl::OkStatus();
+                   }});
+  engine::EncodeResult blas_result;
+  modes.push_back({"encode_f32_blas", [&] {
+                     blas_result = EncodeWithBlas(*dict, x, n, tile, &c);
+                     return absl::OkStatus();
+                   }});
   modes.push_back({"encode_f32", [&]() -> absl::Status {
                      SAEDICT_ASSIGN_OR_RETURN(f32_result, encoder->Encode(x, n, f32_options));
                      return absl::OkStatus();
@@ -144,6 +210,8 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* 
   SAEDICT_ASSIGN_OR_RETURN(std::vector<ModeTiming> timings,
                            TimeModes(modes, flags.warmup, flags.reps));
   for (const ModeTiming& t : timings) report->AddTiming(t);
+  // The invariant encode selects what the BLAS one does, up to near-ties.
+  report->AddMetric("blas_agreement", SelectionAgreement(f32_result.codes, blas_result.codes));
   if (bf16 != nullptr) {
     report->AddMetric("bf16_agreement", SelectionAgreement(f32_result.codes, bf16_result.codes));
     const int64_t rows = std::min<int64_t>(n, 1024);
@@ -166,7 +234,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", std::string(shapes.status().message()).c_str());
     return 2;
   }
-  engine::ConfigureBlasThreads(0);  // all hardware threads, as the encoder does
+  openblas_set_num_threads(engine::HardwareThreads());  // the reference GEMMs use every core
   Report report("encode_bench", flags->tokens);
   for (const BenchShape& shape : *shapes) {
     const absl::Status s = RunShape(shape, *flags, &report);

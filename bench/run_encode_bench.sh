@@ -4,6 +4,9 @@
 #   in-process F32 / PyTorch F32        target >= 1.1
 #   in-process F32 / sgemm alone        target >= 0.90 (the faster of one
 #                                       M=tokens call and the encoder's tiling)
+#   invariant F32 / pre-invariant F32   target >= 0.90 (Encode with the fixed-order
+#                                       kernel vs the OpenBLAS tiles + activation
+#                                       pass it replaced, same run)
 #   in-process BF16 / PyTorch F32       target >= 3
 #   BF16 selections identical to F32    target >= 0.99
 #   gRPC loopback / in-process          (when encode_bench_grpc is built)
@@ -125,7 +128,8 @@ def show(label, value, target=None, fmt="%.2f"):
 for shape, m in cpp.items():
     modes, t = m["modes"], torch.get(shape, {})
     print("\n%s (d_in=%d d_sae=%d k=%d), best tokens/s:" % (shape, m["d_in"], m["d_sae"], m["k"]))
-    for name in ["gemm_f32", "gemm_f32_tiled", "encode_f32", "encode_bf16", "bf16_matmul",
+    for name in ["gemm_f32", "gemm_f32_tiled", "gemm_invariant", "encode_f32_blas", "encode_f32",
+                 "encode_bf16", "bf16_matmul",
                  "grpc_encode_f32", "grpc_encode_bf16"]:
         if name in modes:
             print("  %-34s %10.0f   (median %.0f)" % (name, modes[name]["best_tok_s"],
@@ -138,6 +142,11 @@ for shape, m in cpp.items():
     gemm = max([v for v in (tok(modes, "gemm_f32"), tok(modes, "gemm_f32_tiled")) if v] or [0])
     show("in-process F32 / faster sgemm alone", ratio(tok(modes, "encode_f32"), gemm), 0.9)
     show("in-process F32 / one-call sgemm", ratio(tok(modes, "encode_f32"), tok(modes, "gemm_f32")))
+    show("invariant F32 / pre-invariant F32",
+         ratio(tok(modes, "encode_f32"), tok(modes, "encode_f32_blas")), 0.9)
+    show("invariant GEMM / sgemm tiled", ratio(tok(modes, "gemm_invariant"),
+                                               tok(modes, "gemm_f32_tiled")))
+    show("selections equal to pre-invariant", m["metrics"].get("blas_agreement"), None, "%.5f")
     show("in-process BF16 / torch F32", ratio(tok(modes, "encode_bf16"), tok(t, "f32")), 3)
     torch_bf16 = [v for v in (tok(t, "bf16_autocast"), tok(t, "bf16_weights")) if v]
     best_torch_bf16 = max(torch_bf16 or [0])

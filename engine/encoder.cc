@@ -1,8 +1,9 @@
 // Encoder: creation and the encode path (see encoder.h, DESIGN.md §2).
 //
 // Rows are processed in tiles of EncoderOptions::tile_rows: normalize and
-// centre the tile, one GEMM into a [tile, d_sae] buffer (OpenBLAS threads),
-// then the activation and top-k pass per row while that buffer is still warm
+// centre the tile, one GEMM into a [tile, d_sae] buffer (F32: InvariantGemm,
+// the fixed-order FMA kernel, so a row's codes do not depend on its batch;
+// BF16: oneDNN), then the activation and top-k pass per row while that buffer is still warm
 // in cache (rows split across cores with ParallelFor). Output is CSR with
 // ascending feature ids per row.
 //
@@ -10,8 +11,6 @@
 // (x' W_enc) ⊙ exp(r_mag) up to float rounding, so the magnitude path reuses
 // the gate's product scaled per feature (activation.cc).
 #include "engine/encoder.h"
-
-#include <cblas.h>
 
 #include <algorithm>
 #include <bit>
@@ -21,8 +20,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/activation.h"
-#include "engine/blas_threads.h"
+#include "engine/content_hash.h"
 #include "engine/encoder_impl.h"
+#include "engine/invariant_gemm.h"
 #include "engine/parallel.h"
 #include "util/status_macros.h"
 
@@ -55,7 +55,15 @@ Encoder::Impl::Impl(std::shared_ptr<const Dictionary> dictionary, const EncoderO
     decoder_norm_sq_.resize(c.d_sae);
     for (int64_t i = 0; i < c.d_sae; ++i) decoder_norm_sq_[i] = static_cast<float>(row_norm_sq(i));
   }
+  // Matching pursuit scores against the tied weights: a · W_dec^T.
+  gemm_ = c.architecture == Architecture::kMatchingPursuit
+              ? InvariantGemm::Create(d.w_dec.data(), c.d_in, c.d_sae,
+                                      InvariantGemm::Layout::kNByK, options.kernel)
+              : InvariantGemm::Create(d.w_enc.data(), c.d_in, c.d_sae,
+                                      InvariantGemm::Layout::kKByN, options.kernel);
 }
+
+Encoder::Impl::~Impl() = default;
 
 absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Create(
     std::shared_ptr<const Dictionary> dictionary, const EncoderOptions& options) {
@@ -65,17 +73,20 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("tile_rows must be > 0, got ", options.tile_rows));
   }
-  EnsureBlasThreadsConfigured();
   auto impl = std::make_unique<Impl>(dictionary, options);
   return std::unique_ptr<Encoder>(new Encoder(std::move(impl), std::move(dictionary)));
 }
 
 Encoder::Encoder(std::unique_ptr<Impl> impl, std::shared_ptr<const Dictionary> dictionary)
-    : impl_(std::move(impl)), dictionary_(std::move(dictionary)) {}
+    : impl_(std::move(impl)),
+      dictionary_(std::move(dictionary)),
+      content_sha256_(DictionaryContentSha256(*dictionary_)) {}
 
 Encoder::~Encoder() = default;
 
 bool Encoder::Bf16Available() { return Bf16Matmul::Available(); }
+
+std::string_view Encoder::f32_kernel_name() const { return impl_->gemm().kernel_name(); }
 
 absl::StatusOr<EncodeResult> Encoder::Encode(absl::Span<const float> x, int64_t n,
                                              const EncodeOptions& options) const {
@@ -187,17 +198,7 @@ absl::Status Encoder::Impl::EncoderGemm(const float* a, int64_t m, ComputeMode m
     SAEDICT_ASSIGN_OR_RETURN(const Bf16Matmul* bf16, GetBf16());
     return bf16->Run(a, m, c);
   }
-  const int mi = static_cast<int>(m);
-  const int d_in = static_cast<int>(cfg.d_in);
-  const int d_sae = static_cast<int>(cfg.d_sae);
-  if (cfg.architecture == Architecture::kMatchingPursuit) {
-    // Tied weights: a · W_dec^T, reading W_dec [d_sae, d_in] transposed.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, d_sae, d_in, 1.0f, a, d_in,
-                dict().w_dec.data(), d_in, 0.0f, c, d_sae);
-  } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d_sae, d_in, 1.0f, a, d_in,
-                dict().w_enc.data(), d_sae, 0.0f, c, d_sae);
-  }
+  gemm_->Multiply(a, m, cfg.d_in, c, cfg.d_sae);
   return absl::OkStatus();
 }
 

@@ -3,8 +3,19 @@
 // Math (DESIGN.md §2): x' = normalize(x) [- b_dec when apply_b_dec_to_input];
 // pre = x' W_enc + b_enc; then the architecture's activation. Decode is
 // f W_dec + b_dec followed by undoing the normalization. F32 mode is exact
-// float32 with a BLAS SGEMM; BF16 mode runs the encoder GEMM in bfloat16 with
-// float32 accumulation (oneDNN when built with it) and is approximate.
+// float32; BF16 mode runs the encoder GEMM in bfloat16 with float32
+// accumulation (oneDNN when built with it) and is approximate.
+//
+// Batch invariance (F32 mode): a row's codes — indices and values — and its
+// reconstruction and row error are bit-identical whatever other rows share
+// its call, its position in the call, the call's size, the tile size and the
+// thread count (engine/parallel.h SetParallelism), on one machine. The
+// encoder GEMM is InvariantGemm (one fixed FMA chain per element, see
+// engine/invariant_gemm.h); every other step works on one row with fixed
+// arithmetic. So codes stored by Ingest equal what Encode returns for the
+// same row. Not promised: identity across CPU models or builds (today's
+// kernels agree bit for bit, but a future kernel may not), nor for BF16
+// mode (oneDNN may block its reduction by batch size).
 //
 // Thread safety: all methods are const and safe to call concurrently. The
 // encoder processes rows in tiles so the GEMM output stays in cache while the
@@ -14,11 +25,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "engine/dictionary.h"
+#include "engine/invariant_gemm.h"
 #include "engine/sparse_codes.h"
 
 namespace saedict::engine {
@@ -56,6 +70,8 @@ struct InterveneResult {
 
 struct EncoderOptions {
   int64_t tile_rows = 256;  // rows per GEMM tile
+  // F32 GEMM kernel; kAuto: the widest this CPU runs. All give identical bits.
+  InvariantGemm::Kernel kernel = InvariantGemm::Kernel::kAuto;
 };
 
 class Encoder {
@@ -66,6 +82,8 @@ class Encoder {
   ~Encoder();
 
   const Dictionary& dictionary() const { return *dictionary_; }
+  // SHA-256 of the weights this encoder serves (engine/content_hash.h).
+  const std::string& content_sha256() const { return content_sha256_; }
 
   // x: [n, d_in] row-major float32. INVALID_ARGUMENT when x.size() != n*d_in,
   // a value is NaN/Inf (names row and column), or options.top_k is out of
@@ -82,6 +100,9 @@ class Encoder {
                                             absl::Span<const FeatureEdit> edits,
                                             const EncodeOptions& options = {}) const;
 
+  // The F32 GEMM kernel in use ("avx512", "avx2" or "portable").
+  std::string_view f32_kernel_name() const;
+
   // True when this build and CPU can run ComputeMode::kBF16.
   static bool Bf16Available();
 
@@ -90,6 +111,7 @@ class Encoder {
   explicit Encoder(std::unique_ptr<Impl> impl, std::shared_ptr<const Dictionary> dictionary);
   std::unique_ptr<Impl> impl_;
   std::shared_ptr<const Dictionary> dictionary_;
+  std::string content_sha256_;
 };
 
 }  // namespace saedict::engine

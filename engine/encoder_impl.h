@@ -18,6 +18,7 @@
 #include "absl/types/span.h"
 #include "engine/bf16_matmul.h"
 #include "engine/encoder.h"
+#include "engine/invariant_gemm.h"
 #include "engine/normalization.h"
 
 namespace saedict::engine {
@@ -25,9 +26,11 @@ namespace saedict::engine {
 class Encoder::Impl {
  public:
   Impl(std::shared_ptr<const Dictionary> dictionary, const EncoderOptions& options);
+  ~Impl();
 
   const Dictionary& dict() const { return *dictionary_; }
   const DictionaryConfig& config() const { return dictionary_->config; }
+  const InvariantGemm& gemm() const { return *gemm_; }
 
   // INVALID_ARGUMENT for a size mismatch, a non-finite value or a bad top_k;
   // UNIMPLEMENTED for kBF16 when unavailable.
@@ -63,6 +66,7 @@ class Encoder::Impl {
   std::vector<float> feature_scale_;    // topk rescale: ||W_dec_i||; gated: exp(r_mag)
   std::vector<float> decode_factor_;    // topk rescale: 1 / ||W_dec_i||; else empty
   std::vector<float> decoder_norm_sq_;  // matching pursuit: ||W_dec_i||^2
+  std::unique_ptr<InvariantGemm> gemm_;  // F32 encoder GEMM (packed W_enc, or W_dec^T for MP)
 
   mutable absl::once_flag bf16_once_;
   mutable absl::Status bf16_status_;

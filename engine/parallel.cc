@@ -7,14 +7,16 @@
 // reporting its last chunk, so jobs can live on the caller's stack.
 #include "engine/parallel.h"
 
+#include <sched.h>
+
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "engine/blas_threads.h"
 
 namespace saedict::engine {
 namespace {
@@ -76,13 +78,34 @@ class Pool {
   std::vector<std::thread> threads_;
 };
 
+std::atomic<int> parallelism_cap{0};  // 0: all hardware threads
+
 }  // namespace
 
-void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+int HardwareThreads() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int count = CPU_COUNT(&set);
+    if (count > 0) return count;
+  }
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw > 0 ? static_cast<int>(hw) : 1;
+}
+
+void SetParallelism(int threads) { parallelism_cap.store(std::max(threads, 0)); }
+
+int Parallelism() {
   static const int hardware_threads = HardwareThreads();
+  const int cap = parallelism_cap.load();
+  return cap == 0 ? hardware_threads : std::min(cap, hardware_threads);
+}
+
+void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   grain = std::max<int64_t>(grain, 1);
   if (n <= 0) return;
-  if (n <= grain || hardware_threads <= 1) {
+  const int threads = Parallelism();
+  if (n <= grain || threads <= 1) {
     fn(0, n);
     return;
   }
