@@ -1,5 +1,7 @@
 #include "server/corpus_queries.h"
 
+#include "server/proto_convert.h"
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -157,9 +159,7 @@ absl::StatusOr<v1::GetActivationsResponse> CorpusQueries::GetActivations(
   SAEDICT_ASSIGN_OR_RETURN(v1::DictionaryInfo info, registry_->Get(r.dictionary_id()));
   v1::GetActivationsResponse out;
   *out.mutable_codes() = ToWire(codes.codes, info.d_sae());
-  out.set_stored_precision(codes.precision == storage::ValuePrecision::kF16
-                               ? v1::VALUE_PRECISION_F16
-                               : v1::VALUE_PRECISION_F32);
+  out.set_stored_precision(ToProto(codes.precision));
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "formats/dictionary_loader.h"
 #include "server/path_guard.h"
+#include "server/proto_convert.h"
 #include "server/resource_name.h"
 #include "util/log.h"
 #include "util/status_macros.h"
@@ -15,95 +16,6 @@ namespace saedict::server {
 namespace {
 
 namespace fs = std::filesystem;
-
-v1::Architecture ToProto(engine::Architecture a) {
-  switch (a) {
-    case engine::Architecture::kStandard:
-      return v1::ARCHITECTURE_STANDARD;
-    case engine::Architecture::kTopK:
-      return v1::ARCHITECTURE_TOPK;
-    case engine::Architecture::kJumpReLU:
-      return v1::ARCHITECTURE_JUMPRELU;
-    case engine::Architecture::kGated:
-      return v1::ARCHITECTURE_GATED;
-    case engine::Architecture::kMatchingPursuit:
-      return v1::ARCHITECTURE_MATCHING_PURSUIT;
-  }
-  return v1::ARCHITECTURE_UNSPECIFIED;
-}
-
-v1::Normalization ToProto(engine::Normalization n) {
-  switch (n) {
-    case engine::Normalization::kNone:
-      return v1::NORMALIZATION_NONE;
-    case engine::Normalization::kConstantNormRescale:
-      return v1::NORMALIZATION_CONSTANT_NORM_RESCALE;
-    case engine::Normalization::kLayerNorm:
-      return v1::NORMALIZATION_LAYER_NORM;
-  }
-  return v1::NORMALIZATION_NONE;
-}
-
-v1::SourceFormat ToProto(formats::SourceFormat f) {
-  switch (f) {
-    case formats::SourceFormat::kSaeLens:
-      return v1::SOURCE_FORMAT_SAELENS;
-    case formats::SourceFormat::kSparsify:
-      return v1::SOURCE_FORMAT_SPARSIFY;
-    case formats::SourceFormat::kGemmaScope:
-      return v1::SOURCE_FORMAT_GEMMA_SCOPE;
-    case formats::SourceFormat::kAuto:
-      break;
-  }
-  return v1::SOURCE_FORMAT_AUTO;
-}
-
-absl::StatusOr<formats::SourceFormat> FromProto(v1::SourceFormat f) {
-  switch (f) {
-    case v1::SOURCE_FORMAT_AUTO:
-      return formats::SourceFormat::kAuto;
-    case v1::SOURCE_FORMAT_SAELENS:
-      return formats::SourceFormat::kSaeLens;
-    case v1::SOURCE_FORMAT_SPARSIFY:
-      return formats::SourceFormat::kSparsify;
-    case v1::SOURCE_FORMAT_GEMMA_SCOPE:
-      return formats::SourceFormat::kGemmaScope;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("format: ", static_cast<int>(f), " (", v1::SourceFormat_Name(f),
-                       ") cannot be loaded; expected AUTO, SAELENS, SPARSIFY or GEMMA_SCOPE"));
-  }
-}
-
-v1::DType ToProto(formats::DType d) {
-  switch (d) {
-    case formats::DType::kF32:
-      return v1::DTYPE_F32;
-    case formats::DType::kF16:
-      return v1::DTYPE_F16;
-    case formats::DType::kBF16:
-      return v1::DTYPE_BF16;
-  }
-  return v1::DTYPE_UNSPECIFIED;
-}
-
-// The fields every dictionary's info derives from its config and weights.
-v1::DictionaryInfo InfoFromDictionary(const engine::Dictionary& d) {
-  const engine::DictionaryConfig& c = d.config;
-  v1::DictionaryInfo info;
-  info.set_model_name(c.model_name);
-  info.set_hook_name(c.hook_name);
-  info.set_d_in(c.d_in);
-  info.set_d_sae(c.d_sae);
-  info.set_architecture(ToProto(c.architecture));
-  info.set_k(c.k);
-  info.set_normalization(ToProto(c.normalization));
-  info.set_apply_b_dec_to_input(c.apply_b_dec_to_input);
-  info.set_rescale_acts_by_decoder_norm(c.rescale_acts_by_decoder_norm);
-  info.set_mp_residual_threshold(c.mp_residual_threshold);
-  info.set_weight_bytes(d.WeightBytes());
-  return info;
-}
 
 }  // namespace
 
@@ -145,6 +57,14 @@ absl::Status DictionaryRegistry::Restore() {
       LogError(absl::StrCat("dictionary '", id, "' not restored: ", encoder.status().ToString()));
       continue;
     }
+    if (record.info().weights_sha256() != (*encoder)->content_sha256()) {
+      // Records written before content hashes existed (or by another build): fill it in.
+      record.mutable_info()->set_weights_sha256((*encoder)->content_sha256());
+      if (absl::Status s = store_->PutDictionary(record); !s.ok()) {
+        LogError(absl::StrCat("dictionary '", id, "' not restored: ", s.ToString()));
+        continue;
+      }
+    }
     absl::MutexLock lock(&mu_);
     entries_[id] = Entry{record.info(), record.weights_file(), std::move(*encoder)};
   }
@@ -183,8 +103,10 @@ absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::Load(
     SAEDICT_ASSIGN_OR_RETURN(fs::path path,
                              ResolveUnderRoot(options_.dictionary_root, request.path()));
     SAEDICT_ASSIGN_OR_RETURN(formats::SourceFormat format, FromProto(request.format()));
-    SAEDICT_ASSIGN_OR_RETURN(formats::LoadedDictionary loaded,
-                             formats::LoadDictionary(path, format));
+    // Every file the loader opens must also resolve inside the root.
+    SAEDICT_ASSIGN_OR_RETURN(
+        formats::LoadedDictionary loaded,
+        formats::LoadDictionary(path, {.format = format, .root = options_.dictionary_root}));
     auto dict = std::make_shared<const engine::Dictionary>(std::move(loaded.dictionary));
     v1::DictionaryInfo info = InfoFromDictionary(*dict);
     info.set_source_format(ToProto(loaded.format));
@@ -218,10 +140,7 @@ absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::Publish(
   const absl::Time now = absl::Now();
   info.set_id(id);
   info.mutable_loaded_at()->set_seconds(absl::ToUnixSeconds(now));
-  if (replace) {
-    // Latents stored for this id were encoded with the old weights.
-    SAEDICT_RETURN_IF_ERROR(store_->corpus()->DeleteDictionaryData(id));
-  }
+  info.set_weights_sha256(encoder->content_sha256());
   // A fresh file per load: a replace never touches the file the old record uses.
   const std::string weights_file = absl::StrCat(id, ".", absl::ToUnixNanos(now), ".safetensors");
   const fs::path weights_path = WeightsDir() / weights_file;
@@ -229,10 +148,14 @@ absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::Publish(
   v1::DictionaryRecord record;
   *record.mutable_info() = info;
   record.set_weights_file(weights_file);
-  if (absl::Status s = store_->PutDictionary(record); !s.ok()) {
+  // A replace drops the latents stored for the old weights and writes the new
+  // record in one atomic step, serialised with ingest writes: a batch encoded
+  // with the old weights lands before it (and is dropped) or is refused after.
+  absl::Status put = replace ? store_->ReplaceDictionary(record) : store_->PutDictionary(record);
+  if (!put.ok()) {
     std::error_code ec;
     fs::remove(weights_path, ec);
-    return s;
+    return put;
   }
   std::string old_file;
   {

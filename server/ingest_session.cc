@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/proto_convert.h"
 #include "server/resource_name.h"
 #include "server/wire_codec.h"
 #include "util/status_macros.h"
@@ -13,30 +14,6 @@ namespace {
 
 absl::Status Prefixed(int64_t index, const absl::Status& s) {
   return absl::Status(s.code(), absl::StrCat("stream message ", index, ": ", s.message()));
-}
-
-absl::StatusOr<storage::ValuePrecision> ToStorage(v1::ValuePrecision p) {
-  switch (p) {
-    case v1::VALUE_PRECISION_F32:
-      return storage::ValuePrecision::kF32;
-    case v1::VALUE_PRECISION_F16:
-      return storage::ValuePrecision::kF16;
-    default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "value_precision: ", static_cast<int>(p), " is not a ValuePrecision; expected F32 or F16"));
-  }
-}
-
-absl::StatusOr<engine::ComputeMode> ToEngine(v1::ComputeMode m) {
-  switch (m) {
-    case v1::COMPUTE_MODE_F32:
-      return engine::ComputeMode::kF32;
-    case v1::COMPUTE_MODE_BF16:
-      return engine::ComputeMode::kBF16;
-    default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "compute_mode: ", static_cast<int>(m), " is not a ComputeMode; expected F32 or BF16"));
-  }
 }
 
 // Token ids and strings of one wire document, checked against each other.
@@ -94,7 +71,8 @@ absl::Status IngestSession::FirstError() const {
   return error_;
 }
 
-absl::StatusOr<storage::IngestBatch> IngestSession::Prepare(const v1::IngestRequest& request) {
+absl::StatusOr<std::pair<storage::IngestBatch, engine::ComputeMode>> IngestSession::Prepare(
+    const v1::IngestRequest& request) {
   // Stream-level fields: fixed by the first message.
   if (dictionary_id_.empty()) {
     if (request.dictionary_id().empty()) {
@@ -107,6 +85,17 @@ absl::StatusOr<storage::IngestBatch> IngestSession::Prepare(const v1::IngestRequ
     return absl::InvalidArgumentError(
         absl::StrCat("dictionary_id: '", request.dictionary_id(), "' differs from '",
                      dictionary_id_, "' of the stream's first message; use one stream per dictionary"));
+  } else {
+    // A replace (or delete) since the first message ends the stream: its
+    // batches must not mix weights. The store checks again at write time.
+    SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Encoder> current,
+                             registry_->GetEncoder(dictionary_id_));
+    if (current->content_sha256() != encoder_->content_sha256()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "dictionary '", dictionary_id_, "' was replaced during the ingest (weights sha256 ",
+          encoder_->content_sha256(), " -> ", current->content_sha256(),
+          "); nothing of this message was stored, start a new stream"));
+    }
   }
   if (corpus_.empty()) {
     SAEDICT_RETURN_IF_ERROR(ValidateCorpusName(request.corpus()));
@@ -121,10 +110,11 @@ absl::StatusOr<storage::IngestBatch> IngestSession::Prepare(const v1::IngestRequ
   }
   storage::IngestBatch batch;
   batch.dictionary_id = dictionary_id_;
+  batch.weights_sha256 = encoder_->content_sha256();
   batch.corpus = corpus_;
   SAEDICT_ASSIGN_OR_RETURN(batch.precision, ToStorage(request.value_precision()));
   engine::EncodeOptions encode_options;
-  SAEDICT_ASSIGN_OR_RETURN(encode_options.compute_mode, ToEngine(request.compute_mode()));
+  SAEDICT_ASSIGN_OR_RETURN(encode_options.compute_mode, ToEngine(request.compute_mode(), "compute_mode"));
 
   const engine::DictionaryConfig& config = encoder_->dictionary().config;
   batch.d_sae = config.d_sae;
@@ -161,7 +151,7 @@ absl::StatusOr<storage::IngestBatch> IngestSession::Prepare(const v1::IngestRequ
     doc.codes.values.assign(codes.values.begin() + base, codes.values.begin() + end);
     row += n;
   }
-  return batch;
+  return std::make_pair(std::move(batch), encode_options.compute_mode);
 }
 
 void IngestSession::RecordError(int64_t index, const absl::Status& status) {
@@ -175,7 +165,7 @@ absl::Status IngestSession::Submit(v1::IngestRequest request) {
   if (finished_) return absl::FailedPreconditionError("ingest session already finished");
   SAEDICT_RETURN_IF_ERROR(FirstError());
   const int64_t index = next_index_++;
-  absl::StatusOr<storage::IngestBatch> batch = Prepare(request);
+  absl::StatusOr<std::pair<storage::IngestBatch, engine::ComputeMode>> batch = Prepare(request);
   absl::MutexLock lock(&mu_);
   if (!batch.ok()) {
     // Batches queued before this message are still written and acknowledged.
@@ -187,7 +177,7 @@ absl::Status IngestSession::Submit(v1::IngestRequest request) {
   };
   mu_.Await(absl::Condition(&has_room));
   if (write_failed_) return error_;
-  queue_.push_back(Pending{index, std::move(*batch)});
+  queue_.push_back(Pending{index, std::move(batch->first), batch->second});
   return absl::OkStatus();
 }
 
@@ -238,6 +228,8 @@ void IngestSession::WriterLoop() {
       ack.set_replaced_documents(written->replaced_documents);
       ack.set_total_documents(total_documents_);
       ack.set_total_tokens(total_tokens_);
+      ack.set_weights_sha256(pending.batch.weights_sha256);
+      ack.set_compute_mode(ToProto(pending.compute_mode));
     }
     const bool delivered = sink_(ack);
     absl::MutexLock lock(&mu_);

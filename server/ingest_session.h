@@ -12,8 +12,10 @@
 // message index: INVALID_ARGUMENT (missing or
 // changed dictionary_id / corpus, empty batch, token/activation count
 // mismatch, wrong d_in, NaN, bad enum), NOT_FOUND (unknown dictionary, or
-// deleted during the ingest), FAILED_PRECONDITION (document stored with
-// other tokens that another dictionary uses), CANCELLED (the sink refused an
+// deleted during the ingest), FAILED_PRECONDITION (the dictionary was
+// replaced during the ingest — its later batches are refused, never stored
+// under the new weights — or a document stored with other tokens that
+// another dictionary uses), CANCELLED (the sink refused an
 // ack: the client went away), and the store's INTERNAL / UNAVAILABLE.
 // Messages are prefixed "stream message N: ".
 //
@@ -28,6 +30,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -68,8 +71,11 @@ class IngestSession {
   struct Pending {
     int64_t index = 0;
     storage::IngestBatch batch;
+    engine::ComputeMode compute_mode = engine::ComputeMode::kF32;
   };
-  absl::StatusOr<storage::IngestBatch> Prepare(const v1::IngestRequest& request);
+  // The batch to store and the compute mode that encoded it.
+  absl::StatusOr<std::pair<storage::IngestBatch, engine::ComputeMode>> Prepare(
+      const v1::IngestRequest& request);
   void WriterLoop();
   absl::Status FirstError() const;
   void RecordError(int64_t index, const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -4,62 +4,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/checkpoint.h"
+#include "server/proto_convert.h"
 #include "server/wire_codec.h"
 #include "util/status_macros.h"
 
 namespace saedict::server {
 namespace {
-
-absl::StatusOr<engine::EncodeOptions> ToEngine(const v1::EncodeOptions& o, int64_t d_sae) {
-  if (o.top_k() < 0 || o.top_k() > d_sae) {
-    return absl::InvalidArgumentError(absl::StrCat("options.top_k: ", o.top_k(),
-                                                   " is out of range; expected 0 (the "
-                                                   "dictionary's default) or 1..",
-                                                   d_sae, " (d_sae)"));
-  }
-  engine::EncodeOptions out;
-  out.top_k = o.top_k();
-  out.return_reconstruction = o.return_reconstruction();
-  out.return_row_error = o.return_error();
-  switch (o.compute_mode()) {
-    case v1::COMPUTE_MODE_F32:
-      out.compute_mode = engine::ComputeMode::kF32;
-      break;
-    case v1::COMPUTE_MODE_BF16:
-      out.compute_mode = engine::ComputeMode::kBF16;
-      break;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("options.compute_mode: ", o.compute_mode(), " is not a ComputeMode"));
-  }
-  return out;
-}
-
-absl::StatusOr<engine::FeatureEdit> ToEngine(const v1::FeatureEdit& e, int index) {
-  engine::FeatureEdit out;
-  out.feature = e.feature();
-  out.value = e.value();
-  out.rows.assign(e.rows().begin(), e.rows().end());
-  switch (e.op()) {
-    case v1::EDIT_OP_SET:
-      out.op = engine::EditOp::kSet;
-      break;
-    case v1::EDIT_OP_ADD:
-      out.op = engine::EditOp::kAdd;
-      break;
-    case v1::EDIT_OP_SCALE:
-      out.op = engine::EditOp::kScale;
-      break;
-    case v1::EDIT_OP_ABLATE:
-      out.op = engine::EditOp::kAblate;
-      break;
-    default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "edits[", index, "].op: ", static_cast<int>(e.op()), " (", v1::EditOp_Name(e.op()),
-          ") is not an edit; expected SET, ADD, SCALE or ABLATE"));
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -106,6 +56,8 @@ absl::StatusOr<v1::EncodeResponse> ServiceCore::Encode(const v1::EncodeRequest& 
                            batcher_->Encode(encoder, x.values, x.rows, options));
   v1::EncodeResponse out;
   *out.mutable_codes() = EncodeCodes(result.codes);
+  out.set_weights_sha256(encoder->content_sha256());
+  out.set_compute_mode(ToProto(options.compute_mode));
   if (options.return_reconstruction) {
     *out.mutable_reconstruction() = EncodeTensor(result.reconstruction, {x.rows, x.cols});
   }
@@ -141,6 +93,8 @@ absl::StatusOr<v1::InterveneResponse> ServiceCore::Intervene(const v1::Intervene
   v1::InterveneResponse out;
   *out.mutable_activations() = EncodeTensor(result.activations, {x.rows, x.cols});
   *out.mutable_codes() = EncodeCodes(result.edited_codes);
+  out.set_weights_sha256(encoder->content_sha256());
+  out.set_compute_mode(ToProto(options.compute_mode));
   return out;
 }
 

@@ -68,6 +68,10 @@ struct IngestDocument {
 
 struct IngestBatch {
   std::string dictionary_id;
+  // The content hash of the weights that encoded the batch; when set, the
+  // write is refused (FAILED_PRECONDITION) unless the dictionary's record
+  // names the same weights, so a replace during an ingest never mixes weights.
+  std::string weights_sha256;
   int64_t d_sae = 0;  // every index must be < d_sae
   std::string corpus;
   // kF16 falls back to kF32 for a document with a value f16 cannot hold.
@@ -129,6 +133,7 @@ class CorpusStore {
   // finite value, duplicate doc id in the batch), then writes it atomically
   // and synced. NOT_FOUND when the dictionary has no record in Store (e.g.
   // deleted while an ingest was running). FAILED_PRECONDITION when the
+  // record names other weights than batch.weights_sha256, or when the
   // document is stored with different tokens and another dictionary holds
   // codes for it. Values of exactly 0 are dropped.
   virtual absl::StatusOr<IngestBatchResult> WriteIngestBatch(const IngestBatch& batch) = 0;

@@ -110,14 +110,27 @@ std::optional<uint32_t> RocksDbCorpusStore::CorpusNumber(const std::string& corp
   return it->second;
 }
 
-absl::Status RocksDbCorpusStore::CheckDictionaryRecord(const std::string& id) {
+absl::Status RocksDbCorpusStore::CheckDictionaryRecord(const std::string& id,
+                                                       const std::string& weights_sha256) {
   rocksdb::PinnableSlice value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_.dictionaries, id, &value);
   if (s.IsNotFound()) {
     return absl::NotFoundError(
         absl::StrCat("storage: dictionary '", id, "' has no record (never loaded or deleted)"));
   }
-  return FromRocksDb(s, absl::StrCat("get dictionary '", id, "'"));
+  SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get dictionary '", id, "'")));
+  if (weights_sha256.empty()) return absl::OkStatus();
+  v1::DictionaryRecord record;
+  if (!record.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    return absl::InternalError(absl::StrCat("storage: dictionary record '", id, "' is corrupt"));
+  }
+  if (record.info().weights_sha256() != weights_sha256) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "dictionary '", id, "' was replaced during the ingest: this batch was encoded with "
+        "weights sha256 ", weights_sha256, ", the dictionary now has ",
+        record.info().weights_sha256(), "; nothing of this batch was stored, start a new stream"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<RocksDbCorpusStore::Numbers> RocksDbCorpusStore::ResolveNumbers(
@@ -127,7 +140,7 @@ absl::StatusOr<RocksDbCorpusStore::Numbers> RocksDbCorpusStore::ResolveNumbers(
   if (dict && corpus) return Numbers{*dict, *corpus};
 
   absl::MutexLock lock(&write_mu_);
-  SAEDICT_RETURN_IF_ERROR(CheckDictionaryRecord(batch.dictionary_id));
+  SAEDICT_RETURN_IF_ERROR(CheckDictionaryRecord(batch.dictionary_id, batch.weights_sha256));
   dict = DictNumber(batch.dictionary_id);  // stable now: only changed under write_mu_
   corpus = CorpusNumber(batch.corpus);
   uint32_t next = next_number_;
@@ -188,7 +201,7 @@ absl::StatusOr<IngestBatchResult> RocksDbCorpusStore::WriteIngestBatch(const Ing
     const std::vector<rocksdb::Slice> new_sorted = SortedInvertedKeys(new_inverted);
 
     absl::MutexLock lock(&write_mu_);
-    SAEDICT_RETURN_IF_ERROR(CheckDictionaryRecord(batch.dictionary_id));
+    SAEDICT_RETURN_IF_ERROR(CheckDictionaryRecord(batch.dictionary_id, batch.weights_sha256));
     if (DictNumber(batch.dictionary_id) != n.dict) {  // its data was deleted meanwhile
       if (attempt < kIngestAttempts) continue;
       return absl::AbortedError(absl::StrCat("storage: dictionary '", batch.dictionary_id,
@@ -486,14 +499,22 @@ absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
 }
 
 absl::Status RocksDbCorpusStore::DeleteDictionaryData(const std::string& dictionary_id) {
-  return DeleteDictionaryImpl(dictionary_id, /*delete_record=*/false);
+  return DeleteDictionaryImpl(dictionary_id, /*delete_record=*/false, nullptr);
+}
+
+absl::Status RocksDbCorpusStore::ReplaceDictionary(const v1::DictionaryRecord& record) {
+  if (record.info().id().empty()) {
+    return absl::InvalidArgumentError("storage: dictionary record has no id");
+  }
+  return DeleteDictionaryImpl(record.info().id(), /*delete_record=*/false, &record);
 }
 
 absl::Status RocksDbCorpusStore::DeleteDictionary(const std::string& dictionary_id) {
-  return DeleteDictionaryImpl(dictionary_id, /*delete_record=*/true);
+  return DeleteDictionaryImpl(dictionary_id, /*delete_record=*/true, nullptr);
 }
 
-absl::Status RocksDbCorpusStore::DeleteDictionaryImpl(const std::string& id, bool delete_record) {
+absl::Status RocksDbCorpusStore::DeleteDictionaryImpl(const std::string& id, bool delete_record,
+                                                      const v1::DictionaryRecord* replacement) {
   std::optional<uint32_t> number;
   {
     absl::MutexLock lock(&write_mu_);
@@ -509,6 +530,10 @@ absl::Status RocksDbCorpusStore::DeleteDictionaryImpl(const std::string& id, boo
     }
     if (delete_record) {
       SAEDICT_RETURN_IF_ERROR(FromRocksDb(wb.Delete(cf_.dictionaries, id), "batch delete"));
+    }
+    if (replacement != nullptr) {
+      SAEDICT_RETURN_IF_ERROR(FromRocksDb(
+          wb.Put(cf_.dictionaries, id, replacement->SerializeAsString()), "batch put"));
     }
     if (wb.Count() == 0) return absl::OkStatus();
     SAEDICT_RETURN_IF_ERROR(

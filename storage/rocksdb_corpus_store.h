@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "rocksdb/db.h"
+#include "saedict/v1/storage.pb.h"
 #include "storage/corpus_store.h"
 
 namespace saedict::storage {
@@ -60,6 +61,9 @@ class RocksDbCorpusStore final : public CorpusStore {
   // Store::DeleteDictionary: DeleteDictionaryData and the "dictionaries"
   // record in one synced batch.
   absl::Status DeleteDictionary(const std::string& dictionary_id);
+  // Store::ReplaceDictionary: DeleteDictionaryData and the new record in one
+  // synced batch.
+  absl::Status ReplaceDictionary(const v1::DictionaryRecord& record);
 
  private:
   struct Numbers {
@@ -76,9 +80,14 @@ class RocksDbCorpusStore final : public CorpusStore {
   // The numbers of the batch's dictionary and corpus, allocating (and
   // persisting, synced) missing ones. NOT_FOUND when the dictionary has no record.
   absl::StatusOr<Numbers> ResolveNumbers(const IngestBatch& batch) ABSL_LOCKS_EXCLUDED(write_mu_);
-  absl::Status CheckDictionaryRecord(const std::string& id)
+  // NOT_FOUND without a record; FAILED_PRECONDITION when weights_sha256 is
+  // set and the record names other weights (the dictionary was replaced).
+  absl::Status CheckDictionaryRecord(const std::string& id, const std::string& weights_sha256)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  absl::Status DeleteDictionaryImpl(const std::string& id, bool delete_record)
+  // Deletes the dictionary's data; then deletes its record, or (replacement
+  // non-null) writes the replacement record, in the same batch.
+  absl::Status DeleteDictionaryImpl(const std::string& id, bool delete_record,
+                                    const v1::DictionaryRecord* replacement)
       ABSL_LOCKS_EXCLUDED(write_mu_);
 
   rocksdb::DB* const db_;

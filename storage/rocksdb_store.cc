@@ -83,6 +83,10 @@ class RocksDbStore final : public Store {
     return corpus_->DeleteDictionary(id);
   }
 
+  absl::Status ReplaceDictionary(const v1::DictionaryRecord& record) override {
+    return corpus_->ReplaceDictionary(record);
+  }
+
   CorpusStore* corpus() override { return corpus_.get(); }
 
   absl::Status Checkpoint(const std::filesystem::path& dir) override {

@@ -47,6 +47,10 @@ class Store {
   // inverted, stats; see CorpusStore::DeleteDictionaryData), serialised with
   // ingest writes so no batch lands after it. OK whether or not it existed.
   virtual absl::Status DeleteDictionary(const std::string& id) = 0;
+  // Writes `record` in place of the existing one and drops every corpus
+  // record of the dictionary (latents of the old weights), atomically and
+  // serialised with ingest writes.
+  virtual absl::Status ReplaceDictionary(const v1::DictionaryRecord& record) = 0;
 
   // Documents, latents, statistics. Owned by the Store; valid while it lives.
   virtual CorpusStore* corpus() = 0;

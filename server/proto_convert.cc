@@ -1,0 +1,171 @@
+// Wire <-> domain conversions (see proto_convert.h).
+#include "server/proto_convert.h"
+
+#include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
+
+namespace saedict::server {
+
+v1::Architecture ToProto(engine::Architecture a) {
+  switch (a) {
+    case engine::Architecture::kStandard:
+      return v1::ARCHITECTURE_STANDARD;
+    case engine::Architecture::kTopK:
+      return v1::ARCHITECTURE_TOPK;
+    case engine::Architecture::kJumpReLU:
+      return v1::ARCHITECTURE_JUMPRELU;
+    case engine::Architecture::kGated:
+      return v1::ARCHITECTURE_GATED;
+    case engine::Architecture::kMatchingPursuit:
+      return v1::ARCHITECTURE_MATCHING_PURSUIT;
+  }
+  return v1::ARCHITECTURE_UNSPECIFIED;
+}
+
+v1::Normalization ToProto(engine::Normalization n) {
+  switch (n) {
+    case engine::Normalization::kNone:
+      return v1::NORMALIZATION_NONE;
+    case engine::Normalization::kConstantNormRescale:
+      return v1::NORMALIZATION_CONSTANT_NORM_RESCALE;
+    case engine::Normalization::kLayerNorm:
+      return v1::NORMALIZATION_LAYER_NORM;
+  }
+  return v1::NORMALIZATION_NONE;
+}
+
+v1::SourceFormat ToProto(formats::SourceFormat f) {
+  switch (f) {
+    case formats::SourceFormat::kSaeLens:
+      return v1::SOURCE_FORMAT_SAELENS;
+    case formats::SourceFormat::kSparsify:
+      return v1::SOURCE_FORMAT_SPARSIFY;
+    case formats::SourceFormat::kGemmaScope:
+      return v1::SOURCE_FORMAT_GEMMA_SCOPE;
+    case formats::SourceFormat::kAuto:
+      break;
+  }
+  return v1::SOURCE_FORMAT_AUTO;
+}
+
+absl::StatusOr<formats::SourceFormat> FromProto(v1::SourceFormat f) {
+  switch (f) {
+    case v1::SOURCE_FORMAT_AUTO:
+      return formats::SourceFormat::kAuto;
+    case v1::SOURCE_FORMAT_SAELENS:
+      return formats::SourceFormat::kSaeLens;
+    case v1::SOURCE_FORMAT_SPARSIFY:
+      return formats::SourceFormat::kSparsify;
+    case v1::SOURCE_FORMAT_GEMMA_SCOPE:
+      return formats::SourceFormat::kGemmaScope;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("format: ", static_cast<int>(f), " (", v1::SourceFormat_Name(f),
+                       ") cannot be loaded; expected AUTO, SAELENS, SPARSIFY or GEMMA_SCOPE"));
+  }
+}
+
+v1::DType ToProto(formats::DType d) {
+  switch (d) {
+    case formats::DType::kF32:
+      return v1::DTYPE_F32;
+    case formats::DType::kF16:
+      return v1::DTYPE_F16;
+    case formats::DType::kBF16:
+      return v1::DTYPE_BF16;
+  }
+  return v1::DTYPE_UNSPECIFIED;
+}
+
+// The fields every dictionary's info derives from its config and weights.
+v1::DictionaryInfo InfoFromDictionary(const engine::Dictionary& d) {
+  const engine::DictionaryConfig& c = d.config;
+  v1::DictionaryInfo info;
+  info.set_model_name(c.model_name);
+  info.set_hook_name(c.hook_name);
+  info.set_d_in(c.d_in);
+  info.set_d_sae(c.d_sae);
+  info.set_architecture(ToProto(c.architecture));
+  info.set_k(c.k);
+  info.set_normalization(ToProto(c.normalization));
+  info.set_apply_b_dec_to_input(c.apply_b_dec_to_input);
+  info.set_rescale_acts_by_decoder_norm(c.rescale_acts_by_decoder_norm);
+  info.set_mp_residual_threshold(c.mp_residual_threshold);
+  info.set_weight_bytes(d.WeightBytes());
+  return info;
+}
+
+v1::ComputeMode ToProto(engine::ComputeMode m) {
+  return m == engine::ComputeMode::kBF16 ? v1::COMPUTE_MODE_BF16 : v1::COMPUTE_MODE_F32;
+}
+
+v1::ValuePrecision ToProto(storage::ValuePrecision p) {
+  return p == storage::ValuePrecision::kF16 ? v1::VALUE_PRECISION_F16 : v1::VALUE_PRECISION_F32;
+}
+
+absl::StatusOr<storage::ValuePrecision> ToStorage(v1::ValuePrecision p) {
+  switch (p) {
+    case v1::VALUE_PRECISION_F32:
+      return storage::ValuePrecision::kF32;
+    case v1::VALUE_PRECISION_F16:
+      return storage::ValuePrecision::kF16;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "value_precision: ", static_cast<int>(p), " is not a ValuePrecision; expected F32 or F16"));
+  }
+}
+
+absl::StatusOr<engine::ComputeMode> ToEngine(v1::ComputeMode m, absl::string_view field) {
+  switch (m) {
+    case v1::COMPUTE_MODE_F32:
+      return engine::ComputeMode::kF32;
+    case v1::COMPUTE_MODE_BF16:
+      return engine::ComputeMode::kBF16;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": ", static_cast<int>(m), " is not a ComputeMode; expected F32 or BF16"));
+  }
+}
+
+absl::StatusOr<engine::EncodeOptions> ToEngine(const v1::EncodeOptions& o, int64_t d_sae) {
+  if (o.top_k() < 0 || o.top_k() > d_sae) {
+    return absl::InvalidArgumentError(absl::StrCat("options.top_k: ", o.top_k(),
+                                                   " is out of range; expected 0 (the "
+                                                   "dictionary's default) or 1..",
+                                                   d_sae, " (d_sae)"));
+  }
+  engine::EncodeOptions out;
+  out.top_k = o.top_k();
+  out.return_reconstruction = o.return_reconstruction();
+  out.return_row_error = o.return_error();
+  SAEDICT_ASSIGN_OR_RETURN(out.compute_mode, ToEngine(o.compute_mode(), "options.compute_mode"));
+  return out;
+}
+
+absl::StatusOr<engine::FeatureEdit> ToEngine(const v1::FeatureEdit& e, int index) {
+  engine::FeatureEdit out;
+  out.feature = e.feature();
+  out.value = e.value();
+  out.rows.assign(e.rows().begin(), e.rows().end());
+  switch (e.op()) {
+    case v1::EDIT_OP_SET:
+      out.op = engine::EditOp::kSet;
+      break;
+    case v1::EDIT_OP_ADD:
+      out.op = engine::EditOp::kAdd;
+      break;
+    case v1::EDIT_OP_SCALE:
+      out.op = engine::EditOp::kScale;
+      break;
+    case v1::EDIT_OP_ABLATE:
+      out.op = engine::EditOp::kAblate;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "edits[", index, "].op: ", static_cast<int>(e.op()), " (", v1::EditOp_Name(e.op()),
+          ") is not an edit; expected SET, ADD, SCALE or ABLATE"));
+  }
+  return out;
+}
+
+}  // namespace saedict::server
