@@ -3,22 +3,14 @@
 // canonical file lives in canonical.cc.
 #include "formats/dictionary_loader.h"
 
-#include <system_error>
-
 #include "absl/strings/str_cat.h"
+#include "formats/codecs/file_io.h"
 #include "formats/loader_internal.h"
+#include "util/status_macros.h"
 
 namespace saedict::formats {
-namespace {
 
 namespace fs = std::filesystem;
-
-bool IsFile(const fs::path& p) {
-  std::error_code ec;
-  return fs::is_regular_file(p, ec);
-}
-
-}  // namespace
 
 const char* SourceFormatName(SourceFormat f) {
   switch (f) {
@@ -35,28 +27,47 @@ const char* SourceFormatName(SourceFormat f) {
 }
 
 absl::StatusOr<LoadedDictionary> LoadDictionary(const fs::path& path, SourceFormat format) {
-  std::error_code ec;
-  const fs::file_status status = fs::status(path, ec);
-  if (!fs::exists(status)) {
-    return absl::NotFoundError(absl::StrCat(path.string(), ": no such file or directory"));
+  return LoadDictionary(path, LoadOptions{.format = format});
+}
+
+absl::StatusOr<LoadedDictionary> LoadDictionary(const fs::path& path, const LoadOptions& options) {
+  FileRoot files = FileRoot::Unrestricted();
+  if (!options.root.empty()) {
+    SAEDICT_ASSIGN_OR_RETURN(files, FileRoot::Create(options.root));
   }
+  SourceFormat format = options.format;
+  // The path itself (a symlinked folder or file leading out is refused here).
+  SAEDICT_ASSIGN_OR_RETURN(const bool is_file, files.IsRegularFile(path));
   // A file: a Gemma Scope .npz, or one file of a folder-based format.
   fs::path dir = path;
-  if (fs::is_regular_file(status)) {
+  if (is_file) {
     if (format == SourceFormat::kGemmaScope || path.extension() == ".npz") {
-      return internal::LoadGemmaScope(path);
+      return internal::LoadGemmaScope(path, files);
     }
     dir = path.parent_path();
+  } else {
+    SAEDICT_ASSIGN_OR_RETURN(const bool exists, files.Exists(path));
+    if (!exists) {
+      return absl::NotFoundError(absl::StrCat(path.string(), ": no such file or directory"));
+    }
   }
   if (format == SourceFormat::kAuto) {
-    const bool cfg = IsFile(dir / "cfg.json");
-    if (cfg && IsFile(dir / "sae_weights.safetensors")) {
-      format = SourceFormat::kSaeLens;
-    } else if (cfg && IsFile(dir / "sae.safetensors")) {
-      format = SourceFormat::kSparsify;
-    } else if (IsFile(dir / "params.npz")) {
-      format = SourceFormat::kGemmaScope;
-    } else {
+    // Probed in this order, each only when needed.
+    SAEDICT_ASSIGN_OR_RETURN(const bool cfg, files.IsRegularFile(dir / "cfg.json"));
+    bool found = false;
+    if (cfg) {
+      SAEDICT_ASSIGN_OR_RETURN(found, files.IsRegularFile(dir / "sae_weights.safetensors"));
+      if (found) format = SourceFormat::kSaeLens;
+    }
+    if (cfg && !found) {
+      SAEDICT_ASSIGN_OR_RETURN(found, files.IsRegularFile(dir / "sae.safetensors"));
+      if (found) format = SourceFormat::kSparsify;
+    }
+    if (!found) {
+      SAEDICT_ASSIGN_OR_RETURN(found, files.IsRegularFile(dir / "params.npz"));
+      if (found) format = SourceFormat::kGemmaScope;
+    }
+    if (!found) {
       return absl::NotFoundError(
           absl::StrCat(dir.string(),
                        ": no SAE found: expected cfg.json + sae_weights.safetensors (SAELens), "
@@ -65,15 +76,16 @@ absl::StatusOr<LoadedDictionary> LoadDictionary(const fs::path& path, SourceForm
   }
   switch (format) {
     case SourceFormat::kSaeLens:
-      return internal::LoadSaeLens(dir);
+      return internal::LoadSaeLens(dir, files);
     case SourceFormat::kSparsify:
-      return internal::LoadSparsify(dir);
+      return internal::LoadSparsify(dir, files);
     case SourceFormat::kGemmaScope:
-      return internal::LoadGemmaScope(dir / "params.npz");
+      return internal::LoadGemmaScope(dir / "params.npz", files);
     case SourceFormat::kAuto:
       break;
   }
-  return absl::InvalidArgumentError("unknown source format");
+  return absl::InvalidArgumentError(
+      absl::StrCat("format: unknown source format ", static_cast<int>(format)));
 }
 
 }  // namespace saedict::formats

@@ -2,7 +2,9 @@
 // EleutherAI sparsify, Gemma Scope), and the canonical copy saedict keeps in
 // its data directory. Files are untrusted: every failure is INVALID_ARGUMENT
 // (or NOT_FOUND for a missing file) with a message naming the file, the
-// tensor or cfg key, and the value found.
+// tensor or cfg key, and the value found. A load on a request's behalf names
+// a root (LoadOptions::root): every file the loader opens must then resolve
+// inside it, or the load fails with PERMISSION_DENIED.
 //
 // Thread safety: free functions with no shared state.
 #ifndef SAEDICT_FORMATS_DICTIONARY_LOADER_H_
@@ -26,6 +28,20 @@ struct LoadedDictionary {
   DType source_dtype = DType::kF32;           // dtype of the weight tensors on disk
 };
 
+struct LoadOptions {
+  // The format to read; kAuto detects it (see LoadDictionary).
+  SourceFormat format = SourceFormat::kAuto;
+  // Empty: files are opened wherever their paths lead. Otherwise a directory:
+  // `path`, each file the format reads (cfg.json, the safetensors file,
+  // activation_scaler.json, params.npz, ...) and each candidate probed while
+  // detecting the format must resolve inside it, symbolic links followed at
+  // every level (formats::FileRoot). A link that stays inside is fine; one
+  // that leads out is PERMISSION_DENIED "<file> resolves to '<target>',
+  // outside the root '<root>'", also when the target does not exist. A root
+  // that does not exist or is not a directory: NOT_FOUND / FAILED_PRECONDITION.
+  std::filesystem::path root;
+};
+
 // `path` is a folder (SAELens: cfg.json + sae_weights.safetensors; sparsify:
 // cfg.json + sae.safetensors) or a Gemma Scope params.npz file (or a folder
 // holding params.npz). kAuto detects the format from the files present, in
@@ -44,6 +60,9 @@ struct LoadedDictionary {
 // - Gemma Scope: jumprelu, apply_b_dec_to_input false.
 // sparsify and Gemma Scope files carry no model or hook name: those stay
 // empty for the caller to fill in.
+absl::StatusOr<LoadedDictionary> LoadDictionary(const std::filesystem::path& path,
+                                                const LoadOptions& options);
+// LoadDictionary(path, {.format = format}): no root.
 absl::StatusOr<LoadedDictionary> LoadDictionary(const std::filesystem::path& path,
                                                 SourceFormat format = SourceFormat::kAuto);
 

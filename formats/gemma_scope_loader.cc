@@ -10,8 +10,9 @@
 
 namespace saedict::formats::internal {
 
-absl::StatusOr<LoadedDictionary> LoadGemmaScope(const std::filesystem::path& npz) {
-  SAEDICT_ASSIGN_OR_RETURN(ZipReader zip, ZipReader::Open(npz));
+absl::StatusOr<LoadedDictionary> LoadGemmaScope(const std::filesystem::path& npz,
+                                                const FileRoot& files) {
+  SAEDICT_ASSIGN_OR_RETURN(ZipReader zip, ZipReader::Open(npz, files));
   const std::string& label = zip.label();
   // Read one array at a time so that only one extra copy is alive.
   SAEDICT_ASSIGN_OR_RETURN(NpyArray w_enc, ReadNpzArray(zip, "W_enc"));

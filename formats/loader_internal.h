@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "engine/dictionary.h"
+#include "formats/codecs/file_io.h"
 #include "formats/codecs/npy.h"
 #include "formats/codecs/safetensors.h"
 #include "formats/dictionary_loader.h"
@@ -22,10 +23,15 @@
 namespace saedict::formats::internal {
 
 // Per-format loaders. SAELens and sparsify take the folder; Gemma Scope the
-// .npz file itself.
-absl::StatusOr<LoadedDictionary> LoadSaeLens(const std::filesystem::path& dir);
-absl::StatusOr<LoadedDictionary> LoadSparsify(const std::filesystem::path& dir);
-absl::StatusOr<LoadedDictionary> LoadGemmaScope(const std::filesystem::path& npz);
+// .npz file itself. Every file is opened through `files` (no loader calls
+// ReadFileToString or std::filesystem directly), so LoadOptions::root holds
+// for each of them.
+absl::StatusOr<LoadedDictionary> LoadSaeLens(const std::filesystem::path& dir,
+                                             const FileRoot& files);
+absl::StatusOr<LoadedDictionary> LoadSparsify(const std::filesystem::path& dir,
+                                              const FileRoot& files);
+absl::StatusOr<LoadedDictionary> LoadGemmaScope(const std::filesystem::path& npz,
+                                                const FileRoot& files);
 
 // "[64,512]".
 std::string ShapeToString(const std::vector<int64_t>& shape);

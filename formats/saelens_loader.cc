@@ -170,11 +170,12 @@ absl::StatusOr<ParsedCfg> ParseCfg(const Struct& cfg, absl::string_view label) {
 }
 
 // The scaling factor SAELens saved beside the weights, if any.
-absl::StatusOr<std::optional<double>> ReadScalingFactor(const std::filesystem::path& dir) {
+absl::StatusOr<std::optional<double>> ReadScalingFactor(const std::filesystem::path& dir,
+                                                        const FileRoot& files) {
   const std::filesystem::path file = dir / "activation_scaler.json";
-  std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) return std::optional<double>();
-  SAEDICT_ASSIGN_OR_RETURN(std::string text, ReadFileToString(file));
+  SAEDICT_ASSIGN_OR_RETURN(bool exists, files.Exists(file));
+  if (!exists) return std::optional<double>();
+  SAEDICT_ASSIGN_OR_RETURN(std::string text, files.ReadFile(file));
   SAEDICT_ASSIGN_OR_RETURN(Struct obj, ParseJsonObject(text, file.string(), true));
   SAEDICT_ASSIGN_OR_RETURN(std::optional<double> s,
                            GetJsonNumber(obj, "scaling_factor", file.string()));
@@ -205,11 +206,12 @@ void FoldDecoderNorms(engine::Dictionary* d) {
 
 }  // namespace
 
-absl::StatusOr<LoadedDictionary> LoadSaeLens(const std::filesystem::path& dir) {
+absl::StatusOr<LoadedDictionary> LoadSaeLens(const std::filesystem::path& dir,
+                                             const FileRoot& files) {
   const std::filesystem::path cfg_path = dir / "cfg.json";
-  SAEDICT_ASSIGN_OR_RETURN(std::string cfg_text, ReadFileToString(cfg_path));
+  SAEDICT_ASSIGN_OR_RETURN(std::string cfg_text, files.ReadFile(cfg_path));
   SAEDICT_ASSIGN_OR_RETURN(SafetensorsFile st,
-                           SafetensorsFile::Read(dir / "sae_weights.safetensors"));
+                           SafetensorsFile::Read(dir / "sae_weights.safetensors", files));
   SAEDICT_ASSIGN_OR_RETURN(Struct cfg_json, ParseJsonObject(cfg_text, cfg_path.string(), true));
   SAEDICT_ASSIGN_OR_RETURN(ParsedCfg cfg, ParseCfg(cfg_json, cfg_path.string()));
 
@@ -270,7 +272,7 @@ absl::StatusOr<LoadedDictionary> LoadSaeLens(const std::filesystem::path& dir) {
     // the final model and writes activation_scaler.json with a null factor;
     // intermediate checkpoints keep the factor there, unfolded. No file or a
     // null factor therefore means "already folded".
-    SAEDICT_ASSIGN_OR_RETURN(std::optional<double> s, ReadScalingFactor(dir));
+    SAEDICT_ASSIGN_OR_RETURN(std::optional<double> s, ReadScalingFactor(dir, files));
     if (s) FoldActivationScale(&d, *s);
   }
   SAEDICT_RETURN_IF_ERROR(ValidateLoaded(d, st.label()));

@@ -18,11 +18,13 @@ namespace {
 constexpr int64_t kMaxDim = int64_t{1} << 31;
 }  // namespace
 
-absl::StatusOr<LoadedDictionary> LoadSparsify(const std::filesystem::path& dir) {
+absl::StatusOr<LoadedDictionary> LoadSparsify(const std::filesystem::path& dir,
+                                              const FileRoot& files) {
   const std::filesystem::path cfg_path = dir / "cfg.json";
   const std::string label = cfg_path.string();
-  SAEDICT_ASSIGN_OR_RETURN(std::string cfg_text, ReadFileToString(cfg_path));
-  SAEDICT_ASSIGN_OR_RETURN(SafetensorsFile st, SafetensorsFile::Read(dir / "sae.safetensors"));
+  SAEDICT_ASSIGN_OR_RETURN(std::string cfg_text, files.ReadFile(cfg_path));
+  SAEDICT_ASSIGN_OR_RETURN(SafetensorsFile st,
+                           SafetensorsFile::Read(dir / "sae.safetensors", files));
   SAEDICT_ASSIGN_OR_RETURN(google::protobuf::Struct cfg, ParseJsonObject(cfg_text, label, true));
   SAEDICT_ASSIGN_OR_RETURN(std::optional<std::string> activation,
                            GetJsonString(cfg, "activation", label));

@@ -1,37 +1,24 @@
 #include "server/path_guard.h"
 
 #include "absl/strings/str_cat.h"
+#include "formats/codecs/file_io.h"
 
 namespace saedict::server {
 
 absl::StatusOr<std::filesystem::path> ResolveUnderRoot(const std::filesystem::path& root,
                                                        absl::string_view requested) {
-  namespace fs = std::filesystem;
   if (requested.empty()) return absl::InvalidArgumentError("path: empty; expected a path");
-  std::error_code ec;
-  const fs::path canonical_root = fs::canonical(root, ec);
-  if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("dictionary root '", root.string(), "' is not accessible: ", ec.message()));
+  absl::StatusOr<formats::FileRoot> files = formats::FileRoot::Create(root);
+  if (!files.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "dictionary root '", root.string(), "' is not accessible: ", files.status().message()));
   }
-  fs::path candidate{std::string(requested)};
-  if (candidate.is_relative()) candidate = canonical_root / candidate;
-  // weakly_canonical resolves symlinks of the existing prefix and removes "..".
-  const fs::path resolved = fs::weakly_canonical(candidate, ec);
-  if (ec) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("path '", requested, "' cannot be resolved: ", ec.message()));
-  }
-  auto [root_end, unused] =
-      std::mismatch(canonical_root.begin(), canonical_root.end(), resolved.begin(), resolved.end());
-  if (root_end != canonical_root.end()) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("path '", requested, "' resolves to '", resolved.string(),
-                     "', outside the dictionary root '", canonical_root.string(), "'"));
-  }
-  if (!fs::exists(resolved, ec)) {
-    return absl::NotFoundError(absl::StrCat("path '", requested, "' does not exist under '",
-                                            canonical_root.string(), "'"));
+  std::filesystem::path candidate{std::string(requested)};
+  if (candidate.is_relative()) candidate = files->root() / candidate;
+  absl::StatusOr<std::filesystem::path> resolved = files->Resolve(candidate);
+  if (!resolved.ok()) {
+    return absl::Status(resolved.status().code(),
+                        absl::StrCat("path '", requested, "': ", resolved.status().message()));
   }
   return resolved;
 }

@@ -203,8 +203,9 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::string bytes, std::s
   return file;
 }
 
-absl::StatusOr<SafetensorsFile> SafetensorsFile::Read(const std::filesystem::path& path) {
-  SAEDICT_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path));
+absl::StatusOr<SafetensorsFile> SafetensorsFile::Read(const std::filesystem::path& path,
+                                                      const FileRoot& files) {
+  SAEDICT_ASSIGN_OR_RETURN(std::string bytes, files.ReadFile(path));
   return Parse(std::move(bytes), path.string());
 }
 

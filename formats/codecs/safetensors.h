@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "formats/codecs/file_io.h"
 
 namespace saedict::formats {
 
@@ -60,8 +61,10 @@ class SafetensorsFile {
   // Validates `bytes`, the whole file. `label` (normally the path) names the
   // file in error messages. Errors are INVALID_ARGUMENT.
   static absl::StatusOr<SafetensorsFile> Parse(std::string bytes, std::string label);
-  // ReadFileToString + Parse; NOT_FOUND when the file is missing.
-  static absl::StatusOr<SafetensorsFile> Read(const std::filesystem::path& path);
+  // files.ReadFile + Parse; NOT_FOUND when the file is missing,
+  // PERMISSION_DENIED when `files` confines reads and the path leads out.
+  static absl::StatusOr<SafetensorsFile> Read(const std::filesystem::path& path,
+                                              const FileRoot& files = FileRoot::Unrestricted());
 
   const std::string& label() const { return label_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }

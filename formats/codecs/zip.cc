@@ -190,8 +190,9 @@ absl::StatusOr<ZipReader> ZipReader::Parse(std::string bytes, std::string label)
   return reader;
 }
 
-absl::StatusOr<ZipReader> ZipReader::Open(const std::filesystem::path& path) {
-  SAEDICT_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path));
+absl::StatusOr<ZipReader> ZipReader::Open(const std::filesystem::path& path,
+                                          const FileRoot& files) {
+  SAEDICT_ASSIGN_OR_RETURN(std::string bytes, files.ReadFile(path));
   return Parse(std::move(bytes), path.string());
 }
 

@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "formats/codecs/file_io.h"
 
 namespace saedict::formats {
 
@@ -40,8 +41,10 @@ class ZipReader {
   // Parses the central directory of `bytes` (the whole archive). `label`
   // (normally the path) names the file in errors, which are INVALID_ARGUMENT.
   static absl::StatusOr<ZipReader> Parse(std::string bytes, std::string label);
-  // ReadFileToString + Parse; NOT_FOUND when the file is missing.
-  static absl::StatusOr<ZipReader> Open(const std::filesystem::path& path);
+  // files.ReadFile + Parse; NOT_FOUND when the file is missing,
+  // PERMISSION_DENIED when `files` confines reads and the path leads out.
+  static absl::StatusOr<ZipReader> Open(const std::filesystem::path& path,
+                                        const FileRoot& files = FileRoot::Unrestricted());
 
   const std::string& label() const { return label_; }
   const std::vector<ZipEntry>& entries() const { return entries_; }  // directory order
