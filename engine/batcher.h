@@ -6,11 +6,9 @@
 // max_queue_delay. The queue is bounded: a request that would push the
 // queued rows past max_queued_tokens fails at once with RESOURCE_EXHAUSTED.
 // A single request larger than max_batch_tokens is encoded on its own.
-// Results equal calling Encode directly up to float rounding: rows are
-// independent, but OpenBLAS's SGEMM rounding depends on a row's position and
-// on the GEMM's row count, so a request merged with others can differ in the
-// last bits (and, at an exact near-tie, in which feature top-k keeps). A
-// request that was dispatched alone is bit-identical to a direct Encode.
+// Results are bit-identical to calling Encode directly (F32 mode is
+// batch-invariant, encoder.h), whether or not the request was merged. BF16
+// mode has no such guarantee.
 //
 // Thread safety: Encode() may be called from any number of threads. The
 // destructor drains the queue (every pending caller gets its result) and

@@ -1,6 +1,5 @@
-// EncodeBatcher: concurrent callers get what a direct Encode gives (bit for
-// bit when their request ran alone; up to BLAS rounding when merged, since
-// OpenBLAS rounding depends on a row's place in the GEMM), full batches go
+// EncodeBatcher: concurrent callers get what a direct Encode gives, bit for
+// bit, whether their request ran alone or merged (batch invariance), full batches go
 // without waiting, the bounded queue answers RESOURCE_EXHAUSTED, bad
 // requests fail alone, destruction drains.
 #include "engine/batcher.h"
@@ -21,7 +20,6 @@
 namespace saedict::engine {
 namespace {
 
-using ::saedict::engine::testing::CodesNear;
 using ::saedict::engine::testing::MakeDictionary;
 using ::saedict::engine::testing::RandomInput;
 using ::saedict::testing::IsOk;
@@ -46,39 +44,21 @@ void ExpectIdentical(const EncodeResult& a, const EncodeResult& b) {
   EXPECT_EQ(a.row_squared_error, b.row_squared_error);
 }
 
-// Merged into a batch: equal up to float rounding. Rows whose features
-// agree must agree in reconstruction and error too.
-::testing::AssertionResult Near(const EncodeResult& batched, const EncodeResult& direct,
-                                int64_t d_in) {
-  ::testing::AssertionResult codes = CodesNear(batched.codes, direct.codes, 1e-5);
-  if (!codes) return codes;
-  if (batched.reconstruction.size() != direct.reconstruction.size() ||
-      batched.row_squared_error.size() != direct.row_squared_error.size()) {
-    return ::testing::AssertionFailure() << "optional outputs differ in size";
+// Merged into a batch or not, F32 results are bit-identical to a direct
+// Encode (batch invariance, engine/encoder.h).
+::testing::AssertionResult Identical(const EncodeResult& batched, const EncodeResult& direct) {
+  if (batched.codes.row_offsets != direct.codes.row_offsets ||
+      batched.codes.indices != direct.codes.indices) {
+    return ::testing::AssertionFailure() << "selected features differ";
   }
-  const SparseCodes& a = batched.codes;
-  const SparseCodes& b = direct.codes;
-  for (int64_t r = 0; r < a.num_rows; ++r) {
-    if (!std::equal(a.indices.begin() + a.row_offsets[r], a.indices.begin() + a.row_offsets[r + 1],
-                    b.indices.begin() + b.row_offsets[r],
-                    b.indices.begin() + b.row_offsets[r + 1])) {
-      continue;  // a near-tie flipped: the decoded rows legitimately differ
-    }
-    for (int64_t j = 0; j < d_in && !batched.reconstruction.empty(); ++j) {
-      const double x = batched.reconstruction[r * d_in + j];
-      const double y = direct.reconstruction[r * d_in + j];
-      if (std::abs(x - y) > 1e-4 * (1 + std::abs(y))) {
-        return ::testing::AssertionFailure()
-               << "row " << r << " column " << j << ": " << x << " vs " << y;
-      }
-    }
-    if (!batched.row_squared_error.empty()) {
-      const double x = batched.row_squared_error[r];
-      const double y = direct.row_squared_error[r];
-      if (std::abs(x - y) > 1e-4 * (1 + y)) {
-        return ::testing::AssertionFailure() << "row " << r << " error " << x << " vs " << y;
-      }
-    }
+  if (batched.codes.values != direct.codes.values) {
+    return ::testing::AssertionFailure() << "values differ";
+  }
+  if (batched.reconstruction != direct.reconstruction) {
+    return ::testing::AssertionFailure() << "reconstructions differ";
+  }
+  if (batched.row_squared_error != direct.row_squared_error) {
+    return ::testing::AssertionFailure() << "row errors differ";
   }
   return ::testing::AssertionSuccess();
 }
@@ -122,7 +102,7 @@ TEST(BatcherTest, ConcurrentCallersMatchDirectEncode) {
           ++failures;
           continue;
         }
-        if (batched->codes.num_rows != n || !Near(*batched, *direct, 64)) ++mismatches;
+        if (batched->codes.num_rows != n || !Identical(*batched, *direct)) ++mismatches;
       }
     });
   }
@@ -242,7 +222,7 @@ TEST(BatcherTest, DestructionDrainsManyPendingCallers) {
     ASSERT_THAT(results[i], IsOk()) << "caller " << i;
     SAEDICT_ASSERT_OK_AND_ASSIGN(
         EncodeResult direct, encoder->Encode(inputs[i], 2, EncodeOptions{.top_k = i % 2 ? 4 : 0}));
-    EXPECT_TRUE(Near(*results[i], direct, 64)) << "caller " << i;
+    EXPECT_TRUE(Identical(*results[i], direct)) << "caller " << i;
   }
 }
 

@@ -1,0 +1,130 @@
+// InvariantGemm: every kernel computes exactly the contract's FMA chain, for
+// edge shapes (rows and columns that fill no full tile) and both layouts, and
+// a row's result does not depend on the rows around it or the thread count.
+#include "engine/invariant_gemm.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "engine/parallel.h"
+#include "gtest/gtest.h"
+
+namespace saedict::engine {
+namespace {
+
+using Kernel = InvariantGemm::Kernel;
+using Layout = InvariantGemm::Layout;
+
+std::vector<float> Random(size_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> v(n);
+  for (float& x : v) x = normal(gen);
+  return v;
+}
+
+// The contract, written as plainly as possible.
+float Chain(const float* a, const std::vector<float>& b, int64_t k, int64_t n, int64_t j,
+            Layout layout) {
+  float acc = 0.0f;
+  for (int64_t p = 0; p < k; ++p) {
+    const float bv = layout == Layout::kKByN ? b[p * n + j] : b[j * k + p];
+    acc = std::fma(a[p], bv, acc);
+  }
+  return acc;
+}
+
+bool SameBits(float x, float y) { return std::memcmp(&x, &y, sizeof(float)) == 0; }
+
+bool CpuRuns(Kernel kernel) {
+  switch (kernel) {
+    case Kernel::kAvx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+    case Kernel::kAvx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    default:
+      return true;
+  }
+}
+
+class InvariantGemmTest : public ::testing::TestWithParam<Kernel> {};
+
+TEST_P(InvariantGemmTest, EveryElementIsTheFixedFmaChain) {
+  if (!CpuRuns(GetParam())) GTEST_SKIP() << "this CPU cannot run the kernel";
+  struct Shape {
+    int64_t m, k, n;
+  };
+  for (const Shape s : {Shape{1, 1, 1}, Shape{13, 37, 45}, Shape{6, 64, 32}, Shape{7, 100, 33},
+                        Shape{25, 3, 17}, Shape{12, 129, 96}}) {
+    for (const Layout layout : {Layout::kKByN, Layout::kNByK}) {
+      const std::vector<float> a = Random(s.m * s.k, 1), b = Random(s.k * s.n, 2);
+      auto gemm = InvariantGemm::Create(b.data(), s.k, s.n, layout, GetParam());
+      ASSERT_EQ(gemm->kernel(), GetParam());
+      const int64_t ldc = s.n + 3;  // a padded output: columns past n stay untouched
+      std::vector<float> c(s.m * ldc, -7.0f);
+      gemm->Multiply(a.data(), s.m, s.k, c.data(), ldc);
+      for (int64_t i = 0; i < s.m; ++i) {
+        for (int64_t j = 0; j < ldc; ++j) {
+          const float want =
+              j < s.n ? Chain(a.data() + i * s.k, b, s.k, s.n, j, layout) : -7.0f;
+          ASSERT_TRUE(SameBits(c[i * ldc + j], want))
+              << gemm->kernel_name() << " m=" << s.m << " k=" << s.k << " n=" << s.n
+              << " layout=" << static_cast<int>(layout) << " c[" << i << "][" << j
+              << "]=" << c[i * ldc + j] << " want " << want;
+        }
+      }
+    }
+  }
+}
+
+TEST_P(InvariantGemmTest, RowsDoNotDependOnTheirBatchOrThreads) {
+  if (!CpuRuns(GetParam())) GTEST_SKIP() << "this CPU cannot run the kernel";
+  const int64_t m = 50, k = 96, n = 200;
+  const std::vector<float> a = Random(m * k, 3), b = Random(k * n, 4);
+  auto gemm = InvariantGemm::Create(b.data(), k, n, Layout::kKByN, GetParam());
+  std::vector<float> all(m * n);
+  gemm->Multiply(a.data(), m, k, all.data(), n);
+  for (const int threads : {1, 0}) {
+    SetParallelism(threads);
+    for (const int64_t first : {0, 5, 17, 49}) {
+      for (int64_t rows = 1; first + rows <= m; rows = rows * 2 + 1) {
+        std::vector<float> part(rows * n);
+        gemm->Multiply(a.data() + first * k, rows, k, part.data(), n);
+        ASSERT_EQ(std::memcmp(part.data(), all.data() + first * n, part.size() * sizeof(float)),
+                  0)
+            << "rows [" << first << ", " << first + rows << ") threads " << threads;
+      }
+    }
+  }
+  SetParallelism(0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, InvariantGemmTest,
+                         ::testing::Values(Kernel::kAvx512, Kernel::kAvx2, Kernel::kPortable),
+                         [](const auto& info) {
+                           switch (info.param) {
+                             case Kernel::kAvx512:
+                               return "avx512";
+                             case Kernel::kAvx2:
+                               return "avx2";
+                             default:
+                               return "portable";
+                           }
+                         });
+
+TEST(InvariantGemmKernels, AutoPicksTheWidestThisCpuRuns) {
+  const std::vector<float> b = Random(8 * 8, 5);
+  auto gemm = InvariantGemm::Create(b.data(), 8, 8, Layout::kKByN);
+  EXPECT_EQ(gemm->kernel(), InvariantGemm::BestKernel());
+  if (CpuRuns(Kernel::kAvx512)) {
+    EXPECT_EQ(gemm->kernel(), Kernel::kAvx512);
+  } else if (CpuRuns(Kernel::kAvx2)) {
+    EXPECT_EQ(gemm->kernel(), Kernel::kAvx2);
+  }
+  std::printf("InvariantGemm kernel on this CPU: %s\n", std::string(gemm->kernel_name()).c_str());
+}
+
+}  // namespace
+}  // namespace saedict::engine
