@@ -13,6 +13,7 @@
 #include "engine/encoder.h"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -55,6 +56,18 @@ Encoder::Impl::Impl(std::shared_ptr<const Dictionary> dictionary, const EncoderO
     decoder_norm_sq_.resize(c.d_sae);
     for (int64_t i = 0; i < c.d_sae; ++i) decoder_norm_sq_[i] = static_cast<float>(row_norm_sq(i));
   }
+  // |pre_j| <= max|x'| * sum_p |W_pj| + |b_j|: the largest column sum bounds
+  // every pre-activation, so inputs below kOverflowLimit / it cannot overflow.
+  std::vector<double> column_abs_sum(c.d_sae, 0.0);
+  for (int64_t i = 0; i < c.d_sae; ++i) {
+    for (int64_t j = 0; j < c.d_in; ++j) {
+      column_abs_sum[i] += std::abs(c.architecture == Architecture::kMatchingPursuit
+                                        ? d.w_dec[i * c.d_in + j]
+                                        : d.w_enc[j * c.d_sae + i]);
+    }
+    if (!feature_scale_.empty()) column_abs_sum[i] *= feature_scale_[i];
+  }
+  max_column_abs_sum_ = *std::max_element(column_abs_sum.begin(), column_abs_sum.end());
   // Matching pursuit scores against the tied weights: a · W_dec^T.
   gemm_ = c.architecture == Architecture::kMatchingPursuit
               ? InvariantGemm::Create(d.w_dec.data(), c.d_in, c.d_sae,
@@ -94,6 +107,7 @@ absl::StatusOr<EncodeResult> Encoder::Encode(absl::Span<const float> x, int64_t 
   EncodeResult result;
   std::vector<RowNorm> norms;
   SAEDICT_RETURN_IF_ERROR(impl_->EncodeCodes(x, n, options, &result.codes, &norms));
+  SAEDICT_RETURN_IF_ERROR(CheckFiniteCodes(result.codes));
   if (!options.return_reconstruction && !options.return_row_error) return result;
 
   const int64_t d_in = dictionary_->config.d_in;
@@ -122,7 +136,33 @@ absl::StatusOr<EncodeResult> Encoder::Encode(absl::Span<const float> x, int64_t 
       }
     }
   });
+  for (int64_t r = 0; r < n; ++r) {
+    const bool bad_error = options.return_row_error && !std::isfinite(result.row_squared_error[r]);
+    bool bad_reconstruction = false;
+    if (options.return_reconstruction) {
+      const float* row = result.reconstruction.data() + r * d_in;
+      for (int64_t j = 0; j < d_in; ++j) bad_reconstruction |= !std::isfinite(row[j]);
+    }
+    if (bad_error || bad_reconstruction) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "x[row ", r, "]: the ", bad_reconstruction ? "reconstruction" : "squared error",
+          " overflows float32; the row's values are too large for this dictionary"));
+    }
+  }
   return result;
+}
+
+absl::Status CheckFiniteCodes(const SparseCodes& codes) {
+  for (int64_t r = 0; r < codes.num_rows; ++r) {
+    for (uint64_t e = codes.row_offsets[r]; e < codes.row_offsets[r + 1]; ++e) {
+      if (!std::isfinite(codes.values[e])) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "x[row ", r, "]: feature ", codes.indices[e], "'s activation is ", codes.values[e],
+            ": the row's values are too large for float32 arithmetic with this dictionary"));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Encoder::Impl::ValidateInput(absl::Span<const float> x, int64_t n,
@@ -241,6 +281,9 @@ absl::Status Encoder::Impl::EncodeCodes(absl::Span<const float> x, int64_t n,
   std::vector<std::vector<float>> row_values(tile);
   // Rows per parallel chunk: about 64K elements of work each.
   const int64_t in_grain = std::max<int64_t>(1, (int64_t{1} << 16) / c.d_in);
+  // Rows whose preprocessed values could overflow float32 in the GEMM.
+  const double max_input = kOverflowLimit / std::max(max_column_abs_sum_, 1.0);
+  std::atomic<int64_t> first_too_large{n};
   const int64_t act_grain = std::max<int64_t>(1, (int64_t{1} << 16) / c.d_sae);
   for (int64_t r0 = 0; r0 < n; r0 += tile) {
     const int64_t m = std::min(tile, n - r0);
@@ -249,9 +292,23 @@ absl::Status Encoder::Impl::EncodeCodes(absl::Span<const float> x, int64_t n,
         const float* row = x.data() + (r0 + i) * c.d_in;
         RowNorm& norm = (*norms)[r0 + i];
         norm = ComputeRowNorm(c.normalization, row, c.d_in);
-        PreprocessRow(norm, row, b_dec_in_, c.d_in, a.data() + i * c.d_in);
+        float* out = a.data() + i * c.d_in;
+        PreprocessRow(norm, row, b_dec_in_, c.d_in, out);
+        float max_abs = 0.0f;
+        for (int64_t j = 0; j < c.d_in; ++j) max_abs = std::max(max_abs, std::abs(out[j]));
+        if (!(max_abs <= max_input)) {
+          int64_t seen = first_too_large.load();
+          while (r0 + i < seen && !first_too_large.compare_exchange_weak(seen, r0 + i)) {
+          }
+        }
       }
     });
+    if (const int64_t bad = first_too_large.load(); bad < n) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "x[row ", bad, "] has values too large for float32 arithmetic with this dictionary: "
+          "after preprocessing its largest |value| exceeds ", max_input,
+          ", where pre-activations could overflow"));
+    }
     if (c.architecture == Architecture::kMatchingPursuit) {
       SAEDICT_RETURN_IF_ERROR(
           MatchingPursuitTile(a.data(), m, k, options.compute_mode, pre.data(), codes));

@@ -23,6 +23,10 @@
 
 namespace saedict::engine {
 
+// INVALID_ARGUMENT naming the first row and feature whose value is not
+// finite (finite but huge inputs overflow float32 in the GEMM).
+absl::Status CheckFiniteCodes(const SparseCodes& codes);
+
 class Encoder::Impl {
  public:
   Impl(std::shared_ptr<const Dictionary> dictionary, const EncoderOptions& options);
@@ -66,7 +70,12 @@ class Encoder::Impl {
   std::vector<float> feature_scale_;    // topk rescale: ||W_dec_i||; gated: exp(r_mag)
   std::vector<float> decode_factor_;    // topk rescale: 1 / ||W_dec_i||; else empty
   std::vector<float> decoder_norm_sq_;  // matching pursuit: ||W_dec_i||^2
-  std::unique_ptr<InvariantGemm> gemm_;  // F32 encoder GEMM (packed W_enc, or W_dec^T for MP)
+  std::unique_ptr<InvariantGemm> gemm_;
+  // Largest sum_p |W_pj| (× the topk/gated feature scale): bounds |pre| / max|x'|.
+  double max_column_abs_sum_ = 0.0;
+  // Pre-activations are kept below this (a margin under FLT_MAX for b_enc,
+  // the gated magnitude path and the decode).
+  static constexpr double kOverflowLimit = 1e36;  // F32 encoder GEMM (packed W_enc, or W_dec^T for MP)
 
   mutable absl::once_flag bf16_once_;
   mutable absl::Status bf16_status_;

@@ -206,6 +206,7 @@ absl::StatusOr<v1::TopActivationsResponse> CorpusQueries::TopActivations(
                            store_->GetFeatureStats(r.dictionary_id(), r.feature()));
   if (stats.count == 0 || !stats.max.has_value()) return out;
   const int bins = r.quantile_bins();
+  std::vector<storage::CorpusStore::ValueRange> ranges;
   for (int b = 0; b < bins; ++b) {
     const double q_lo = static_cast<double>(b) / bins, q_hi = static_cast<double>(b + 1) / bins;
     const float v_lo = ValueAtQuantile(stats, q_lo);
@@ -215,26 +216,15 @@ absl::StatusOr<v1::TopActivationsResponse> CorpusQueries::TopActivations(
     bin->set_quantile_upper(q_hi);
     bin->set_value_lower(v_lo);
     bin->set_value_upper(v_hi);
-    // Spread the samples evenly over the bin's ranks: seek to the value at
-    // each sample's quantile and take the first entry at or below it.
-    std::vector<storage::TokenRef> picked;
-    std::set<std::tuple<std::string, uint64_t, uint32_t>> seen;
-    for (int j = 0; j < per_bin; ++j) {
-      const double q = q_hi - (j + 0.5) / per_bin * (q_hi - q_lo);
-      const float start = std::min(ValueAtQuantile(stats, q), v_hi);
-      SAEDICT_ASSIGN_OR_RETURN(std::vector<storage::TokenRef> found,
-                               store_->TopTokens(r.dictionary_id(), r.feature(), per_bin, start));
-      for (storage::TokenRef& ref : found) {
-        if (ref.value < v_lo || (b < bins - 1 && ref.value >= v_hi && v_hi > v_lo)) break;
-        if (seen.insert({ref.corpus, ref.doc_id, ref.position}).second) {
-          picked.push_back(std::move(ref));
-          break;
-        }
-      }
-    }
-    std::sort(picked.begin(), picked.end(),
-              [](const storage::TokenRef& a, const storage::TokenRef& c) { return a.value > c.value; });
-    SAEDICT_RETURN_IF_ERROR(AppendExamples(builder, picked, bin->mutable_examples()));
+    ranges.push_back({v_lo, std::max(v_lo, v_hi), b == bins - 1});
+  }
+  // Candidates per bin: a few times per_bin, so the picks spread over the bin.
+  SAEDICT_ASSIGN_OR_RETURN(std::vector<std::vector<storage::TokenRef>> samples,
+                           store_->SampleTokensInRanges(r.dictionary_id(), r.feature(), ranges,
+                                                        per_bin, 4 * per_bin));
+  for (int b = 0; b < bins; ++b) {
+    SAEDICT_RETURN_IF_ERROR(
+        AppendExamples(builder, samples[b], out.mutable_bins(b)->mutable_examples()));
   }
   return out;
 }

@@ -161,6 +161,25 @@ class CorpusStore {
       const std::string& dictionary_id, uint32_t feature, int64_t limit,
       std::optional<float> start_at_or_below = std::nullopt) = 0;
 
+  // A value interval [lower, upper) of a feature's activations; `upper` is
+  // included when upper_inclusive (the top bin, or a degenerate lower == upper).
+  struct ValueRange {
+    float lower = 0;
+    float upper = 0;
+    bool upper_inclusive = false;
+  };
+  // Up to `per_range` activations of `feature` inside each range, spread
+  // over the range's values (evenly spaced by rank among the candidates
+  // found, ascending order of value within a range is not promised: they come
+  // sorted descending). Documents are read in descending peak order under
+  // one snapshot, until every range holds candidates_per_range candidates or
+  // no document left can hold a value of a range still short (its peak is
+  // below the range): a range with matching activations never comes back
+  // empty. INVALID_ARGUMENT for a NaN bound or lower > upper.
+  virtual absl::StatusOr<std::vector<std::vector<TokenRef>>> SampleTokensInRanges(
+      const std::string& dictionary_id, uint32_t feature, const std::vector<ValueRange>& ranges,
+      int64_t per_range, int64_t candidates_per_range) = 0;
+
   // Removes every forward, inverted and stats record of the dictionary and
   // its number (documents stay: they belong to their corpus). OK when it has
   // none.

@@ -498,6 +498,98 @@ absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
   return out;
 }
 
+absl::StatusOr<std::vector<std::vector<TokenRef>>> RocksDbCorpusStore::SampleTokensInRanges(
+    const std::string& dictionary_id, uint32_t feature, const std::vector<ValueRange>& ranges,
+    int64_t per_range, int64_t candidates_per_range) {
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const ValueRange& r = ranges[i];
+    if (std::isnan(r.lower) || std::isnan(r.upper) || r.lower > r.upper) {
+      return absl::InvalidArgumentError(absl::StrCat("storage: sample range ", i, " [", r.lower,
+                                                     ", ", r.upper, "] is not an interval"));
+    }
+  }
+  if (per_range < 0 || candidates_per_range < per_range) {
+    return absl::InvalidArgumentError(absl::StrCat("storage: sample per_range ", per_range,
+                                                   ", candidates ", candidates_per_range));
+  }
+  std::vector<std::vector<TokenRef>> out(ranges.size());
+  const std::optional<uint32_t> d = DictNumber(dictionary_id);
+  if (!d || per_range == 0 || ranges.empty()) return out;
+  const std::string what =
+      absl::StrCat("sampled tokens of dictionary '", dictionary_id, "' feature ", feature);
+  rocksdb::ManagedSnapshot snapshot(db_);
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot.snapshot();
+  const std::string prefix = keys::InvertedPrefix(*d, feature);
+  const std::string end = keys::PrefixSuccessor(prefix);
+  const rocksdb::Slice upper(end);
+  rocksdb::ReadOptions scan = ro;
+  scan.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scan, cf_.inverted));
+
+  struct Candidate {
+    float value;
+    uint32_t corpus;
+    uint64_t doc;
+    uint32_t pos;
+  };
+  std::vector<std::vector<Candidate>> found(ranges.size());
+  auto inside = [](const ValueRange& r, float v) {
+    return v >= r.lower && (v < r.upper || (v == r.upper && (r.upper_inclusive || r.lower == r.upper)));
+  };
+  const size_t enough = static_cast<size_t>(candidates_per_range);
+  std::string bytes;
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    const std::optional<keys::InvertedKey> key = keys::ParseInvertedKey(it->key().ToStringView());
+    if (!key) return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " is corrupt"));
+    // A document holds values <= its peak: stop when no short range can gain.
+    bool useful = false;
+    for (size_t i = 0; i < ranges.size() && !useful; ++i) {
+      useful = found[i].size() < enough && ranges[i].lower <= key->value;
+    }
+    if (!useful) break;
+    rocksdb::Status s =
+        db_->Get(ro, cf_.forward, keys::ForwardKey(*d, key->corpus, key->doc), &bytes);
+    if (s.IsNotFound()) {
+      return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " names document ",
+                                              key->doc, " without codes"));
+    }
+    SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get codes for ", what)));
+    SAEDICT_ASSIGN_OR_RETURN(StoredCodes stored, DecodeCodes(bytes, what));
+    const DocumentCodes& codes = stored.codes;
+    for (int64_t t = 0; t < codes.num_tokens(); ++t) {
+      const float v = codes.ValueAt(t, feature);
+      if (v == 0) continue;
+      for (size_t i = 0; i < ranges.size(); ++i) {
+        if (found[i].size() < enough && inside(ranges[i], v)) {
+          found[i].push_back({v, key->corpus, key->doc, static_cast<uint32_t>(t)});
+        }
+      }
+    }
+  }
+  SAEDICT_RETURN_IF_ERROR(FromRocksDb(it->status(), absl::StrCat("scan ", what)));
+  absl::ReaderMutexLock names(&names_mu_);
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    std::vector<Candidate>& c = found[i];
+    std::sort(c.begin(), c.end(), [](const Candidate& a, const Candidate& b) {
+      if (a.value != b.value) return a.value > b.value;
+      return std::tie(a.corpus, a.doc, a.pos) < std::tie(b.corpus, b.doc, b.pos);
+    });
+    // Evenly spaced ranks over the candidates: the sample spans the range.
+    const size_t take = std::min(c.size(), static_cast<size_t>(per_range));
+    for (size_t j = 0; j < take; ++j) {
+      const Candidate& pick = c[(2 * j + 1) * c.size() / (2 * take)];
+      auto name = corpus_names_.find(pick.corpus);
+      if (name == corpus_names_.end()) {
+        return absl::InternalError(
+            absl::StrCat("storage: inverted key names unknown corpus number ", pick.corpus));
+      }
+      out[i].push_back(TokenRef{name->second, pick.doc, pick.pos, pick.value});
+    }
+  }
+  return out;
+}
+
 absl::Status RocksDbCorpusStore::DeleteDictionaryData(const std::string& dictionary_id) {
   return DeleteDictionaryImpl(dictionary_id, /*delete_record=*/false, nullptr);
 }

@@ -56,6 +56,9 @@ class RocksDbCorpusStore final : public CorpusStore {
   absl::StatusOr<std::vector<TokenRef>> TopTokens(const std::string& dictionary_id,
                                                   uint32_t feature, int64_t limit,
                                                   std::optional<float> start_at_or_below) override;
+  absl::StatusOr<std::vector<std::vector<TokenRef>>> SampleTokensInRanges(
+      const std::string& dictionary_id, uint32_t feature, const std::vector<ValueRange>& ranges,
+      int64_t per_range, int64_t candidates_per_range) override;
   absl::Status DeleteDictionaryData(const std::string& dictionary_id) override;
 
   // Store::DeleteDictionary: DeleteDictionaryData and the "dictionaries"

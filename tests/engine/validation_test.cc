@@ -45,6 +45,29 @@ TEST_F(ValidationTest, CreateRejectsNullOrInvalidDictionaryAndBadTiles) {
               StatusIs(kInvalid, HasSubstr("tile_rows")));
 }
 
+TEST_F(ValidationTest, FiniteButHugeInputsAreRejectedNamingTheRow) {
+  // 3e38 is finite, but x' W_enc overflows float32: never +inf codes or a NaN error with OK.
+  std::vector<float> x = x_;
+  x[2 * 4 + 1] = 3e38f;
+  EncodeOptions options{.return_reconstruction = true, .return_row_error = true};
+  EXPECT_THAT(encoder_->Encode(x, 3, options),
+              StatusIs(kInvalid, AllOf(HasSubstr("x[row 2]"), HasSubstr("too large"))));
+  EXPECT_THAT(encoder_->Intervene(x, 3, {}), StatusIs(kInvalid, HasSubstr("x[row 2]")));
+  for (const Architecture arch : {Architecture::kStandard, Architecture::kJumpReLU,
+                                  Architecture::kGated, Architecture::kMatchingPursuit}) {
+    auto other = Encoder::Create(MakeDictionary({.architecture = arch, .d_in = 4, .d_sae = 10,
+                                                 .k = arch == Architecture::kMatchingPursuit ? 2 : 0}));
+    ASSERT_THAT(other.status(), IsOk());
+    EXPECT_THAT((*other)->Encode(x, 3, options), StatusIs(kInvalid, HasSubstr("x[row 2]")))
+        << ArchitectureName(arch);
+  }
+  // Large but safe values still encode, with finite results.
+  x[2 * 4 + 1] = 1e6f;
+  SAEDICT_ASSERT_OK_AND_ASSIGN(EncodeResult ok, encoder_->Encode(x, 3, options));
+  for (float v : ok.codes.values) EXPECT_TRUE(std::isfinite(v));
+  for (float v : ok.row_squared_error) EXPECT_TRUE(std::isfinite(v));
+}
+
 TEST_F(ValidationTest, SizeMismatchNamesSizes) {
   std::vector<float> x(10);
   EXPECT_THAT(encoder_->Encode(x, 3),

@@ -155,6 +155,50 @@ TEST_F(CorpusQueryTest, QuantileBinsHoldExamplesFromTheirValueRange) {
   EXPECT_GE(examples, 6) << "a busy feature should fill most bins";
 }
 
+// Every bin that stored activations fall into returns min(per_bin, that
+// many) examples, each from inside the bin — also the low bins, whose values
+// sit in documents with much higher peaks (they were once never scanned).
+TEST_F(CorpusQueryTest, EveryNonEmptyBinReturnsExamplesFromInsideIt) {
+  constexpr int kBins = 4, kPerBin = 3;
+  int checked_bins = 0;
+  for (const auto& [feature, t] : truth_) {
+    if (t.count == 0) continue;
+    v1::TopActivationsRequest r;
+    r.set_dictionary_id("d");
+    r.set_feature(feature);
+    r.set_n(1);
+    r.set_quantile_bins(kBins);
+    r.set_per_bin(kPerBin);
+    v1::TopActivationsResponse out;
+    ASSERT_THAT(Top(r, &out), GrpcOk());
+    ASSERT_EQ(out.bins_size(), kBins);
+    for (int b = 0; b < kBins; ++b) {
+      const v1::QuantileBin& bin = out.bins(b);
+      const float lo = bin.value_lower(), hi = bin.value_upper();
+      int64_t inside = 0;
+      for (const auto& [doc, codes] : codes_) {
+        for (int64_t row = 0; row < codes.num_rows; ++row) {
+          for (const auto& [index, value] : Row(codes, row)) {
+            if (index == feature && value >= lo &&
+                (value < hi || (value == hi && (b == kBins - 1 || lo == hi)))) {
+              ++inside;
+            }
+          }
+        }
+      }
+      EXPECT_EQ(bin.examples_size(), std::min<int64_t>(kPerBin, inside))
+          << "feature " << feature << " bin " << b << " [" << lo << ", " << hi << "] holds "
+          << inside << " stored activations";
+      for (const v1::Example& e : bin.examples()) {
+        EXPECT_GE(e.value(), lo) << "feature " << feature << " bin " << b;
+        EXPECT_LE(e.value(), hi) << "feature " << feature << " bin " << b;
+      }
+      checked_bins += inside > 0;
+    }
+  }
+  EXPECT_GT(checked_bins, 100);
+}
+
 TEST_F(CorpusQueryTest, GetFeatureStatisticsAndTopExamples) {
   const uint32_t feature = BusyFeature();
   const RecomputedFeature& t = truth_[feature];
