@@ -191,6 +191,13 @@ TEST_F(EncodeErrorTest, EveryBadRequestIsRejectedWithItsValue) {
        [](v1::EncodeRequest& r) { r.mutable_activations()->mutable_data()->resize(100); },
        grpc::StatusCode::INVALID_ARGUMENT,
        {"activations.data", "100 bytes", "192"}},
+      {"finite but huge",
+       [](v1::EncodeRequest& r) {
+         const float huge = 3e38f;
+         std::memcpy(r.mutable_activations()->mutable_data()->data() + 4 * (2 * 16 + 3), &huge, 4);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"row 2", "too large"}},
       {"NaN",
        [](v1::EncodeRequest& r) {
          float nan = std::nanf("");
@@ -256,6 +263,39 @@ TEST_F(EncodeErrorTest, EveryBadRequestIsRejectedWithItsValue) {
     EXPECT_EQ(s.error_code(), c.code) << s.error_message();
     for (const std::string& part : c.parts) EXPECT_THAT(s.error_message(), HasSubstr(part));
   }
+}
+
+// Every answer names the weights that produced it and the compute mode; a
+// reload of the same weights keeps the hash, changed weights change it.
+TEST_F(EncodeErrorTest, AnswersNameTheWeightsHashAndComputeMode) {
+  v1::EncodeResponse response;
+  ASSERT_THAT(Encode(Good(), &response), GrpcOk());
+  v1::GetDictionaryRequest get;
+  get.set_id("d");
+  v1::GetDictionaryResponse info;
+  ASSERT_THAT(stub_->GetDictionary(Ctx().get(), get, &info), GrpcOk());
+  const std::string hash = info.dictionary().weights_sha256();
+  EXPECT_EQ(hash.size(), 64u);
+  EXPECT_EQ(response.weights_sha256(), hash);
+  EXPECT_EQ(response.compute_mode(), v1::COMPUTE_MODE_F32);
+
+  v1::InterveneRequest iv;
+  iv.set_dictionary_id("d");
+  *iv.mutable_activations() = Good().activations();
+  v1::InterveneResponse iv_out;
+  ASSERT_THAT(stub_->Intervene(Ctx().get(), iv, &iv_out), GrpcOk());
+  EXPECT_EQ(iv_out.weights_sha256(), hash);
+  EXPECT_EQ(iv_out.compute_mode(), v1::COMPUTE_MODE_F32);
+
+  ASSERT_THAT(Load("d", "topk", nullptr, /*replace=*/true), GrpcOk());
+  ASSERT_THAT(stub_->GetDictionary(Ctx().get(), get, &info), GrpcOk());
+  EXPECT_EQ(info.dictionary().weights_sha256(), hash) << "same files, same hash";
+  WriteSae("other", Arch::kTopK, v1::SOURCE_FORMAT_SAELENS, 99);
+  ASSERT_THAT(Load("d", "other", nullptr, /*replace=*/true), GrpcOk());
+  ASSERT_THAT(Encode(Good(), &response), GrpcOk());
+  EXPECT_NE(response.weights_sha256(), hash);
+  ASSERT_THAT(stub_->GetDictionary(Ctx().get(), get, &info), GrpcOk());
+  EXPECT_EQ(response.weights_sha256(), info.dictionary().weights_sha256());
 }
 
 TEST_F(EncodeErrorTest, ZeroRowsIsAnEmptyResult) {

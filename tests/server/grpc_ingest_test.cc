@@ -14,6 +14,7 @@
 namespace saedict::testing {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using Arch = engine::Architecture;
 
@@ -222,6 +223,53 @@ TEST_F(IngestTest, ReplacingTheDictionaryDropsCodesOfTheOldWeights) {
   EXPECT_EQ(TotalTokens(), 0);
   v1::GetActivationsResponse codes;
   EXPECT_THAT(GetActivations(0, &codes), GrpcStatusIs(grpc::StatusCode::NOT_FOUND, HasSubstr("has no codes")));
+}
+
+// A replace while a stream runs: the stream fails on its next batch, nothing
+// encoded with the old weights survives under the new ones, acks name the
+// weights that encoded them.
+TEST_F(IngestTest, ReplaceDuringAnIngestFailsTheStreamAndNeverMixesWeights) {
+  WriteSae("sae2", Arch::kTopK, v1::SOURCE_FORMAT_SAELENS, 6);
+  v1::GetDictionaryRequest get;
+  get.set_id("d");
+  v1::GetDictionaryResponse before;
+  ASSERT_THAT(stub_->GetDictionary(Ctx().get(), get, &before), GrpcOk());
+  ASSERT_EQ(before.dictionary().weights_sha256().size(), 64u);
+
+  const std::vector<TestDoc> docs = MakeDocs(4, 5, 9, kDIn, 31);
+  auto ctx = Ctx();
+  auto stream = stub_->Ingest(ctx.get());
+  ASSERT_TRUE(stream->Write(MakeIngestRequest("d", "c", {docs[0], docs[1]})));
+  v1::IngestAck ack;
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.weights_sha256(), before.dictionary().weights_sha256());
+  EXPECT_EQ(ack.compute_mode(), v1::COMPUTE_MODE_F32);
+
+  ASSERT_THAT(Load("d", "sae2", nullptr, /*replace=*/true), GrpcOk());
+  v1::GetDictionaryResponse after;
+  ASSERT_THAT(stub_->GetDictionary(Ctx().get(), get, &after), GrpcOk());
+  EXPECT_NE(after.dictionary().weights_sha256(), before.dictionary().weights_sha256());
+
+  stream->Write(MakeIngestRequest("", "", {docs[2], docs[3]}));
+  stream->WritesDone();
+  while (stream->Read(&ack)) ADD_FAILURE() << "no batch may be acknowledged after the replace";
+  EXPECT_THAT(stream->Finish(), GrpcStatusIs(grpc::StatusCode::FAILED_PRECONDITION,
+                                             AllOf(HasSubstr("stream message 1"),
+                                                   HasSubstr("replaced during the ingest"))));
+  // The replace dropped batch 0 (old weights); batch 1 was never stored.
+  for (const TestDoc& doc : docs) {
+    v1::GetActivationsResponse codes;
+    EXPECT_THAT(GetActivations(doc.id, &codes),
+                GrpcStatusIs(grpc::StatusCode::NOT_FOUND,
+                             ::testing::AnyOf(HasSubstr("has no codes"), HasSubstr("not found"))))
+        << "doc " << doc.id;
+  }
+  EXPECT_EQ(TotalTokens(), 0);
+  // A new stream ingests under the new weights and says so.
+  IngestOutcome out = RunIngest(*stub_, {MakeIngestRequest("d", "c", {docs[2]})});
+  ASSERT_THAT(out.status, GrpcOk());
+  ASSERT_EQ(out.acks.size(), 1u);
+  EXPECT_EQ(out.acks[0].weights_sha256(), after.dictionary().weights_sha256());
 }
 
 TEST_F(IngestTest, DocumentWithOtherTokensUsedByAnotherDictionaryIsRefused) {
