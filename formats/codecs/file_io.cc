@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -54,29 +55,6 @@ absl::Status WriteAll(int fd, absl::string_view data, const std::filesystem::pat
     data.remove_prefix(static_cast<size_t>(n));
   }
   return absl::OkStatus();
-}
-
-// Reads the whole of the open file `fd`, which `path` names in errors.
-absl::StatusOr<std::string> ReadOpenFile(const Fd& fd, const std::filesystem::path& path) {
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, "cannot stat", path);
-  if (!S_ISREG(st.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat(path.string(), " is not a regular file"));
-  }
-  std::string out;
-  out.resize(static_cast<size_t>(st.st_size));
-  size_t done = 0;
-  while (done < out.size()) {
-    ssize_t n = ::read(fd.get(), out.data() + done, out.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "cannot read", path);
-    }
-    if (n == 0) break;  // the file shrank while we read it
-    done += static_cast<size_t>(n);
-  }
-  out.resize(done);
-  return out;
 }
 
 // True when `path` is `root` or below it; both canonical.
@@ -157,14 +135,91 @@ absl::StatusOr<std::filesystem::path> FollowPath(const std::filesystem::path& pa
 
 }  // namespace
 
+absl::StatusOr<RandomAccessFile> RandomAccessFile::Adopt(int fd, std::string path) {
+  Fd owned(fd);
+  struct stat st;
+  if (::fstat(owned.get(), &st) != 0) return ErrnoStatus(errno, "cannot stat", path);
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not a regular file"));
+  }
+  return RandomAccessFile(owned.Release(), static_cast<uint64_t>(st.st_size), std::move(path));
+}
+
+absl::StatusOr<RandomAccessFile> RandomAccessFile::Open(const std::filesystem::path& path) {
+  // O_NONBLOCK: opening a FIFO must not hang; Adopt then refuses it as not a
+  // regular file (regular files ignore the flag).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, "cannot open", path);
+  return Adopt(fd, path.string());
+}
+
+RandomAccessFile::RandomAccessFile(RandomAccessFile&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), size_(other.size_), path_(std::move(other.path_)) {}
+
+RandomAccessFile& RandomAccessFile::operator=(RandomAccessFile&& other) noexcept {
+  std::swap(fd_, other.fd_);
+  std::swap(size_, other.size_);
+  std::swap(path_, other.path_);
+  return *this;
+}
+
+RandomAccessFile::~RandomAccessFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::Status RandomAccessFile::ReadAt(uint64_t offset, size_t n, char* dst) const {
+  if (offset > size_ || n > size_ - offset) {
+    return absl::InvalidArgumentError(absl::StrCat(path_, ": bytes [", offset, ", +", n,
+                                                   ") lie outside the ", size_, "-byte file"));
+  }
+  size_t done = 0;
+  while (done < n) {
+    const ssize_t got = ::pread(fd_, dst + done, n - done, static_cast<off_t>(offset + done));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "cannot read", path_);
+    }
+    if (got == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(path_, ": file ends at byte ", offset + done,
+                                                     ", before ", offset + n, " (it shrank)"));
+    }
+    done += static_cast<size_t>(got);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> RandomAccessFile::ReadAll() const {
+  std::string out;
+  out.resize(static_cast<size_t>(size_));
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "cannot read", path_);
+    }
+    if (n == 0) break;  // the file shrank while we read it
+    done += static_cast<size_t>(n);
+  }
+  out.resize(done);
+  return out;
+}
+
 absl::StatusOr<std::string> ReadFileToString(const std::filesystem::path& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return ErrnoStatus(errno, "cannot open", path);
-  return ReadOpenFile(fd, path);
+  absl::StatusOr<RandomAccessFile> file = RandomAccessFile::Open(path);
+  if (!file.ok()) return file.status();
+  return file->ReadAll();
 }
 
 absl::StatusOr<std::string> ReadFileBeneathNoSymlinks(const std::filesystem::path& dir,
                                                       const std::filesystem::path& relative) {
+  absl::StatusOr<RandomAccessFile> file = OpenFileBeneathNoSymlinks(dir, relative);
+  if (!file.ok()) return file.status();
+  return file->ReadAll();
+}
+
+absl::StatusOr<RandomAccessFile> OpenFileBeneathNoSymlinks(const std::filesystem::path& dir,
+                                                           const std::filesystem::path& relative) {
   const std::filesystem::path full = dir / relative;
   auto bad_relative = [&relative] {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -188,8 +243,7 @@ absl::StatusOr<std::string> ReadFileBeneathNoSymlinks(const std::filesystem::pat
   for (size_t i = 0; i < parts.size(); ++i) {
     walked /= parts[i];
     const bool last = i + 1 == parts.size();
-    // O_NONBLOCK: opening a FIFO must not hang; ReadOpenFile then refuses it
-    // as not a regular file.
+    // O_NONBLOCK: as in RandomAccessFile::Open.
     const int flags = last ? O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC
                            : O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
     const int fd = ::openat(cur.get(), parts[i].c_str(), flags);
@@ -206,7 +260,7 @@ absl::StatusOr<std::string> ReadFileBeneathNoSymlinks(const std::filesystem::pat
     }
     cur = Fd(fd);
   }
-  return ReadOpenFile(cur, full);
+  return RandomAccessFile::Adopt(cur.Release(), full.string());
 }
 
 absl::StatusOr<FileRoot> FileRoot::Create(const std::filesystem::path& root) {
@@ -280,7 +334,13 @@ absl::StatusOr<bool> FileRoot::IsRegularFile(const std::filesystem::path& path) 
 }
 
 absl::StatusOr<std::string> FileRoot::ReadFile(const std::filesystem::path& path) const {
-  if (!restricted()) return ReadFileToString(path);
+  absl::StatusOr<RandomAccessFile> file = Open(path);
+  if (!file.ok()) return file.status();
+  return file->ReadAll();
+}
+
+absl::StatusOr<RandomAccessFile> FileRoot::Open(const std::filesystem::path& path) const {
+  if (!restricted()) return RandomAccessFile::Open(path);
   absl::StatusOr<std::filesystem::path> resolved = Resolve(path);
   if (!resolved.ok()) return resolved.status();
   const std::filesystem::path below = resolved->lexically_relative(root_);
@@ -288,12 +348,12 @@ absl::StatusOr<std::string> FileRoot::ReadFile(const std::filesystem::path& path
     return absl::InvalidArgumentError(absl::StrCat(path.string(), " is the root directory '",
                                                    root_.string(), "', not a regular file"));
   }
-  absl::StatusOr<std::string> bytes = ReadFileBeneathNoSymlinks(root_, below);
-  if (!bytes.ok() && *resolved != path) {
-    return absl::Status(bytes.status().code(),
-                        absl::StrCat(path.string(), ": ", bytes.status().message()));
+  absl::StatusOr<RandomAccessFile> file = OpenFileBeneathNoSymlinks(root_, below);
+  if (!file.ok() && *resolved != path) {
+    return absl::Status(file.status().code(),
+                        absl::StrCat(path.string(), ": ", file.status().message()));
   }
-  return bytes;
+  return file;
 }
 
 absl::Status WriteFileAtomically(const std::filesystem::path& path, absl::string_view contents) {

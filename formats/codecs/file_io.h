@@ -10,14 +10,54 @@
 #ifndef SAEDICT_FORMATS_CODECS_FILE_IO_H_
 #define SAEDICT_FORMATS_CODECS_FILE_IO_H_
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace saedict::formats {
+
+// A regular file opened read-only for positioned reads (pread), so readers
+// can take the parts they need instead of the whole file. Move-only; closes
+// the descriptor when destroyed. Reads from many threads at once are fine.
+class RandomAccessFile {
+ public:
+  // NOT_FOUND when `path` does not exist, INVALID_ARGUMENT when it is not a
+  // regular file, otherwise the errno-derived code; messages name `path`.
+  static absl::StatusOr<RandomAccessFile> Open(const std::filesystem::path& path);
+
+  RandomAccessFile(RandomAccessFile&& other) noexcept;
+  RandomAccessFile& operator=(RandomAccessFile&& other) noexcept;
+  RandomAccessFile(const RandomAccessFile&) = delete;
+  RandomAccessFile& operator=(const RandomAccessFile&) = delete;
+  ~RandomAccessFile();
+
+  const std::string& path() const { return path_; }
+  uint64_t size() const { return size_; }  // when opened
+
+  // Exactly `n` bytes at `offset` into `dst`. INVALID_ARGUMENT naming the
+  // path when [offset, offset + n) is not within size() or the file ends
+  // early (it shrank); the errno-derived code on a read error.
+  absl::Status ReadAt(uint64_t offset, size_t n, char* dst) const;
+  // The whole file (stopping early, without error, if it shrank).
+  absl::StatusOr<std::string> ReadAll() const;
+
+ private:
+  friend absl::StatusOr<RandomAccessFile> OpenFileBeneathNoSymlinks(
+      const std::filesystem::path& dir, const std::filesystem::path& relative);
+  RandomAccessFile(int fd, uint64_t size, std::string path)
+      : fd_(fd), size_(size), path_(std::move(path)) {}
+  // Takes ownership of the open descriptor `fd` (closed on error too);
+  // INVALID_ARGUMENT when it is not a regular file.
+  static absl::StatusOr<RandomAccessFile> Adopt(int fd, std::string path);
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  std::string path_;
+};
 
 // The file's bytes. NOT_FOUND when it does not exist, INVALID_ARGUMENT when
 // it is not a regular file, otherwise the errno-derived code.
@@ -28,12 +68,15 @@ absl::StatusOr<std::string> ReadFileToString(const std::filesystem::path& path);
 // one, never a partial one. The temporary file is removed on failure.
 absl::Status WriteFileAtomically(const std::filesystem::path& path, absl::string_view contents);
 
-// The bytes of `dir`/`relative`, opened one component at a time from `dir`
-// with O_NOFOLLOW: a symbolic link anywhere in `relative` is refused
+// `dir`/`relative`, opened one component at a time from `dir` with
+// O_NOFOLLOW: a symbolic link anywhere in `relative` is refused
 // (PERMISSION_DENIED naming the component), so the file opened is the one
 // the path names lexically below `dir`. REQUIRES: `relative` is relative and
 // free of "." and ".." components (INVALID_ARGUMENT otherwise); `dir` itself
-// is opened as given. Otherwise as ReadFileToString.
+// is opened as given. Otherwise as RandomAccessFile::Open.
+absl::StatusOr<RandomAccessFile> OpenFileBeneathNoSymlinks(const std::filesystem::path& dir,
+                                                           const std::filesystem::path& relative);
+// OpenFileBeneathNoSymlinks + ReadAll.
 absl::StatusOr<std::string> ReadFileBeneathNoSymlinks(const std::filesystem::path& dir,
                                                       const std::filesystem::path& relative);
 
@@ -47,9 +90,9 @@ absl::StatusOr<std::string> ReadFileBeneathNoSymlinks(const std::filesystem::pat
 // open(2); the root restricts, it does not rebase (server/path_guard.h maps a
 // client's path onto the root).
 //
-// ReadFile resolves the path, checks it, then opens the resolved path from
-// the root with ReadFileBeneathNoSymlinks, so a link swapped in between the
-// check and the open is refused rather than followed.
+// Open and ReadFile resolve the path, check it, then open the resolved path
+// from the root with OpenFileBeneathNoSymlinks, so a link swapped in between
+// the check and the open is refused rather than followed.
 class FileRoot {
  public:
   static FileRoot Unrestricted() { return FileRoot(); }
@@ -75,9 +118,11 @@ class FileRoot {
   // Whether `path` exists and is a regular file; Resolve's errors but NOT_FOUND.
   absl::StatusOr<bool> IsRegularFile(const std::filesystem::path& path) const;
 
-  // The file's bytes: ReadFileToString when unrestricted; when restricted,
-  // Resolve's errors, then ReadFileBeneathNoSymlinks(root, resolved path
+  // The file: RandomAccessFile::Open when unrestricted; when restricted,
+  // Resolve's errors, then OpenFileBeneathNoSymlinks(root, resolved path
   // below it), whose errors name `path`.
+  absl::StatusOr<RandomAccessFile> Open(const std::filesystem::path& path) const;
+  // Open + ReadAll.
   absl::StatusOr<std::string> ReadFile(const std::filesystem::path& path) const;
 
  private:

@@ -25,8 +25,9 @@ absl::StatusOr<NpyArray> ReadNpzArray(const ZipReader& zip, absl::string_view na
   return ParseNpy(std::move(bytes), absl::StrCat(zip.label(), ": array '", name, "'"));
 }
 
-absl::StatusOr<std::map<std::string, NpyArray>> ParseNpz(std::string bytes, std::string label) {
-  SAEDICT_ASSIGN_OR_RETURN(ZipReader zip, ZipReader::Parse(std::move(bytes), std::move(label)));
+namespace {
+
+absl::StatusOr<std::map<std::string, NpyArray>> ReadAllArrays(const ZipReader& zip) {
   std::map<std::string, NpyArray> out;
   for (const ZipEntry& e : zip.entries()) {
     if (!absl::EndsWith(e.name, kSuffix)) continue;
@@ -36,9 +37,16 @@ absl::StatusOr<std::map<std::string, NpyArray>> ParseNpz(std::string bytes, std:
   return out;
 }
 
+}  // namespace
+
+absl::StatusOr<std::map<std::string, NpyArray>> ParseNpz(std::string bytes, std::string label) {
+  SAEDICT_ASSIGN_OR_RETURN(ZipReader zip, ZipReader::Parse(std::move(bytes), std::move(label)));
+  return ReadAllArrays(zip);
+}
+
 absl::StatusOr<std::map<std::string, NpyArray>> ReadNpzFile(const std::filesystem::path& path) {
-  SAEDICT_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path));
-  return ParseNpz(std::move(bytes), path.string());
+  SAEDICT_ASSIGN_OR_RETURN(ZipReader zip, ZipReader::Open(path));
+  return ReadAllArrays(zip);
 }
 
 absl::StatusOr<std::string> SerializeNpz(const std::map<std::string, NpyArray>& arrays) {

@@ -26,7 +26,8 @@ absl::StatusOr<NpyArray> ReadNpzArray(const ZipReader& zip, absl::string_view na
 
 // Every array of the archive, by name.
 absl::StatusOr<std::map<std::string, NpyArray>> ParseNpz(std::string bytes, std::string label);
-// ReadFileToString + ParseNpz; NOT_FOUND when the file is missing.
+// Like ParseNpz, reading the file through ZipReader::Open (one entry in
+// memory at a time, not the whole archive); NOT_FOUND when it is missing.
 absl::StatusOr<std::map<std::string, NpyArray>> ReadNpzFile(const std::filesystem::path& path);
 
 // The archive bytes ("<name>.npy" entries, stored) and an atomic file write.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <set>
 
@@ -49,24 +50,36 @@ uint32_t Crc32(absl::string_view data) {
       crc32_z(0, reinterpret_cast<const Bytef*>(data.data()), data.size()));
 }
 
-absl::Status Inflate(absl::string_view in, std::string* out) {
+// Inflates `in_size` raw-deflate bytes, read in chunks through `read`
+// (offset within the compressed data, count, destination), into `out`,
+// whose size is the declared uncompressed size.
+absl::Status Inflate(uint64_t in_size,
+                     const std::function<absl::Status(uint64_t, size_t, char*)>& read,
+                     std::string* out) {
+  constexpr size_t kInChunk = size_t{4} << 20;
+  constexpr size_t kOutChunk = size_t{1} << 30;  // avail_out is 32-bit
+  std::string buf(static_cast<size_t>(std::min<uint64_t>(in_size, kInChunk)), '\0');
   z_stream zs;
   std::memset(&zs, 0, sizeof zs);
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  // zlib refuses null buffers even when empty.
+  zs.next_in = reinterpret_cast<Bytef*>(buf.data());
   zs.next_out = reinterpret_cast<Bytef*>(out->data());
   if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) return absl::InternalError("inflateInit2 failed");
-  constexpr size_t kChunk = 1u << 30;
-  size_t in_pos = 0, out_pos = 0;
+  uint64_t in_pos = 0;
+  size_t out_pos = 0;
   int rc = Z_OK;
+  absl::Status read_status;
   while (rc == Z_OK) {
-    if (zs.avail_in == 0 && in_pos < in.size()) {
-      const size_t n = std::min(kChunk, in.size() - in_pos);
-      zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data() + in_pos));
+    if (zs.avail_in == 0 && in_pos < in_size) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), in_size - in_pos));
+      read_status = read(in_pos, n, buf.data());
+      if (!read_status.ok()) break;
+      zs.next_in = reinterpret_cast<Bytef*>(buf.data());
       zs.avail_in = static_cast<uInt>(n);
       in_pos += n;
     }
     if (zs.avail_out == 0 && out_pos < out->size()) {
-      const size_t n = std::min(kChunk, out->size() - out_pos);
+      const size_t n = std::min(kOutChunk, out->size() - out_pos);
       zs.next_out = reinterpret_cast<Bytef*>(out->data() + out_pos);
       zs.avail_out = static_cast<uInt>(n);
       out_pos += n;
@@ -77,6 +90,7 @@ absl::Status Inflate(absl::string_view in, std::string* out) {
   }
   const uint64_t total = zs.total_out;
   inflateEnd(&zs);
+  if (!read_status.ok()) return read_status;
   if (rc != Z_STREAM_END) {
     return absl::InvalidArgumentError(
         rc == Z_BUF_ERROR || rc == Z_OK
@@ -93,17 +107,52 @@ absl::Status Inflate(absl::string_view in, std::string* out) {
 }  // namespace
 
 absl::StatusOr<ZipReader> ZipReader::Parse(std::string bytes, std::string label) {
-  auto bad = [&label](absl::string_view what) {
-    return absl::InvalidArgumentError(absl::StrCat(label, ": ", what));
+  ZipReader reader;
+  reader.size_ = bytes.size();
+  reader.bytes_ = std::move(bytes);
+  reader.label_ = std::move(label);
+  SAEDICT_RETURN_IF_ERROR(reader.ReadDirectory());
+  return reader;
+}
+
+absl::StatusOr<ZipReader> ZipReader::Open(const std::filesystem::path& path,
+                                          const FileRoot& files) {
+  SAEDICT_ASSIGN_OR_RETURN(RandomAccessFile file, files.Open(path));
+  ZipReader reader;
+  reader.size_ = file.size();
+  reader.file_.emplace(std::move(file));
+  reader.label_ = path.string();
+  SAEDICT_RETURN_IF_ERROR(reader.ReadDirectory());
+  return reader;
+}
+
+absl::Status ZipReader::ReadAt(uint64_t offset, size_t n, char* dst) const {
+  if (file_) return file_->ReadAt(offset, n, dst);
+  std::memcpy(dst, bytes_.data() + offset, n);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ZipReader::ReadRange(uint64_t offset, size_t n) const {
+  std::string out(n, '\0');
+  SAEDICT_RETURN_IF_ERROR(ReadAt(offset, n, out.data()));
+  return out;
+}
+
+absl::Status ZipReader::ReadDirectory() {
+  auto bad = [this](absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat(label_, ": ", what));
   };
-  const Cursor c(bytes);
-  const uint64_t size = bytes.size();
+  const uint64_t size = size_;
   if (size < kEndSize) return bad("not a zip archive (too short)");
-  // The end record is the last signature whose comment reaches the file end.
-  uint64_t end = std::numeric_limits<uint64_t>::max();
-  const uint64_t lowest = size > kEndSize + 0xffff ? size - kEndSize - 0xffff : 0;
-  for (uint64_t p = size - kEndSize + 1; p-- > lowest;) {
-    if (c.Get<uint32_t>(p) == kEndSig && p + kEndSize + c.Get<uint16_t>(p + 20) == size) {
+  // The end record is the last signature whose comment reaches the file end;
+  // it lies in the last kEndSize + 0xffff bytes.
+  const uint64_t tail_start = size > kEndSize + 0xffff ? size - kEndSize - 0xffff : 0;
+  SAEDICT_ASSIGN_OR_RETURN(const std::string tail,
+                           ReadRange(tail_start, static_cast<size_t>(size - tail_start)));
+  const Cursor t(tail);
+  uint64_t end = std::numeric_limits<uint64_t>::max();  // within tail
+  for (uint64_t p = tail.size() - kEndSize + 1; p-- > 0;) {
+    if (t.Get<uint32_t>(p) == kEndSig && p + kEndSize + t.Get<uint16_t>(p + 20) == tail.size()) {
       end = p;
       break;
     }
@@ -111,36 +160,39 @@ absl::StatusOr<ZipReader> ZipReader::Parse(std::string bytes, std::string label)
   if (end == std::numeric_limits<uint64_t>::max()) {
     return bad("not a zip archive (no end-of-central-directory record)");
   }
-  if (c.Get<uint16_t>(end + 4) != 0 || c.Get<uint16_t>(end + 6) != 0) {
+  if (t.Get<uint16_t>(end + 4) != 0 || t.Get<uint16_t>(end + 6) != 0) {
     return bad("multi-disk zip archives are not supported");
   }
-  uint64_t count = c.Get<uint16_t>(end + 10);
-  uint64_t cd_size = c.Get<uint32_t>(end + 12);
-  uint64_t cd_offset = c.Get<uint32_t>(end + 16);
+  uint64_t count = t.Get<uint16_t>(end + 10);
+  uint64_t cd_size = t.Get<uint32_t>(end + 12);
+  uint64_t cd_offset = t.Get<uint32_t>(end + 16);
   if (count == 0xffff || cd_size == 0xffffffff || cd_offset == 0xffffffff) {
-    const uint64_t loc = end >= 20 ? end - 20 : size;
-    if (!c.Has(loc, 20) || c.Get<uint32_t>(loc) != kEnd64LocatorSig) {
-      return bad("zip64 end record locator missing");
-    }
-    const uint64_t e64 = c.Get<uint64_t>(loc + 8);
-    if (!c.Has(e64, 56) || c.Get<uint32_t>(e64) != kEnd64Sig) {
-      return bad("zip64 end record missing or out of range");
-    }
-    count = c.Get<uint64_t>(e64 + 32);
-    cd_size = c.Get<uint64_t>(e64 + 40);
-    cd_offset = c.Get<uint64_t>(e64 + 48);
+    const uint64_t end_abs = tail_start + end;
+    if (end_abs < 20) return bad("zip64 end record locator missing");
+    SAEDICT_ASSIGN_OR_RETURN(const std::string loc, ReadRange(end_abs - 20, 20));
+    const Cursor l(loc);
+    if (l.Get<uint32_t>(0) != kEnd64LocatorSig) return bad("zip64 end record locator missing");
+    const uint64_t e64 = l.Get<uint64_t>(8);
+    if (e64 > size || size - e64 < 56) return bad("zip64 end record missing or out of range");
+    SAEDICT_ASSIGN_OR_RETURN(const std::string rec, ReadRange(e64, 56));
+    const Cursor r(rec);
+    if (r.Get<uint32_t>(0) != kEnd64Sig) return bad("zip64 end record missing or out of range");
+    count = r.Get<uint64_t>(32);
+    cd_size = r.Get<uint64_t>(40);
+    cd_offset = r.Get<uint64_t>(48);
   }
-  if (!c.Has(cd_offset, cd_size)) {
+  if (cd_offset > size || cd_size > size - cd_offset) {
     return bad(absl::StrCat("central directory [", cd_offset, ", +", cd_size, ") lies outside the ",
                             size, "-byte file"));
   }
   if (count > cd_size / kCentralSize) return bad("entry count exceeds the central directory");
-  ZipReader reader;
+  SAEDICT_ASSIGN_OR_RETURN(const std::string cd,
+                           ReadRange(cd_offset, static_cast<size_t>(cd_size)));
+  const Cursor c(cd);
   std::set<std::string> names;
-  uint64_t p = cd_offset;
-  const uint64_t cd_end = cd_offset + cd_size;
+  uint64_t p = 0;  // within cd
   for (uint64_t i = 0; i < count; ++i) {
-    if (p > cd_end || cd_end - p < kCentralSize || c.Get<uint32_t>(p) != kCentralSig) {
+    if (cd_size - p < kCentralSize || c.Get<uint32_t>(p) != kCentralSig) {
       return bad(absl::StrCat("bad central directory entry ", i));
     }
     const uint16_t flags = c.Get<uint16_t>(p + 8);
@@ -154,10 +206,10 @@ absl::StatusOr<ZipReader> ZipReader::Parse(std::string bytes, std::string label)
     const uint16_t comment_len = c.Get<uint16_t>(p + 32);
     e.local_header_offset = c.Get<uint32_t>(p + 42);
     const uint64_t var_len = uint64_t{name_len} + extra_len + comment_len;
-    if (cd_end - p - kCentralSize < var_len) {
+    if (cd_size - p - kCentralSize < var_len) {
       return bad(absl::StrCat("central directory entry ", i, " overruns the directory"));
     }
-    e.name.assign(bytes, p + kCentralSize, name_len);
+    e.name.assign(cd, p + kCentralSize, name_len);
     const std::string where = absl::StrCat("entry '", e.name, "'");
     // zip64 extra field: the 8-byte values replace the saturated 32-bit ones.
     uint64_t x = p + kCentralSize + name_len;
@@ -182,18 +234,10 @@ absl::StatusOr<ZipReader> ZipReader::Parse(std::string bytes, std::string label)
                               " (only stored and deflate are supported)"));
     }
     if (!names.insert(e.name).second) return bad(absl::StrCat("duplicate ", where));
-    reader.entries_.push_back(std::move(e));
+    entries_.push_back(std::move(e));
     p += kCentralSize + var_len;
   }
-  reader.bytes_ = std::move(bytes);
-  reader.label_ = std::move(label);
-  return reader;
-}
-
-absl::StatusOr<ZipReader> ZipReader::Open(const std::filesystem::path& path,
-                                          const FileRoot& files) {
-  SAEDICT_ASSIGN_OR_RETURN(std::string bytes, files.ReadFile(path));
-  return Parse(std::move(bytes), path.string());
+  return absl::OkStatus();
 }
 
 const ZipEntry* ZipReader::Find(absl::string_view name) const {
@@ -207,31 +251,36 @@ absl::StatusOr<std::string> ZipReader::Extract(const ZipEntry& e) const {
   auto bad = [&](absl::string_view what) {
     return absl::InvalidArgumentError(absl::StrCat(label_, ": entry '", e.name, "': ", what));
   };
-  const Cursor c(bytes_);
+  auto has = [this](uint64_t pos, uint64_t n) { return pos <= size_ && n <= size_ - pos; };
   const uint64_t h = e.local_header_offset;
-  if (!c.Has(h, kLocalSize) || c.Get<uint32_t>(h) != kLocalSig) {
-    return bad(absl::StrCat("no local header at offset ", h));
+  if (!has(h, kLocalSize)) return bad(absl::StrCat("no local header at offset ", h));
+  absl::StatusOr<std::string> header = ReadRange(h, kLocalSize);
+  if (!header.ok()) return bad(header.status().message());
+  const Cursor lh(*header);
+  if (lh.Get<uint32_t>(0) != kLocalSig) return bad(absl::StrCat("no local header at offset ", h));
+  const uint64_t data = h + kLocalSize + lh.Get<uint16_t>(26) + lh.Get<uint16_t>(28);
+  if (!has(data, e.compressed_size)) {
+    return bad(absl::StrCat("data [", data, ", +", e.compressed_size, ") runs past the ", size_,
+                            "-byte file"));
   }
-  const uint64_t data = h + kLocalSize + c.Get<uint16_t>(h + 26) + c.Get<uint16_t>(h + 28);
-  if (!c.Has(data, e.compressed_size)) {
-    return bad(absl::StrCat("data [", data, ", +", e.compressed_size, ") runs past the ",
-                            bytes_.size(), "-byte file"));
-  }
-  const absl::string_view in = absl::string_view(bytes_).substr(data, e.compressed_size);
   std::string out;
   if (e.method == 0) {
     if (e.compressed_size != e.uncompressed_size) {
       return bad(absl::StrCat("stored entry sizes differ: ", e.compressed_size, " vs ",
                               e.uncompressed_size));
     }
-    out.assign(in.data(), in.size());
+    out.resize(static_cast<size_t>(e.uncompressed_size));
+    absl::Status s = ReadAt(data, out.size(), out.data());
+    if (!s.ok()) return bad(s.message());
   } else {
     if (e.uncompressed_size / kMaxDeflateRatio > e.compressed_size + 64) {
       return bad(absl::StrCat("declared size ", e.uncompressed_size, " is impossible for ",
                               e.compressed_size, " deflate bytes"));
     }
-    out.resize(e.uncompressed_size);
-    absl::Status s = Inflate(in, &out);
+    out.resize(static_cast<size_t>(e.uncompressed_size));
+    absl::Status s = Inflate(
+        e.compressed_size,
+        [&](uint64_t off, size_t n, char* dst) { return ReadAt(data + off, n, dst); }, &out);
     if (!s.ok()) return bad(s.message());
   }
   if (Crc32(out) != e.crc32) return bad("CRC-32 mismatch");

@@ -1,6 +1,6 @@
 // Tests of formats::FileRoot (reads confined to a directory tree, symlinks
-// followed at every level) and ReadFileBeneathNoSymlinks, the open that
-// refuses a link swapped in after the check.
+// followed at every level), ReadFileBeneathNoSymlinks (the open that refuses
+// a link swapped in after the check) and RandomAccessFile.
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -221,6 +221,34 @@ TEST_F(FileRootTest, FifoIsRefusedWithoutBlocking) {
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   EXPECT_THAT(files_.ReadFile(fifo),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a regular file")));
+}
+
+TEST_F(FileRootTest, OpenGivesARandomAccessFileInsideOnly) {
+  SAEDICT_ASSERT_OK_AND_ASSIGN(RandomAccessFile file, files_.Open(root_ / "a" / "b" / "file"));
+  EXPECT_EQ(file.size(), 6u);
+  std::string part(3, '\0');
+  ASSERT_THAT(file.ReadAt(2, 3, part.data()), IsOk());
+  EXPECT_EQ(part, "sid");
+  EXPECT_THAT(file.ReadAt(4, 3, part.data()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr(file.path()), HasSubstr("outside the 6-byte file"))));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::string all, file.ReadAll());
+  EXPECT_EQ(all, "inside");
+  fs::create_symlink(outside_ / "secret", root_ / "out");
+  EXPECT_THAT(files_.Open(root_ / "out"), StatusIs(kDenied, HasSubstr("outside the root")));
+}
+
+TEST_F(FileRootTest, RandomAccessFileReportsAFileThatShrank) {
+  const fs::path file = root_ / "a" / "b" / "file";
+  SAEDICT_ASSERT_OK_AND_ASSIGN(RandomAccessFile f, RandomAccessFile::Open(file));
+  fs::resize_file(file, 2);
+  std::string buf(4, '\0');
+  EXPECT_THAT(f.ReadAt(0, 4, buf.data()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("shrank")));
+  EXPECT_THAT(RandomAccessFile::Open(root_ / "a"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a regular file")));
+  EXPECT_THAT(RandomAccessFile::Open(root_ / "nope"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("nope")));
 }
 
 }  // namespace

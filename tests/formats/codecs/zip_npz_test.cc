@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "formats/codecs/file_io.h"
 #include "formats/codecs/npz.h"
 #include "formats/codecs/zip.h"
 #include "gmock/gmock.h"
@@ -37,18 +38,34 @@ std::string Repeat(size_t n) {
   return s;
 }
 
-absl::StatusOr<std::string> ExtractOnly(const std::string& zip, const std::string& name) {
-  auto reader = ZipReader::Parse(zip, "t.zip");
-  if (!reader.ok()) return reader.status();
-  const ZipEntry* e = reader->Find(name);
-  if (e == nullptr) return absl::NotFoundError(name);
-  return reader->Extract(*e);
-}
+// Every ZipTest runs twice: on archives in memory (ZipReader::Parse) and on
+// archives in a file (ZipReader::Open, which reads entries with pread).
+enum class Source { kMemory, kFile };
 
-TEST(ZipTest, ReadsStoredAndDeflateEntries) {
+class ZipTest : public ::testing::TestWithParam<Source> {
+ protected:
+  absl::StatusOr<ZipReader> Read(const std::string& zip) {
+    if (GetParam() == Source::kMemory) return ZipReader::Parse(zip, "t.zip");
+    const std::filesystem::path file = dir_.path() / "t.zip";
+    if (absl::Status s = WriteFileAtomically(file, zip); !s.ok()) return s;
+    return ZipReader::Open(file);
+  }
+
+  absl::StatusOr<std::string> ExtractOnly(const std::string& zip, const std::string& name) {
+    auto reader = Read(zip);
+    if (!reader.ok()) return reader.status();
+    const ZipEntry* e = reader->Find(name);
+    if (e == nullptr) return absl::NotFoundError(name);
+    return reader->Extract(*e);
+  }
+
+  testing::ScratchDir dir_;
+};
+
+TEST_P(ZipTest, ReadsStoredAndDeflateEntries) {
   const std::string big = Repeat(100000);
   const std::string zip = BuildZip({{"a.txt", "hello"}, {"b.bin", big, true}, {"empty", "", true}});
-  SAEDICT_ASSERT_OK_AND_ASSIGN(ZipReader reader, ZipReader::Parse(zip, "t.zip"));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(ZipReader reader, Read(zip));
   ASSERT_EQ(reader.entries().size(), 3u);
   EXPECT_EQ(reader.entries()[1].method, 8);
   EXPECT_LT(reader.entries()[1].compressed_size, big.size() / 10);
@@ -58,14 +75,14 @@ TEST(ZipTest, ReadsStoredAndDeflateEntries) {
   EXPECT_EQ(reader.Find("c"), nullptr);
 }
 
-TEST(ZipTest, ReadsZip64RecordsAndExtraFields) {
+TEST_P(ZipTest, ReadsZip64RecordsAndExtraFields) {
   const std::string zip =
       BuildZip({{"x.npy", "stored", false, true}, {"y.npy", Repeat(5000), true, true}}, true);
   EXPECT_THAT(ExtractOnly(zip, "x.npy"), HoldsValue("stored"));
   EXPECT_THAT(ExtractOnly(zip, "y.npy"), HoldsValue(Repeat(5000)));
 }
 
-TEST(ZipTest, StoredWriterRoundTrips) {
+TEST_P(ZipTest, StoredWriterRoundTrips) {
   SAEDICT_ASSERT_OK_AND_ASSIGN(std::string zip,
                                BuildStoredZip({{"one", "1"}, {"two", Repeat(3000)}, {"z", ""}}));
   EXPECT_THAT(ExtractOnly(zip, "one"), HoldsValue("1"));
@@ -75,28 +92,26 @@ TEST(ZipTest, StoredWriterRoundTrips) {
   EXPECT_THAT(BuildStoredZip({{"", "1"}}), StatusIs(kInvalid, HasSubstr("empty")));
 }
 
-TEST(ZipTest, RejectsNonZipAndTruncatedArchives) {
-  EXPECT_THAT(ZipReader::Parse("short", "t.zip"), StatusIs(kInvalid, HasSubstr("t.zip")));
-  EXPECT_THAT(ZipReader::Parse(std::string(100, 'x'), "t.zip"),
+TEST_P(ZipTest, RejectsNonZipAndTruncatedArchives) {
+  EXPECT_THAT(Read("short"), StatusIs(kInvalid, HasSubstr("t.zip")));
+  EXPECT_THAT(Read(std::string(100, 'x')),
               StatusIs(kInvalid, HasSubstr("no end-of-central-directory")));
   const std::string zip = BuildZip({{"a", Repeat(1000)}});
   for (size_t cut : {size_t{1}, size_t{10}, zip.size() / 2, zip.size() - 30}) {
-    EXPECT_THAT(ZipReader::Parse(zip.substr(0, zip.size() - cut), "t.zip"),
-                StatusIs(kInvalid, HasSubstr("t.zip")))
+    EXPECT_THAT(Read(zip.substr(0, zip.size() - cut)), StatusIs(kInvalid, HasSubstr("t.zip")))
         << cut;
   }
   // The end record survives but the data before it is cut: bad offsets.
   std::string front_cut = zip.substr(500);
-  EXPECT_THAT(ZipReader::Parse(front_cut, "t.zip"), StatusIs(kInvalid, HasSubstr("t.zip")));
+  EXPECT_THAT(Read(front_cut), StatusIs(kInvalid, HasSubstr("t.zip")));
 }
 
-TEST(ZipTest, RejectsOutOfRangeOffsets) {
+TEST_P(ZipTest, RejectsOutOfRangeOffsets) {
   std::string zip = BuildZip({{"a", "data"}});
   std::string bad_cd = zip;
   const uint32_t far = 1u << 30;
   std::memcpy(bad_cd.data() + bad_cd.size() - 6, &far, 4);  // EOCD cd offset
-  EXPECT_THAT(ZipReader::Parse(bad_cd, "t.zip"),
-              StatusIs(kInvalid, HasSubstr("central directory")));
+  EXPECT_THAT(Read(bad_cd), StatusIs(kInvalid, HasSubstr("central directory")));
   // Local header offset (central entry offset 42) pointing past the file.
   const size_t cd = zip.find("PK\x01\x02");
   std::string bad_local = zip;
@@ -111,10 +126,10 @@ TEST(ZipTest, RejectsOutOfRangeOffsets) {
   std::string bad_name = zip;
   const uint16_t long_name = 60000;
   std::memcpy(bad_name.data() + cd + 28, &long_name, 2);
-  EXPECT_THAT(ZipReader::Parse(bad_name, "t.zip"), StatusIs(kInvalid, HasSubstr("overruns")));
+  EXPECT_THAT(Read(bad_name), StatusIs(kInvalid, HasSubstr("overruns")));
 }
 
-TEST(ZipTest, RejectsCorruptData) {
+TEST_P(ZipTest, RejectsCorruptData) {
   std::string zip = BuildZip({{"a", "stored data"}, {"d", Repeat(4000), true}});
   std::string flipped = zip;
   flipped[30 + 1 + 2] ^= 0x20;  // inside a's stored bytes
@@ -137,20 +152,41 @@ TEST(ZipTest, RejectsCorruptData) {
   EXPECT_THAT(ExtractOnly(bomb, "d"), StatusIs(kInvalid, HasSubstr("impossible")));
 }
 
-TEST(ZipTest, RejectsUnsupportedFeatures) {
-  EXPECT_THAT(ZipReader::Parse(BuildZip({{"a", "x", false, false, 1}}), "t.zip"),
+TEST_P(ZipTest, RejectsUnsupportedFeatures) {
+  EXPECT_THAT(Read(BuildZip({{"a", "x", false, false, 1}})),
               StatusIs(kInvalid, HasSubstr("encrypted")));
-  EXPECT_THAT(ZipReader::Parse(BuildZip({{"a", "x", false, false, 0, 12}}), "t.zip"),
+  EXPECT_THAT(Read(BuildZip({{"a", "x", false, false, 0, 12}})),
               StatusIs(kInvalid, HasSubstr("compression method 12")));
-  EXPECT_THAT(ZipReader::Parse(BuildZip({{"a", "x"}, {"a", "y"}}), "t.zip"),
+  EXPECT_THAT(Read(BuildZip({{"a", "x"}, {"a", "y"}})),
               StatusIs(kInvalid, HasSubstr("duplicate entry 'a'")));
   std::string multi = BuildZip({{"a", "x"}});
   multi[multi.size() - 18] = 1;  // EOCD disk number
-  EXPECT_THAT(ZipReader::Parse(multi, "t.zip"), StatusIs(kInvalid, HasSubstr("multi-disk")));
+  EXPECT_THAT(Read(multi), StatusIs(kInvalid, HasSubstr("multi-disk")));
   std::string no_locator = BuildZip({{"a", "x"}});
   std::memset(no_locator.data() + no_locator.size() - 12, 0xff, 10);  // count, size, offset
-  EXPECT_THAT(ZipReader::Parse(no_locator, "t.zip"), StatusIs(kInvalid, HasSubstr("zip64")));
+  EXPECT_THAT(Read(no_locator), StatusIs(kInvalid, HasSubstr("zip64")));
 }
+
+TEST(ZipFileTest, FileThatShrinksAfterOpenFailsNamingTheEntry) {
+  testing::ScratchDir dir;
+  const std::filesystem::path file = dir.path() / "t.zip";
+  ASSERT_THAT(WriteFileAtomically(file, BuildZip({{"a", Repeat(1000)}, {"d", Repeat(4000), true}})),
+              IsOk());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(ZipReader reader, ZipReader::Open(file));
+  std::filesystem::resize_file(file, 500);
+  for (const char* name : {"a", "d"}) {
+    EXPECT_THAT(reader.Extract(*reader.Find(name)),
+                StatusIs(kInvalid,
+                         AllOf(HasSubstr(file.string()),
+                               HasSubstr(absl::StrCat("entry '", name, "'")), HasSubstr("shrank"))))
+        << name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Sources, ZipTest, ::testing::Values(Source::kMemory, Source::kFile),
+                         [](const auto& info) {
+                           return std::string(info.param == Source::kMemory ? "Memory" : "File");
+                         });
 
 TEST(NpzTest, FileRoundTrip) {
   testing::ScratchDir dir;
