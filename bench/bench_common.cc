@@ -16,7 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "engine/parallel.h"
-#include "server/demo_dictionary.h"
+#include "service/demo_dictionary.h"
 #include "util/status_macros.h"
 
 namespace saedict::bench {
@@ -89,7 +89,7 @@ absl::StatusOr<std::vector<BenchShape>> SelectShapes(const BenchFlags& flags) {
 
 std::shared_ptr<const engine::Dictionary> MakeRandomTopKDictionary(const BenchShape& shape,
                                                                    uint32_t seed) {
-  server::RandomTopKSpec spec;
+  service::RandomTopKSpec spec;
   spec.d_in = shape.d_in;
   spec.d_sae = shape.d_sae;
   spec.k = shape.k;
@@ -97,7 +97,7 @@ std::shared_ptr<const engine::Dictionary> MakeRandomTopKDictionary(const BenchSh
   spec.bias_stddev = 0.01f;
   spec.model_name = "random";
   spec.hook_name = "bench";
-  return server::MakeRandomTopKDictionary(spec);
+  return service::MakeRandomTopKDictionary(spec);
 }
 
 std::vector<float> MakeActivations(int64_t n, int64_t d_in, uint32_t seed) {

@@ -56,7 +56,7 @@ absl::StatusOr<BenchFlags> ParseFlags(int argc, char** argv, const std::string& 
 // Shapes selected by flags.shape; INVALID_ARGUMENT when it names none.
 absl::StatusOr<std::vector<BenchShape>> SelectShapes(const BenchFlags& flags);
 
-// Random top-k SAE of `shape` (server::MakeRandomTopKDictionary: unit-norm
+// Random top-k SAE of `shape` (service::MakeRandomTopKDictionary: unit-norm
 // Gaussian decoder rows, W_enc = W_dec^T) with b_enc, b_dec ~ N(0, 0.01²).
 // Deterministic in seed.
 std::shared_ptr<const engine::Dictionary> MakeRandomTopKDictionary(const BenchShape& shape,

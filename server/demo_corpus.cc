@@ -76,12 +76,12 @@ std::vector<v1::IngestRequest> MakeDemoCorpusRequests(const engine::Dictionary& 
   return requests;
 }
 
-absl::Status EnsureDemoCorpus(ServiceCore& core, storage::CorpusStore& store,
+absl::Status EnsureDemoCorpus(service::ServiceCore& core, storage::CorpusStore& store,
                               const engine::Dictionary& dict, const std::string& dictionary_id) {
   SAEDICT_ASSIGN_OR_RETURN(storage::DictionaryTotals totals,
                            store.GetDictionaryTotals(dictionary_id));
   if (totals.documents > 0) return absl::OkStatus();
-  std::unique_ptr<IngestSession> session = core.StartIngest([](const v1::IngestAck&) { return true; });
+  std::unique_ptr<service::IngestSession> session = core.StartIngest([](const v1::IngestAck&) { return true; });
   for (v1::IngestRequest& request : MakeDemoCorpusRequests(dict, dictionary_id)) {
     SAEDICT_RETURN_IF_ERROR(session->Submit(std::move(request)));
   }

@@ -15,7 +15,7 @@
 #include "absl/status/status.h"
 #include "engine/dictionary.h"
 #include "saedict/v1/saedict.pb.h"
-#include "server/service_core.h"
+#include "service/service_core.h"
 
 namespace saedict::server {
 
@@ -29,7 +29,7 @@ std::vector<v1::IngestRequest> MakeDemoCorpusRequests(const engine::Dictionary& 
 
 // Ingests the demo corpus into `dictionary_id` unless that dictionary
 // already holds documents.
-absl::Status EnsureDemoCorpus(ServiceCore& core, storage::CorpusStore& store,
+absl::Status EnsureDemoCorpus(service::ServiceCore& core, storage::CorpusStore& store,
                               const engine::Dictionary& dict, const std::string& dictionary_id);
 
 }  // namespace saedict::server

@@ -87,7 +87,7 @@ grpc::Status SaedictGrpcService::Ingest(
     grpc::ServerReaderWriter<v1::IngestAck, v1::IngestRequest>* stream) {
   // Reads and encodes on this thread; the session's writer thread stores each
   // batch and sends its ack (gRPC allows one reader and one writer at once).
-  std::unique_ptr<IngestSession> session =
+  std::unique_ptr<service::IngestSession> session =
       core_->StartIngest([stream](const v1::IngestAck& ack) { return stream->Write(ack); });
   v1::IngestRequest request;
   absl::Status status;

@@ -1,17 +1,17 @@
 // SaedictGrpcService: the gRPC adapter for saedict.v1.Saedict. Each handler
-// calls ServiceCore and converts the status; nothing else lives here.
+// calls service::ServiceCore and converts the status; nothing else lives here.
 // Thread safety: gRPC calls handlers concurrently; the core is thread-safe.
 #ifndef SAEDICT_SERVER_GRPC_SERVICE_H_
 #define SAEDICT_SERVER_GRPC_SERVICE_H_
 
 #include "saedict/v1/saedict.grpc.pb.h"
-#include "server/service_core.h"
+#include "service/service_core.h"
 
 namespace saedict::server {
 
 class SaedictGrpcService final : public v1::Saedict::Service {
  public:
-  explicit SaedictGrpcService(ServiceCore* core) : core_(core) {}
+  explicit SaedictGrpcService(service::ServiceCore* core) : core_(core) {}
 
   grpc::Status LoadDictionary(grpc::ServerContext*, const v1::LoadDictionaryRequest*,
                               v1::LoadDictionaryResponse*) override;
@@ -44,7 +44,7 @@ class SaedictGrpcService final : public v1::Saedict::Service {
                                 v1::CreateCheckpointResponse*) override;
 
  private:
-  ServiceCore* const core_;
+  service::ServiceCore* const core_;
 };
 
 }  // namespace saedict::server

@@ -9,10 +9,10 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "server/demo_corpus.h"
-#include "server/demo_dictionary.h"
-#include "server/dictionary_registry.h"
+#include "service/demo_dictionary.h"
+#include "service/dictionary_registry.h"
 #include "server/grpc_service.h"
-#include "server/service_core.h"
+#include "service/service_core.h"
 #include "storage/store.h"
 #include "util/log.h"
 #include "util/status_macros.h"
@@ -22,9 +22,9 @@ namespace saedict::server {
 struct SaedictServer::State {
   // Destroyed in reverse order: gRPC first, the store last.
   std::unique_ptr<storage::Store> store;
-  std::unique_ptr<DictionaryRegistry> registry;
+  std::unique_ptr<service::DictionaryRegistry> registry;
   std::unique_ptr<engine::EncodeBatcher> batcher;
-  std::unique_ptr<ServiceCore> core;
+  std::unique_ptr<service::ServiceCore> core;
   std::unique_ptr<SaedictGrpcService> service;
   std::unique_ptr<grpc::Server> grpc_server;
   int port = 0;
@@ -45,22 +45,22 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
   SAEDICT_ASSIGN_OR_RETURN(state->store, storage::Store::Open({options.data_dir / "db"}));
   SAEDICT_ASSIGN_OR_RETURN(
       state->registry,
-      DictionaryRegistry::Create({options.data_dir, options.dictionary_root}, state->store.get()));
-  if (options.demo && !state->registry->Get(kDemoDictionaryId).ok()) {
+      service::DictionaryRegistry::Create({options.data_dir, options.dictionary_root}, state->store.get()));
+  if (options.demo && !state->registry->Get(service::kDemoDictionaryId).ok()) {
     SAEDICT_RETURN_IF_ERROR(
         state->registry
-            ->LoadBuilt(kDemoDictionaryId, MakeDemoDictionary(), "embedded demo (random topk SAE)")
+            ->LoadBuilt(service::kDemoDictionaryId, service::MakeDemoDictionary(), "embedded demo (random topk SAE)")
             .status());
   }
   SAEDICT_ASSIGN_OR_RETURN(state->batcher, engine::EncodeBatcher::Create(options.batcher));
-  state->core = std::make_unique<ServiceCore>(state->registry.get(), state->batcher.get(),
+  state->core = std::make_unique<service::ServiceCore>(state->registry.get(), state->batcher.get(),
                                              state->store.get(), options.data_dir);
   if (options.demo && options.demo_corpus) {
     // The demo corpus goes into the demo dictionary while it is the built-in one.
-    absl::StatusOr<v1::DictionaryInfo> demo = state->registry->Get(kDemoDictionaryId);
+    absl::StatusOr<v1::DictionaryInfo> demo = state->registry->Get(service::kDemoDictionaryId);
     if (demo.ok() && demo->source_format() == v1::SOURCE_FORMAT_BUILTIN) {
       SAEDICT_RETURN_IF_ERROR(EnsureDemoCorpus(*state->core, *state->store->corpus(),
-                                               *MakeDemoDictionary(), kDemoDictionaryId));
+                                               *service::MakeDemoDictionary(), service::kDemoDictionaryId));
     }
   }
   state->service = std::make_unique<SaedictGrpcService>(state->core.get());

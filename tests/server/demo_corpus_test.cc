@@ -2,7 +2,7 @@
 // documents are there with their strings, a planted feature's top examples
 // are the words that carry it, and a restart does not ingest it again.
 #include "server/demo_corpus.h"
-#include "server/demo_dictionary.h"
+#include "service/demo_dictionary.h"
 #include "tests/server/grpc_test_fixture.h"
 
 namespace saedict::testing {
@@ -14,7 +14,7 @@ class DemoCorpusTest : public GrpcServerTest {
 
   v1::GetFeatureResponse Feature(uint32_t f) {
     v1::GetFeatureRequest r;
-    r.set_dictionary_id(server::kDemoDictionaryId);
+    r.set_dictionary_id(service::kDemoDictionaryId);
     r.set_feature(f);
     r.set_top_n(10);
     v1::GetFeatureResponse out;

@@ -179,7 +179,7 @@ TEST_F(GrpcServerTest, PathsOutsideTheRootArePermissionDenied) {
        {std::string("../outside"), absolute, std::string("link"), std::string("x/../../outside")}) {
     EXPECT_THAT(Load("escape", path),
                 GrpcStatusIs(grpc::StatusCode::PERMISSION_DENIED,
-                             AllOf(HasSubstr(path), HasSubstr("outside the dictionary root"))))
+                             AllOf(HasSubstr(path), HasSubstr("outside the root"))))
         << path;
   }
   EXPECT_THAT(ListIds(), IsEmpty());

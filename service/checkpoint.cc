@@ -1,12 +1,12 @@
-#include "server/checkpoint.h"
+#include "service/checkpoint.h"
 
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
-#include "server/resource_name.h"
+#include "service/resource_name.h"
 #include "util/status_macros.h"
 
-namespace saedict::server {
+namespace saedict::service {
 namespace fs = std::filesystem;
 namespace {
 
@@ -76,4 +76,4 @@ absl::StatusOr<v1::CreateCheckpointResponse> CreateCheckpoint(const fs::path& da
   return out;
 }
 
-}  // namespace saedict::server
+}  // namespace saedict::service

@@ -4,16 +4,16 @@
 // the lowest non-empty bin's lower edge: the exact minimum is not stored).
 //
 // Thread safety: pure functions.
-#ifndef SAEDICT_SERVER_FEATURE_DISTRIBUTION_H_
-#define SAEDICT_SERVER_FEATURE_DISTRIBUTION_H_
+#ifndef SAEDICT_SERVICE_FEATURE_DISTRIBUTION_H_
+#define SAEDICT_SERVICE_FEATURE_DISTRIBUTION_H_
 
 #include "storage/corpus_store.h"
 
-namespace saedict::server {
+namespace saedict::service {
 
 // REQUIRES: stats.count > 0 and stats.max set. q in [0, 1].
 float ValueAtQuantile(const storage::FeatureStatsRecord& stats, double q);
 
-}  // namespace saedict::server
+}  // namespace saedict::service
 
-#endif  // SAEDICT_SERVER_FEATURE_DISTRIBUTION_H_
+#endif  // SAEDICT_SERVICE_FEATURE_DISTRIBUTION_H_

@@ -1,7 +1,7 @@
 // ValueAtQuantile: quantiles estimated from the stored log-spaced histogram
 // stay inside [min, max], are monotone in q, and land within one histogram
 // bin of the exact quantile.
-#include "server/feature_distribution.h"
+#include "service/feature_distribution.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +10,7 @@
 
 #include "gtest/gtest.h"
 
-namespace saedict::server {
+namespace saedict::service {
 namespace {
 
 storage::FeatureStatsRecord StatsOf(const std::vector<float>& values) {
@@ -68,4 +68,4 @@ TEST(FeatureDistributionTest, HistogramBinsCoverTheirValues) {
 }
 
 }  // namespace
-}  // namespace saedict::server
+}  // namespace saedict::service

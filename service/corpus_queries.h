@@ -11,15 +11,15 @@
 //
 // Thread safety: all methods are thread-safe (stateless over thread-safe
 // members).
-#ifndef SAEDICT_SERVER_CORPUS_QUERIES_H_
-#define SAEDICT_SERVER_CORPUS_QUERIES_H_
+#ifndef SAEDICT_SERVICE_CORPUS_QUERIES_H_
+#define SAEDICT_SERVICE_CORPUS_QUERIES_H_
 
 #include "absl/status/statusor.h"
 #include "saedict/v1/saedict.pb.h"
-#include "server/dictionary_registry.h"
+#include "service/dictionary_registry.h"
 #include "storage/corpus_store.h"
 
-namespace saedict::server {
+namespace saedict::service {
 
 class CorpusQueries {
  public:
@@ -46,6 +46,6 @@ class CorpusQueries {
   storage::CorpusStore* const store_;
 };
 
-}  // namespace saedict::server
+}  // namespace saedict::service
 
-#endif  // SAEDICT_SERVER_CORPUS_QUERIES_H_
+#endif  // SAEDICT_SERVICE_CORPUS_QUERIES_H_

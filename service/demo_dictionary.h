@@ -5,8 +5,8 @@
 // so a fresh `saedictd` has something to encode with before any real SAE is
 // loaded; the encode benchmarks build theirs with the same function.
 // Thread safety: pure functions.
-#ifndef SAEDICT_SERVER_DEMO_DICTIONARY_H_
-#define SAEDICT_SERVER_DEMO_DICTIONARY_H_
+#ifndef SAEDICT_SERVICE_DEMO_DICTIONARY_H_
+#define SAEDICT_SERVICE_DEMO_DICTIONARY_H_
 
 #include <cstdint>
 #include <memory>
@@ -14,7 +14,7 @@
 
 #include "engine/dictionary.h"
 
-namespace saedict::server {
+namespace saedict::service {
 
 inline constexpr char kDemoDictionaryId[] = "demo";
 
@@ -33,6 +33,6 @@ std::shared_ptr<const engine::Dictionary> MakeRandomTopKDictionary(const RandomT
 // MakeRandomTopKDictionary(RandomTopKSpec{}).
 std::shared_ptr<const engine::Dictionary> MakeDemoDictionary();
 
-}  // namespace saedict::server
+}  // namespace saedict::service
 
-#endif  // SAEDICT_SERVER_DEMO_DICTIONARY_H_
+#endif  // SAEDICT_SERVICE_DEMO_DICTIONARY_H_

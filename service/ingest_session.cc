@@ -1,15 +1,15 @@
-#include "server/ingest_session.h"
+#include "service/ingest_session.h"
 
 #include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "server/proto_convert.h"
-#include "server/resource_name.h"
-#include "server/wire_codec.h"
+#include "service/proto_convert.h"
+#include "service/resource_name.h"
+#include "service/wire_codec.h"
 #include "util/status_macros.h"
 
-namespace saedict::server {
+namespace saedict::service {
 namespace {
 
 absl::Status Prefixed(int64_t index, const absl::Status& s) {
@@ -245,4 +245,4 @@ void IngestSession::WriterLoop() {
   }
 }
 
-}  // namespace saedict::server
+}  // namespace saedict::service

@@ -1,4 +1,4 @@
-#include "server/wire_codec.h"
+#include "service/wire_codec.h"
 
 #include <cmath>
 #include <utility>
@@ -8,7 +8,7 @@
 #include "client/tensor_wire.h"
 #include "util/status_macros.h"
 
-namespace saedict::server {
+namespace saedict::service {
 namespace {
 
 template <typename T>
@@ -77,4 +77,4 @@ absl::StatusOr<engine::SparseCodes> DecodeCodes(const v1::SparseCodes& codes,
   return out;
 }
 
-}  // namespace saedict::server
+}  // namespace saedict::service

@@ -1,10 +1,10 @@
-#include "server/example_builder.h"
+#include "service/example_builder.h"
 
 #include <algorithm>
 
 #include "util/status_macros.h"
 
-namespace saedict::server {
+namespace saedict::service {
 
 absl::StatusOr<const ExampleBuilder::Loaded*> ExampleBuilder::Load(const std::string& corpus,
                                                                    uint64_t doc_id) {
@@ -42,4 +42,4 @@ absl::StatusOr<std::optional<v1::Example>> ExampleBuilder::Build(const storage::
   return example;
 }
 
-}  // namespace saedict::server
+}  // namespace saedict::service

@@ -10,8 +10,8 @@
 //
 // Thread safety: all methods are thread-safe. Loads run without the lock;
 // readers get shared_ptr<const Encoder> that stay valid after a delete.
-#ifndef SAEDICT_SERVER_DICTIONARY_REGISTRY_H_
-#define SAEDICT_SERVER_DICTIONARY_REGISTRY_H_
+#ifndef SAEDICT_SERVICE_DICTIONARY_REGISTRY_H_
+#define SAEDICT_SERVICE_DICTIONARY_REGISTRY_H_
 
 #include <filesystem>
 #include <map>
@@ -27,7 +27,7 @@
 #include "saedict/v1/saedict.pb.h"
 #include "storage/store.h"
 
-namespace saedict::server {
+namespace saedict::service {
 
 struct RegistryOptions {
   std::filesystem::path data_dir;         // canonical weights go to data_dir/dictionaries
@@ -78,6 +78,6 @@ class DictionaryRegistry {
 // [A-Za-z0-9._-]{1,128}, not "." or "..". INVALID_ARGUMENT naming the id.
 absl::Status ValidateDictionaryId(const std::string& id);
 
-}  // namespace saedict::server
+}  // namespace saedict::service
 
-#endif  // SAEDICT_SERVER_DICTIONARY_REGISTRY_H_
+#endif  // SAEDICT_SERVICE_DICTIONARY_REGISTRY_H_

@@ -4,15 +4,15 @@
 // file they open (formats::LoadOptions::root), so the path a request names
 // and the files read for it are judged alike.
 // Thread safety: pure function (reads the file system).
-#ifndef SAEDICT_SERVER_PATH_GUARD_H_
-#define SAEDICT_SERVER_PATH_GUARD_H_
+#ifndef SAEDICT_SERVICE_PATH_GUARD_H_
+#define SAEDICT_SERVICE_PATH_GUARD_H_
 
 #include <filesystem>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace saedict::server {
+namespace saedict::service {
 
 // Returns the canonical path of `requested` (relative to root, or absolute
 // inside it). INVALID_ARGUMENT when empty or unresolvable (a symlink loop),
@@ -22,6 +22,6 @@ namespace saedict::server {
 absl::StatusOr<std::filesystem::path> ResolveUnderRoot(const std::filesystem::path& root,
                                                        absl::string_view requested);
 
-}  // namespace saedict::server
+}  // namespace saedict::service
 
-#endif  // SAEDICT_SERVER_PATH_GUARD_H_
+#endif  // SAEDICT_SERVICE_PATH_GUARD_H_

@@ -5,8 +5,8 @@
 // are read once per builder (one builder per request).
 //
 // Thread safety: not thread-safe; use one per request.
-#ifndef SAEDICT_SERVER_EXAMPLE_BUILDER_H_
-#define SAEDICT_SERVER_EXAMPLE_BUILDER_H_
+#ifndef SAEDICT_SERVICE_EXAMPLE_BUILDER_H_
+#define SAEDICT_SERVICE_EXAMPLE_BUILDER_H_
 
 #include <map>
 #include <optional>
@@ -17,7 +17,7 @@
 #include "saedict/v1/saedict.pb.h"
 #include "storage/corpus_store.h"
 
-namespace saedict::server {
+namespace saedict::service {
 
 class ExampleBuilder {
  public:
@@ -43,6 +43,6 @@ class ExampleBuilder {
   std::map<std::pair<std::string, uint64_t>, Loaded> cache_;
 };
 
-}  // namespace saedict::server
+}  // namespace saedict::service
 
-#endif  // SAEDICT_SERVER_EXAMPLE_BUILDER_H_
+#endif  // SAEDICT_SERVICE_EXAMPLE_BUILDER_H_

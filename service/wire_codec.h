@@ -3,8 +3,8 @@
 // INVALID_ARGUMENT naming the field and the offending value.
 //
 // Thread safety: pure functions.
-#ifndef SAEDICT_SERVER_WIRE_CODEC_H_
-#define SAEDICT_SERVER_WIRE_CODEC_H_
+#ifndef SAEDICT_SERVICE_WIRE_CODEC_H_
+#define SAEDICT_SERVICE_WIRE_CODEC_H_
 
 #include <cstdint>
 #include <vector>
@@ -14,7 +14,7 @@
 #include "engine/sparse_codes.h"
 #include "saedict/v1/saedict.pb.h"
 
-namespace saedict::server {
+namespace saedict::service {
 
 struct DenseRows {
   int64_t rows = 0;
@@ -38,6 +38,6 @@ v1::SparseCodes EncodeCodes(const engine::SparseCodes& codes);
 absl::StatusOr<engine::SparseCodes> DecodeCodes(const v1::SparseCodes& codes,
                                                 int64_t expected_features);
 
-}  // namespace saedict::server
+}  // namespace saedict::service
 
-#endif  // SAEDICT_SERVER_WIRE_CODEC_H_
+#endif  // SAEDICT_SERVICE_WIRE_CODEC_H_

@@ -1,9 +1,9 @@
-#include "server/demo_dictionary.h"
+#include "service/demo_dictionary.h"
 
 #include <cmath>
 #include <random>
 
-namespace saedict::server {
+namespace saedict::service {
 
 std::shared_ptr<const engine::Dictionary> MakeRandomTopKDictionary(const RandomTopKSpec& spec) {
   const int64_t d_in = spec.d_in, d_sae = spec.d_sae;
@@ -45,4 +45,4 @@ std::shared_ptr<const engine::Dictionary> MakeDemoDictionary() {
   return MakeRandomTopKDictionary(RandomTopKSpec{});
 }
 
-}  // namespace saedict::server
+}  // namespace saedict::service

@@ -1,5 +1,5 @@
 // Tests for server/path_guard: client paths must stay under --dictionary_root.
-#include "server/path_guard.h"
+#include "service/path_guard.h"
 
 #include <filesystem>
 #include <fstream>
@@ -10,7 +10,7 @@
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/test_env.h"
 
-namespace saedict::server {
+namespace saedict::service {
 namespace {
 
 namespace fs = std::filesystem;
@@ -136,4 +136,4 @@ TEST_F(PathGuardTest, MissingRootIsNotOk) {
 }
 
 }  // namespace
-}  // namespace saedict::server
+}  // namespace saedict::service

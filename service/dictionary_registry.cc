@@ -1,4 +1,4 @@
-#include "server/dictionary_registry.h"
+#include "service/dictionary_registry.h"
 
 #include <utility>
 
@@ -6,13 +6,13 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "formats/dictionary_loader.h"
-#include "server/path_guard.h"
-#include "server/proto_convert.h"
-#include "server/resource_name.h"
+#include "service/path_guard.h"
+#include "service/proto_convert.h"
+#include "service/resource_name.h"
 #include "util/log.h"
 #include "util/status_macros.h"
 
-namespace saedict::server {
+namespace saedict::service {
 namespace {
 
 namespace fs = std::filesystem;
@@ -223,4 +223,4 @@ absl::Status DictionaryRegistry::Delete(const std::string& id) {
   return absl::OkStatus();
 }
 
-}  // namespace saedict::server
+}  // namespace saedict::service

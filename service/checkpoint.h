@@ -10,8 +10,8 @@
 // leaves nothing behind.
 //
 // Thread safety: safe to call concurrently with any other operation.
-#ifndef SAEDICT_SERVER_CHECKPOINT_H_
-#define SAEDICT_SERVER_CHECKPOINT_H_
+#ifndef SAEDICT_SERVICE_CHECKPOINT_H_
+#define SAEDICT_SERVICE_CHECKPOINT_H_
 
 #include <filesystem>
 #include <string>
@@ -20,12 +20,12 @@
 #include "saedict/v1/saedict.pb.h"
 #include "storage/store.h"
 
-namespace saedict::server {
+namespace saedict::service {
 
 absl::StatusOr<v1::CreateCheckpointResponse> CreateCheckpoint(const std::filesystem::path& data_dir,
                                                               storage::Store* store,
                                                               const std::string& name);
 
-}  // namespace saedict::server
+}  // namespace saedict::service
 
-#endif  // SAEDICT_SERVER_CHECKPOINT_H_
+#endif  // SAEDICT_SERVICE_CHECKPOINT_H_

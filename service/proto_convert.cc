@@ -1,10 +1,10 @@
 // Wire <-> domain conversions (see proto_convert.h).
-#include "server/proto_convert.h"
+#include "service/proto_convert.h"
 
 #include "absl/strings/str_cat.h"
 #include "util/status_macros.h"
 
-namespace saedict::server {
+namespace saedict::service {
 
 v1::Architecture ToProto(engine::Architecture a) {
   switch (a) {
@@ -168,4 +168,4 @@ absl::StatusOr<engine::FeatureEdit> ToEngine(const v1::FeatureEdit& e, int index
   return out;
 }
 
-}  // namespace saedict::server
+}  // namespace saedict::service

@@ -1,9 +1,9 @@
-#include "server/path_guard.h"
+#include "service/path_guard.h"
 
 #include "absl/strings/str_cat.h"
 #include "formats/codecs/file_io.h"
 
-namespace saedict::server {
+namespace saedict::service {
 
 absl::StatusOr<std::filesystem::path> ResolveUnderRoot(const std::filesystem::path& root,
                                                        absl::string_view requested) {
@@ -23,4 +23,4 @@ absl::StatusOr<std::filesystem::path> ResolveUnderRoot(const std::filesystem::pa
   return resolved;
 }
 
-}  // namespace saedict::server
+}  // namespace saedict::service

@@ -21,8 +21,8 @@
 //
 // Thread safety: Submit() and Finish() must be called from one thread; the
 // sink is called from the writer thread.
-#ifndef SAEDICT_SERVER_INGEST_SESSION_H_
-#define SAEDICT_SERVER_INGEST_SESSION_H_
+#ifndef SAEDICT_SERVICE_INGEST_SESSION_H_
+#define SAEDICT_SERVICE_INGEST_SESSION_H_
 
 #include <cstdint>
 #include <deque>
@@ -37,10 +37,10 @@
 #include "absl/synchronization/mutex.h"
 #include "engine/encoder.h"
 #include "saedict/v1/saedict.pb.h"
-#include "server/dictionary_registry.h"
+#include "service/dictionary_registry.h"
 #include "storage/corpus_store.h"
 
-namespace saedict::server {
+namespace saedict::service {
 
 struct IngestSessionOptions {
   int max_pending_batches = 2;  // encoded batches queued for the writer
@@ -108,6 +108,6 @@ class IngestSession {
 // INVALID_ARGUMENT naming `field` and the value otherwise.
 absl::Status ValidateCorpusName(const std::string& corpus, const char* field = "corpus");
 
-}  // namespace saedict::server
+}  // namespace saedict::service
 
-#endif  // SAEDICT_SERVER_INGEST_SESSION_H_
+#endif  // SAEDICT_SERVICE_INGEST_SESSION_H_

@@ -1,9 +1,9 @@
-#include "server/feature_distribution.h"
+#include "service/feature_distribution.h"
 
 #include <algorithm>
 #include <vector>
 
-namespace saedict::server {
+namespace saedict::service {
 
 float ValueAtQuantile(const storage::FeatureStatsRecord& stats, double q) {
   struct Bin {
@@ -35,4 +35,4 @@ float ValueAtQuantile(const storage::FeatureStatsRecord& stats, double q) {
   return hi;
 }
 
-}  // namespace saedict::server
+}  // namespace saedict::service

@@ -9,8 +9,8 @@
 // and RESOURCE_EXHAUSTED when the encode queue is full.
 //
 // Thread safety: every method is thread-safe.
-#ifndef SAEDICT_SERVER_SERVICE_CORE_H_
-#define SAEDICT_SERVER_SERVICE_CORE_H_
+#ifndef SAEDICT_SERVICE_SERVICE_CORE_H_
+#define SAEDICT_SERVICE_SERVICE_CORE_H_
 
 #include <filesystem>
 #include <memory>
@@ -18,12 +18,12 @@
 #include "absl/status/statusor.h"
 #include "engine/batcher.h"
 #include "saedict/v1/saedict.pb.h"
-#include "server/corpus_queries.h"
-#include "server/dictionary_registry.h"
-#include "server/ingest_session.h"
+#include "service/corpus_queries.h"
+#include "service/dictionary_registry.h"
+#include "service/ingest_session.h"
 #include "storage/store.h"
 
-namespace saedict::server {
+namespace saedict::service {
 
 class ServiceCore {
  public:
@@ -80,6 +80,6 @@ class ServiceCore {
   const CorpusQueries queries_;
 };
 
-}  // namespace saedict::server
+}  // namespace saedict::service
 
-#endif  // SAEDICT_SERVER_SERVICE_CORE_H_
+#endif  // SAEDICT_SERVICE_SERVICE_CORE_H_

@@ -1,6 +1,6 @@
-#include "server/corpus_queries.h"
+#include "service/corpus_queries.h"
 
-#include "server/proto_convert.h"
+#include "service/proto_convert.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,12 +10,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "server/example_builder.h"
-#include "server/feature_distribution.h"
-#include "server/wire_codec.h"
+#include "service/example_builder.h"
+#include "service/feature_distribution.h"
+#include "service/wire_codec.h"
 #include "util/status_macros.h"
 
-namespace saedict::server {
+namespace saedict::service {
 namespace {
 
 constexpr int kDefaultTopN = 10;
@@ -275,4 +275,4 @@ absl::StatusOr<v1::DocumentFeaturesResponse> CorpusQueries::DocumentFeatures(
   return out;
 }
 
-}  // namespace saedict::server
+}  // namespace saedict::service

@@ -5,8 +5,8 @@
 // answers INVALID_ARGUMENT naming the field, the value and what was expected.
 //
 // Thread safety: pure functions.
-#ifndef SAEDICT_SERVER_PROTO_CONVERT_H_
-#define SAEDICT_SERVER_PROTO_CONVERT_H_
+#ifndef SAEDICT_SERVICE_PROTO_CONVERT_H_
+#define SAEDICT_SERVICE_PROTO_CONVERT_H_
 
 #include <cstdint>
 #include "absl/strings/string_view.h"
@@ -18,7 +18,7 @@
 #include "saedict/v1/saedict.pb.h"
 #include "storage/corpus_store.h"
 
-namespace saedict::server {
+namespace saedict::service {
 
 v1::Architecture ToProto(engine::Architecture a);
 v1::Normalization ToProto(engine::Normalization n);
@@ -41,6 +41,6 @@ absl::StatusOr<engine::FeatureEdit> ToEngine(const v1::FeatureEdit& e, int index
 // timestamps are the caller's.
 v1::DictionaryInfo InfoFromDictionary(const engine::Dictionary& d);
 
-}  // namespace saedict::server
+}  // namespace saedict::service
 
-#endif  // SAEDICT_SERVER_PROTO_CONVERT_H_
+#endif  // SAEDICT_SERVICE_PROTO_CONVERT_H_

@@ -1,14 +1,14 @@
-#include "server/service_core.h"
+#include "service/service_core.h"
 
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "server/checkpoint.h"
-#include "server/proto_convert.h"
-#include "server/wire_codec.h"
+#include "service/checkpoint.h"
+#include "service/proto_convert.h"
+#include "service/wire_codec.h"
 #include "util/status_macros.h"
 
-namespace saedict::server {
+namespace saedict::service {
 namespace {
 
 }  // namespace
@@ -104,7 +104,7 @@ std::unique_ptr<IngestSession> ServiceCore::StartIngest(IngestSession::AckSink s
 
 absl::StatusOr<v1::CreateCheckpointResponse> ServiceCore::CreateCheckpoint(
     const v1::CreateCheckpointRequest& r) {
-  return server::CreateCheckpoint(data_dir_, store_, r.name());
+  return service::CreateCheckpoint(data_dir_, store_, r.name());
 }
 
-}  // namespace saedict::server
+}  // namespace saedict::service

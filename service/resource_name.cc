@@ -1,9 +1,9 @@
-#include "server/resource_name.h"
+#include "service/resource_name.h"
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
-namespace saedict::server {
+namespace saedict::service {
 
 absl::Status ValidateResourceName(const std::string& value, absl::string_view field,
                                   absl::string_view what) {
@@ -17,4 +17,4 @@ absl::Status ValidateResourceName(const std::string& value, absl::string_view fi
                                                  "; expected 1-128 characters of [A-Za-z0-9._-]"));
 }
 
-}  // namespace saedict::server
+}  // namespace saedict::service
