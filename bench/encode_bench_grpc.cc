@@ -19,7 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "bench/bench_common.h"
 #include "client/saedict_client.h"
-#include "client/tensor_wire.h"
+#include "wire/tensor_wire.h"
 #include "engine/encoder.h"
 #include "server/server.h"
 #include "tests/formats/sae_fixtures.h"
@@ -65,7 +65,7 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags,
       req.set_dictionary_id("bench");
       req.mutable_options()->set_compute_mode(mode);
       SAEDICT_ASSIGN_OR_RETURN(*req.mutable_activations(),
-                               client::FloatsToTensor(x, x_shape, v1::DTYPE_F32));
+                               wire::FloatsToTensor(x, x_shape, v1::DTYPE_F32));
       SAEDICT_ASSIGN_OR_RETURN(v1::EncodeResponse resp, client->Encode(req));
       if (resp.codes().num_rows() != flags.tokens) {
         return absl::InternalError(absl::StrCat("reply has ", resp.codes().num_rows(), " rows"));

@@ -59,7 +59,7 @@
 #include "absl/strings/str_split.h"
 #include "bench/bench_common.h"
 #include "client/saedict_client.h"
-#include "client/tensor_wire.h"
+#include "wire/tensor_wire.h"
 #include "formats/codecs/file_io.h"
 #include "formats/codecs/json.h"
 #include "formats/codecs/npy.h"
@@ -315,7 +315,7 @@ absl::StatusOr<v1::IngestRequest> MakeIngestRequest(const Corpus& c,
     }
     const std::vector<int64_t> shape = {d.length, c.d_in};
     SAEDICT_ASSIGN_OR_RETURN(*doc->mutable_activations(),
-                             client::RawToTensor(DocActs(c, d), shape, v1::DTYPE_F16));
+                             wire::RawToTensor(DocActs(c, d), shape, v1::DTYPE_F16));
   }
   return req;
 }
@@ -333,7 +333,7 @@ absl::StatusOr<v1::EncodeRequest> MakeEncodeRequest(const Corpus& c,
   req.set_dictionary_id(dict);
   const std::vector<int64_t> shape = {rows, c.d_in};
   SAEDICT_ASSIGN_OR_RETURN(*req.mutable_activations(),
-                           client::RawToTensor(bytes, shape, v1::DTYPE_F16));
+                           wire::RawToTensor(bytes, shape, v1::DTYPE_F16));
   return req;
 }
 

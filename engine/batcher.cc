@@ -49,6 +49,7 @@ EncodeResult Slice(const EncodeResult& all, int64_t row, int64_t n, int64_t d_in
   const uint64_t end = c.row_offsets[row + n];
   out.codes.num_rows = n;
   out.codes.num_features = c.num_features;
+  out.codes.row_offsets.clear();
   out.codes.row_offsets.reserve(n + 1);
   for (int64_t r = row; r <= row + n; ++r)
     out.codes.row_offsets.push_back(c.row_offsets[r] - begin);

@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/example_builder.h"
 #include "service/feature_distribution.h"
-#include "service/wire_codec.h"
+#include "wire/wire_codec.h"
 #include "util/status_macros.h"
 
 namespace saedict::service {
@@ -54,12 +54,12 @@ absl::Status RequireNonEmpty(const std::string& value, const char* field) {
 
 v1::SparseCodes ToWire(const storage::DocumentCodes& codes, int64_t d_sae) {
   engine::SparseCodes out;
-  out.num_rows = codes.num_tokens();
+  out.num_rows = codes.num_rows;
   out.num_features = d_sae;
   out.row_offsets = codes.row_offsets;
   out.indices = codes.indices;
   out.values = codes.values;
-  return EncodeCodes(out);
+  return wire::EncodeCodes(out);
 }
 
 // Examples for the entries, in their order, leaving out stale ones.
@@ -235,7 +235,7 @@ absl::StatusOr<v1::DocumentFeaturesResponse> CorpusQueries::DocumentFeatures(
   SAEDICT_ASSIGN_OR_RETURN(storage::StoredCodes stored,
                            CodesOf(r.dictionary_id(), r.corpus(), r.doc_id()));
   const storage::DocumentCodes& codes = stored.codes;
-  const int64_t tokens = codes.num_tokens();
+  const int64_t tokens = codes.num_rows;
   int64_t first = 0, last = tokens - 1;
   if (r.has_position()) {
     if (r.position() < 0 || r.position() >= tokens) {

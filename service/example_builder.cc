@@ -24,7 +24,7 @@ absl::StatusOr<std::optional<v1::Example>> ExampleBuilder::Build(const storage::
   const storage::DocumentCodes& codes = loaded->codes->codes;
   const int64_t n = static_cast<int64_t>(doc.token_ids.size());
   const int64_t pos = ref.position;
-  if (pos >= n || codes.num_tokens() != n) return std::nullopt;
+  if (pos >= n || codes.num_rows != n) return std::nullopt;
   v1::Example example;
   example.set_corpus(ref.corpus);
   example.set_doc_id(ref.doc_id);

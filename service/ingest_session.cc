@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/proto_convert.h"
 #include "service/resource_name.h"
-#include "service/wire_codec.h"
+#include "wire/wire_codec.h"
 #include "util/status_macros.h"
 
 namespace saedict::service {
@@ -127,7 +127,7 @@ absl::StatusOr<std::pair<storage::IngestBatch, engine::ComputeMode>> IngestSessi
     storage::IngestDocument& out = batch.documents[i];
     SAEDICT_RETURN_IF_ERROR(DecodeTokens(doc, i, out));
     const std::string field = absl::StrCat("documents[", i, "] (doc_id ", doc.doc_id(), ").activations");
-    SAEDICT_ASSIGN_OR_RETURN(DenseRows rows, DecodeMatrix(doc.activations(), config.d_in, field));
+    SAEDICT_ASSIGN_OR_RETURN(wire::DenseRows rows, wire::DecodeMatrix(doc.activations(), config.d_in, field));
     if (rows.rows != static_cast<int64_t>(out.token_ids.size())) {
       return absl::InvalidArgumentError(absl::StrCat(field, ": ", rows.rows, " rows for ",
                                                      out.token_ids.size(),
@@ -145,6 +145,8 @@ absl::StatusOr<std::pair<storage::IngestBatch, engine::ComputeMode>> IngestSessi
     const int64_t n = static_cast<int64_t>(doc.token_ids.size());
     const uint64_t base = codes.row_offsets[row];
     const uint64_t end = codes.row_offsets[row + n];
+    doc.codes.num_rows = n;
+    doc.codes.num_features = codes.num_features;
     doc.codes.row_offsets.resize(n + 1);
     for (int64_t t = 0; t <= n; ++t) doc.codes.row_offsets[t] = codes.row_offsets[row + t] - base;
     doc.codes.indices.assign(codes.indices.begin() + base, codes.indices.begin() + end);

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/checkpoint.h"
 #include "service/proto_convert.h"
-#include "service/wire_codec.h"
+#include "wire/wire_codec.h"
 #include "util/status_macros.h"
 
 namespace saedict::service {
@@ -51,18 +51,18 @@ absl::StatusOr<v1::EncodeResponse> ServiceCore::Encode(const v1::EncodeRequest& 
                            EncoderFor(r.dictionary_id()));
   const engine::DictionaryConfig& config = encoder->dictionary().config;
   SAEDICT_ASSIGN_OR_RETURN(engine::EncodeOptions options, ToEngine(r.options(), config.d_sae));
-  SAEDICT_ASSIGN_OR_RETURN(DenseRows x, DecodeMatrix(r.activations(), config.d_in, "activations"));
+  SAEDICT_ASSIGN_OR_RETURN(wire::DenseRows x, wire::DecodeMatrix(r.activations(), config.d_in, "activations"));
   SAEDICT_ASSIGN_OR_RETURN(engine::EncodeResult result,
                            batcher_->Encode(encoder, x.values, x.rows, options));
   v1::EncodeResponse out;
-  *out.mutable_codes() = EncodeCodes(result.codes);
+  *out.mutable_codes() = wire::EncodeCodes(result.codes);
   out.set_weights_sha256(encoder->content_sha256());
   out.set_compute_mode(ToProto(options.compute_mode));
   if (options.return_reconstruction) {
-    *out.mutable_reconstruction() = EncodeTensor(result.reconstruction, {x.rows, x.cols});
+    *out.mutable_reconstruction() = wire::EncodeTensor(result.reconstruction, {x.rows, x.cols});
   }
   if (options.return_row_error) {
-    *out.mutable_row_error() = EncodeTensor(result.row_squared_error, {x.rows});
+    *out.mutable_row_error() = wire::EncodeTensor(result.row_squared_error, {x.rows});
   }
   return out;
 }
@@ -71,10 +71,10 @@ absl::StatusOr<v1::DecodeResponse> ServiceCore::Decode(const v1::DecodeRequest& 
   SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Encoder> encoder,
                            EncoderFor(r.dictionary_id()));
   const engine::DictionaryConfig& config = encoder->dictionary().config;
-  SAEDICT_ASSIGN_OR_RETURN(engine::SparseCodes codes, DecodeCodes(r.codes(), config.d_sae));
+  SAEDICT_ASSIGN_OR_RETURN(engine::SparseCodes codes, wire::DecodeCodes(r.codes(), config.d_sae));
   SAEDICT_ASSIGN_OR_RETURN(std::vector<float> x, encoder->Decode(codes));
   v1::DecodeResponse out;
-  *out.mutable_activations() = EncodeTensor(x, {codes.num_rows, config.d_in});
+  *out.mutable_activations() = wire::EncodeTensor(x, {codes.num_rows, config.d_in});
   return out;
 }
 
@@ -83,7 +83,7 @@ absl::StatusOr<v1::InterveneResponse> ServiceCore::Intervene(const v1::Intervene
                            EncoderFor(r.dictionary_id()));
   const engine::DictionaryConfig& config = encoder->dictionary().config;
   SAEDICT_ASSIGN_OR_RETURN(engine::EncodeOptions options, ToEngine(r.options(), config.d_sae));
-  SAEDICT_ASSIGN_OR_RETURN(DenseRows x, DecodeMatrix(r.activations(), config.d_in, "activations"));
+  SAEDICT_ASSIGN_OR_RETURN(wire::DenseRows x, wire::DecodeMatrix(r.activations(), config.d_in, "activations"));
   std::vector<engine::FeatureEdit> edits;
   for (int i = 0; i < r.edits_size(); ++i) {
     SAEDICT_ASSIGN_OR_RETURN(edits.emplace_back(), ToEngine(r.edits(i), i));
@@ -91,8 +91,8 @@ absl::StatusOr<v1::InterveneResponse> ServiceCore::Intervene(const v1::Intervene
   SAEDICT_ASSIGN_OR_RETURN(engine::InterveneResult result,
                            encoder->Intervene(x.values, x.rows, edits, options));
   v1::InterveneResponse out;
-  *out.mutable_activations() = EncodeTensor(result.activations, {x.rows, x.cols});
-  *out.mutable_codes() = EncodeCodes(result.edited_codes);
+  *out.mutable_activations() = wire::EncodeTensor(result.activations, {x.rows, x.cols});
+  *out.mutable_codes() = wire::EncodeCodes(result.edited_codes);
   out.set_weights_sha256(encoder->content_sha256());
   out.set_compute_mode(ToProto(options.compute_mode));
   return out;

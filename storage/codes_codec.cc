@@ -46,7 +46,7 @@ bool ReadVarint(absl::string_view* in, uint64_t* v) {
 }
 
 std::string EncodeCodes(const DocumentCodes& codes, ValuePrecision precision) {
-  const int64_t tokens = codes.num_tokens();
+  const int64_t tokens = codes.num_rows;
   const size_t nnz = codes.values.size();
   std::string out;
   out.reserve(1 + 5 + tokens + nnz * (precision == ValuePrecision::kF16 ? 4 : 6));
@@ -92,6 +92,7 @@ absl::StatusOr<StoredCodes> DecodeCodes(absl::string_view bytes, absl::string_vi
   if (!ReadVarint(&bytes, &tokens)) return Malformed(what, "truncated token count");
   if (tokens > bytes.size()) return Malformed(what, "token count exceeds the record");
   DocumentCodes& codes = out.codes;
+  codes.num_rows = static_cast<int64_t>(tokens);
   codes.row_offsets.resize(tokens + 1);
   for (uint64_t t = 0; t < tokens; ++t) {
     uint64_t nnz = 0;
@@ -131,14 +132,6 @@ absl::StatusOr<StoredCodes> DecodeCodes(absl::string_view bytes, absl::string_vi
     }
   }
   return out;
-}
-
-float DocumentCodes::ValueAt(int64_t row, uint32_t feature) const {
-  const auto first = indices.begin() + static_cast<int64_t>(row_offsets[row]);
-  const auto last = indices.begin() + static_cast<int64_t>(row_offsets[row + 1]);
-  const auto hit = std::lower_bound(first, last, feature);
-  if (hit == last || *hit != feature) return 0.0f;
-  return values[hit - indices.begin()];
 }
 
 }  // namespace saedict::storage

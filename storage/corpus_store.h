@@ -41,29 +41,22 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "util/sparse_codes.h"
 
 namespace saedict::storage {
 
 enum class ValuePrecision { kF32, kF16 };
 
-// CSR codes of the tokens of one document (same layout as the wire's
-// SparseCodes): row_offsets has num_tokens + 1 entries starting at 0,
-// indices ascend within a row.
-struct DocumentCodes {
-  std::vector<uint64_t> row_offsets = {0};
-  std::vector<uint32_t> indices;
-  std::vector<float> values;
-  int64_t num_tokens() const { return static_cast<int64_t>(row_offsets.size()) - 1; }
-  // The value of `feature` on token `row` (binary search), 0 when inactive.
-  // REQUIRES: 0 <= row < num_tokens().
-  float ValueAt(int64_t row, uint32_t feature) const;
-};
+// CSR codes of the tokens of one document: the shared type
+// (util/sparse_codes.h), one row per token. Codes read back from the store
+// have num_features 0 (the store does not keep d_sae).
+using DocumentCodes = ::saedict::SparseCodes;
 
 struct IngestDocument {
   uint64_t doc_id = 0;
   std::vector<int32_t> token_ids;
   std::vector<std::string> token_strings;  // empty or token_ids.size()
-  DocumentCodes codes;                     // num_tokens() == token_ids.size()
+  DocumentCodes codes;                     // num_rows == token_ids.size()
 };
 
 struct IngestBatch {

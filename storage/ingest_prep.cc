@@ -25,6 +25,11 @@ absl::Status ValidateDocument(size_t i, const IngestDocument& doc, int64_t d_sae
   if (c.row_offsets.empty()) {
     return DocError(i, doc, absl::StrCat("codes have no row_offsets (need ", tokens + 1, ")"));
   }
+  if (c.num_rows != static_cast<int64_t>(tokens)) {
+    return DocError(i, doc,
+                    absl::StrCat("codes.num_rows is ", c.num_rows, " but there are ", tokens,
+                                 " tokens"));
+  }
   if (c.row_offsets.size() - 1 != tokens) {
     return DocError(
         i, doc,
@@ -83,10 +88,12 @@ bool FiniteInHalf(float v) { return (FloatToF16(v) & 0x7C00u) != 0x7C00u; }
 template <typename Round>
 DocumentCodes KeepNonZero(const DocumentCodes& in, Round round) {
   DocumentCodes out;
+  out.num_rows = in.num_rows;
+  out.num_features = in.num_features;
   out.row_offsets.reserve(in.row_offsets.size());
   out.indices.reserve(in.indices.size());
   out.values.reserve(in.values.size());
-  for (int64_t t = 0; t < in.num_tokens(); ++t) {
+  for (int64_t t = 0; t < in.num_rows; ++t) {
     for (uint64_t j = in.row_offsets[t]; j < in.row_offsets[t + 1]; ++j) {
       const float v = round(in.values[j]);
       if (v == 0) continue;
@@ -127,7 +134,7 @@ absl::Status ValidateIngestBatch(const IngestBatch& batch) {
 PreparedDocument PrepareDocument(const IngestDocument& doc, ValuePrecision precision) {
   PreparedDocument out;
   out.doc_id = doc.doc_id;
-  out.tokens = doc.codes.num_tokens();
+  out.tokens = doc.codes.num_rows;
   bool half = precision == ValuePrecision::kF16;
   if (half) {
     for (float v : doc.codes.values) {
@@ -173,7 +180,7 @@ void AppendInvertedKeys(std::string* out, uint32_t dict, uint32_t corpus, uint64
   };
   std::vector<Peak> peaks;
   peaks.reserve(codes.values.size());
-  for (int64_t t = 0; t < codes.num_tokens(); ++t) {
+  for (int64_t t = 0; t < codes.num_rows; ++t) {
     for (uint64_t j = codes.row_offsets[t]; j < codes.row_offsets[t + 1]; ++j) {
       peaks.push_back({codes.indices[j], codes.values[j], static_cast<uint32_t>(t)});
     }

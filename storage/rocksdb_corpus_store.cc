@@ -221,7 +221,7 @@ absl::StatusOr<IngestBatchResult> RocksDbCorpusStore::WriteIngestBatch(const Ing
             DecodeCodes(old_forward, CodesName(batch.dictionary_id, batch.corpus, doc.doc_id)));
         AppendInvertedKeys(&old_inverted, n.dict, n.corpus, doc.doc_id, old.codes);
         deltas.AddCodes(old.codes, -1);
-        deltas.AddTotals(-old.codes.num_tokens(), -1);
+        deltas.AddTotals(-old.codes.num_rows, -1);
         ++result.replaced_documents;
       } else if (!s.IsNotFound()) {
         return FromRocksDb(s, absl::StrCat("get codes ", CodesName(batch.dictionary_id,
@@ -476,7 +476,7 @@ absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
     SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get codes for ", what)));
     SAEDICT_ASSIGN_OR_RETURN(StoredCodes stored, DecodeCodes(bytes, what));
     const DocumentCodes& codes = stored.codes;
-    for (int64_t t = 0; t < codes.num_tokens(); ++t) {
+    for (int64_t t = 0; t < codes.num_rows; ++t) {
       const float v = codes.ValueAt(t, feature);
       if (v == 0 || (start_at_or_below && v > *start_at_or_below)) continue;
       candidates.push_back({v, key->corpus, key->doc, static_cast<uint32_t>(t)});
@@ -557,7 +557,7 @@ absl::StatusOr<std::vector<std::vector<TokenRef>>> RocksDbCorpusStore::SampleTok
     SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get codes for ", what)));
     SAEDICT_ASSIGN_OR_RETURN(StoredCodes stored, DecodeCodes(bytes, what));
     const DocumentCodes& codes = stored.codes;
-    for (int64_t t = 0; t < codes.num_tokens(); ++t) {
+    for (int64_t t = 0; t < codes.num_rows; ++t) {
       const float v = codes.ValueAt(t, feature);
       if (v == 0) continue;
       for (size_t i = 0; i < ranges.size(); ++i) {

@@ -103,7 +103,7 @@ absl::StatusOr<Activations> ReadActivationsNpy(const std::filesystem::path& path
   return out;
 }
 
-absl::Status WriteCodesNpz(const std::filesystem::path& path, const CsrCodes& codes,
+absl::Status WriteCodesNpz(const std::filesystem::path& path, const wire::CsrCodes& codes,
                            const EncodeExtras& extras) {
   std::map<std::string, NpyArray> arrays;
   arrays["row_offsets"] = RawArray(NpyDType::kU64, {codes.num_rows + 1}, codes.row_offsets);
@@ -121,7 +121,7 @@ absl::Status WriteCodesNpz(const std::filesystem::path& path, const CsrCodes& co
   return formats::WriteNpzFile(path, arrays);
 }
 
-absl::StatusOr<CsrCodes> ReadCodesNpz(const std::filesystem::path& path) {
+absl::StatusOr<wire::CsrCodes> ReadCodesNpz(const std::filesystem::path& path) {
   SAEDICT_ASSIGN_OR_RETURN(auto arrays, formats::ReadNpzFile(path));
   const std::string file = path.string();
   SAEDICT_ASSIGN_OR_RETURN(
@@ -131,7 +131,7 @@ absl::StatusOr<CsrCodes> ReadCodesNpz(const std::filesystem::path& path) {
     return absl::InvalidArgumentError(
         absl::StrCat(file, ": shape must hold 2 values (n, d_sae), has ", shape.size()));
   }
-  CsrCodes codes;
+  wire::CsrCodes codes;
   codes.num_rows = shape[0];
   codes.num_features = shape[1];
   SAEDICT_ASSIGN_OR_RETURN(
@@ -143,7 +143,7 @@ absl::StatusOr<CsrCodes> ReadCodesNpz(const std::filesystem::path& path) {
   SAEDICT_ASSIGN_OR_RETURN(const NpyArray* values, Get1D(arrays, file, "values"));
   SAEDICT_ASSIGN_OR_RETURN(codes.values,
                            formats::NpyToFloat32(*values, absl::StrCat(file, ": values")));
-  if (absl::Status s = ValidateCsr(codes); !s.ok()) {
+  if (absl::Status s = codes.Validate(); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(file, ": ", s.message()));
   }
   return codes;

@@ -22,7 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "client/tensor_wire.h"
+#include "wire/tensor_wire.h"
 #include "saedict/v1/saedict.pb.h"
 
 namespace saedict::client {
@@ -47,11 +47,11 @@ struct EncodeExtras {
 };
 
 // Writes the codes .npz atomically. REQUIRES: codes are valid.
-absl::Status WriteCodesNpz(const std::filesystem::path& path, const CsrCodes& codes,
+absl::Status WriteCodesNpz(const std::filesystem::path& path, const wire::CsrCodes& codes,
                            const EncodeExtras& extras = {});
 
 // Reads and validates a codes .npz (the arrays above).
-absl::StatusOr<CsrCodes> ReadCodesNpz(const std::filesystem::path& path);
+absl::StatusOr<wire::CsrCodes> ReadCodesNpz(const std::filesystem::path& path);
 
 // Writes a float32 .npy of shape [rows, cols] atomically.
 absl::Status WriteMatrixNpy(const std::filesystem::path& path, int64_t rows, int64_t cols,

@@ -16,12 +16,13 @@ namespace {
 // Without --batch_rows, a chunk's reply stays under about this many bytes.
 constexpr int64_t kAutoChunkBytes = int64_t{3} << 20;
 
-// Rows [begin, end) of `codes` as a CsrCodes of their own.
-CsrCodes SliceRows(const CsrCodes& codes, int64_t begin, int64_t end) {
-  CsrCodes out;
+// Rows [begin, end) of `codes` as a wire::CsrCodes of their own.
+wire::CsrCodes SliceRows(const wire::CsrCodes& codes, int64_t begin, int64_t end) {
+  wire::CsrCodes out;
   out.num_rows = end - begin;
   out.num_features = codes.num_features;
   const uint64_t first = codes.row_offsets[begin], last = codes.row_offsets[end];
+  out.row_offsets.clear();
   out.row_offsets.reserve(out.num_rows + 1);
   for (int64_t r = begin; r <= end; ++r) out.row_offsets.push_back(codes.row_offsets[r] - first);
   out.indices.assign(codes.indices.begin() + first, codes.indices.begin() + last);
@@ -36,7 +37,7 @@ absl::Status RunDecode(CommandEnv& env) {
   if (batch_rows < 0) {
     return absl::InvalidArgumentError(absl::StrCat("--batch_rows must be >= 0, got ", batch_rows));
   }
-  SAEDICT_ASSIGN_OR_RETURN(CsrCodes codes, ReadCodesNpz(env.positional(1)));
+  SAEDICT_ASSIGN_OR_RETURN(wire::CsrCodes codes, ReadCodesNpz(env.positional(1)));
   SAEDICT_ASSIGN_OR_RETURN(Client * client, env.client());
 
   v1::GetDictionaryRequest get;
@@ -57,10 +58,10 @@ absl::Status RunDecode(CommandEnv& env) {
     const int64_t end = std::min(codes.num_rows, begin + batch_rows);
     v1::DecodeRequest req;
     req.set_dictionary_id(id);
-    SAEDICT_ASSIGN_OR_RETURN(*req.mutable_codes(), CsrToProto(SliceRows(codes, begin, end)));
+    SAEDICT_ASSIGN_OR_RETURN(*req.mutable_codes(), wire::CsrToProto(SliceRows(codes, begin, end)));
     SAEDICT_ASSIGN_OR_RETURN(v1::DecodeResponse resp, client->Decode(req));
     SAEDICT_ASSIGN_OR_RETURN(std::vector<float> chunk,
-                             TensorToFloats(resp.activations(), "activations"));
+                             wire::TensorToFloats(resp.activations(), "activations"));
     if (static_cast<int64_t>(chunk.size()) != (end - begin) * d_in) {
       return absl::InternalError(absl::StrCat("server returned ", chunk.size(), " values for ",
                                               end - begin, " rows of d_in ", d_in));

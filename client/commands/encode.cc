@@ -27,12 +27,12 @@ class EncodeResults {
   }
 
   absl::Status Add(const v1::EncodeResponse& resp, int64_t rows) {
-    SAEDICT_ASSIGN_OR_RETURN(CsrCodes chunk, CsrFromProto(resp.codes()));
+    SAEDICT_ASSIGN_OR_RETURN(wire::CsrCodes chunk, wire::CsrFromProto(resp.codes()));
     if (chunk.num_rows != rows) {
       return absl::InternalError(
           absl::StrCat("server returned codes for ", chunk.num_rows, " rows, sent ", rows));
     }
-    SAEDICT_RETURN_IF_ERROR(AppendRows(codes_, chunk));
+    SAEDICT_RETURN_IF_ERROR(wire::AppendRows(codes_, chunk));
     if (want_reconstruction_) {
       SAEDICT_RETURN_IF_ERROR(AddDense(resp.reconstruction(), rows * extras_.d_in, "reconstruction",
                                        extras_.reconstruction));
@@ -43,13 +43,13 @@ class EncodeResults {
     return absl::OkStatus();
   }
 
-  const CsrCodes& codes() const { return codes_; }
+  const wire::CsrCodes& codes() const { return codes_; }
   const EncodeExtras& extras() const { return extras_; }
 
  private:
   static absl::Status AddDense(const v1::Tensor& t, int64_t want, absl::string_view field,
                                std::vector<float>& dst) {
-    SAEDICT_ASSIGN_OR_RETURN(std::vector<float> v, TensorToFloats(t, field));
+    SAEDICT_ASSIGN_OR_RETURN(std::vector<float> v, wire::TensorToFloats(t, field));
     if (static_cast<int64_t>(v.size()) != want) {
       return absl::InternalError(
           absl::StrCat("server returned ", v.size(), " ", field, " values, want ", want));
@@ -60,7 +60,7 @@ class EncodeResults {
 
   const bool want_reconstruction_;
   const bool want_error_;
-  CsrCodes codes_;
+  wire::CsrCodes codes_;
   EncodeExtras extras_;
 };
 
@@ -86,7 +86,7 @@ absl::Status RunEncode(CommandEnv& env) {
   options.set_return_error(args.GetBool("error"));
   options.set_compute_mode(args.GetBool("bf16") ? v1::COMPUTE_MODE_BF16 : v1::COMPUTE_MODE_F32);
 
-  const int64_t row_bytes = input.cols * DTypeSize(input.dtype);
+  const int64_t row_bytes = input.cols * wire::DTypeSize(input.dtype);
   if (batch_rows == 0 && input.rows * row_bytes > kAutoChunkBytes) {
     batch_rows = std::max<int64_t>(1, kAutoChunkBytes / std::max<int64_t>(1, input.cols * 4));
   }
@@ -96,7 +96,7 @@ absl::Status RunEncode(CommandEnv& env) {
     const int64_t shape[2] = {n, input.cols};
     SAEDICT_ASSIGN_OR_RETURN(
         *req.mutable_activations(),
-        RawToTensor(absl::string_view(input.data).substr(begin * row_bytes, n * row_bytes), shape,
+        wire::RawToTensor(absl::string_view(input.data).substr(begin * row_bytes, n * row_bytes), shape,
                     input.dtype));
     return req;
   };
@@ -129,7 +129,7 @@ absl::Status RunEncode(CommandEnv& env) {
         call));
   }
 
-  const CsrCodes& codes = results.codes();
+  const wire::CsrCodes& codes = results.codes();
   SAEDICT_RETURN_IF_ERROR(WriteCodesNpz(output, codes, results.extras()));
   const double mean_l0 =
       input.rows > 0 ? static_cast<double>(codes.nnz()) / static_cast<double>(input.rows) : 0.0;

@@ -84,11 +84,11 @@ absl::StatusOr<v1::IngestDocument> MakeDocument(const IngestInput& in, const Doc
     }
   }
   const Activations& a = in.activations;
-  const int64_t row_bytes = a.cols * DTypeSize(a.dtype);
+  const int64_t row_bytes = a.cols * wire::DTypeSize(a.dtype);
   const int64_t shape[2] = {doc.length, a.cols};
   SAEDICT_ASSIGN_OR_RETURN(
       *out.mutable_activations(),
-      RawToTensor(absl::string_view(a.data).substr(doc.start * row_bytes, doc.length * row_bytes),
+      wire::RawToTensor(absl::string_view(a.data).substr(doc.start * row_bytes, doc.length * row_bytes),
                   shape, a.dtype));
   return out;
 }

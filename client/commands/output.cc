@@ -8,7 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
-#include "client/tensor_wire.h"
+#include "wire/tensor_wire.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace saedict::client {
@@ -129,7 +129,7 @@ std::vector<std::pair<std::string, std::string>> DescribeDictionary(const v1::Di
   }
   kv.emplace_back("format", SourceFormatName(d.source_format()));
   kv.emplace_back("source_path", d.source_path());
-  kv.emplace_back("source_dtype", std::string(DTypeName(d.source_dtype())));
+  kv.emplace_back("source_dtype", std::string(wire::DTypeName(d.source_dtype())));
   kv.emplace_back("weight_bytes", FormatBytes(d.weight_bytes()));
   if (d.has_loaded_at()) {
     const absl::Time t =

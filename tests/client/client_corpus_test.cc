@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/saedict_client.h"
-#include "client/tensor_wire.h"
+#include "wire/tensor_wire.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/fake_saedict_service.h"
@@ -38,7 +38,7 @@ v1::IngestDocument Doc(uint64_t id, int64_t tokens) {
   }
   doc.set_token_ids(std::string(reinterpret_cast<const char*>(ids.data()), ids.size() * 4));
   const int64_t shape[2] = {tokens, 4};
-  *doc.mutable_activations() = FloatsToTensor(x, shape, v1::DTYPE_F32).value();
+  *doc.mutable_activations() = wire::FloatsToTensor(x, shape, v1::DTYPE_F32).value();
   return doc;
 }
 
@@ -110,7 +110,7 @@ TEST_F(ClientCorpusTest, ReadsBackDocumentsCodesAndFeatures) {
   get_acts.set_corpus("c");
   get_acts.set_doc_id(0);
   SAEDICT_ASSERT_OK_AND_ASSIGN(v1::GetActivationsResponse acts, client_->GetActivations(get_acts));
-  SAEDICT_ASSERT_OK_AND_ASSIGN(CsrCodes codes, CsrFromProto(acts.codes()));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(wire::CsrCodes codes, wire::CsrFromProto(acts.codes()));
   EXPECT_THAT(codes.row_offsets, ElementsAre(0, 1, 3, 5));
   EXPECT_THAT(codes.values, ElementsAre(1, 2, 1, 3, 2));
 

@@ -12,7 +12,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "client/tensor_wire.h"
+#include "wire/tensor_wire.h"
 #include "util/half.h"
 
 namespace saedict::testing {
@@ -27,7 +27,7 @@ grpc::Status Invalid(const std::string& message) {
 }
 
 // Dense [n, d] rows of `codes` (identity decoder).
-std::vector<float> Densify(const client::CsrCodes& codes) {
+std::vector<float> Densify(const wire::CsrCodes& codes) {
   std::vector<float> dense(codes.num_rows * codes.num_features, 0.0f);
   for (int64_t r = 0; r < codes.num_rows; ++r) {
     for (uint64_t i = codes.row_offsets[r]; i < codes.row_offsets[r + 1]; ++i) {
@@ -38,11 +38,11 @@ std::vector<float> Densify(const client::CsrCodes& codes) {
 }
 
 // CSR of the nonzeros of dense [n, d] rows, keeping the top_k largest per row.
-client::CsrCodes Sparsify(const std::vector<float>& dense, int64_t n, int64_t d, int top_k) {
-  client::CsrCodes codes;
+wire::CsrCodes Sparsify(const std::vector<float>& dense, int64_t n, int64_t d, int top_k) {
+  wire::CsrCodes codes;
   codes.num_rows = n;
   codes.num_features = d;
-  codes.row_offsets.push_back(0);
+  codes.row_offsets = {0};
   for (int64_t r = 0; r < n; ++r) {
     std::vector<uint32_t> keep;
     for (int64_t i = 0; i < d; ++i) {
@@ -65,7 +65,7 @@ client::CsrCodes Sparsify(const std::vector<float>& dense, int64_t n, int64_t d,
 
 // Activations of `req` as [n, d_in] rows, or INVALID_ARGUMENT.
 grpc::Status ReadRows(const v1::Tensor& t, int64_t d_in, std::vector<float>* rows, int64_t* n) {
-  absl::StatusOr<std::vector<float>> x = client::TensorToFloats(t, "activations");
+  absl::StatusOr<std::vector<float>> x = wire::TensorToFloats(t, "activations");
   if (!x.ok()) return ToGrpc(x.status());
   if (t.shape_size() != 2 || t.shape(1) != d_in) {
     return Invalid(absl::StrCat("activations: want shape [n, ", d_in, "]"));
@@ -190,14 +190,14 @@ grpc::Status FakeSaedictService::EncodeOne(const v1::EncodeRequest& req,
   const int64_t d = dict.d_in();
   std::vector<float> relu(x.size());
   for (size_t i = 0; i < x.size(); ++i) relu[i] = std::max(0.0f, x[i]);
-  client::CsrCodes codes = Sparsify(relu, n, d, req.options().top_k());
-  absl::StatusOr<v1::SparseCodes> wire = client::CsrToProto(codes);
+  wire::CsrCodes codes = Sparsify(relu, n, d, req.options().top_k());
+  absl::StatusOr<v1::SparseCodes> wire = wire::CsrToProto(codes);
   if (!wire.ok()) return ToGrpc(wire.status());
   *resp->mutable_codes() = std::move(*wire);
   const std::vector<float> x_hat = Densify(codes);
   if (req.options().return_reconstruction()) {
     const int64_t shape[2] = {n, d};
-    *resp->mutable_reconstruction() = *client::FloatsToTensor(x_hat, shape, v1::DTYPE_F32);
+    *resp->mutable_reconstruction() = *wire::FloatsToTensor(x_hat, shape, v1::DTYPE_F32);
   }
   if (req.options().return_error()) {
     std::vector<float> err(n, 0.0f);
@@ -208,7 +208,7 @@ grpc::Status FakeSaedictService::EncodeOne(const v1::EncodeRequest& req,
       }
     }
     const int64_t shape[1] = {n};
-    *resp->mutable_row_error() = *client::FloatsToTensor(err, shape, v1::DTYPE_F32);
+    *resp->mutable_row_error() = *wire::FloatsToTensor(err, shape, v1::DTYPE_F32);
   }
   return grpc::Status::OK;
 }
@@ -245,11 +245,11 @@ grpc::Status FakeSaedictService::Decode(grpc::ServerContext* ctx, const v1::Deco
   ++decode_calls_;
   v1::DictionaryInfo dict;
   if (grpc::Status s = Lookup(ctx, req->dictionary_id(), &dict); !s.ok()) return s;
-  absl::StatusOr<client::CsrCodes> codes = client::CsrFromProto(req->codes());
+  absl::StatusOr<wire::CsrCodes> codes = wire::CsrFromProto(req->codes());
   if (!codes.ok()) return ToGrpc(codes.status());
   if (codes->num_features != dict.d_sae()) return Invalid("codes: num_features != d_sae");
   const int64_t shape[2] = {codes->num_rows, dict.d_in()};
-  *resp->mutable_activations() = *client::FloatsToTensor(Densify(*codes), shape, v1::DTYPE_F32);
+  *resp->mutable_activations() = *wire::FloatsToTensor(Densify(*codes), shape, v1::DTYPE_F32);
   return grpc::Status::OK;
 }
 
@@ -281,8 +281,8 @@ grpc::Status FakeSaedictService::Intervene(grpc::ServerContext* ctx,
   std::vector<float> out(x.size());
   for (size_t i = 0; i < x.size(); ++i) out[i] = x[i] + (edited[i] - f[i]);
   const int64_t shape[2] = {n, d};
-  *resp->mutable_activations() = *client::FloatsToTensor(out, shape, v1::DTYPE_F32);
-  *resp->mutable_codes() = *client::CsrToProto(Sparsify(edited, n, d, 0));
+  *resp->mutable_activations() = *wire::FloatsToTensor(out, shape, v1::DTYPE_F32);
+  *resp->mutable_codes() = *wire::CsrToProto(Sparsify(edited, n, d, 0));
   return grpc::Status::OK;
 }
 
@@ -336,7 +336,7 @@ grpc::Status FakeSaedictService::IngestBatch(const v1::IngestRequest& req,
                                              const v1::DictionaryInfo& dict, v1::IngestAck* ack) {
   if (req.corpus().empty()) return Invalid("corpus: empty");
   // Validate the whole batch before storing any of it.
-  std::vector<client::CsrCodes> codes;
+  std::vector<wire::CsrCodes> codes;
   std::set<uint64_t> ids;
   for (const v1::IngestDocument& doc : req.documents()) {
     const std::string what = absl::StrCat("document ", doc.doc_id());
@@ -463,7 +463,7 @@ grpc::Status FakeSaedictService::GetActivations(grpc::ServerContext* ctx,
     return NotFound(absl::StrCat("document ", req->doc_id(), " of corpus '", req->corpus(),
                                  "' has no codes under '", req->dictionary_id(), "'"));
   }
-  *resp->mutable_codes() = *client::CsrToProto(it->second);
+  *resp->mutable_codes() = *wire::CsrToProto(it->second);
   resp->set_stored_precision(precision_.at(key));
   return grpc::Status::OK;
 }
@@ -502,7 +502,7 @@ v1::Example FakeSaedictService::ExampleLocked(const std::string& dictionary, uin
   e.set_position(hit.position);
   e.set_value(hit.value);
   const v1::Document& doc = documents_.at({hit.corpus, hit.doc_id});
-  const client::CsrCodes& codes = codes_.at({dictionary, hit.corpus, hit.doc_id});
+  const wire::CsrCodes& codes = codes_.at({dictionary, hit.corpus, hit.doc_id});
   const int64_t begin = std::max<int64_t>(0, hit.position - window);
   const int64_t end = std::min<int64_t>(doc.token_ids_size(), hit.position + window + 1);
   for (int64_t p = begin; p < end; ++p) {
@@ -617,7 +617,7 @@ grpc::Status FakeSaedictService::DocumentFeatures(grpc::ServerContext* ctx,
   std::lock_guard<std::mutex> lock(mu_);
   auto it = codes_.find({req->dictionary_id(), req->corpus(), req->doc_id()});
   if (it == codes_.end()) return NotFound(absl::StrCat("document ", req->doc_id(), " not found"));
-  const client::CsrCodes& codes = it->second;
+  const wire::CsrCodes& codes = it->second;
   int64_t begin = 0, end = codes.num_rows;
   if (req->has_position()) {
     if (req->position() < 0 || req->position() >= codes.num_rows) {

@@ -29,7 +29,7 @@
 #include <utility>
 #include <vector>
 
-#include "client/tensor_wire.h"
+#include "wire/tensor_wire.h"
 #include "grpcpp/grpcpp.h"
 #include "saedict/v1/saedict.grpc.pb.h"
 
@@ -135,7 +135,7 @@ class FakeSaedictService final : public v1::Saedict::Service {
   v1::LoadDictionaryRequest last_load_;                     // guarded by mu_
   // Corpus state, guarded by mu_.
   std::map<std::pair<std::string, uint64_t>, v1::Document> documents_;
-  std::map<CodesKey, client::CsrCodes> codes_;
+  std::map<CodesKey, wire::CsrCodes> codes_;
   std::map<CodesKey, v1::ValuePrecision> precision_;
   std::vector<v1::IngestRequest> ingest_requests_;
   v1::GetFeatureRequest last_get_feature_;

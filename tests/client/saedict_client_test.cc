@@ -7,7 +7,7 @@
 #include <optional>
 #include <vector>
 
-#include "client/tensor_wire.h"
+#include "wire/tensor_wire.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -34,7 +34,7 @@ class ClientTest : public ::testing::Test {
     v1::EncodeRequest req;
     req.set_dictionary_id("d4");
     const int64_t shape[2] = {rows, 4};
-    *req.mutable_activations() = FloatsToTensor(x, shape, v1::DTYPE_F32).value();
+    *req.mutable_activations() = wire::FloatsToTensor(x, shape, v1::DTYPE_F32).value();
     return req;
   }
 
@@ -108,16 +108,16 @@ TEST_F(ClientTest, EncodeDecodeIntervene) {
   req.mutable_options()->set_return_reconstruction(true);
   req.mutable_options()->set_return_error(true);
   SAEDICT_ASSERT_OK_AND_ASSIGN(v1::EncodeResponse enc, client_->Encode(req));
-  SAEDICT_ASSERT_OK_AND_ASSIGN(CsrCodes codes, CsrFromProto(enc.codes()));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(wire::CsrCodes codes, wire::CsrFromProto(enc.codes()));
   EXPECT_THAT(codes.row_offsets, ElementsAre(0, 2, 4));
   EXPECT_THAT(codes.indices, ElementsAre(0, 2, 1, 3));
-  EXPECT_THAT(TensorToFloats(enc.row_error()).value(), ElementsAre(1.0f, 25.0f));
+  EXPECT_THAT(wire::TensorToFloats(enc.row_error()).value(), ElementsAre(1.0f, 25.0f));
 
   v1::DecodeRequest dec;
   dec.set_dictionary_id("d4");
   *dec.mutable_codes() = enc.codes();
   SAEDICT_ASSERT_OK_AND_ASSIGN(v1::DecodeResponse decoded, client_->Decode(dec));
-  EXPECT_THAT(TensorToFloats(decoded.activations()).value(), ElementsAre(1, 0, 3, 0, 0, 2, 0, 4));
+  EXPECT_THAT(wire::TensorToFloats(decoded.activations()).value(), ElementsAre(1, 0, 3, 0, 0, 2, 0, 4));
 
   v1::InterveneRequest iv;
   iv.set_dictionary_id("d4");
@@ -126,7 +126,7 @@ TEST_F(ClientTest, EncodeDecodeIntervene) {
   edit->set_feature(2);
   edit->set_op(v1::EDIT_OP_ABLATE);
   SAEDICT_ASSERT_OK_AND_ASSIGN(v1::InterveneResponse edited, client_->Intervene(iv));
-  EXPECT_THAT(TensorToFloats(edited.activations()).value(), ElementsAre(1, -1, 0, 0, 0, 2, -5, 4));
+  EXPECT_THAT(wire::TensorToFloats(edited.activations()).value(), ElementsAre(1, -1, 0, 0, 0, 2, -5, 4));
 }
 
 TEST_F(ClientTest, ServerErrorsKeepCodeAndMessage) {
@@ -162,7 +162,7 @@ TEST_F(ClientTest, EncodeStreamKeepsOrder) {
         return std::optional<v1::EncodeRequest>(EncodeRequestFor({v, 0, 0, 0}, 1));
       },
       [&](v1::EncodeResponse&& resp) {
-        absl::StatusOr<CsrCodes> codes = CsrFromProto(resp.codes());
+        absl::StatusOr<wire::CsrCodes> codes = wire::CsrFromProto(resp.codes());
         if (!codes.ok()) return codes.status();
         firsts.push_back(codes->values.at(0));
         return absl::OkStatus();

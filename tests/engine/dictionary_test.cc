@@ -101,7 +101,10 @@ TEST(SparseCodesTest, Validate) {
                  .values = {1.0f, -2.0f, 0.5f}};
   EXPECT_THAT(ok.Validate(), IsOk());
   EXPECT_EQ(ok.nnz(), 3);
-  EXPECT_THAT(SparseCodes{}.Validate(), StatusIs(kInvalid, HasSubstr("row_offsets")));
+  EXPECT_THAT(SparseCodes{}.Validate(), IsOk());  // zero rows: row_offsets {0}
+  SparseCodes no_offsets;
+  no_offsets.row_offsets.clear();
+  EXPECT_THAT(no_offsets.Validate(), StatusIs(kInvalid, HasSubstr("row_offsets")));
 
   SparseCodes bad = ok;
   bad.row_offsets = {0, 2};
@@ -111,7 +114,7 @@ TEST(SparseCodesTest, Validate) {
   EXPECT_THAT(bad.Validate(), StatusIs(kInvalid, HasSubstr("row_offsets[0]")));
   bad = ok;
   bad.row_offsets = {0, 3, 2};
-  EXPECT_THAT(bad.Validate(), StatusIs(kInvalid, HasSubstr("row_offsets[num_rows]")));
+  EXPECT_THAT(bad.Validate(), StatusIs(kInvalid, HasSubstr("row_offsets[2] is 2 but nnz is 3")));
   bad.row_offsets = {0, 3, 3};
   bad.indices = {1, 9, 0};
   EXPECT_THAT(bad.Validate(), StatusIs(kInvalid, AllOf(HasSubstr("row 0"), HasSubstr("ascend"))));
@@ -124,7 +127,7 @@ TEST(SparseCodesTest, Validate) {
               StatusIs(kInvalid, AllOf(HasSubstr("row 1"), HasSubstr("non-finite"))));
   bad = ok;
   bad.values.pop_back();
-  EXPECT_THAT(bad.Validate(), StatusIs(kInvalid, HasSubstr("values has 2")));
+  EXPECT_THAT(bad.Validate(), StatusIs(kInvalid, HasSubstr("3 indices but 2 values")));
 }
 
 }  // namespace

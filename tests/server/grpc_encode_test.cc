@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "service/wire_codec.h"
+#include "wire/wire_codec.h"
 #include "tests/formats/sae_fixtures.h"
 #include "tests/server/grpc_test_fixture.h"
 
@@ -333,7 +333,7 @@ TEST_F(EncodeErrorTest, DecodeOfHandWrittenCodes) {
   codes.values = {1.5f, -0.25f};
   v1::DecodeRequest request;
   request.set_dictionary_id("d");
-  *request.mutable_codes() = service::EncodeCodes(codes);
+  *request.mutable_codes() = wire::EncodeCodes(codes);
   v1::DecodeResponse response;
   ASSERT_THAT(stub_->Decode(Ctx().get(), request, &response), GrpcOk());
   const std::vector<float> out = FloatsOf(response.activations());
@@ -400,7 +400,7 @@ TEST_F(EncodeErrorTest, DecodeErrors) {
     SCOPED_TRACE(c.name);
     v1::DecodeRequest request;
     request.set_dictionary_id("d");
-    *request.mutable_codes() = service::EncodeCodes(good);
+    *request.mutable_codes() = wire::EncodeCodes(good);
     c.edit(request);
     v1::DecodeResponse response;
     grpc::Status s = stub_->Decode(Ctx().get(), request, &response);

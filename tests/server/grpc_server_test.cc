@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "service/wire_codec.h"
+#include "wire/wire_codec.h"
 #include "tests/formats/sae_fixtures.h"
 #include "tests/server/grpc_test_fixture.h"
 #include "tests/server/protos/health.grpc.pb.h"
@@ -81,7 +81,7 @@ TEST_F(LimitsTest, ResponseBiggerThanMaxMessageBytesIsResourceExhausted) {
   codes.num_rows = 1200;
   codes.num_features = kDSae;
   codes.row_offsets.assign(1201, 0);
-  *request.mutable_codes() = service::EncodeCodes(codes);
+  *request.mutable_codes() = wire::EncodeCodes(codes);
   ASSERT_LT(request.ByteSizeLong(), size_t{64 << 10});
   v1::DecodeResponse response;
   EXPECT_THAT(stub_->Decode(Ctx().get(), request, &response),
@@ -259,7 +259,7 @@ TEST_F(ConcurrencyTest, ConcurrentCallersGetTheUnbatchedResult) {
           note(expected.status().ToString());
           continue;
         }
-        auto got = service::DecodeCodes(response.codes(), kDSae);
+        auto got = wire::DecodeCodes(response.codes(), kDSae);
         if (!got.ok() || got->row_offsets != expected->codes.row_offsets ||
             got->indices != expected->codes.indices ||
             got->values != expected->codes.values) {

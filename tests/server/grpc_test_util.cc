@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "service/wire_codec.h"
+#include "wire/wire_codec.h"
 #include "util/half.h"
 
 namespace saedict::testing {
@@ -58,7 +58,7 @@ std::vector<float> FloatsOf(const v1::Tensor& tensor) {
 }
 
 engine::SparseCodes CodesOf(const v1::SparseCodes& codes) {
-  absl::StatusOr<engine::SparseCodes> decoded = service::DecodeCodes(codes, codes.num_features());
+  absl::StatusOr<engine::SparseCodes> decoded = wire::DecodeCodes(codes, codes.num_features());
   if (!decoded.ok()) {
     ADD_FAILURE() << "malformed codes from the server: " << decoded.status();
     return {};

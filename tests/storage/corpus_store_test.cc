@@ -43,6 +43,7 @@ IngestDocument Doc(uint64_t id, std::vector<int32_t> tokens,
       d.codes.values.push_back(v);
     }
     d.codes.row_offsets.push_back(d.codes.indices.size());
+    ++d.codes.num_rows;
   }
   return d;
 }
@@ -62,13 +63,14 @@ IngestBatch Batch(const std::string& dict, const std::string& corpus,
 // The codes with exact zeros removed (what the store keeps).
 DocumentCodes WithoutZeros(const DocumentCodes& in) {
   DocumentCodes out;
-  for (int64_t t = 0; t < in.num_tokens(); ++t) {
+  for (int64_t t = 0; t < in.num_rows; ++t) {
     for (uint64_t j = in.row_offsets[t]; j < in.row_offsets[t + 1]; ++j) {
       if (in.values[j] == 0) continue;
       out.indices.push_back(in.indices[j]);
       out.values.push_back(in.values[j]);
     }
     out.row_offsets.push_back(out.indices.size());
+    ++out.num_rows;
   }
   return out;
 }
@@ -319,7 +321,10 @@ TEST_F(CorpusStoreTest, InvalidBatchesNameTheProblemAndChangeNothing) {
   };
   const std::vector<Case> cases = {
       {"rows", [](IngestBatch& b) { b.documents[2].token_ids.push_back(4); },
-       "documents[2] (doc_id 2): codes have 3 rows but 4 tokens"},
+       "documents[2] (doc_id 2): codes.num_rows is 3 but there are 4 tokens"},
+      {"offsets for other rows",
+       [](IngestBatch& b) { b.documents[2].codes.row_offsets.push_back(3); },
+       "documents[2] (doc_id 2): codes have 4 rows but 3 tokens"},
       {"no offsets", [](IngestBatch& b) { b.documents[2].codes.row_offsets.clear(); },
        "documents[2] (doc_id 2): codes have no row_offsets"},
       {"strings", [](IngestBatch& b) { b.documents[2].token_strings.pop_back(); },

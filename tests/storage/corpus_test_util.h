@@ -49,6 +49,7 @@ inline IngestDocument RandomDocument(std::mt19937& rng, uint64_t doc_id, int tok
       doc.codes.values.push_back(v);
     }
     doc.codes.row_offsets.push_back(doc.codes.indices.size());
+    ++doc.codes.num_rows;
   }
   return doc;
 }
@@ -76,7 +77,7 @@ inline Recomputed Recompute(CorpusStore* store, const std::string& dict, const s
     EXPECT_TRUE(codes.ok()) << codes.status();
     if (!codes.ok() || !codes->has_value()) continue;
     const DocumentCodes& c = (*codes)->codes;
-    out.totals.tokens += c.num_tokens();
+    out.totals.tokens += c.num_rows;
     out.totals.documents += 1;
     for (size_t j = 0; j < c.values.size(); ++j) {
       const float v = c.values[j];

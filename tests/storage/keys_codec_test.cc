@@ -98,6 +98,7 @@ TEST(VarintTest, RoundTripEdgeValues) {
 DocumentCodes Codes(std::vector<uint64_t> offsets, std::vector<uint32_t> indices,
                     std::vector<float> values) {
   DocumentCodes c;
+  c.num_rows = static_cast<int64_t>(offsets.size()) - 1;
   c.row_offsets = std::move(offsets);
   c.indices = std::move(indices);
   c.values = std::move(values);
@@ -190,6 +191,7 @@ TEST(CodesCodecTest, RandomRoundTripUpTo2Pow24) {
         c.values.push_back(std::uniform_real_distribution<float>(-5, 5)(rng));
       }
       c.row_offsets.push_back(c.indices.size());
+      ++c.num_rows;
     }
     auto decoded = DecodeCodes(EncodeCodes(c, ValuePrecision::kF32), "x");
     ASSERT_TRUE(decoded.ok());

@@ -4,9 +4,9 @@
 // Every check fails with INVALID_ARGUMENT naming the field and the value, so
 // a bad server reply or a bad input file is reported, never trusted.
 //
-// Thread safety: pure functions; CsrCodes is a plain value type.
-#ifndef SAEDICT_CLIENT_TENSOR_WIRE_H_
-#define SAEDICT_CLIENT_TENSOR_WIRE_H_
+// Thread safety: pure functions.
+#ifndef SAEDICT_WIRE_TENSOR_WIRE_H_
+#define SAEDICT_WIRE_TENSOR_WIRE_H_
 
 #include <cstdint>
 #include <span>
@@ -16,8 +16,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "saedict/v1/saedict.pb.h"
+#include "util/sparse_codes.h"
 
-namespace saedict::client {
+namespace saedict::wire {
 
 // Bytes per element of a wire dtype; 0 for DTYPE_UNSPECIFIED / unknown values.
 int64_t DTypeSize(v1::DType dtype);
@@ -45,32 +46,18 @@ absl::StatusOr<v1::Tensor> RawToTensor(absl::string_view bytes, std::span<const 
 absl::StatusOr<std::vector<float>> TensorToFloats(const v1::Tensor& tensor,
                                                   absl::string_view field = "tensor");
 
-// Sparse codes of num_rows tokens as CSR (see engine/sparse_codes.h).
-struct CsrCodes {
-  int64_t num_rows = 0;
-  int64_t num_features = 0;           // d_sae
-  std::vector<uint64_t> row_offsets;  // num_rows + 1 entries, first 0, last nnz
-  std::vector<uint32_t> indices;      // strictly ascending within a row, < num_features
-  std::vector<float> values;          // finite, same length as indices
-
-  int64_t nnz() const { return static_cast<int64_t>(indices.size()); }
-};
-
-// OK when the CSR invariants above hold; INVALID_ARGUMENT naming the first
-// offending row or entry otherwise.
-absl::Status ValidateCsr(const CsrCodes& codes);
+// The shared CSR type (util/sparse_codes.h) under the client's old name.
+using CsrCodes = ::saedict::SparseCodes;
 
 // Validated CsrCodes → wire SparseCodes.
 absl::StatusOr<v1::SparseCodes> CsrToProto(const CsrCodes& codes);
 
 // Wire SparseCodes → CsrCodes: checks byte lengths (multiples of the element
-// size, offsets == num_rows + 1) and then ValidateCsr.
+// size, offsets == num_rows + 1) and then SparseCodes::Validate.
 absl::StatusOr<CsrCodes> CsrFromProto(const v1::SparseCodes& codes);
 
-// Appends the rows of `tail` to `head` (for results that arrive in chunks).
-// INVALID_ARGUMENT when num_features differ; both must be valid.
-absl::Status AppendRows(CsrCodes& head, const CsrCodes& tail);
+using ::saedict::AppendRows;
 
-}  // namespace saedict::client
+}  // namespace saedict::wire
 
-#endif  // SAEDICT_CLIENT_TENSOR_WIRE_H_
+#endif  // SAEDICT_WIRE_TENSOR_WIRE_H_

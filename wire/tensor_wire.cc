@@ -1,5 +1,5 @@
 // Wire Tensor / SparseCodes conversions; see tensor_wire.h.
-#include "client/tensor_wire.h"
+#include "wire/tensor_wire.h"
 
 #include <bit>
 #include <cmath>
@@ -10,7 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "util/half.h"
 
-namespace saedict::client {
+namespace saedict::wire {
 namespace {
 
 static_assert(std::endian::native == std::endian::little,
@@ -160,60 +160,8 @@ absl::StatusOr<std::vector<float>> TensorToFloats(const v1::Tensor& tensor,
   return out;
 }
 
-absl::Status ValidateCsr(const CsrCodes& c) {
-  if (c.num_rows < 0 || c.num_features < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("codes: negative num_rows ", c.num_rows, " or num_features ", c.num_features));
-  }
-  if (c.num_features > int64_t{1} << 32) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("codes: num_features ", c.num_features, " exceeds the uint32 index range"));
-  }
-  if (static_cast<int64_t>(c.row_offsets.size()) != c.num_rows + 1) {
-    return absl::InvalidArgumentError(absl::StrCat("codes: ", c.row_offsets.size(),
-                                                   " row_offsets for num_rows ", c.num_rows,
-                                                   " (want num_rows + 1)"));
-  }
-  if (c.values.size() != c.indices.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("codes: ", c.indices.size(), " indices but ", c.values.size(), " values"));
-  }
-  if (c.row_offsets.front() != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("codes: row_offsets[0] is ", c.row_offsets.front(), ", want 0"));
-  }
-  if (c.row_offsets.back() != c.indices.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("codes: row_offsets[", c.num_rows, "] is ",
-                                                   c.row_offsets.back(), " but nnz is ",
-                                                   c.indices.size()));
-  }
-  for (int64_t r = 0; r < c.num_rows; ++r) {
-    const uint64_t begin = c.row_offsets[r], end = c.row_offsets[r + 1];
-    if (end < begin || end > c.indices.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("codes: row_offsets not monotone at row ", r,
-                                                     " (", begin, " then ", end, ")"));
-    }
-    for (uint64_t i = begin; i < end; ++i) {
-      if (c.indices[i] >= static_cast<uint64_t>(c.num_features)) {
-        return absl::InvalidArgumentError(absl::StrCat("codes: row ", r, " feature ", c.indices[i],
-                                                       " >= num_features ", c.num_features));
-      }
-      if (i > begin && c.indices[i] <= c.indices[i - 1]) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("codes: row ", r, " feature ", c.indices[i], " does not follow feature ",
-                         c.indices[i - 1], "; indices must strictly ascend within a row"));
-      }
-      if (!std::isfinite(c.values[i])) {
-        return absl::InvalidArgumentError(absl::StrCat("codes: row ", r, " feature ", c.indices[i],
-                                                       " has non-finite value ", c.values[i]));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<v1::SparseCodes> CsrToProto(const CsrCodes& codes) {
-  if (absl::Status s = ValidateCsr(codes); !s.ok()) return s;
+  if (absl::Status s = codes.Validate(); !s.ok()) return s;
   v1::SparseCodes out;
   out.set_num_rows(codes.num_rows);
   out.set_num_features(codes.num_features);
@@ -251,31 +199,8 @@ absl::StatusOr<CsrCodes> CsrFromProto(const v1::SparseCodes& codes) {
   out.row_offsets = FromRaw<uint64_t>(codes.row_offsets());
   out.indices = FromRaw<uint32_t>(codes.indices());
   out.values = FromRaw<float>(codes.values());
-  if (absl::Status s = ValidateCsr(out); !s.ok()) return s;
+  if (absl::Status s = out.Validate(); !s.ok()) return s;
   return out;
 }
 
-absl::Status AppendRows(CsrCodes& head, const CsrCodes& tail) {
-  if (head.row_offsets.empty()) {  // a default-constructed head: adopt tail's width
-    head.num_rows = 0;
-    head.num_features = tail.num_features;
-    head.row_offsets = {0};
-  }
-  if (head.num_features != tail.num_features) {
-    return absl::InvalidArgumentError(absl::StrCat("codes: cannot append rows with num_features ",
-                                                   tail.num_features, " to rows with ",
-                                                   head.num_features));
-  }
-  if (static_cast<int64_t>(tail.row_offsets.size()) != tail.num_rows + 1) {
-    return absl::InvalidArgumentError("codes: appended chunk has inconsistent row_offsets");
-  }
-  const uint64_t base = head.indices.size();
-  for (int64_t r = 1; r <= tail.num_rows; ++r)
-    head.row_offsets.push_back(base + tail.row_offsets[r]);
-  head.indices.insert(head.indices.end(), tail.indices.begin(), tail.indices.end());
-  head.values.insert(head.values.end(), tail.values.begin(), tail.values.end());
-  head.num_rows += tail.num_rows;
-  return absl::OkStatus();
-}
-
-}  // namespace saedict::client
+}  // namespace saedict::wire

@@ -1,6 +1,6 @@
 // Unit tests of client/tensor_wire: dense tensors and CSR codes to and from
 // the wire, and every validation error.
-#include "client/tensor_wire.h"
+#include "wire/tensor_wire.h"
 
 #include <cmath>
 #include <limits>
@@ -11,7 +11,7 @@
 #include "gtest/gtest.h"
 #include "tests/test_util/status_matchers.h"
 
-namespace saedict::client {
+namespace saedict::wire {
 namespace {
 
 using ::saedict::testing::IsOk;
@@ -140,7 +140,7 @@ class BadCsr : public ::testing::TestWithParam<BadCsrCase> {};
 TEST_P(BadCsr, IsRejected) {
   CsrCodes c = Example();
   GetParam().mutate(c);
-  EXPECT_THAT(ValidateCsr(c), StatusIs(kInvalid, HasSubstr(GetParam().message)));
+  EXPECT_THAT(c.Validate(), StatusIs(kInvalid, HasSubstr(GetParam().message)));
   EXPECT_THAT(CsrToProto(c), StatusIs(kInvalid, HasSubstr(GetParam().message)));
 }
 
@@ -199,7 +199,7 @@ TEST(CsrTest, AppendRows) {
   EXPECT_EQ(all.num_features, 10);
   EXPECT_THAT(all.row_offsets, ElementsAre(0, 2, 2, 3, 5, 5, 6));
   EXPECT_THAT(all.indices, ElementsAre(1, 7, 9, 1, 7, 9));
-  EXPECT_THAT(ValidateCsr(all), IsOk());
+  EXPECT_THAT(all.Validate(), IsOk());
 
   CsrCodes narrow = Example();
   narrow.num_features = 20;
@@ -214,4 +214,4 @@ TEST(TensorWireTest, DTypeNames) {
 }
 
 }  // namespace
-}  // namespace saedict::client
+}  // namespace saedict::wire

@@ -1,20 +1,20 @@
 // Conversions between wire messages (saedict.v1 Tensor / SparseCodes) and the
-// engine's types, with the validation the API promises: every error is
+// service's value types (dense F32 rows, util's SparseCodes), with the validation the API promises: every error is
 // INVALID_ARGUMENT naming the field and the offending value.
 //
 // Thread safety: pure functions.
-#ifndef SAEDICT_SERVICE_WIRE_CODEC_H_
-#define SAEDICT_SERVICE_WIRE_CODEC_H_
+#ifndef SAEDICT_WIRE_WIRE_CODEC_H_
+#define SAEDICT_WIRE_WIRE_CODEC_H_
 
 #include <cstdint>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "engine/sparse_codes.h"
+#include "util/sparse_codes.h"
 #include "saedict/v1/saedict.pb.h"
 
-namespace saedict::service {
+namespace saedict::wire {
 
 struct DenseRows {
   int64_t rows = 0;
@@ -31,13 +31,13 @@ absl::StatusOr<DenseRows> DecodeMatrix(const v1::Tensor& tensor, int64_t expecte
 // F32 tensor of the given shape.
 v1::Tensor EncodeTensor(const std::vector<float>& values, std::vector<int64_t> shape);
 
-v1::SparseCodes EncodeCodes(const engine::SparseCodes& codes);
+v1::SparseCodes EncodeCodes(const SparseCodes& codes);
 
 // Wire CSR → engine CSR; checks byte lengths and expected_features, then
-// engine::SparseCodes::Validate().
-absl::StatusOr<engine::SparseCodes> DecodeCodes(const v1::SparseCodes& codes,
+// SparseCodes::Validate().
+absl::StatusOr<SparseCodes> DecodeCodes(const v1::SparseCodes& codes,
                                                 int64_t expected_features);
 
-}  // namespace saedict::service
+}  // namespace saedict::wire
 
-#endif  // SAEDICT_SERVICE_WIRE_CODEC_H_
+#endif  // SAEDICT_WIRE_WIRE_CODEC_H_

@@ -1,6 +1,6 @@
 // Tests for server/wire_codec: wire Tensor / SparseCodes <-> engine types and
 // the validation promised by the API (INVALID_ARGUMENT naming field and value).
-#include "service/wire_codec.h"
+#include "wire/wire_codec.h"
 
 #include <cmath>
 #include <cstdint>
@@ -15,7 +15,7 @@
 #include "tests/test_util/status_matchers.h"
 #include "util/half.h"
 
-namespace saedict::service {
+namespace saedict::wire {
 namespace {
 
 using ::saedict::testing::IsOk;
@@ -318,4 +318,4 @@ INSTANTIATE_TEST_SUITE_P(AllErrors, DecodeCodesErrorTest, ::testing::ValuesIn(Co
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
-}  // namespace saedict::service
+}  // namespace saedict::wire

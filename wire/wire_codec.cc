@@ -1,14 +1,14 @@
-#include "service/wire_codec.h"
+#include "wire/wire_codec.h"
 
 #include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "client/tensor_wire.h"
+#include "wire/tensor_wire.h"
 #include "util/status_macros.h"
 
-namespace saedict::service {
+namespace saedict::wire {
 namespace {
 
 template <typename T>
@@ -32,7 +32,7 @@ absl::StatusOr<DenseRows> DecodeMatrix(const v1::Tensor& tensor, int64_t expecte
                                                    "; expected [n, ", expected_cols, "]"));
   }
   // dtype, byte length and size overflow are the wire layer's checks.
-  SAEDICT_ASSIGN_OR_RETURN(std::vector<float> values, client::TensorToFloats(tensor, field));
+  SAEDICT_ASSIGN_OR_RETURN(std::vector<float> values, wire::TensorToFloats(tensor, field));
   for (size_t i = 0; i < values.size(); ++i) {
     if (!std::isfinite(values[i])) {
       return absl::InvalidArgumentError(absl::StrCat(field, "[", i / cols, ",", i % cols, "] is ",
@@ -50,7 +50,7 @@ v1::Tensor EncodeTensor(const std::vector<float>& values, std::vector<int64_t> s
   return t;
 }
 
-v1::SparseCodes EncodeCodes(const engine::SparseCodes& codes) {
+v1::SparseCodes EncodeCodes(const SparseCodes& codes) {
   v1::SparseCodes out;
   out.set_num_rows(codes.num_rows);
   out.set_num_features(codes.num_features);
@@ -60,15 +60,15 @@ v1::SparseCodes EncodeCodes(const engine::SparseCodes& codes) {
   return out;
 }
 
-absl::StatusOr<engine::SparseCodes> DecodeCodes(const v1::SparseCodes& codes,
+absl::StatusOr<SparseCodes> DecodeCodes(const v1::SparseCodes& codes,
                                                 int64_t expected_features) {
   if (codes.num_features() != expected_features) {
     return absl::InvalidArgumentError(absl::StrCat("codes.num_features: ", codes.num_features(),
                                                    " does not match d_sae ", expected_features));
   }
   // Byte lengths and the CSR invariants are the wire layer's checks.
-  SAEDICT_ASSIGN_OR_RETURN(client::CsrCodes csr, client::CsrFromProto(codes));
-  engine::SparseCodes out;
+  SAEDICT_ASSIGN_OR_RETURN(wire::CsrCodes csr, wire::CsrFromProto(codes));
+  SparseCodes out;
   out.num_rows = csr.num_rows;
   out.num_features = csr.num_features;
   out.row_offsets = std::move(csr.row_offsets);
@@ -77,4 +77,4 @@ absl::StatusOr<engine::SparseCodes> DecodeCodes(const v1::SparseCodes& codes,
   return out;
 }
 
-}  // namespace saedict::service
+}  // namespace saedict::wire
