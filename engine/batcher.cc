@@ -30,6 +30,7 @@ struct Request {
   int64_t n = 0;
   EncodeOptions options;
   absl::Time enqueued;
+  absl::Time deadline = absl::InfiniteFuture();
   absl::StatusOr<EncodeResult> result;
   absl::Notification done;
 };
@@ -85,8 +86,12 @@ class BatcherImpl final : public EncodeBatcher {
 
   absl::StatusOr<EncodeResult> Encode(std::shared_ptr<const Encoder> encoder,
                                       absl::Span<const float> x, int64_t n,
-                                      const EncodeOptions& options) override {
+                                      const EncodeOptions& options,
+                                      absl::Time deadline) override {
     if (encoder == nullptr) return absl::InvalidArgumentError("encoder is null");
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError("the request's deadline passed before it was encoded");
+    }
     // Malformed or empty requests go straight to the encoder, which reports them.
     const int64_t d_in = encoder->dictionary().config.d_in;
     const int64_t size = static_cast<int64_t>(x.size());
@@ -98,6 +103,7 @@ class BatcherImpl final : public EncodeBatcher {
     request.x = x;
     request.n = n;
     request.options = options;
+    request.deadline = deadline;
     {
       absl::MutexLock lock(&mu_);
       if (shutdown_) return absl::UnavailableError("encode batcher is shutting down");
@@ -136,6 +142,7 @@ class BatcherImpl final : public EncodeBatcher {
   // when shut down with nothing left.
   bool TakeBatch(std::vector<Request*>* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (;;) {
+      DropExpired();
       if (queue_.empty()) {
         if (shutdown_) return false;
         cv_.Wait(&mu_);
@@ -154,9 +161,10 @@ class BatcherImpl final : public EncodeBatcher {
           full = rows == options_.max_batch_tokens;
         }
       }
-      const absl::Time deadline = head->enqueued + options_.max_queue_delay;
-      if (full || shutdown_ || absl::Now() >= deadline) break;
-      cv_.WaitWithDeadline(&mu_, deadline);
+      absl::Time wake = head->enqueued + options_.max_queue_delay;
+      if (full || shutdown_ || absl::Now() >= wake) break;
+      for (const Request* r : queue_) wake = std::min(wake, r->deadline);  // to drop it
+      cv_.WaitWithDeadline(&mu_, wake);
     }
     // Take the head and the same-group requests that fit, in FIFO order.
     const Request* head = queue_.front();
@@ -177,6 +185,25 @@ class BatcherImpl final : public EncodeBatcher {
     queue_.swap(rest);
     queued_tokens_ -= rows;
     return true;
+  }
+
+  // Answers and removes the queued requests whose deadline has passed.
+  void DropExpired() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const absl::Time now = absl::Now();
+    std::deque<Request*> live;
+    for (Request* r : queue_) {
+      if (now < r->deadline) {
+        live.push_back(r);
+        continue;
+      }
+      queued_tokens_ -= r->n;
+      r->result = absl::DeadlineExceededError(
+          absl::StrCat("the request's deadline passed after ",
+                       absl::FormatDuration(now - r->enqueued), " in the encode queue (",
+                       queued_tokens_, " rows still queued)"));
+      r->done.Notify();
+    }
+    queue_.swap(live);
   }
 
   static void Run(const std::vector<Request*>& batch) {

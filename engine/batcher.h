@@ -40,10 +40,20 @@ class EncodeBatcher {
   virtual ~EncodeBatcher() = default;
 
   // Blocks until this request's rows are encoded. `encoder` must stay alive
-  // until the call returns (callers hold a shared_ptr).
+  // until the call returns (callers hold a shared_ptr). DEADLINE_EXCEEDED,
+  // without encoding, when `deadline` has passed on arrival or passes while
+  // the request waits in the queue (the caller's RPC deadline: nobody would
+  // read the answer); a request already being encoded is finished.
   virtual absl::StatusOr<EncodeResult> Encode(std::shared_ptr<const Encoder> encoder,
                                               absl::Span<const float> x, int64_t n,
-                                              const EncodeOptions& options) = 0;
+                                              const EncodeOptions& options,
+                                              absl::Time deadline) = 0;
+  // Without a deadline.
+  absl::StatusOr<EncodeResult> Encode(std::shared_ptr<const Encoder> encoder,
+                                      absl::Span<const float> x, int64_t n,
+                                      const EncodeOptions& options) {
+    return Encode(std::move(encoder), x, n, options, absl::InfiniteFuture());
+  }
 
   virtual int64_t queued_tokens() const = 0;  // rows waiting right now
 };

@@ -6,6 +6,13 @@
 namespace saedict::server {
 namespace {
 
+// The call's deadline as absl::Time (InfiniteFuture when the client set none).
+absl::Time DeadlineOf(const grpc::ServerContext* context) {
+  const auto deadline = context->deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  return absl::FromChrono(deadline);
+}
+
 // Runs a core method and moves its result into the gRPC response.
 template <typename Response, typename Call>
 grpc::Status Unary(grpc::ServerContext* context, Response* response, Call call) {
@@ -44,7 +51,7 @@ grpc::Status SaedictGrpcService::DeleteDictionary(grpc::ServerContext* c,
 
 grpc::Status SaedictGrpcService::Encode(grpc::ServerContext* c, const v1::EncodeRequest* req,
                                         v1::EncodeResponse* resp) {
-  return Unary(c, resp, [&] { return core_->Encode(*req); });
+  return Unary(c, resp, [&] { return core_->Encode(*req, DeadlineOf(c)); });
 }
 
 grpc::Status SaedictGrpcService::Decode(grpc::ServerContext* c, const v1::DecodeRequest* req,
@@ -60,21 +67,14 @@ grpc::Status SaedictGrpcService::Intervene(grpc::ServerContext* c, const v1::Int
 grpc::Status SaedictGrpcService::EncodeStream(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::EncodeResponse, v1::EncodeRequest>* stream) {
+  std::unique_ptr<service::EncodeStreamSession> session =
+      core_->StartEncodeStream(DeadlineOf(context));
   v1::EncodeRequest request;
-  std::string dictionary_id;
-  for (int64_t index = 0; stream->Read(&request); ++index) {
+  while (stream->Read(&request)) {
     if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
-    if (request.dictionary_id().empty()) {
-      request.set_dictionary_id(dictionary_id);
-    } else {
-      dictionary_id = request.dictionary_id();
-    }
-    absl::StatusOr<v1::EncodeResponse> response = core_->Encode(request);
-    if (!response.ok()) {
-      return ToGrpcStatus(
-          absl::Status(response.status().code(),
-                       absl::StrCat("stream message ", index, ": ", response.status().message())));
-    }
+    absl::StatusOr<v1::EncodeResponse> response = session->Next(std::move(request));
+    request.Clear();
+    if (!response.ok()) return ToGrpcStatus(response.status());
     if (!stream->Write(*response)) {
       return grpc::Status(grpc::StatusCode::CANCELLED, "client closed the stream");
     }
@@ -88,7 +88,8 @@ grpc::Status SaedictGrpcService::Ingest(
   // Reads and encodes on this thread; the session's writer thread stores each
   // batch and sends its ack (gRPC allows one reader and one writer at once).
   std::unique_ptr<service::IngestSession> session =
-      core_->StartIngest([stream](const v1::IngestAck& ack) { return stream->Write(ack); });
+      core_->StartIngest([stream](const v1::IngestAck& ack) { return stream->Write(ack); },
+                         DeadlineOf(context));
   v1::IngestRequest request;
   absl::Status status;
   while (status.ok() && stream->Read(&request)) {

@@ -81,7 +81,7 @@ absl::Status DictionaryRegistry::ReserveId(const std::string& id, bool replace) 
   SAEDICT_RETURN_IF_ERROR(ValidateDictionaryId(id));
   absl::MutexLock lock(&mu_);
   if (loading_.count(id) != 0) {
-    return absl::AlreadyExistsError(absl::StrCat("dictionary '", id, "' is being loaded"));
+    return absl::AlreadyExistsError(absl::StrCat("dictionary '", id, "' is being loaded or deleted"));
   }
   if (!replace && entries_.count(id) != 0) {
     return absl::AlreadyExistsError(
@@ -201,19 +201,27 @@ absl::StatusOr<std::shared_ptr<const engine::Encoder>> DictionaryRegistry::GetEn
 }
 
 absl::Status DictionaryRegistry::Delete(const std::string& id) {
-  std::string weights_file;
   {
     absl::MutexLock lock(&mu_);
-    auto it = entries_.find(id);
-    if (it == entries_.end()) {
+    if (entries_.find(id) == entries_.end()) {
       return absl::NotFoundError(absl::StrCat("dictionary '", id, "' not found"));
     }
     if (loading_.count(id) != 0) {
       return absl::FailedPreconditionError(
-          absl::StrCat("dictionary '", id, "' is being replaced; retry after the load"));
+          absl::StrCat("dictionary '", id, "' is being loaded or deleted; retry after it"));
     }
-    // Record first: a crash after this leaves only an orphan file, removed at start-up.
-    SAEDICT_RETURN_IF_ERROR(store_->DeleteDictionary(id));
+    loading_.insert(id);  // no load or delete of this id until we are done
+  }
+  // The synced delete runs without the registry lock: Encode, List and Get
+  // of every dictionary go on meanwhile. Record first: a crash after this
+  // leaves only an orphan file, removed at start-up.
+  absl::Status deleted = store_->DeleteDictionary(id);
+  std::string weights_file;
+  {
+    absl::MutexLock lock(&mu_);
+    loading_.erase(id);
+    if (!deleted.ok()) return deleted;
+    auto it = entries_.find(id);
     weights_file = it->second.weights_file;
     entries_.erase(it);
   }

@@ -136,8 +136,11 @@ absl::StatusOr<std::pair<storage::IngestBatch, engine::ComputeMode>> IngestSessi
     x.insert(x.end(), rows.values.begin(), rows.values.end());
     total_tokens += rows.rows;
   }
-  SAEDICT_ASSIGN_OR_RETURN(engine::EncodeResult encoded,
-                           encoder_->Encode(x, total_tokens, encode_options));
+  SAEDICT_ASSIGN_OR_RETURN(
+      engine::EncodeResult encoded,
+      options_.batcher != nullptr
+          ? options_.batcher->Encode(encoder_, x, total_tokens, encode_options, options_.deadline)
+          : encoder_->Encode(x, total_tokens, encode_options));
   // Split the CSR of the whole message into per-document CSRs.
   const engine::SparseCodes& codes = encoded.codes;
   int64_t row = 0;

@@ -35,6 +35,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "engine/batcher.h"
 #include "engine/encoder.h"
 #include "saedict/v1/saedict.pb.h"
 #include "service/dictionary_registry.h"
@@ -44,6 +46,11 @@ namespace saedict::service {
 
 struct IngestSessionOptions {
   int max_pending_batches = 2;  // encoded batches queued for the writer
+  // Encodes go through this batcher (its queue bound answers
+  // RESOURCE_EXHAUSTED, its deadline DEADLINE_EXCEEDED); null: the encoder
+  // is called directly.
+  engine::EncodeBatcher* batcher = nullptr;
+  absl::Time deadline = absl::InfiniteFuture();  // the stream's
 };
 
 class IngestSession {

@@ -46,14 +46,15 @@ absl::StatusOr<v1::DeleteDictionaryResponse> ServiceCore::DeleteDictionary(
   return v1::DeleteDictionaryResponse();
 }
 
-absl::StatusOr<v1::EncodeResponse> ServiceCore::Encode(const v1::EncodeRequest& r) {
+absl::StatusOr<v1::EncodeResponse> ServiceCore::Encode(const v1::EncodeRequest& r,
+                                                       absl::Time deadline) {
   SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Encoder> encoder,
                            EncoderFor(r.dictionary_id()));
   const engine::DictionaryConfig& config = encoder->dictionary().config;
   SAEDICT_ASSIGN_OR_RETURN(engine::EncodeOptions options, ToEngine(r.options(), config.d_sae));
   SAEDICT_ASSIGN_OR_RETURN(wire::DenseRows x, wire::DecodeMatrix(r.activations(), config.d_in, "activations"));
   SAEDICT_ASSIGN_OR_RETURN(engine::EncodeResult result,
-                           batcher_->Encode(encoder, x.values, x.rows, options));
+                           batcher_->Encode(encoder, x.values, x.rows, options, deadline));
   v1::EncodeResponse out;
   *out.mutable_codes() = wire::EncodeCodes(result.codes);
   out.set_weights_sha256(encoder->content_sha256());
@@ -98,8 +99,31 @@ absl::StatusOr<v1::InterveneResponse> ServiceCore::Intervene(const v1::Intervene
   return out;
 }
 
-std::unique_ptr<IngestSession> ServiceCore::StartIngest(IngestSession::AckSink sink) {
-  return std::make_unique<IngestSession>(registry_, store_->corpus(), std::move(sink));
+std::unique_ptr<IngestSession> ServiceCore::StartIngest(IngestSession::AckSink sink,
+                                                       absl::Time deadline) {
+  IngestSessionOptions options;
+  options.batcher = batcher_;
+  options.deadline = deadline;
+  return std::make_unique<IngestSession>(registry_, store_->corpus(), std::move(sink), options);
+}
+
+std::unique_ptr<EncodeStreamSession> ServiceCore::StartEncodeStream(absl::Time deadline) {
+  return std::make_unique<EncodeStreamSession>(this, deadline);
+}
+
+absl::StatusOr<v1::EncodeResponse> EncodeStreamSession::Next(v1::EncodeRequest request) {
+  const int64_t index = index_++;
+  if (request.dictionary_id().empty()) {
+    request.set_dictionary_id(dictionary_id_);
+  } else {
+    dictionary_id_ = request.dictionary_id();
+  }
+  absl::StatusOr<v1::EncodeResponse> response = core_->Encode(request, deadline_);
+  if (!response.ok()) {
+    return absl::Status(response.status().code(), absl::StrCat("stream message ", index, ": ",
+                                                               response.status().message()));
+  }
+  return response;
 }
 
 absl::StatusOr<v1::CreateCheckpointResponse> ServiceCore::CreateCheckpoint(

@@ -14,8 +14,10 @@
 
 #include <filesystem>
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "engine/batcher.h"
 #include "saedict/v1/saedict.pb.h"
 #include "service/corpus_queries.h"
@@ -24,6 +26,26 @@
 #include "storage/store.h"
 
 namespace saedict::service {
+
+class ServiceCore;
+
+// The per-stream state of one EncodeStream: the dictionary id carried over
+// from earlier messages (a message may leave it empty after the first) and
+// the message numbering of errors ("stream message N: ..."). Use from one
+// thread.
+class EncodeStreamSession {
+ public:
+  EncodeStreamSession(ServiceCore* core, absl::Time deadline) : core_(core), deadline_(deadline) {}
+  // The answer to the next message; INVALID_ARGUMENT when the first message
+  // names no dictionary, else ServiceCore::Encode's errors, prefixed.
+  absl::StatusOr<v1::EncodeResponse> Next(v1::EncodeRequest request);
+
+ private:
+  ServiceCore* const core_;
+  const absl::Time deadline_;
+  std::string dictionary_id_;
+  int64_t index_ = 0;
+};
 
 class ServiceCore {
  public:
@@ -43,12 +65,21 @@ class ServiceCore {
   absl::StatusOr<v1::GetDictionaryResponse> GetDictionary(const v1::GetDictionaryRequest& r);
   absl::StatusOr<v1::DeleteDictionaryResponse> DeleteDictionary(
       const v1::DeleteDictionaryRequest& r);
-  absl::StatusOr<v1::EncodeResponse> Encode(const v1::EncodeRequest& r);
+  // `deadline`: the caller's; a request still queued in the batcher when it
+  // passes is dropped with DEADLINE_EXCEEDED.
+  absl::StatusOr<v1::EncodeResponse> Encode(const v1::EncodeRequest& r,
+                                            absl::Time deadline = absl::InfiniteFuture());
   absl::StatusOr<v1::DecodeResponse> Decode(const v1::DecodeRequest& r);
   absl::StatusOr<v1::InterveneResponse> Intervene(const v1::InterveneRequest& r);
 
-  // One Ingest stream: feed it the request messages, then Finish() it.
-  std::unique_ptr<IngestSession> StartIngest(IngestSession::AckSink sink);
+  // One EncodeStream: feed it the request messages in order.
+  std::unique_ptr<EncodeStreamSession> StartEncodeStream(
+      absl::Time deadline = absl::InfiniteFuture());
+
+  // One Ingest stream: feed it the request messages, then Finish() it. Its
+  // encodes go through the batcher (queue bound, deadline).
+  std::unique_ptr<IngestSession> StartIngest(IngestSession::AckSink sink,
+                                             absl::Time deadline = absl::InfiniteFuture());
   absl::StatusOr<v1::GetDocumentResponse> GetDocument(const v1::GetDocumentRequest& r) const {
     return queries_.GetDocument(r);
   }

@@ -228,3 +228,33 @@ TEST(BatcherTest, DestructionDrainsManyPendingCallers) {
 
 }  // namespace
 }  // namespace saedict::engine
+
+namespace saedict::engine {
+namespace {
+
+// A request whose deadline passes while it waits is answered
+// DEADLINE_EXCEEDED without being encoded (nobody would read it), long
+// before the batch would have been dispatched; one whose deadline already
+// passed is refused at once; others in the queue are unaffected.
+TEST(BatcherDeadlineTest, ExpiredRequestsAreDroppedFromTheQueue) {
+  BatcherOptions options;
+  options.max_batch_tokens = 1 << 20;                 // never full
+  options.max_queue_delay = absl::Seconds(3);        // dispatch only after 3 s
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::unique_ptr<EncodeBatcher> batcher,
+                               EncodeBatcher::Create(options));
+  std::shared_ptr<const Encoder> encoder = MakeEncoder();
+  const std::vector<float> x = RandomInput(4, 64, 3);
+  EXPECT_THAT(batcher->Encode(encoder, x, 4, {}, absl::Now() - absl::Seconds(1)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("before it was encoded")));
+
+  const absl::Time start = absl::Now();
+  auto expired = batcher->Encode(encoder, x, 4, {}, start + absl::Milliseconds(50));
+  const absl::Duration waited = absl::Now() - start;
+  EXPECT_THAT(expired, StatusIs(absl::StatusCode::kDeadlineExceeded,
+                                HasSubstr("in the encode queue")));
+  EXPECT_LT(waited, absl::Seconds(2)) << "dropped at its deadline, not at dispatch";
+  EXPECT_EQ(batcher->queued_tokens(), 0);
+}
+
+}  // namespace
+}  // namespace saedict::engine
