@@ -1,9 +1,12 @@
 // End-to-end tests of the corpus commands (ingest, feature, doc,
-// checkpoint) through RunCli against the in-test service (f = relu(x)) on a
-// real gRPC server: what is sent (batching, dtypes, strings), what is
-// printed (summary, progress, histogram, highlighted contexts, --json), and
-// exit codes (bad input 2 with nothing sent, server errors 1).
+// checkpoint) through RunCli against the real service core on a real gRPC
+// server (identity test SAE d4: topk k = 2 of relu(x); latents in the
+// in-memory store): what is sent (batching, dtypes, strings; recorded by the
+// server's RequestLog), what is printed (summary, progress, histogram,
+// highlighted contexts, --json), and exit codes (bad input 2 with nothing
+// sent, server errors 1). A failing stream comes from FaultyIngestService.
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -11,11 +14,15 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/substitute.h"
 #include "client/cli.h"
+#include "client/commands/output.h"
+#include "engine/encoder.h"
 #include "formats/codecs/npy.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/cli_test_util.h"
-#include "tests/client/fake_saedict_service.h"
+#include "tests/client/core_test_server.h"
+#include "tests/client/misbehaving_services.h"
+#include "tests/test_util/status_matchers.h"
 #include "tests/test_util/test_env.h"
 
 namespace saedict::client {
@@ -24,7 +31,11 @@ namespace {
 using formats::NpyArray;
 using formats::NpyDType;
 using ::saedict::testing::CliResult;
-using ::saedict::testing::FakeServer;
+using ::saedict::testing::CoreTestServer;
+using ::saedict::testing::FaultyIngestService;
+using ::saedict::testing::IngestFault;
+using ::saedict::testing::IsOk;
+using ::saedict::testing::LocalGrpcServer;
 using ::saedict::testing::RunCliCaptured;
 using ::saedict::testing::ScratchDir;
 using ::testing::ContainsRegex;
@@ -45,8 +56,9 @@ const char kDocs[] =
     "{\"doc_id\": 11, \"start\": 4, \"length\": 3}\n"
     "{\"doc_id\": 12, \"start\": 7, \"length\": 3}\n";
 
-// Row t: (t + 1, 1.5 on even t else -1, 0, -t): feature 0 is active on every
-// token with value t + 1, feature 1 on even tokens with 1.5.
+// Row t: (t + 1, 1.5 on even t else -1, 0, -t): the two largest entries are
+// t + 1 and 1.5 (even t) or 0, so feature 0 is active on every token with
+// value t + 1, feature 1 on even tokens with 1.5.
 std::vector<float> Activations() {
   std::vector<float> x;
   for (int t = 0; t < 10; ++t) {
@@ -59,7 +71,8 @@ std::vector<float> Activations() {
 class CliCorpusTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_.service().AddDictionary("d4", 4);
+    SAEDICT_ASSERT_OK_AND_ASSIGN(server_, CoreTestServer::Start());
+    ASSERT_THAT(server_->AddDictionary("d4", 4), IsOk());
     tokens_ = Path("tokens.npy");
     acts_ = Path("acts.npy");
     ASSERT_TRUE(formats::WriteNpyFile(tokens_, formats::NpyFromInt32({10}, kTokens)).ok());
@@ -68,25 +81,31 @@ class CliCorpusTest : public ::testing::Test {
     vocab_ = Write("vocab.json", kVocab);
   }
 
-  CliResult Run(std::vector<std::string> args) {
-    args.insert(args.begin(), "--server=" + server_.target());
+  CliResult Run(std::vector<std::string> args, const std::string& target = "") {
+    args.insert(args.begin(), "--server=" + (target.empty() ? server_->target() : target));
     return RunCliCaptured(args);
   }
   // `saedict ingest d4 --corpus web` with the test's files plus `extra`.
-  CliResult Ingest(std::vector<std::string> extra) {
+  CliResult Ingest(std::vector<std::string> extra, const std::string& target = "") {
     std::vector<std::string> args = {"ingest",   "d4",    "--corpus",      "web",
                                      "--tokens", tokens_, "--activations", acts_};
     args.insert(args.end(), extra.begin(), extra.end());
-    return Run(args);
+    return Run(args, target);
   }
   std::string Path(const std::string& name) const { return (dir_.path() / name).string(); }
   std::string Write(const std::string& name, const std::string& text) {
     std::ofstream(Path(name)) << text;
     return Path(name);
   }
-  std::vector<v1::IngestRequest> Sent() { return server_.service().ingest_requests(); }
+  std::vector<v1::IngestRequest> Sent() {
+    return server_->requests().Requests<v1::IngestRequest>("Ingest");
+  }
+  template <typename Request>
+  Request Last(const char* method) {
+    return server_->requests().Last<Request>(method);
+  }
 
-  FakeServer server_;
+  std::unique_ptr<CoreTestServer> server_;
   ScratchDir dir_;
   std::string tokens_, acts_, docs_, vocab_;
 };
@@ -150,7 +169,13 @@ TEST_F(CliCorpusTest, IngestWholeFileAsOneDocumentWithF16AndInt64) {
   for (int i = 0; i < 40; ++i) halves += std::string("\x00\x3c", 2);  // 1.0 in f16
   ASSERT_TRUE(formats::WriteNpyFile(acts_, NpyArray{NpyDType::kF16, {10, 4}, halves}).ok());
   CliResult r = Ingest({"--values=f16", "--bf16"});
-  ASSERT_EQ(r.code, kExitOk) << r.err;
+  // A CPU without BF16 refuses the compute mode; the request is the same.
+  if (engine::Encoder::Bf16Available()) {
+    ASSERT_EQ(r.code, kExitOk) << r.err;
+  } else {
+    EXPECT_EQ(r.code, kExitFailure);
+    EXPECT_THAT(r.err, HasSubstr("compute_mode BF16 is not available"));
+  }
   const std::vector<v1::IngestRequest> sent = Sent();
   ASSERT_EQ(sent.size(), 1u);
   ASSERT_EQ(sent[0].documents_size(), 1);
@@ -162,6 +187,13 @@ TEST_F(CliCorpusTest, IngestWholeFileAsOneDocumentWithF16AndInt64) {
   EXPECT_EQ(doc.activations().data(), halves);
   EXPECT_EQ(sent[0].value_precision(), v1::VALUE_PRECISION_F16);
   EXPECT_EQ(sent[0].compute_mode(), v1::COMPUTE_MODE_BF16);
+  if (!engine::Encoder::Bf16Available()) return;
+  // Stored as f16: every token's two largest entries are 1.0 (exact in f16).
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::optional<storage::StoredCodes> stored,
+                               server_->store().corpus()->GetCodes("d4", "web", 0));
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->precision, storage::ValuePrecision::kF16);
+  EXPECT_EQ(stored->codes.nnz(), 20);
 }
 
 TEST_F(CliCorpusTest, IngestLimitDocsAndBigDocumentsAlone) {
@@ -227,16 +259,27 @@ TEST_F(CliCorpusTest, IngestServerErrorsExitOne) {
   CliResult r =
       Run({"ingest", "nope", "--corpus", "web", "--tokens", tokens_, "--activations", acts_});
   EXPECT_EQ(r.code, kExitFailure);
-  EXPECT_EQ(r.err, "error: NOT_FOUND: dictionary 'nope' not found\n");
+  EXPECT_EQ(r.err, "error: NOT_FOUND: stream message 0: dictionary 'nope' not found\n");
 
-  server_.service().FailIngestAt(
-      1, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "document 11: activations: NaN"));
-  r = Ingest({"--docs", docs_, "--batch_tokens=4", "--progress"});
+  // A server whose stream fails at batch 1 (after storing batch 0).
+  FaultyIngestService faulty(server_->core(), {IngestFault::Kind::kFailAt, 1,
+                                               grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                                            "document 11: activations: NaN")});
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::unique_ptr<LocalGrpcServer> faulty_server,
+                               LocalGrpcServer::Start(&faulty));
+  r = Ingest({"--docs", docs_, "--batch_tokens=4", "--progress"}, faulty_server->target());
   EXPECT_EQ(r.code, kExitFailure);
   EXPECT_THAT(r.err, HasSubstr("ingest  4/10 tokens  40.0%"));
   EXPECT_THAT(r.err, HasSubstr("error: INVALID_ARGUMENT: document 11: activations: NaN (1 of 3 "
                                "batches were stored before the error: 1 documents, 4 tokens)\n"));
   EXPECT_THAT(r.out, IsEmpty());
+  // What the client says was stored is what the store holds.
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::optional<storage::StoredCodes> first,
+                               server_->store().corpus()->GetCodes("d4", "web", 10));
+  EXPECT_TRUE(first.has_value());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::optional<storage::StoredCodes> second,
+                               server_->store().corpus()->GetCodes("d4", "web", 11));
+  EXPECT_FALSE(second.has_value());
 }
 
 class CliCorpusReadTest : public CliCorpusTest {
@@ -283,12 +326,12 @@ TEST_F(CliCorpusReadTest, FeatureStatsHistogramAndExamples) {
                                     "9      web     12   1     mat[[ on]] cat\n"
                                     "8      web     12   0    [[ mat]] on\n",
                                     Bar(20), Bar(40)));
-  const v1::GetFeatureRequest req = server_.service().last_get_feature();
+  const v1::GetFeatureRequest req = Last<v1::GetFeatureRequest>("GetFeature");
   EXPECT_EQ(req.dictionary_id(), "d4");
   EXPECT_EQ(req.feature(), 0u);
   EXPECT_EQ(req.top_n(), 3);
   EXPECT_EQ(req.context_window(), 1);
-  EXPECT_EQ(server_.service().top_activations_calls(), 0);
+  EXPECT_EQ(server_->requests().Count("TopActivations"), 0);
 }
 
 TEST_F(CliCorpusReadTest, FeatureNewlinesColourAndInactive) {
@@ -314,15 +357,20 @@ TEST_F(CliCorpusReadTest, FeatureQuantilesAndJson) {
   CliResult r = Run(
       {"feature", "d4", "0", "--quantiles", "2", "--per-bin", "2", "--context", "0", "--top", "1"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
-  const v1::TopActivationsRequest top = server_.service().last_top_activations();
+  const v1::TopActivationsRequest top = Last<v1::TopActivationsRequest>("TopActivations");
   EXPECT_EQ(top.quantile_bins(), 2);
   EXPECT_EQ(top.per_bin(), 2);
   EXPECT_EQ(top.context_window(), 0);
-  EXPECT_THAT(r.out, HasSubstr("\nquantiles [0, 0.5), values [1, 5]: 2 examples\n"
+  // The server places the median at a histogram bin edge (5.657) and spreads
+  // each bin's two examples over the values inside it.
+  EXPECT_THAT(r.out, HasSubstr("\nquantiles [0, 0.5), values [1, 5.657]: 2 examples\n"
                                "VALUE  CORPUS  DOC  POS  CONTEXT\n"
-                               "5      web     11   0    [[ on]]\n"
                                "4      web     10   3    [[ the]]\n"
-                               "\nquantiles [0.5, 1), values [6, 10]: 2 examples\n"));
+                               "2      web     10   1    [[ the]]\n"
+                               "\nquantiles [0.5, 1), values [5.657, 10]: 2 examples\n"
+                               "VALUE  CORPUS  DOC  POS  CONTEXT\n"
+                               "9      web     12   1    [[ on]]\n"
+                               "7      web     11   2    [[\u21b5]]\n"));
 
   r = Run({"--json", "feature", "d4", "0", "--top=1", "--context=0"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
@@ -369,7 +417,8 @@ TEST_F(CliCorpusReadTest, FeatureErrors) {
             "error: INVALID_ARGUMENT: --color wants auto, always or never, got 'sometimes'\n"},
            {{"feature", "d4", "4"},
             kExitFailure,
-            "error: NOT_FOUND: feature 4 not in dictionary 'd4' (d_sae 4)\n"},
+            "error: NOT_FOUND: feature 4 not found: dictionary 'd4' has d_sae 4 (features "
+            "0..3)\n"},
            {{"feature", "nope", "0"},
             kExitFailure,
             "error: NOT_FOUND: dictionary 'nope' not found\n"},
@@ -396,7 +445,7 @@ TEST_F(CliCorpusReadTest, DocTextAndFeatures) {
             "FEATURE  MAX  AT  TOKEN   ACTIVE  SUM\n"
             "0        4    3   \" the\"  4       10\n"
             "1        1.5  0   \" cat\"  2       3\n");
-  const v1::DocumentFeaturesRequest req = server_.service().last_document_features();
+  const v1::DocumentFeaturesRequest req = Last<v1::DocumentFeaturesRequest>("DocumentFeatures");
   EXPECT_EQ(req.corpus(), "web");
   EXPECT_EQ(req.doc_id(), 10u);
   EXPECT_FALSE(req.has_position());
@@ -411,8 +460,8 @@ TEST_F(CliCorpusReadTest, DocTextAndFeatures) {
             "features of d4 at position 2 \"\u21b5\":\n"
             "FEATURE  MAX  AT  TOKEN  ACTIVE  SUM\n"
             "0        7    2   \"\u21b5\"    1       7\n");
-  EXPECT_EQ(server_.service().last_document_features().position(), 2);
-  EXPECT_EQ(server_.service().last_document_features().n(), 1);
+  EXPECT_EQ(Last<v1::DocumentFeaturesRequest>("DocumentFeatures").position(), 2);
+  EXPECT_EQ(Last<v1::DocumentFeaturesRequest>("DocumentFeatures").n(), 1);
 
   r = Run({"--json", "doc", "web", "12", "--dictionary=d4", "--top=1"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
@@ -449,18 +498,34 @@ TEST_F(CliCorpusReadTest, DocWithoutStringsAndErrors) {
   EXPECT_EQ(r.err, "error: NOT_FOUND: dictionary 'nope' not found\n");
 }
 
+// Bytes of the regular files under `root` (what the server reports).
+int64_t TreeBytes(const std::filesystem::path& root) {
+  int64_t total = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+    if (e.is_regular_file()) total += static_cast<int64_t>(e.file_size());
+  }
+  return total;
+}
+
 TEST_F(CliCorpusTest, Checkpoint) {
+  ASSERT_EQ(Ingest({"--docs", docs_}).code, kExitOk);
+  const std::filesystem::path backups = server_->data_dir() / "backups";
+  const std::string nightly = (backups / "nightly-1").string();
   CliResult r = Run({"checkpoint", "nightly-1"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
-  EXPECT_EQ(r.out,
-            "checkpoint nightly-1 written to /srv/saedict/backups/nightly-1 on the server "
-            "(3.0 MiB (3145728 bytes))\n");
+  EXPECT_EQ(r.out, "checkpoint nightly-1 written to " + nightly + " on the server (" +
+                       FormatBytes(TreeBytes(nightly)) + ")\n");
+  // A complete data dir: the store and d4's canonical weights.
+  EXPECT_TRUE(std::filesystem::is_directory(backups / "nightly-1" / "db"));
+  EXPECT_FALSE(std::filesystem::is_empty(backups / "nightly-1" / "dictionaries"));
   r = Run({"checkpoint", "nightly-1"});
   EXPECT_EQ(r.code, kExitFailure);
-  EXPECT_EQ(r.err, "error: ALREADY_EXISTS: checkpoint 'nightly-1' already exists\n");
+  EXPECT_EQ(r.err,
+            "error: ALREADY_EXISTS: checkpoint 'nightly-1' already exists at " + nightly + "\n");
   r = Run({"--json", "checkpoint", "n2"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
-  EXPECT_EQ(r.out, "{\"path\":\"/srv/saedict/backups/n2\",\"bytes\":\"3145728\"}\n");
+  EXPECT_EQ(r.out, "{\"path\":\"" + (backups / "n2").string() + "\",\"bytes\":\"" +
+                       std::to_string(TreeBytes(backups / "n2")) + "\"}\n");
   r = Run({"checkpoint", "../etc"});
   EXPECT_EQ(r.code, kExitUsage);
   EXPECT_EQ(r.err,

@@ -1,6 +1,7 @@
 // End-to-end tests of `saedict encode` and `saedict decode` through RunCli
-// against the in-test service (f = relu(x), x_hat = f) on a real gRPC
-// server; outputs are read back with formats/codecs/npy.h and formats/codecs/npz.h.
+// against the real service core on a real gRPC server, with identity test
+// SAEs (core_test_server.h: topk k = 2 of relu(x), x_hat = f); outputs are
+// read back with formats/codecs/npy.h and formats/codecs/npz.h.
 #include <cstring>
 #include <map>
 #include <span>
@@ -8,12 +9,14 @@
 #include <vector>
 
 #include "client/cli.h"
+#include "engine/encoder.h"
 #include "formats/codecs/npy.h"
 #include "formats/codecs/npz.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/cli_test_util.h"
-#include "tests/client/fake_saedict_service.h"
+#include "tests/client/core_test_server.h"
+#include "tests/test_util/status_matchers.h"
 #include "tests/test_util/test_env.h"
 
 namespace saedict::client {
@@ -22,7 +25,8 @@ namespace {
 using formats::NpyArray;
 using formats::NpyDType;
 using ::saedict::testing::CliResult;
-using ::saedict::testing::FakeServer;
+using ::saedict::testing::CoreTestServer;
+using ::saedict::testing::IsOk;
 using ::saedict::testing::RunCliCaptured;
 using ::saedict::testing::ScratchDir;
 using ::testing::ElementsAre;
@@ -31,7 +35,8 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::StartsWith;
 
-// 5 rows of d_in 4; relu keeps 2 per row (and row 4 keeps none).
+// 5 rows of d_in 4; the identity topk SAE keeps the 2 largest when positive
+// (2 per row, none in row 4).
 const std::vector<float> kX = {1,  -1, 3,  0, 0, 2, -5, 4,  0.5, 0.25,
                                -1, -2, -1, 6, 0, 7, -1, -1, -1,  -1};
 
@@ -45,13 +50,14 @@ std::vector<T> Values(const NpyArray& a) {
 class CliEncodeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_.service().AddDictionary("d4", 4);
+    SAEDICT_ASSERT_OK_AND_ASSIGN(server_, CoreTestServer::Start());
+    ASSERT_THAT(server_->AddDictionary("d4", 4), IsOk());
     input_ = Path("x.npy");
     ASSERT_TRUE(formats::WriteNpyFile(input_, formats::NpyFromFloat32({5, 4}, kX)).ok());
   }
 
   CliResult Run(std::vector<std::string> args) {
-    args.insert(args.begin(), "--server=" + server_.target());
+    args.insert(args.begin(), "--server=" + server_->target());
     return RunCliCaptured(args);
   }
   std::string Path(const std::string& name) const { return (dir_.path() / name).string(); }
@@ -61,7 +67,9 @@ class CliEncodeTest : public ::testing::Test {
     return arrays.ok() ? *arrays : std::map<std::string, NpyArray>{};
   }
 
-  FakeServer server_;
+  const testing::RequestLog& Sent() const { return server_->requests(); }
+
+  std::unique_ptr<CoreTestServer> server_;
   ScratchDir dir_;
   std::string input_;
 };
@@ -74,8 +82,9 @@ TEST_F(CliEncodeTest, WritesCsrNpz) {
             "encoded 5 rows with d4: d_sae 4, nnz 8, mean L0 1.60, mean row error "
             "7.2 -> " +
                 out + "\n");
-  EXPECT_EQ(server_.service().encode_calls(), 1);
-  EXPECT_TRUE(server_.service().last_encode_options().return_reconstruction());
+  EXPECT_EQ(Sent().Count("Encode"), 1);
+  EXPECT_EQ(Sent().Count("EncodeStream"), 0);
+  EXPECT_TRUE(Sent().Last<v1::EncodeRequest>("Encode").options().return_reconstruction());
 
   std::map<std::string, NpyArray> z = ReadNpz(out);
   ASSERT_EQ(z.size(), 6u);
@@ -95,16 +104,31 @@ TEST_F(CliEncodeTest, WritesCsrNpz) {
 TEST_F(CliEncodeTest, StreamsInChunksWithSameResult) {
   const std::string unary = Path("unary.npz"), streamed = Path("streamed.npz");
   ASSERT_EQ(Run({"encode", "d4", input_, unary, "--reconstruction"}).code, kExitOk);
-  CliResult r = Run({"encode", "d4", input_, streamed, "--batch_rows=2", "--reconstruction",
-                     "--top_k=1", "--bf16"});
+  CliResult r =
+      Run({"encode", "d4", input_, streamed, "--batch_rows=2", "--reconstruction", "--top_k=1"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
-  EXPECT_EQ(server_.service().stream_messages(), 3);  // rows 2 + 2 + 1
-  EXPECT_EQ(server_.service().last_encode_options().top_k(), 1);
-  EXPECT_EQ(server_.service().last_encode_options().compute_mode(), v1::COMPUTE_MODE_BF16);
+  EXPECT_EQ(Sent().Count("EncodeStream"), 3);  // rows 2 + 2 + 1
+  EXPECT_EQ(Sent().Last<v1::EncodeRequest>("EncodeStream").options().top_k(), 1);
   std::map<std::string, NpyArray> z = ReadNpz(streamed);
   EXPECT_THAT(Values<uint64_t>(z["row_offsets"]), ElementsAre(0, 1, 2, 3, 4, 4));
   EXPECT_THAT(Values<uint32_t>(z["indices"]), ElementsAre(2, 3, 0, 3));
   EXPECT_EQ(z["reconstruction"].data.size(), 5u * 4 * sizeof(float));
+
+  // --bf16 asks for BF16 compute; identity weights and these inputs are exact
+  // in bf16, so the codes are the same. A CPU without BF16 refuses it.
+  const std::string bf16 = Path("bf16.npz");
+  r = Run({"encode", "d4", input_, bf16, "--batch_rows=2", "--top_k=1", "--bf16"});
+  EXPECT_EQ(Sent().Last<v1::EncodeRequest>("EncodeStream").options().compute_mode(),
+            v1::COMPUTE_MODE_BF16);
+  if (engine::Encoder::Bf16Available()) {
+    ASSERT_EQ(r.code, kExitOk) << r.err;
+    EXPECT_EQ(ReadNpz(bf16)["indices"].data, z["indices"].data);
+    EXPECT_EQ(ReadNpz(bf16)["values"].data, z["values"].data);
+  } else {
+    EXPECT_EQ(r.code, kExitFailure);
+    EXPECT_THAT(r.err, StartsWith("error: UNIMPLEMENTED: "));
+    EXPECT_THAT(r.err, HasSubstr("compute_mode BF16 is not available"));
+  }
 
   ASSERT_EQ(Run({"encode", "d4", input_, streamed, "--batch_rows=2", "--reconstruction"}).code,
             kExitOk);
@@ -158,14 +182,16 @@ TEST_F(CliEncodeTest, InputErrors) {
           .ok());
   r = Run({"encode", "d4", Path("w.npy"), Path("o.npz")});
   EXPECT_EQ(r.code, kExitFailure);
-  EXPECT_THAT(r.err, StartsWith("error: INVALID_ARGUMENT: activations: want shape [n, 4]"));
+  EXPECT_EQ(r.err,
+            "error: INVALID_ARGUMENT: activations.shape: [1,3] does not match d_in 4; expected "
+            "[n, 4]\n");
 
   r = Run({"encode", "d4", input_, Path("o.npz"), "--top_k=-1"});
   EXPECT_THAT(r.err, StartsWith("error: INVALID_ARGUMENT: --top_k must be >= 0"));
   r = Run({"encode", "nope", input_, Path("o.npz")});
   EXPECT_EQ(r.err, "error: NOT_FOUND: dictionary 'nope' not found\n");
   r = Run({"encode", "nope", input_, Path("o.npz"), "--batch_rows=1"});
-  EXPECT_EQ(r.err, "error: NOT_FOUND: dictionary 'nope' not found\n");
+  EXPECT_EQ(r.err, "error: NOT_FOUND: stream message 0: dictionary 'nope' not found\n");
   EXPECT_FALSE(std::filesystem::exists(Path("o.npz")));
 }
 
@@ -174,7 +200,7 @@ TEST_F(CliEncodeTest, DecodeRoundTrip) {
   CliResult r = Run({"decode", "d4", Path("c.npz"), Path("x_hat.npy"), "--batch_rows=2"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(r.out, "decoded 5 rows with d4: [5, 4] float32 -> " + Path("x_hat.npy") + "\n");
-  EXPECT_EQ(server_.service().decode_calls(), 3);
+  EXPECT_EQ(Sent().Count("Decode"), 3);
   auto x_hat = formats::ReadNpyFile(Path("x_hat.npy"));
   ASSERT_TRUE(x_hat.ok()) << x_hat.status();
   EXPECT_EQ(x_hat->dtype, NpyDType::kF32);
@@ -226,7 +252,7 @@ TEST_F(CliEncodeTest, DecodeErrors) {
   r = Run({"decode", "d4", Path("noshape.npz"), Path("o.npy")});
   EXPECT_THAT(r.err, HasSubstr(": no array 'shape'"));
 
-  ASSERT_EQ(Run({"load", "d8", "m/d8"}).code, kExitOk);
+  ASSERT_EQ(Run({"load", "d8", "models/d8"}).code, kExitOk);
   ASSERT_EQ(Run({"encode", "d4", input_, Path("c.npz")}).code, kExitOk);
   r = Run({"decode", "d8", Path("c.npz"), Path("o.npy")});
   EXPECT_EQ(r.code, kExitFailure);

@@ -1,31 +1,37 @@
 // Tests of the corpus methods of client::Client (Ingest and the unary
-// corpus RPCs) against the in-test service on a real gRPC server at
+// corpus RPCs) against the real service core (identity test SAE d4, latents
+// in the in-memory store; core_test_server.h) on a real gRPC server at
 // 127.0.0.1 (port 0): request contents, ack ordering and checking, error
-// propagation.
+// propagation. A server that fails a stream or sends wrong acks is
+// FaultyIngestService (misbehaving_services.h), over the same core.
 #include <cstring>
 #include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "client/saedict_client.h"
-#include "wire/tensor_wire.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/client/fake_saedict_service.h"
+#include "tests/client/core_test_server.h"
+#include "tests/client/misbehaving_services.h"
 #include "tests/test_util/status_matchers.h"
+#include "wire/tensor_wire.h"
 
 namespace saedict::client {
 namespace {
 
-using ::saedict::testing::FakeSaedictService;
-using ::saedict::testing::FakeServer;
+using ::saedict::testing::CoreTestServer;
+using ::saedict::testing::FaultyIngestService;
+using ::saedict::testing::IngestFault;
 using ::saedict::testing::IsOk;
+using ::saedict::testing::LocalGrpcServer;
 using ::saedict::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 // A document of `tokens` tokens with ids 100 + p, strings "t<p>" and rows
-// x[p] = (p + 1, -1, 0, p) (relu keeps features 0 and, from p = 1, 3).
+// x[p] = (p + 1, -1, 0, p) (the identity topk SAE keeps features 0 and, from
+// p = 1, 3).
 v1::IngestDocument Doc(uint64_t id, int64_t tokens) {
   v1::IngestDocument doc;
   doc.set_doc_id(id);
@@ -45,33 +51,48 @@ v1::IngestDocument Doc(uint64_t id, int64_t tokens) {
 class ClientCorpusTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_.service().AddDictionary("d4", 4);
-    SAEDICT_ASSERT_OK_AND_ASSIGN(client_, Client::Connect(server_.target()));
+    SAEDICT_ASSERT_OK_AND_ASSIGN(server_, CoreTestServer::Start());
+    ASSERT_THAT(server_->AddDictionary("d4", 4), IsOk());
+    SAEDICT_ASSERT_OK_AND_ASSIGN(client_, Client::Connect(server_->target()));
+  }
+
+  // A server at `fault` over the same core, and a client connected to it.
+  void StartFaulty(IngestFault fault) {
+    faulty_client_.reset();
+    faulty_server_.reset();
+    faulty_ = std::make_unique<FaultyIngestService>(server_->core(), std::move(fault));
+    SAEDICT_ASSERT_OK_AND_ASSIGN(faulty_server_, LocalGrpcServer::Start(faulty_.get()));
+    SAEDICT_ASSERT_OK_AND_ASSIGN(faulty_client_, Client::Connect(faulty_server_->target()));
   }
 
   // Ingests `batches` (documents per batch, as token counts) into corpus c.
   absl::Status IngestBatches(const std::vector<std::vector<int64_t>>& batches,
-                             std::vector<v1::IngestAck>* acks, const std::string& dict = "d4") {
+                             std::vector<v1::IngestAck>* acks, const std::string& dict = "d4",
+                             Client* client = nullptr) {
     size_t next = 0;
     uint64_t doc_id = 0;
-    return client_->Ingest(
-        [&]() -> absl::StatusOr<std::optional<v1::IngestRequest>> {
-          if (next == batches.size()) return std::optional<v1::IngestRequest>();
-          v1::IngestRequest req;
-          req.set_dictionary_id(dict);
-          req.set_corpus("c");
-          for (int64_t tokens : batches[next]) *req.add_documents() = Doc(doc_id++, tokens);
-          ++next;
-          return std::optional<v1::IngestRequest>(std::move(req));
-        },
-        [&](const v1::IngestAck& ack) {
-          acks->push_back(ack);
-          return absl::OkStatus();
-        });
+    return (client != nullptr ? client : client_.get())
+        ->Ingest(
+            [&]() -> absl::StatusOr<std::optional<v1::IngestRequest>> {
+              if (next == batches.size()) return std::optional<v1::IngestRequest>();
+              v1::IngestRequest req;
+              req.set_dictionary_id(dict);
+              req.set_corpus("c");
+              for (int64_t tokens : batches[next]) *req.add_documents() = Doc(doc_id++, tokens);
+              ++next;
+              return std::optional<v1::IngestRequest>(std::move(req));
+            },
+            [&](const v1::IngestAck& ack) {
+              acks->push_back(ack);
+              return absl::OkStatus();
+            });
   }
 
-  FakeServer server_;
+  std::unique_ptr<CoreTestServer> server_;
   std::unique_ptr<Client> client_;
+  std::unique_ptr<FaultyIngestService> faulty_;
+  std::unique_ptr<LocalGrpcServer> faulty_server_;
+  std::unique_ptr<Client> faulty_client_;
 };
 
 TEST_F(ClientCorpusTest, IngestAcksEveryBatchInOrder) {
@@ -83,7 +104,11 @@ TEST_F(ClientCorpusTest, IngestAcksEveryBatchInOrder) {
   EXPECT_EQ(acks[0].tokens(), 5);
   EXPECT_EQ(acks[2].total_documents(), 6);
   EXPECT_EQ(acks[2].total_tokens(), 12);
-  EXPECT_EQ(server_.service().ingest_requests().size(), 3u);
+  EXPECT_EQ(server_->requests().Count("Ingest"), 3);
+  SAEDICT_ASSERT_OK_AND_ASSIGN(storage::DictionaryTotals totals,
+                               server_->store().corpus()->GetDictionaryTotals("d4"));
+  EXPECT_EQ(totals.documents, 6);
+  EXPECT_EQ(totals.tokens, 12);
 
   // Re-ingesting document 0 replaces it.
   acks.clear();
@@ -149,19 +174,21 @@ TEST_F(ClientCorpusTest, ReadsBackDocumentsCodesAndFeatures) {
   v1::CreateCheckpointRequest cp;
   cp.set_name("b1");
   SAEDICT_ASSERT_OK_AND_ASSIGN(v1::CreateCheckpointResponse made, client_->CreateCheckpoint(cp));
-  EXPECT_EQ(made.path(), "/srv/saedict/backups/b1");
+  EXPECT_EQ(made.path(), (server_->data_dir() / "backups" / "b1").string());
+  EXPECT_GT(made.bytes(), 0);
   EXPECT_THAT(client_->CreateCheckpoint(cp),
               StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("b1")));
 }
 
 TEST_F(ClientCorpusTest, ServerErrorEndsTheStreamAfterEarlierAcks) {
-  server_.service().FailIngestAt(
-      1, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "document 2: activations: bad"));
+  StartFaulty({IngestFault::Kind::kFailAt, 1,
+               grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "document 2: activations: bad")});
   std::vector<v1::IngestAck> acks;
-  EXPECT_THAT(IngestBatches({{1}, {1}, {1}}, &acks),
+  EXPECT_THAT(IngestBatches({{1}, {1}, {1}}, &acks, "d4", faulty_client_.get()),
               StatusIs(absl::StatusCode::kInvalidArgument, "document 2: activations: bad"));
   ASSERT_EQ(acks.size(), 1u);
   EXPECT_EQ(acks[0].batch(), 0);
+  EXPECT_EQ(server_->store().corpus()->GetDictionaryTotals("d4")->documents, 1);
 
   acks.clear();
   EXPECT_THAT(IngestBatches({{1}}, &acks, "nope"),
@@ -170,26 +197,27 @@ TEST_F(ClientCorpusTest, ServerErrorEndsTheStreamAfterEarlierAcks) {
 }
 
 TEST_F(ClientCorpusTest, MisbehavingAcksAreInternalErrors) {
+  using Kind = IngestFault::Kind;
   struct Case {
-    FakeSaedictService::AckFault fault;
+    Kind fault;
     const char* message;
   };
   for (const Case& c : {
-           Case{FakeSaedictService::AckFault::kWrongBatch,
-                "Ingest: expected the ack of batch 1, got one for batch 2"},
-           Case{FakeSaedictService::AckFault::kWrongCounts,
+           Case{Kind::kWrongBatch, "Ingest: expected the ack of batch 1, got one for batch 2"},
+           Case{Kind::kWrongCounts,
                 "Ingest: ack of batch 1 counts 2 documents and 2 tokens, sent 1 documents and 2 "
                 "tokens"},
-           Case{FakeSaedictService::AckFault::kSkipAck, "Ingest: server sent 1 acks for 2 batches"},
-           Case{FakeSaedictService::AckFault::kExtraAck,
+           Case{Kind::kSkipAck, "Ingest: server sent 1 acks for 2 batches"},
+           Case{Kind::kExtraAck,
                 "Ingest: server sent an ack for batch 1 beyond the 2 batches sent"},
        }) {
-    server_.service().SetAckFault(c.fault, 1);
+    StartFaulty({c.fault, 1, grpc::Status::OK});
     std::vector<v1::IngestAck> acks;
-    EXPECT_THAT(IngestBatches({{1}, {2}}, &acks), StatusIs(absl::StatusCode::kInternal, c.message))
+    EXPECT_THAT(IngestBatches({{1}, {2}}, &acks, "d4", faulty_client_.get()),
+                StatusIs(absl::StatusCode::kInternal, c.message))
         << static_cast<int>(c.fault);
     // Batch 0 is acknowledged (and with kExtraAck, batch 1 the first time).
-    EXPECT_EQ(acks.size(), c.fault == FakeSaedictService::AckFault::kExtraAck ? 2u : 1u);
+    EXPECT_EQ(acks.size(), c.fault == Kind::kExtraAck ? 2u : 1u);
   }
 }
 

@@ -1,33 +1,37 @@
-// Tests of client::Client against the in-test service on a real gRPC server
-// at 127.0.0.1 (port 0): every RPC, status conversion, deadlines and
-// EncodeStream.
+// Tests of client::Client against the real service core (identity test
+// SAEs, in-memory store; core_test_server.h) on a real gRPC server at
+// 127.0.0.1 (port 0): every RPC, status conversion, deadlines (against a
+// GetDictionary double that stalls) and EncodeStream.
 #include "client/saedict_client.h"
 
 #include <atomic>
 #include <optional>
 #include <vector>
 
-#include "wire/tensor_wire.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "tests/client/fake_saedict_service.h"
+#include "tests/client/core_test_server.h"
+#include "tests/client/misbehaving_services.h"
 #include "tests/test_util/status_matchers.h"
+#include "wire/tensor_wire.h"
 
 namespace saedict::client {
 namespace {
 
-using ::saedict::testing::FakeServer;
+using ::saedict::testing::CoreTestServer;
 using ::saedict::testing::IsOk;
 using ::saedict::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::SizeIs;
 
 class ClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_.service().AddDictionary("d4", 4);
-    SAEDICT_ASSERT_OK_AND_ASSIGN(client_, Client::Connect(server_.target()));
+    SAEDICT_ASSERT_OK_AND_ASSIGN(server_, CoreTestServer::Start());
+    ASSERT_THAT(server_->AddDictionary("d4", 4), IsOk());
+    SAEDICT_ASSERT_OK_AND_ASSIGN(client_, Client::Connect(server_->target()));
   }
 
   v1::EncodeRequest EncodeRequestFor(const std::vector<float>& x, int64_t rows) {
@@ -38,7 +42,7 @@ class ClientTest : public ::testing::Test {
     return req;
   }
 
-  FakeServer server_;
+  std::unique_ptr<CoreTestServer> server_;
   std::unique_ptr<Client> client_;
 };
 
@@ -78,13 +82,17 @@ TEST(ConnectTest, LazyClientReportsUnavailableOnCall) {
 TEST_F(ClientTest, DictionaryLifecycle) {
   v1::LoadDictionaryRequest load;
   load.set_id("sae");
-  load.set_path("models/d8");
+  load.set_path("gemma/d8");
   load.set_format(v1::SOURCE_FORMAT_GEMMA_SCOPE);
   SAEDICT_ASSERT_OK_AND_ASSIGN(v1::LoadDictionaryResponse loaded, client_->LoadDictionary(load));
   EXPECT_EQ(loaded.dictionary().d_sae(), 8);
-  EXPECT_EQ(server_.service().last_load().format(), v1::SOURCE_FORMAT_GEMMA_SCOPE);
+  EXPECT_EQ(loaded.dictionary().source_format(), v1::SOURCE_FORMAT_GEMMA_SCOPE);
+  EXPECT_THAT(loaded.dictionary().weights_sha256(), SizeIs(64));
+  EXPECT_EQ(server_->requests().Last<v1::LoadDictionaryRequest>("LoadDictionary").format(),
+            v1::SOURCE_FORMAT_GEMMA_SCOPE);
   EXPECT_THAT(client_->LoadDictionary(load),
-              StatusIs(absl::StatusCode::kAlreadyExists, "dictionary 'sae' already exists"));
+              StatusIs(absl::StatusCode::kAlreadyExists,
+                       "dictionary 'sae' already exists; set replace to overwrite it"));
 
   SAEDICT_ASSERT_OK_AND_ASSIGN(v1::ListDictionariesResponse list, client_->ListDictionaries({}));
   ASSERT_EQ(list.dictionaries_size(), 2);
@@ -93,8 +101,8 @@ TEST_F(ClientTest, DictionaryLifecycle) {
   v1::GetDictionaryRequest get;
   get.set_id("sae");
   SAEDICT_ASSERT_OK_AND_ASSIGN(v1::GetDictionaryResponse info, client_->GetDictionary(get));
-  EXPECT_EQ(info.dictionary().source_path(), "models/d8");
-  EXPECT_TRUE(server_.service().last_call_had_deadline());
+  EXPECT_EQ(info.dictionary().source_path(), "gemma/d8");
+  EXPECT_TRUE(server_->requests().last_call_had_deadline());  // the client's default timeout
 
   v1::DeleteDictionaryRequest del;
   del.set_id("sae");
@@ -117,7 +125,8 @@ TEST_F(ClientTest, EncodeDecodeIntervene) {
   dec.set_dictionary_id("d4");
   *dec.mutable_codes() = enc.codes();
   SAEDICT_ASSERT_OK_AND_ASSIGN(v1::DecodeResponse decoded, client_->Decode(dec));
-  EXPECT_THAT(wire::TensorToFloats(decoded.activations()).value(), ElementsAre(1, 0, 3, 0, 0, 2, 0, 4));
+  EXPECT_THAT(wire::TensorToFloats(decoded.activations()).value(),
+              ElementsAre(1, 0, 3, 0, 0, 2, 0, 4));
 
   v1::InterveneRequest iv;
   iv.set_dictionary_id("d4");
@@ -126,7 +135,8 @@ TEST_F(ClientTest, EncodeDecodeIntervene) {
   edit->set_feature(2);
   edit->set_op(v1::EDIT_OP_ABLATE);
   SAEDICT_ASSERT_OK_AND_ASSIGN(v1::InterveneResponse edited, client_->Intervene(iv));
-  EXPECT_THAT(wire::TensorToFloats(edited.activations()).value(), ElementsAre(1, -1, 0, 0, 0, 2, -5, 4));
+  EXPECT_THAT(wire::TensorToFloats(edited.activations()).value(),
+              ElementsAre(1, -1, 0, 0, 0, 2, -5, 4));
 }
 
 TEST_F(ClientTest, ServerErrorsKeepCodeAndMessage) {
@@ -141,14 +151,18 @@ TEST_F(ClientTest, ServerErrorsKeepCodeAndMessage) {
               StatusIs(absl::StatusCode::kNotFound, "dictionary 'nope' not found"));
 }
 
-TEST_F(ClientTest, DeadlineExceeded) {
-  server_.service().AddDictionary("slow", 4);
+// Against a server that does not answer before the deadline.
+TEST(ClientDeadlineTest, DeadlineExceeded) {
+  ::saedict::testing::StallingService stalling;
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::unique_ptr<::saedict::testing::LocalGrpcServer> server,
+                               ::saedict::testing::LocalGrpcServer::Start(&stalling));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> client, Client::Connect(server->target()));
   v1::GetDictionaryRequest get;
   get.set_id("slow");
   CallOptions call;
   call.timeout = absl::Milliseconds(100);
   const absl::Time start = absl::Now();
-  EXPECT_EQ(client_->GetDictionary(get, call).status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(client->GetDictionary(get, call).status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
 }
 
@@ -169,7 +183,7 @@ TEST_F(ClientTest, EncodeStreamKeepsOrder) {
       });
   EXPECT_THAT(s, IsOk());
   EXPECT_THAT(firsts, ElementsAre(1, 2, 3, 4, 5));
-  EXPECT_EQ(server_.service().stream_messages(), 5);
+  EXPECT_EQ(server_->requests().Count("EncodeStream"), 5);
 }
 
 TEST_F(ClientTest, EncodeStreamCallbackErrorsCancel) {
