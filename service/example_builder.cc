@@ -18,10 +18,16 @@ absl::StatusOr<const ExampleBuilder::Loaded*> ExampleBuilder::Load(const std::st
 }
 
 absl::StatusOr<std::optional<v1::Example>> ExampleBuilder::Build(const storage::TokenRef& ref) {
-  SAEDICT_ASSIGN_OR_RETURN(const Loaded* loaded, Load(ref.corpus, ref.doc_id));
-  if (!loaded->document.has_value() || !loaded->codes.has_value()) return std::nullopt;
-  const storage::StoredDocument& doc = *loaded->document;
-  const storage::DocumentCodes& codes = loaded->codes->codes;
+  const storage::StoredDocument* document = ref.document.get();
+  const storage::StoredCodes* stored = ref.codes.get();
+  if (document == nullptr || stored == nullptr) {  // the store did not attach them: read
+    SAEDICT_ASSIGN_OR_RETURN(const Loaded* loaded, Load(ref.corpus, ref.doc_id));
+    if (!loaded->document.has_value() || !loaded->codes.has_value()) return std::nullopt;
+    document = &*loaded->document;
+    stored = &*loaded->codes;
+  }
+  const storage::StoredDocument& doc = *document;
+  const storage::DocumentCodes& codes = stored->codes;
   const int64_t n = static_cast<int64_t>(doc.token_ids.size());
   const int64_t pos = ref.position;
   if (pos >= n || codes.num_rows != n) return std::nullopt;

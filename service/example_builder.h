@@ -1,8 +1,9 @@
 // ExampleBuilder: turns inverted-index entries (TokenRef) of one feature into
 // wire Examples with a context window: the tokens [position - window,
 // position + window] of the document (clipped to it) and the feature's
-// activation on each, from the document's stored codes. Documents and codes
-// are read once per builder (one builder per request).
+// activation on each, from the document's stored codes: those the store
+// attached to the TokenRef (read under the index scan's snapshot, no second
+// read), else read here once per document per builder.
 //
 // Thread safety: not thread-safe; use one per request.
 #ifndef SAEDICT_SERVICE_EXAMPLE_BUILDER_H_

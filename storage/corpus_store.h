@@ -36,6 +36,7 @@
 #define SAEDICT_STORAGE_CORPUS_STORE_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -94,6 +95,13 @@ struct TokenRef {
   uint64_t doc_id = 0;
   uint32_t position = 0;
   float value = 0;
+  // The document and its codes as read under the same snapshot as the index
+  // entry (shared by the refs of one document), so an example's context needs
+  // no second read and cannot disagree with the entry. Set by TopTokens and
+  // SampleTokensInRanges of the RocksDB store; null when a store leaves them
+  // out (the caller then reads them itself).
+  std::shared_ptr<const StoredDocument> document;
+  std::shared_ptr<const StoredCodes> codes;
 };
 
 struct FeatureStatsRecord {

@@ -2,6 +2,8 @@
 #include "storage/rocksdb_corpus_store.h"
 
 #include <algorithm>
+#include <map>
+#include <memory>
 #include <cmath>
 #include <tuple>
 #include <utility>
@@ -303,8 +305,14 @@ absl::StatusOr<std::optional<StoredDocument>> RocksDbCorpusStore::GetDocument(
     const std::string& corpus, uint64_t doc_id) {
   const std::optional<uint32_t> c = CorpusNumber(corpus);
   if (!c) return std::nullopt;
+  return ReadDocument(rocksdb::ReadOptions(), *c, corpus, doc_id);
+}
+
+absl::StatusOr<std::optional<StoredDocument>> RocksDbCorpusStore::ReadDocument(
+    const rocksdb::ReadOptions& ro, uint32_t corpus_number, const std::string& corpus,
+    uint64_t doc_id) {
   std::string bytes;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_.docs, keys::DocKey(*c, doc_id), &bytes);
+  rocksdb::Status s = db_->Get(ro, cf_.docs, keys::DocKey(corpus_number, doc_id), &bytes);
   if (s.IsNotFound()) return std::nullopt;
   SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get ", DocName(corpus, doc_id))));
   v1::DocumentRecord record;
@@ -447,8 +455,10 @@ absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
     return std::tie(a.corpus, a.doc, a.pos) < std::tie(b.corpus, b.doc, b.pos);
   };
   std::vector<Candidate> candidates;
+  DocumentCache documents;
   const size_t want = static_cast<size_t>(limit);
   std::string bytes;
+  std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredCodes>> decoded;
   for (it->Seek(target); it->Valid(); it->Next()) {
     const std::optional<keys::InvertedKey> key = keys::ParseInvertedKey(it->key().ToStringView());
     if (!key) return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " is corrupt"));
@@ -475,27 +485,57 @@ absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
     }
     SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get codes for ", what)));
     SAEDICT_ASSIGN_OR_RETURN(StoredCodes stored, DecodeCodes(bytes, what));
-    const DocumentCodes& codes = stored.codes;
+    auto shared = std::make_shared<const StoredCodes>(std::move(stored));
+    const DocumentCodes& codes = shared->codes;
     for (int64_t t = 0; t < codes.num_rows; ++t) {
       const float v = codes.ValueAt(t, feature);
       if (v == 0 || (start_at_or_below && v > *start_at_or_below)) continue;
       candidates.push_back({v, key->corpus, key->doc, static_cast<uint32_t>(t)});
     }
+    decoded[{key->corpus, key->doc}] = std::move(shared);
   }
   SAEDICT_RETURN_IF_ERROR(FromRocksDb(it->status(), absl::StrCat("scan ", what)));
   std::sort(candidates.begin(), candidates.end(), better);
   if (candidates.size() > want) candidates.resize(want);
   out.reserve(candidates.size());
-  absl::ReaderMutexLock names(&names_mu_);
   for (const Candidate& c : candidates) {
-    auto name = corpus_names_.find(c.corpus);
-    if (name == corpus_names_.end()) {
-      return absl::InternalError(
-          absl::StrCat("storage: inverted key names unknown corpus number ", c.corpus));
-    }
-    out.push_back(TokenRef{name->second, c.doc, c.pos, c.value});
+    SAEDICT_ASSIGN_OR_RETURN(TokenRef ref,
+                             MakeRef(ro, c.corpus, c.doc, c.pos, c.value, decoded, &documents));
+    out.push_back(std::move(ref));
   }
   return out;
+}
+
+absl::StatusOr<TokenRef> RocksDbCorpusStore::MakeRef(
+    const rocksdb::ReadOptions& ro, uint32_t corpus_number, uint64_t doc, uint32_t position,
+    float value,
+    const std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredCodes>>& decoded,
+    DocumentCache* documents) {
+  TokenRef ref;
+  {
+    absl::ReaderMutexLock names(&names_mu_);
+    auto name = corpus_names_.find(corpus_number);
+    if (name == corpus_names_.end()) {
+      return absl::InternalError(
+          absl::StrCat("storage: inverted key names unknown corpus number ", corpus_number));
+    }
+    ref.corpus = name->second;
+  }
+  ref.doc_id = doc;
+  ref.position = position;
+  ref.value = value;
+  auto codes = decoded.find({corpus_number, doc});
+  if (codes != decoded.end()) ref.codes = codes->second;
+  auto cached = documents->find({corpus_number, doc});
+  if (cached == documents->end()) {
+    SAEDICT_ASSIGN_OR_RETURN(std::optional<StoredDocument> read,
+                             ReadDocument(ro, corpus_number, ref.corpus, doc));
+    std::shared_ptr<const StoredDocument> shared;
+    if (read.has_value()) shared = std::make_shared<const StoredDocument>(std::move(*read));
+    cached = documents->emplace(std::make_pair(corpus_number, doc), std::move(shared)).first;
+  }
+  ref.document = cached->second;
+  return ref;
 }
 
 absl::StatusOr<std::vector<std::vector<TokenRef>>> RocksDbCorpusStore::SampleTokensInRanges(
@@ -534,6 +574,8 @@ absl::StatusOr<std::vector<std::vector<TokenRef>>> RocksDbCorpusStore::SampleTok
     uint32_t pos;
   };
   std::vector<std::vector<Candidate>> found(ranges.size());
+  std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredCodes>> decoded;
+  DocumentCache documents;
   auto inside = [](const ValueRange& r, float v) {
     return v >= r.lower && (v < r.upper || (v == r.upper && (r.upper_inclusive || r.lower == r.upper)));
   };
@@ -556,7 +598,9 @@ absl::StatusOr<std::vector<std::vector<TokenRef>>> RocksDbCorpusStore::SampleTok
     }
     SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get codes for ", what)));
     SAEDICT_ASSIGN_OR_RETURN(StoredCodes stored, DecodeCodes(bytes, what));
-    const DocumentCodes& codes = stored.codes;
+    auto shared = std::make_shared<const StoredCodes>(std::move(stored));
+    decoded[{key->corpus, key->doc}] = shared;
+    const DocumentCodes& codes = shared->codes;
     for (int64_t t = 0; t < codes.num_rows; ++t) {
       const float v = codes.ValueAt(t, feature);
       if (v == 0) continue;
@@ -568,7 +612,6 @@ absl::StatusOr<std::vector<std::vector<TokenRef>>> RocksDbCorpusStore::SampleTok
     }
   }
   SAEDICT_RETURN_IF_ERROR(FromRocksDb(it->status(), absl::StrCat("scan ", what)));
-  absl::ReaderMutexLock names(&names_mu_);
   for (size_t i = 0; i < ranges.size(); ++i) {
     std::vector<Candidate>& c = found[i];
     std::sort(c.begin(), c.end(), [](const Candidate& a, const Candidate& b) {
@@ -579,12 +622,10 @@ absl::StatusOr<std::vector<std::vector<TokenRef>>> RocksDbCorpusStore::SampleTok
     const size_t take = std::min(c.size(), static_cast<size_t>(per_range));
     for (size_t j = 0; j < take; ++j) {
       const Candidate& pick = c[(2 * j + 1) * c.size() / (2 * take)];
-      auto name = corpus_names_.find(pick.corpus);
-      if (name == corpus_names_.end()) {
-        return absl::InternalError(
-            absl::StrCat("storage: inverted key names unknown corpus number ", pick.corpus));
-      }
-      out[i].push_back(TokenRef{name->second, pick.doc, pick.pos, pick.value});
+      SAEDICT_ASSIGN_OR_RETURN(
+          TokenRef ref,
+          MakeRef(ro, pick.corpus, pick.doc, pick.pos, pick.value, decoded, &documents));
+      out[i].push_back(std::move(ref));
     }
   }
   return out;

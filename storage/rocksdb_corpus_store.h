@@ -14,6 +14,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -77,6 +79,20 @@ class RocksDbCorpusStore final : public CorpusStore {
   RocksDbCorpusStore(rocksdb::DB* db, const CorpusFamilies& families) : db_(db), cf_(families) {}
 
   absl::Status LoadNames();
+  using DocumentCache =
+      std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredDocument>>;
+  // A TokenRef with its corpus name, the codes decoded for its document (from
+  // `decoded`) and its document read with `ro` (cached in `documents`).
+  absl::StatusOr<TokenRef> MakeRef(
+      const rocksdb::ReadOptions& ro, uint32_t corpus_number, uint64_t doc, uint32_t position,
+      float value,
+      const std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredCodes>>& decoded,
+      DocumentCache* documents) ABSL_LOCKS_EXCLUDED(names_mu_);
+  // The document record at `corpus_number`/`doc_id` read with `ro`; nullopt when absent.
+  absl::StatusOr<std::optional<StoredDocument>> ReadDocument(const rocksdb::ReadOptions& ro,
+                                                             uint32_t corpus_number,
+                                                             const std::string& corpus,
+                                                             uint64_t doc_id);
   std::optional<uint32_t> DictNumber(const std::string& id) const ABSL_LOCKS_EXCLUDED(names_mu_);
   std::optional<uint32_t> CorpusNumber(const std::string& corpus) const
       ABSL_LOCKS_EXCLUDED(names_mu_);
