@@ -18,11 +18,11 @@ absl::Status FsError(const std::string& what, const std::error_code& ec) {
 absl::Status CopyWeights(const fs::path& data_dir, const fs::path& target) {
   SAEDICT_ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> copy,
                            storage::Store::Open({target / "db", /*create_if_missing=*/false}));
-  SAEDICT_ASSIGN_OR_RETURN(std::vector<v1::DictionaryRecord> records, copy->ListDictionaries());
+  SAEDICT_ASSIGN_OR_RETURN(std::vector<records::v1::DictionaryRecord> records, copy->ListDictionaries());
   std::error_code ec;
   fs::create_directories(target / "dictionaries", ec);
   if (ec) return FsError(absl::StrCat("create ", (target / "dictionaries").string()), ec);
-  for (const v1::DictionaryRecord& record : records) {
+  for (const records::v1::DictionaryRecord& record : records) {
     if (record.weights_file().empty()) continue;
     const fs::path from = data_dir / "dictionaries" / record.weights_file();
     const fs::path to = target / "dictionaries" / record.weights_file();

@@ -42,9 +42,9 @@ absl::StatusOr<std::unique_ptr<DictionaryRegistry>> DictionaryRegistry::Create(
 fs::path DictionaryRegistry::WeightsDir() const { return options_.data_dir / "dictionaries"; }
 
 absl::Status DictionaryRegistry::Restore() {
-  SAEDICT_ASSIGN_OR_RETURN(std::vector<v1::DictionaryRecord> records, store_->ListDictionaries());
+  SAEDICT_ASSIGN_OR_RETURN(std::vector<records::v1::DictionaryRecord> records, store_->ListDictionaries());
   std::set<std::string> referenced;
-  for (v1::DictionaryRecord& record : records) {
+  for (records::v1::DictionaryRecord& record : records) {
     referenced.insert(record.weights_file());
     const std::string& id = record.info().id();
     absl::StatusOr<engine::Dictionary> dict =
@@ -66,7 +66,7 @@ absl::Status DictionaryRegistry::Restore() {
       }
     }
     absl::MutexLock lock(&mu_);
-    entries_[id] = Entry{record.info(), record.weights_file(), std::move(*encoder)};
+    entries_[id] = Entry{FromRecord(record.info()), record.weights_file(), std::move(*encoder)};
   }
   // Canonical files no record points at are left-overs of interrupted loads.
   std::error_code ec;
@@ -145,8 +145,8 @@ absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::Publish(
   const std::string weights_file = absl::StrCat(id, ".", absl::ToUnixNanos(now), ".safetensors");
   const fs::path weights_path = WeightsDir() / weights_file;
   SAEDICT_RETURN_IF_ERROR(formats::WriteCanonical(*dict, weights_path));
-  v1::DictionaryRecord record;
-  *record.mutable_info() = info;
+  records::v1::DictionaryRecord record;
+  *record.mutable_info() = ToRecord(info);
   record.set_weights_file(weights_file);
   // A replace drops the latents stored for the old weights and writes the new
   // record in one atomic step, serialised with ingest writes: a batch encoded

@@ -168,4 +168,48 @@ absl::StatusOr<engine::FeatureEdit> ToEngine(const v1::FeatureEdit& e, int index
   return out;
 }
 
+records::v1::DictionaryMetadata ToRecord(const v1::DictionaryInfo& info) {
+  records::v1::DictionaryMetadata r;
+  r.set_id(info.id());
+  r.set_model_name(info.model_name());
+  r.set_hook_name(info.hook_name());
+  r.set_d_in(info.d_in());
+  r.set_d_sae(info.d_sae());
+  r.set_architecture(info.architecture());
+  r.set_k(info.k());
+  r.set_normalization(info.normalization());
+  r.set_apply_b_dec_to_input(info.apply_b_dec_to_input());
+  r.set_rescale_acts_by_decoder_norm(info.rescale_acts_by_decoder_norm());
+  r.set_source_format(info.source_format());
+  r.set_source_path(info.source_path());
+  r.set_source_dtype(info.source_dtype());
+  r.set_weight_bytes(info.weight_bytes());
+  if (info.has_loaded_at()) *r.mutable_loaded_at() = info.loaded_at();
+  r.set_mp_residual_threshold(info.mp_residual_threshold());
+  r.set_weights_sha256(info.weights_sha256());
+  return r;
+}
+
+v1::DictionaryInfo FromRecord(const records::v1::DictionaryMetadata& r) {
+  v1::DictionaryInfo info;
+  info.set_id(r.id());
+  info.set_model_name(r.model_name());
+  info.set_hook_name(r.hook_name());
+  info.set_d_in(r.d_in());
+  info.set_d_sae(r.d_sae());
+  info.set_architecture(static_cast<v1::Architecture>(r.architecture()));
+  info.set_k(r.k());
+  info.set_normalization(static_cast<v1::Normalization>(r.normalization()));
+  info.set_apply_b_dec_to_input(r.apply_b_dec_to_input());
+  info.set_rescale_acts_by_decoder_norm(r.rescale_acts_by_decoder_norm());
+  info.set_source_format(static_cast<v1::SourceFormat>(r.source_format()));
+  info.set_source_path(r.source_path());
+  info.set_source_dtype(static_cast<v1::DType>(r.source_dtype()));
+  info.set_weight_bytes(r.weight_bytes());
+  if (r.has_loaded_at()) *info.mutable_loaded_at() = r.loaded_at();
+  info.set_mp_residual_threshold(r.mp_residual_threshold());
+  info.set_weights_sha256(r.weights_sha256());
+  return info;
+}
+
 }  // namespace saedict::service

@@ -15,6 +15,7 @@
 #include "engine/dictionary.h"
 #include "engine/encoder.h"
 #include "formats/dictionary_loader.h"
+#include "saedict/records/v1/records.pb.h"
 #include "saedict/v1/saedict.pb.h"
 #include "storage/corpus_store.h"
 
@@ -35,6 +36,11 @@ absl::StatusOr<storage::ValuePrecision> ToStorage(v1::ValuePrecision p);
 absl::StatusOr<engine::EncodeOptions> ToEngine(const v1::EncodeOptions& o, int64_t d_sae);
 // `index` names the edit in messages ("edits[index].op").
 absl::StatusOr<engine::FeatureEdit> ToEngine(const v1::FeatureEdit& e, int index);
+
+// The stored dictionary metadata (saedict.records.v1) <-> the API's info:
+// the same fields; enums are stored as their numbers.
+records::v1::DictionaryMetadata ToRecord(const v1::DictionaryInfo& info);
+v1::DictionaryInfo FromRecord(const records::v1::DictionaryMetadata& record);
 
 // The info fields that derive from the dictionary's config and weights
 // (shapes, architecture, normalization, weight bytes); id, source and

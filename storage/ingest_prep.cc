@@ -162,7 +162,7 @@ PreparedDocument PrepareDocument(const IngestDocument& doc, ValuePrecision preci
     *p++ = static_cast<char>(u >> 24);
   }
   out.has_strings = !doc.token_strings.empty();
-  v1::DocumentRecord record;
+  records::v1::DocumentRecord record;
   record.set_token_ids(out.token_ids);
   for (const std::string& s : doc.token_strings) record.add_token_strings(s);
   out.doc_record = record.SerializeAsString();
@@ -216,8 +216,8 @@ bool StatsDeltas::IsZero(const Feature& f) {
   return true;
 }
 
-v1::StatsRecord StatsDeltas::ToRecord(const Feature& f) {
-  v1::StatsRecord r;
+records::v1::StatsRecord StatsDeltas::ToRecord(const Feature& f) {
+  records::v1::StatsRecord r;
   r.set_count(f.count);
   r.set_sum(f.sum);
   r.set_sum_sq(f.sum_sq);
@@ -227,8 +227,8 @@ v1::StatsRecord StatsDeltas::ToRecord(const Feature& f) {
   return r;
 }
 
-v1::StatsRecord StatsDeltas::TotalsRecord() const {
-  v1::StatsRecord r;
+records::v1::StatsRecord StatsDeltas::TotalsRecord() const {
+  records::v1::StatsRecord r;
   r.set_count(total_tokens_);
   r.set_documents(total_documents_);
   return r;

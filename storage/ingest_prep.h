@@ -14,7 +14,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
-#include "saedict/v1/storage.pb.h"
+#include "saedict/records/v1/records.pb.h"
 #include "storage/corpus_store.h"
 
 namespace saedict::storage {
@@ -63,11 +63,11 @@ class StatsDeltas {
   }
   const absl::flat_hash_map<uint32_t, Feature>& features() const { return features_; }
   // The merge operand of one feature (zero bins dropped).
-  static v1::StatsRecord ToRecord(const Feature& f);
+  static records::v1::StatsRecord ToRecord(const Feature& f);
   // True when merging `f` would change nothing (e.g. codes replaced by equal ones).
   static bool IsZero(const Feature& f);
   // The operand of the totals key: count = tokens, documents.
-  v1::StatsRecord TotalsRecord() const;
+  records::v1::StatsRecord TotalsRecord() const;
   bool TotalsZero() const { return total_tokens_ == 0 && total_documents_ == 0; }
 
  private:

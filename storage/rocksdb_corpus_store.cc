@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "rocksdb/snapshot.h"
 #include "rocksdb/write_batch.h"
-#include "saedict/v1/storage.pb.h"
+#include "saedict/records/v1/records.pb.h"
 #include "storage/codes_codec.h"
 #include "storage/ingest_prep.h"
 #include "storage/keys.h"
@@ -122,7 +122,7 @@ absl::Status RocksDbCorpusStore::CheckDictionaryRecord(const std::string& id,
   }
   SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get dictionary '", id, "'")));
   if (weights_sha256.empty()) return absl::OkStatus();
-  v1::DictionaryRecord record;
+  records::v1::DictionaryRecord record;
   if (!record.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
     return absl::InternalError(absl::StrCat("storage: dictionary record '", id, "' is corrupt"));
   }
@@ -234,7 +234,7 @@ absl::StatusOr<IngestBatchResult> RocksDbCorpusStore::WriteIngestBatch(const Ing
       s = db_->Get(ro, cf_.docs, doc_keys[i], &old_doc);
       bool put_doc = true;
       if (s.ok()) {
-        v1::DocumentRecord record;
+        records::v1::DocumentRecord record;
         if (!record.ParseFromString(old_doc)) {
           return absl::InternalError(absl::StrCat(
               "storage: document record of ", DocName(batch.corpus, doc.doc_id), " is corrupt"));
@@ -315,7 +315,7 @@ absl::StatusOr<std::optional<StoredDocument>> RocksDbCorpusStore::ReadDocument(
   rocksdb::Status s = db_->Get(ro, cf_.docs, keys::DocKey(corpus_number, doc_id), &bytes);
   if (s.IsNotFound()) return std::nullopt;
   SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get ", DocName(corpus, doc_id))));
-  v1::DocumentRecord record;
+  records::v1::DocumentRecord record;
   if (!record.ParseFromString(bytes) || record.token_ids().size() % 4 != 0 ||
       (record.token_strings_size() != 0 &&
        static_cast<size_t>(record.token_strings_size()) != record.token_ids().size() / 4)) {
@@ -366,7 +366,7 @@ absl::StatusOr<FeatureStatsRecord> RocksDbCorpusStore::GetFeatureStats(
   rocksdb::Status s = db_->Get(ro, cf_.stats, keys::StatsKey(*d, feature), &bytes);
   if (s.IsNotFound()) return out;
   SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get ", what)));
-  v1::StatsRecord record;
+  records::v1::StatsRecord record;
   if (!record.ParseFromString(bytes)) {
     return absl::InternalError(absl::StrCat("storage: ", what, " is corrupt"));
   }
@@ -408,7 +408,7 @@ absl::StatusOr<DictionaryTotals> RocksDbCorpusStore::GetDictionaryTotals(
   if (s.IsNotFound()) return out;
   const std::string what = absl::StrCat("totals of dictionary '", dictionary_id, "'");
   SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get ", what)));
-  v1::StatsRecord record;
+  records::v1::StatsRecord record;
   if (!record.ParseFromString(bytes)) {
     return absl::InternalError(absl::StrCat("storage: ", what, " is corrupt"));
   }
@@ -635,7 +635,7 @@ absl::Status RocksDbCorpusStore::DeleteDictionaryData(const std::string& diction
   return DeleteDictionaryImpl(dictionary_id, /*delete_record=*/false, nullptr);
 }
 
-absl::Status RocksDbCorpusStore::ReplaceDictionary(const v1::DictionaryRecord& record) {
+absl::Status RocksDbCorpusStore::ReplaceDictionary(const records::v1::DictionaryRecord& record) {
   if (record.info().id().empty()) {
     return absl::InvalidArgumentError("storage: dictionary record has no id");
   }
@@ -647,7 +647,7 @@ absl::Status RocksDbCorpusStore::DeleteDictionary(const std::string& dictionary_
 }
 
 absl::Status RocksDbCorpusStore::DeleteDictionaryImpl(const std::string& id, bool delete_record,
-                                                      const v1::DictionaryRecord* replacement) {
+                                                      const records::v1::DictionaryRecord* replacement) {
   std::optional<uint32_t> number;
   {
     absl::MutexLock lock(&write_mu_);

@@ -25,7 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "rocksdb/db.h"
-#include "saedict/v1/storage.pb.h"
+#include "saedict/records/v1/records.pb.h"
 #include "storage/corpus_store.h"
 
 namespace saedict::storage {
@@ -68,7 +68,7 @@ class RocksDbCorpusStore final : public CorpusStore {
   absl::Status DeleteDictionary(const std::string& dictionary_id);
   // Store::ReplaceDictionary: DeleteDictionaryData and the new record in one
   // synced batch.
-  absl::Status ReplaceDictionary(const v1::DictionaryRecord& record);
+  absl::Status ReplaceDictionary(const records::v1::DictionaryRecord& record);
 
  private:
   struct Numbers {
@@ -106,7 +106,7 @@ class RocksDbCorpusStore final : public CorpusStore {
   // Deletes the dictionary's data; then deletes its record, or (replacement
   // non-null) writes the replacement record, in the same batch.
   absl::Status DeleteDictionaryImpl(const std::string& id, bool delete_record,
-                                    const v1::DictionaryRecord* replacement)
+                                    const records::v1::DictionaryRecord* replacement)
       ABSL_LOCKS_EXCLUDED(write_mu_);
 
   rocksdb::DB* const db_;

@@ -43,20 +43,20 @@ class RocksDbStore final : public Store {
     return absl::OkStatus();
   }
 
-  absl::Status PutDictionary(const v1::DictionaryRecord& record) override {
+  absl::Status PutDictionary(const records::v1::DictionaryRecord& record) override {
     const std::string& id = record.info().id();
     if (id.empty()) return absl::InvalidArgumentError("storage: dictionary record has no id");
     return FromRocksDb(db_->Put(SyncWrite(), dictionaries(), id, record.SerializeAsString()),
                        absl::StrCat("put dictionary '", id, "'"));
   }
 
-  absl::StatusOr<std::optional<v1::DictionaryRecord>> GetDictionary(
+  absl::StatusOr<std::optional<records::v1::DictionaryRecord>> GetDictionary(
       const std::string& id) override {
     std::string bytes;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), dictionaries(), id, &bytes);
     if (s.IsNotFound()) return std::nullopt;
     SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get dictionary '", id, "'")));
-    v1::DictionaryRecord record;
+    records::v1::DictionaryRecord record;
     if (!record.ParseFromString(bytes)) {
       return absl::InternalError(absl::StrCat("storage: dictionary record '", id, "' is corrupt (",
                                               bytes.size(), " bytes do not parse)"));
@@ -64,11 +64,11 @@ class RocksDbStore final : public Store {
     return record;
   }
 
-  absl::StatusOr<std::vector<v1::DictionaryRecord>> ListDictionaries() override {
-    std::vector<v1::DictionaryRecord> out;
+  absl::StatusOr<std::vector<records::v1::DictionaryRecord>> ListDictionaries() override {
+    std::vector<records::v1::DictionaryRecord> out;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dictionaries()));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      v1::DictionaryRecord record;
+      records::v1::DictionaryRecord record;
       if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
         return absl::InternalError(
             absl::StrCat("storage: dictionary record '", it->key().ToString(), "' is corrupt"));
@@ -83,7 +83,7 @@ class RocksDbStore final : public Store {
     return corpus_->DeleteDictionary(id);
   }
 
-  absl::Status ReplaceDictionary(const v1::DictionaryRecord& record) override {
+  absl::Status ReplaceDictionary(const records::v1::DictionaryRecord& record) override {
     return corpus_->ReplaceDictionary(record);
   }
 

@@ -7,17 +7,17 @@
 namespace saedict::storage {
 namespace {
 
-bool Parse(const rocksdb::Slice& bytes, v1::StatsRecord* out) {
+bool Parse(const rocksdb::Slice& bytes, records::v1::StatsRecord* out) {
   return out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
 }
 
 class StatsMergeOperator final : public rocksdb::MergeOperator {
  public:
   bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
-    v1::StatsRecord acc;
+    records::v1::StatsRecord acc;
     if (in.existing_value != nullptr && !Parse(*in.existing_value, &acc)) return false;
     for (const rocksdb::Slice& operand : in.operand_list) {
-      v1::StatsRecord delta;
+      records::v1::StatsRecord delta;
       if (!Parse(operand, &delta)) return false;
       AddStatsRecord(delta, &acc);
     }
@@ -27,9 +27,9 @@ class StatsMergeOperator final : public rocksdb::MergeOperator {
   bool PartialMergeMulti(const rocksdb::Slice& /*key*/,
                          const std::deque<rocksdb::Slice>& operand_list, std::string* new_value,
                          rocksdb::Logger* /*logger*/) const override {
-    v1::StatsRecord acc;
+    records::v1::StatsRecord acc;
     for (const rocksdb::Slice& operand : operand_list) {
-      v1::StatsRecord delta;
+      records::v1::StatsRecord delta;
       if (!Parse(operand, &delta)) return false;  // left for the full merge to report
       AddStatsRecord(delta, &acc);
     }
@@ -41,7 +41,7 @@ class StatsMergeOperator final : public rocksdb::MergeOperator {
 
 }  // namespace
 
-void AddStatsRecord(const v1::StatsRecord& delta, v1::StatsRecord* into) {
+void AddStatsRecord(const records::v1::StatsRecord& delta, records::v1::StatsRecord* into) {
   into->set_count(into->count() + delta.count());
   into->set_sum(into->sum() + delta.sum());
   into->set_sum_sq(into->sum_sq() + delta.sum_sq());

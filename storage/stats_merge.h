@@ -11,12 +11,12 @@
 #include <memory>
 
 #include "rocksdb/merge_operator.h"
-#include "saedict/v1/storage.pb.h"
+#include "saedict/records/v1/records.pb.h"
 
 namespace saedict::storage {
 
 // *into += delta, dropping bins that become zero.
-void AddStatsRecord(const v1::StatsRecord& delta, v1::StatsRecord* into);
+void AddStatsRecord(const records::v1::StatsRecord& delta, records::v1::StatsRecord* into);
 
 std::shared_ptr<rocksdb::MergeOperator> NewStatsMergeOperator();
 

@@ -20,7 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "storage/corpus_store.h"
-#include "saedict/v1/storage.pb.h"
+#include "saedict/records/v1/records.pb.h"
 
 namespace saedict::storage {
 
@@ -37,12 +37,12 @@ class Store {
   virtual ~Store() = default;
 
   // Inserts or replaces the record keyed by record.info().id().
-  virtual absl::Status PutDictionary(const v1::DictionaryRecord& record) = 0;
+  virtual absl::Status PutDictionary(const records::v1::DictionaryRecord& record) = 0;
   // nullopt when absent; INTERNAL when the stored bytes do not parse.
-  virtual absl::StatusOr<std::optional<v1::DictionaryRecord>> GetDictionary(
+  virtual absl::StatusOr<std::optional<records::v1::DictionaryRecord>> GetDictionary(
       const std::string& id) = 0;
   // All records in id order.
-  virtual absl::StatusOr<std::vector<v1::DictionaryRecord>> ListDictionaries() = 0;
+  virtual absl::StatusOr<std::vector<records::v1::DictionaryRecord>> ListDictionaries() = 0;
   // Removes the record and every corpus record of the dictionary (forward,
   // inverted, stats; see CorpusStore::DeleteDictionaryData), serialised with
   // ingest writes so no batch lands after it. OK whether or not it existed.
@@ -50,7 +50,7 @@ class Store {
   // Writes `record` in place of the existing one and drops every corpus
   // record of the dictionary (latents of the old weights), atomically and
   // serialised with ingest writes.
-  virtual absl::Status ReplaceDictionary(const v1::DictionaryRecord& record) = 0;
+  virtual absl::Status ReplaceDictionary(const records::v1::DictionaryRecord& record) = 0;
 
   // Documents, latents, statistics. Owned by the Store; valid while it lives.
   virtual CorpusStore* corpus() = 0;

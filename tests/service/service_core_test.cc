@@ -160,7 +160,7 @@ TEST_F(ServiceCoreTest, LoadPersistsRecordAndCanonicalWeights) {
   EXPECT_THAT(info.weights_sha256(), SizeIs(64));
   EXPECT_GT(info.loaded_at().seconds(), 0);
 
-  SAEDICT_ASSERT_OK_AND_ASSIGN(std::optional<v1::DictionaryRecord> record,
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::optional<records::v1::DictionaryRecord> record,
                                store_.GetDictionary("a"));
   ASSERT_TRUE(record.has_value());
   EXPECT_EQ(record->info().weights_sha256(), info.weights_sha256());
@@ -189,7 +189,7 @@ TEST_F(ServiceCoreTest, LoadErrors) {
   std::ofstream(root_ / "bad" / "cfg.json") << "{\"d_in\": ";
   std::ofstream(root_ / "bad" / "sae_weights.safetensors") << "not safetensors";
   EXPECT_THAT(Load("a", "bad"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("bad")));
-  SAEDICT_ASSERT_OK_AND_ASSIGN(std::vector<v1::DictionaryRecord> records,
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::vector<records::v1::DictionaryRecord> records,
                                store_.ListDictionaries());
   EXPECT_THAT(records, IsEmpty());  // nothing half-loaded
 }

@@ -34,7 +34,7 @@
 #include "formats/codecs/safetensors.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
-#include "saedict/v1/storage.pb.h"
+#include "saedict/records/v1/records.pb.h"
 #include "storage/column_families.h"
 #include "storage/rocksdb_corpus_store.h"
 #include "tests/test_util/status_matchers.h"
@@ -178,7 +178,7 @@ Measured Measure(const Workload& w, const FamilyTuning& tuning) {
                                 &handles, &raw)
                   .ok());
   std::unique_ptr<rocksdb::DB> db(raw);
-  v1::DictionaryRecord record;
+  records::v1::DictionaryRecord record;
   record.mutable_info()->set_id("dict");
   EXPECT_TRUE(db->Put(rocksdb::WriteOptions(), handles[kDictionariesFamily], "dict",
                       record.SerializeAsString())

@@ -18,8 +18,8 @@
 
 namespace saedict::storage::testing {
 
-inline v1::DictionaryRecord DictRecord(const std::string& id, int64_t d_sae) {
-  v1::DictionaryRecord r;
+inline records::v1::DictionaryRecord DictRecord(const std::string& id, int64_t d_sae) {
+  records::v1::DictionaryRecord r;
   r.mutable_info()->set_id(id);
   r.mutable_info()->set_d_sae(d_sae);
   return r;

@@ -222,9 +222,9 @@ TEST(HistogramTest, BinsCoverTheirRange) {
   }
 }
 
-v1::StatsRecord Stats(int64_t count, double sum, double sum_sq, std::map<int32_t, int64_t> bins,
+records::v1::StatsRecord Stats(int64_t count, double sum, double sum_sq, std::map<int32_t, int64_t> bins,
                       int64_t documents = 0) {
-  v1::StatsRecord r;
+  records::v1::StatsRecord r;
   r.set_count(count);
   r.set_sum(sum);
   r.set_sum_sq(sum_sq);
@@ -233,12 +233,12 @@ v1::StatsRecord Stats(int64_t count, double sum, double sum_sq, std::map<int32_t
   return r;
 }
 
-std::map<int32_t, int64_t> Bins(const v1::StatsRecord& r) {
+std::map<int32_t, int64_t> Bins(const records::v1::StatsRecord& r) {
   return std::map<int32_t, int64_t>(r.bins().begin(), r.bins().end());
 }
 
 TEST(StatsMergeTest, AddsFieldwiseAndDropsZeroBins) {
-  v1::StatsRecord acc = Stats(3, 6, 14, {{601, 2}, {605, 1}}, 1);
+  records::v1::StatsRecord acc = Stats(3, 6, 14, {{601, 2}, {605, 1}}, 1);
   AddStatsRecord(Stats(-1, -1, -1, {{601, -1}, {605, -1}, {-603, 4}}, 1), &acc);
   EXPECT_EQ(acc.count(), 2);
   EXPECT_DOUBLE_EQ(acc.sum(), 5);
@@ -249,7 +249,7 @@ TEST(StatsMergeTest, AddsFieldwiseAndDropsZeroBins) {
 
 TEST(StatsMergeTest, OperatorFullAndPartialMergeAgree) {
   auto op = NewStatsMergeOperator();
-  const std::vector<v1::StatsRecord> operands = {
+  const std::vector<records::v1::StatsRecord> operands = {
       Stats(2, 3, 5, {{601, 2}}), Stats(-2, -3, -5, {{601, -2}}), Stats(1, 0.5, 0.25, {{598, 1}}),
       Stats(4, 8, 20, {{601, 1}, {605, 3}})};
   std::vector<std::string> bytes;
@@ -262,13 +262,13 @@ TEST(StatsMergeTest, OperatorFullAndPartialMergeAgree) {
     rocksdb::Slice existing_operand;
     rocksdb::MergeOperator::MergeOperationOutput out(out_value, existing_operand);
     EXPECT_TRUE(op->FullMergeV2(in, &out));
-    v1::StatsRecord r;
+    records::v1::StatsRecord r;
     EXPECT_TRUE(r.ParseFromString(out_value));
     return r;
   };
   const rocksdb::Slice base(existing);
   std::vector<rocksdb::Slice> all(bytes.begin(), bytes.end());
-  const v1::StatsRecord direct = full(&base, all);
+  const records::v1::StatsRecord direct = full(&base, all);
   EXPECT_EQ(direct.count(), 6);
   EXPECT_DOUBLE_EQ(direct.sum(), 9.5);
   EXPECT_EQ(direct.documents(), 3);
@@ -278,7 +278,7 @@ TEST(StatsMergeTest, OperatorFullAndPartialMergeAgree) {
   std::deque<rocksdb::Slice> first(all.begin(), all.begin() + 3);
   std::string partial;
   ASSERT_TRUE(op->PartialMergeMulti("k", first, &partial, nullptr));
-  const v1::StatsRecord grouped = full(&base, {rocksdb::Slice(partial), all[3]});
+  const records::v1::StatsRecord grouped = full(&base, {rocksdb::Slice(partial), all[3]});
   EXPECT_EQ(grouped.count(), direct.count());
   EXPECT_DOUBLE_EQ(grouped.sum(), direct.sum());
   EXPECT_DOUBLE_EQ(grouped.sum_sq(), direct.sum_sq());

@@ -54,9 +54,9 @@ const Backend kInMemory{"InMemory", [](const fs::path&) -> absl::StatusOr<std::u
                           return std::make_unique<InMemoryStore>();
                         }};
 
-v1::DictionaryRecord Record(const std::string& id, int64_t d_sae = 64,
+records::v1::DictionaryRecord Record(const std::string& id, int64_t d_sae = 64,
                             const std::string& weights_sha256 = "") {
-  v1::DictionaryRecord r;
+  records::v1::DictionaryRecord r;
   r.mutable_info()->set_id(id);
   r.mutable_info()->set_d_sae(d_sae);
   r.mutable_info()->set_weights_sha256(weights_sha256);
@@ -139,17 +139,17 @@ class StoreContractTest : public ::testing::TestWithParam<Backend> {
 
 TEST_P(StoreContractTest, DictionaryRecordsPutGetListDelete) {
   for (const char* id : {"b", "a", "c"}) Register(id);
-  SAEDICT_ASSERT_OK_AND_ASSIGN(std::vector<v1::DictionaryRecord> list, store_->ListDictionaries());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::vector<records::v1::DictionaryRecord> list, store_->ListDictionaries());
   std::vector<std::string> ids;
-  for (const v1::DictionaryRecord& r : list) ids.push_back(r.info().id());
+  for (const records::v1::DictionaryRecord& r : list) ids.push_back(r.info().id());
   EXPECT_THAT(ids, ElementsAre("a", "b", "c"));  // id order
 
   Register("a", 7);  // replaces
-  SAEDICT_ASSERT_OK_AND_ASSIGN(std::optional<v1::DictionaryRecord> a, store_->GetDictionary("a"));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::optional<records::v1::DictionaryRecord> a, store_->GetDictionary("a"));
   ASSERT_TRUE(a.has_value());
   EXPECT_EQ(a->info().d_sae(), 7);
   EXPECT_EQ(a->weights_file(), "a.safetensors");
-  SAEDICT_ASSERT_OK_AND_ASSIGN(std::optional<v1::DictionaryRecord> none,
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::optional<records::v1::DictionaryRecord> none,
                                store_->GetDictionary("zz"));
   EXPECT_FALSE(none.has_value());
 
@@ -159,9 +159,9 @@ TEST_P(StoreContractTest, DictionaryRecordsPutGetListDelete) {
   ASSERT_EQ(list.size(), 2u);
   EXPECT_EQ(list[1].info().id(), "c");
 
-  EXPECT_THAT(store_->PutDictionary(v1::DictionaryRecord()),
+  EXPECT_THAT(store_->PutDictionary(records::v1::DictionaryRecord()),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no id")));
-  EXPECT_THAT(store_->ReplaceDictionary(v1::DictionaryRecord()),
+  EXPECT_THAT(store_->ReplaceDictionary(records::v1::DictionaryRecord()),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no id")));
 }
 
@@ -486,7 +486,7 @@ TEST_P(StoreContractTest, DeleteAndReplaceDictionaryDropLatents) {
   ASSERT_THAT(corpus()->WriteIngestBatch(
                   Batch("d", "c", {Doc(1, {1}, {{{0, 1.0f}}})}, ValuePrecision::kF32, "old")),
               IsOk());
-  v1::DictionaryRecord replacement = Record("d", 32, "new");
+  records::v1::DictionaryRecord replacement = Record("d", 32, "new");
   ASSERT_THAT(store_->ReplaceDictionary(replacement), IsOk());
   EXPECT_EQ((*store_->GetDictionary("d"))->info().weights_sha256(), "new");
   EXPECT_FALSE(Codes("d", "c", 1).has_value());
@@ -529,7 +529,7 @@ TEST_P(StoreContractTest, CheckpointIsAStoreWithTheSameContents) {
 
   SAEDICT_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> copy,
                                Store::Open({target, /*create_if_missing=*/false}));
-  SAEDICT_ASSERT_OK_AND_ASSIGN(std::vector<v1::DictionaryRecord> records, copy->ListDictionaries());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::vector<records::v1::DictionaryRecord> records, copy->ListDictionaries());
   ASSERT_EQ(records.size(), 2u);
   EXPECT_EQ(records[0].SerializeAsString(), Record("a").SerializeAsString());
   EXPECT_EQ(records[1].SerializeAsString(), Record("b", 16).SerializeAsString());
@@ -603,8 +603,8 @@ INSTANTIATE_TEST_SUITE_P(Backends, StoreContractTest, ::testing::Values(kRocksDb
 // the workload can have touched.
 void ExpectSameAnswers(Store& a, Store& b, const std::vector<std::string>& dicts,
                        const std::vector<std::string>& corpora, uint64_t max_doc, uint32_t d_sae) {
-  SAEDICT_ASSERT_OK_AND_ASSIGN(std::vector<v1::DictionaryRecord> ra, a.ListDictionaries());
-  SAEDICT_ASSERT_OK_AND_ASSIGN(std::vector<v1::DictionaryRecord> rb, b.ListDictionaries());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::vector<records::v1::DictionaryRecord> ra, a.ListDictionaries());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::vector<records::v1::DictionaryRecord> rb, b.ListDictionaries());
   ASSERT_EQ(ra.size(), rb.size());
   for (size_t i = 0; i < ra.size(); ++i) {
     EXPECT_EQ(ra[i].SerializeAsString(), rb[i].SerializeAsString());

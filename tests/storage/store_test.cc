@@ -17,8 +17,8 @@ using ::saedict::testing::ScratchDir;
 using ::saedict::testing::StatusIs;
 using ::testing::HasSubstr;
 
-v1::DictionaryRecord Record(const std::string& id, int64_t d_sae) {
-  v1::DictionaryRecord r;
+records::v1::DictionaryRecord Record(const std::string& id, int64_t d_sae) {
+  records::v1::DictionaryRecord r;
   r.mutable_info()->set_id(id);
   r.mutable_info()->set_d_sae(d_sae);
   r.set_weights_file(id + ".safetensors");
@@ -50,7 +50,7 @@ TEST(StoreTest, PutGetListDeleteRoundTrip) {
 TEST(StoreTest, RecordWithoutIdIsRejected) {
   ScratchDir dir;
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto store, Store::Open({dir.path() / "db"}));
-  EXPECT_THAT(store->PutDictionary(v1::DictionaryRecord()),
+  EXPECT_THAT(store->PutDictionary(records::v1::DictionaryRecord()),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no id")));
 }
 

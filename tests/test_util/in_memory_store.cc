@@ -29,7 +29,7 @@ using storage::TokenRef;
 
 // Everything a store holds; copied whole by Checkpoint.
 struct InMemoryContents {
-  std::map<std::string, v1::DictionaryRecord> records;  // id order, as ListDictionaries wants
+  std::map<std::string, records::v1::DictionaryRecord> records;  // id order, as ListDictionaries wants
   // Corpus numbers in order of first ingest (RocksDB's "names" numbers):
   // the tie order of TopTokens.
   std::map<std::string, uint32_t> corpus_numbers;
@@ -217,7 +217,7 @@ absl::Status WriteCheckpoint(const InMemoryContents& contents, const fs::path& d
   bool orphans = false;
   for (const IngestBatch& batch : batches) {
     if (batch.dictionary_id == orphan_dictionary && !orphans) {
-      v1::DictionaryRecord record;
+      records::v1::DictionaryRecord record;
       record.mutable_info()->set_id(orphan_dictionary);
       record.mutable_info()->set_d_sae(1);
       SAEDICT_RETURN_IF_ERROR(db->PutDictionary(record));
@@ -454,7 +454,7 @@ InMemoryStore::InMemoryStore() : state_(std::make_unique<InMemoryState>()), corp
 
 InMemoryStore::~InMemoryStore() = default;
 
-absl::Status InMemoryStore::PutDictionary(const v1::DictionaryRecord& record) {
+absl::Status InMemoryStore::PutDictionary(const records::v1::DictionaryRecord& record) {
   if (record.info().id().empty()) {
     return absl::InvalidArgumentError("storage: dictionary record has no id");
   }
@@ -463,7 +463,7 @@ absl::Status InMemoryStore::PutDictionary(const v1::DictionaryRecord& record) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<v1::DictionaryRecord>> InMemoryStore::GetDictionary(
+absl::StatusOr<std::optional<records::v1::DictionaryRecord>> InMemoryStore::GetDictionary(
     const std::string& id) {
   absl::MutexLock lock(&state_->mu);
   auto it = state_->contents.records.find(id);
@@ -471,9 +471,9 @@ absl::StatusOr<std::optional<v1::DictionaryRecord>> InMemoryStore::GetDictionary
   return it->second;
 }
 
-absl::StatusOr<std::vector<v1::DictionaryRecord>> InMemoryStore::ListDictionaries() {
+absl::StatusOr<std::vector<records::v1::DictionaryRecord>> InMemoryStore::ListDictionaries() {
   absl::MutexLock lock(&state_->mu);
-  std::vector<v1::DictionaryRecord> out;
+  std::vector<records::v1::DictionaryRecord> out;
   out.reserve(state_->contents.records.size());
   for (const auto& [id, record] : state_->contents.records) out.push_back(record);
   return out;
@@ -486,7 +486,7 @@ absl::Status InMemoryStore::DeleteDictionary(const std::string& id) {
   return absl::OkStatus();
 }
 
-absl::Status InMemoryStore::ReplaceDictionary(const v1::DictionaryRecord& record) {
+absl::Status InMemoryStore::ReplaceDictionary(const records::v1::DictionaryRecord& record) {
   if (record.info().id().empty()) {
     return absl::InvalidArgumentError("storage: dictionary record has no id");
   }

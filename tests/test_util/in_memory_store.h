@@ -44,7 +44,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "saedict/v1/storage.pb.h"
+#include "saedict/records/v1/records.pb.h"
 #include "storage/corpus_store.h"
 #include "storage/store.h"
 
@@ -87,11 +87,11 @@ class InMemoryStore final : public storage::Store {
   InMemoryStore(const InMemoryStore&) = delete;
   InMemoryStore& operator=(const InMemoryStore&) = delete;
 
-  absl::Status PutDictionary(const v1::DictionaryRecord& record) override;
-  absl::StatusOr<std::optional<v1::DictionaryRecord>> GetDictionary(const std::string& id) override;
-  absl::StatusOr<std::vector<v1::DictionaryRecord>> ListDictionaries() override;
+  absl::Status PutDictionary(const records::v1::DictionaryRecord& record) override;
+  absl::StatusOr<std::optional<records::v1::DictionaryRecord>> GetDictionary(const std::string& id) override;
+  absl::StatusOr<std::vector<records::v1::DictionaryRecord>> ListDictionaries() override;
   absl::Status DeleteDictionary(const std::string& id) override;
-  absl::Status ReplaceDictionary(const v1::DictionaryRecord& record) override;
+  absl::Status ReplaceDictionary(const records::v1::DictionaryRecord& record) override;
   storage::CorpusStore* corpus() override { return &corpus_; }
   absl::Status Checkpoint(const std::filesystem::path& dir) override;
 
