@@ -55,7 +55,7 @@ const Backend kInMemory{"InMemory", [](const fs::path&) -> absl::StatusOr<std::u
                         }};
 
 records::v1::DictionaryRecord Record(const std::string& id, int64_t d_sae = 64,
-                            const std::string& weights_sha256 = "") {
+                                     const std::string& weights_sha256 = "") {
   records::v1::DictionaryRecord r;
   r.mutable_info()->set_id(id);
   r.mutable_info()->set_d_sae(d_sae);
@@ -130,7 +130,32 @@ class StoreContractTest : public ::testing::TestWithParam<Backend> {
                        std::optional<float> start = std::nullopt) {
     absl::StatusOr<std::vector<TokenRef>> top = corpus()->TopTokens(dict, feature, limit, start);
     EXPECT_THAT(top, IsOk());
-    return top.ok() ? Refs(*top) : std::vector<Ref>{};
+    if (!top.ok()) return {};
+    ExpectAttached(dict, feature, *top);
+    return Refs(*top);
+  }
+  // Each ref carries the document and codes it was found in (one object per
+  // document), equal to what GetDocument / GetCodes read, holding its value.
+  void ExpectAttached(const std::string& dict, uint32_t feature,
+                      const std::vector<TokenRef>& refs) {
+    std::map<std::pair<std::string, uint64_t>, const StoredCodes*> seen;
+    for (const TokenRef& ref : refs) {
+      SCOPED_TRACE(absl::StrCat(ref.corpus, " doc ", ref.doc_id, " pos ", ref.position));
+      ASSERT_NE(ref.codes, nullptr);
+      ASSERT_NE(ref.document, nullptr);
+      auto [it, inserted] = seen.emplace(std::make_pair(ref.corpus, ref.doc_id), ref.codes.get());
+      if (!inserted) EXPECT_EQ(it->second, ref.codes.get());
+      std::optional<StoredCodes> codes = Codes(dict, ref.corpus, ref.doc_id);
+      ASSERT_TRUE(codes.has_value());
+      EXPECT_EQ(ref.codes->codes.row_offsets, codes->codes.row_offsets);
+      EXPECT_EQ(ref.codes->codes.indices, codes->codes.indices);
+      EXPECT_EQ(ref.codes->codes.values, codes->codes.values);
+      EXPECT_EQ(ref.codes->codes.ValueAt(ref.position, feature), ref.value);
+      std::optional<StoredDocument> doc = Document(ref.corpus, ref.doc_id);
+      ASSERT_TRUE(doc.has_value());
+      EXPECT_EQ(ref.document->token_ids, doc->token_ids);
+      EXPECT_EQ(ref.document->token_strings, doc->token_strings);
+    }
   }
 
   ScratchDir dir_;
@@ -139,13 +164,15 @@ class StoreContractTest : public ::testing::TestWithParam<Backend> {
 
 TEST_P(StoreContractTest, DictionaryRecordsPutGetListDelete) {
   for (const char* id : {"b", "a", "c"}) Register(id);
-  SAEDICT_ASSERT_OK_AND_ASSIGN(std::vector<records::v1::DictionaryRecord> list, store_->ListDictionaries());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::vector<records::v1::DictionaryRecord> list,
+                               store_->ListDictionaries());
   std::vector<std::string> ids;
   for (const records::v1::DictionaryRecord& r : list) ids.push_back(r.info().id());
   EXPECT_THAT(ids, ElementsAre("a", "b", "c"));  // id order
 
   Register("a", 7);  // replaces
-  SAEDICT_ASSERT_OK_AND_ASSIGN(std::optional<records::v1::DictionaryRecord> a, store_->GetDictionary("a"));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::optional<records::v1::DictionaryRecord> a,
+                               store_->GetDictionary("a"));
   ASSERT_TRUE(a.has_value());
   EXPECT_EQ(a->info().d_sae(), 7);
   EXPECT_EQ(a->weights_file(), "a.safetensors");
@@ -422,6 +449,7 @@ TEST_P(StoreContractTest, SampleTokensInRangesSpreadsOverEachRange) {
       {1, 5, false}, {5, 10, false}, {10, 20, true}, {7, 7, false}, {100, 200, false}};
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto wide, corpus()->SampleTokensInRanges("d", 1, ranges, 2, 100));
   ASSERT_EQ(wide.size(), 5u);
+  for (const std::vector<TokenRef>& refs : wide) ExpectAttached("d", 1, refs);
   EXPECT_THAT(values(wide[0]), ElementsAre(3, 1));  // candidates 4 3 2 1: ranks 1 and 3
   EXPECT_THAT(values(wide[1]), ElementsAre(8, 6));
   EXPECT_THAT(values(wide[2]), ElementsAre(18, 12));  // 20 included (upper_inclusive)
@@ -529,7 +557,8 @@ TEST_P(StoreContractTest, CheckpointIsAStoreWithTheSameContents) {
 
   SAEDICT_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> copy,
                                Store::Open({target, /*create_if_missing=*/false}));
-  SAEDICT_ASSERT_OK_AND_ASSIGN(std::vector<records::v1::DictionaryRecord> records, copy->ListDictionaries());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(std::vector<records::v1::DictionaryRecord> records,
+                               copy->ListDictionaries());
   ASSERT_EQ(records.size(), 2u);
   EXPECT_EQ(records[0].SerializeAsString(), Record("a").SerializeAsString());
   EXPECT_EQ(records[1].SerializeAsString(), Record("b", 16).SerializeAsString());

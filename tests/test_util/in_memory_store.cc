@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <system_error>
 #include <tuple>
 #include <utility>
@@ -27,17 +28,24 @@ using storage::StoredCodes;
 using storage::StoredDocument;
 using storage::TokenRef;
 
-// Everything a store holds; copied whole by Checkpoint.
+// Codes of one dictionary by (corpus number, doc).
+using CodesByDocument =
+    std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const storage::StoredCodes>>;
+
+// Everything a store holds; copied whole by Checkpoint. Documents and codes
+// are immutable once stored (a write puts new objects), so TokenRefs share
+// them and a copy of the maps is a consistent snapshot.
 struct InMemoryContents {
-  std::map<std::string, records::v1::DictionaryRecord> records;  // id order, as ListDictionaries wants
+  std::map<std::string, records::v1::DictionaryRecord>
+      records;  // id order, as ListDictionaries wants
   // Corpus numbers in order of first ingest (RocksDB's "names" numbers):
   // the tie order of TopTokens.
   std::map<std::string, uint32_t> corpus_numbers;
   std::map<uint32_t, std::string> corpus_names;
   uint32_t next_corpus_number = 1;
-  std::map<std::pair<uint32_t, uint64_t>, StoredDocument> documents;  // (corpus number, doc)
-  // dictionary id -> (corpus number, doc) -> codes.
-  std::map<std::string, std::map<std::pair<uint32_t, uint64_t>, StoredCodes>> codes;
+  // (corpus number, doc) -> document.
+  std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const storage::StoredDocument>> documents;
+  std::map<std::string, CodesByDocument> codes;  // dictionary id -> its codes
 };
 
 struct InMemoryState {
@@ -72,17 +80,16 @@ struct ActiveDocument {
   float peak = 0;
   uint32_t corpus = 0;
   uint64_t doc = 0;
-  const DocumentCodes* codes = nullptr;
+  const DocumentCodes* codes = nullptr;  // owned by the store's contents
 };
 
 // The documents of `by_doc` where `feature` is active, in inverted-index
 // order: peak descending, then corpus number and document ascending.
-std::vector<ActiveDocument> ActiveDocuments(
-    const std::map<std::pair<uint32_t, uint64_t>, StoredCodes>& by_doc, uint32_t feature) {
+std::vector<ActiveDocument> ActiveDocuments(const CodesByDocument& by_doc, uint32_t feature) {
   std::vector<ActiveDocument> out;
   for (const auto& [key, stored] : by_doc) {
     std::optional<float> peak;
-    const DocumentCodes& c = stored.codes;
+    const DocumentCodes& c = stored->codes;
     for (size_t j = 0; j < c.indices.size(); ++j) {
       if (c.indices[j] == feature) peak = peak ? std::max(*peak, c.values[j]) : c.values[j];
     }
@@ -107,7 +114,10 @@ void ForEachActivation(const DocumentCodes& codes, uint32_t feature, Fn fn) {
   }
 }
 
+// TokenRefs with their corpus name and, as the RocksDB store attaches them,
+// the document and the codes they were found in (shared, not copied).
 absl::StatusOr<std::vector<TokenRef>> ToTokenRefs(const std::vector<Candidate>& candidates,
+                                                  const CodesByDocument& by_doc,
                                                   const InMemoryContents& contents) {
   std::vector<TokenRef> out;
   out.reserve(candidates.size());
@@ -117,7 +127,16 @@ absl::StatusOr<std::vector<TokenRef>> ToTokenRefs(const std::vector<Candidate>& 
       return absl::InternalError(
           absl::StrCat("in-memory store: codes name unknown corpus number ", c.corpus));
     }
-    out.push_back(TokenRef{name->second, c.doc, c.pos, c.value});
+    TokenRef ref;
+    ref.corpus = name->second;
+    ref.doc_id = c.doc;
+    ref.position = c.pos;
+    ref.value = c.value;
+    ref.codes = by_doc.at({c.corpus, c.doc});
+    if (auto doc = contents.documents.find({c.corpus, c.doc}); doc != contents.documents.end()) {
+      ref.document = doc->second;
+    }
+    out.push_back(std::move(ref));
   }
   return out;
 }
@@ -157,7 +176,7 @@ std::vector<IngestBatch> ReplayBatches(const InMemoryContents& contents,
     auto document_of = [&](uint64_t doc, const DocumentCodes& codes) {
       IngestDocument d;
       d.doc_id = doc;
-      const StoredDocument& stored = contents.documents.at({number, doc});
+      const StoredDocument& stored = *contents.documents.at({number, doc});
       d.token_ids = stored.token_ids;
       d.token_strings = stored.token_strings;
       d.codes = codes;
@@ -177,12 +196,12 @@ std::vector<IngestBatch> ReplayBatches(const InMemoryContents& contents,
         batch.precision = precision;
         for (auto it = by_doc.lower_bound({number, 0});
              it != by_doc.end() && it->first.first == number; ++it) {
-          if (it->second.precision != precision) continue;
+          if (it->second->precision != precision) continue;
           has_codes[it->first] = true;
-          for (uint32_t idx : it->second.codes.indices) {
+          for (uint32_t idx : it->second->codes.indices) {
             d_sae = std::max<int64_t>(d_sae, int64_t{idx} + 1);
           }
-          batch.documents.push_back(document_of(it->first.second, it->second.codes));
+          batch.documents.push_back(document_of(it->first.second, it->second->codes));
         }
         batch.d_sae = d_sae;
         if (!batch.documents.empty()) out.push_back(std::move(batch));
@@ -196,8 +215,8 @@ std::vector<IngestBatch> ReplayBatches(const InMemoryContents& contents,
          it != contents.documents.end() && it->first.first == number; ++it) {
       if (has_codes.count(it->first) != 0) continue;
       DocumentCodes empty;
-      empty.num_rows = static_cast<int64_t>(it->second.token_ids.size());
-      empty.row_offsets.assign(it->second.token_ids.size() + 1, 0);
+      empty.num_rows = static_cast<int64_t>(it->second->token_ids.size());
+      empty.row_offsets.assign(it->second->token_ids.size() + 1, 0);
       orphans.documents.push_back(document_of(it->first.second, empty));
     }
     if (!orphans.documents.empty()) out.push_back(std::move(orphans));
@@ -269,7 +288,7 @@ absl::StatusOr<IngestBatchResult> InMemoryCorpusStore::WriteIngestBatch(const In
     if (holds(mine, key)) ++result.replaced_documents;
     auto stored = c.documents.find(key);
     if (stored == c.documents.end()) continue;
-    if (stored->second.token_ids != doc.token_ids) {
+    if (stored->second->token_ids != doc.token_ids) {
       for (auto other = c.codes.begin(); other != c.codes.end(); ++other) {
         if (other != mine && holds(other, key)) {
           return absl::FailedPreconditionError(absl::StrCat(
@@ -280,14 +299,18 @@ absl::StatusOr<IngestBatchResult> InMemoryCorpusStore::WriteIngestBatch(const In
       }
     } else {
       // Same tokens: keep stored strings unless this batch brings some.
-      put_doc[i] = !doc.token_strings.empty() || stored->second.token_strings.empty();
+      put_doc[i] = !doc.token_strings.empty() || stored->second->token_strings.empty();
     }
   }
   for (size_t i = 0; i < docs.size(); ++i) {
     const IngestDocument& doc = batch.documents[i];
     const std::pair<uint32_t, uint64_t> key{corpus, doc.doc_id};
-    if (put_doc[i]) c.documents[key] = StoredDocument{doc.token_ids, doc.token_strings};
-    c.codes[batch.dictionary_id][key] = std::move(docs[i].stored);
+    if (put_doc[i]) {
+      c.documents[key] =
+          std::make_shared<const StoredDocument>(StoredDocument{doc.token_ids, doc.token_strings});
+    }
+    c.codes[batch.dictionary_id][key] =
+        std::make_shared<const StoredCodes>(std::move(docs[i].stored));
   }
   return result;
 }
@@ -300,7 +323,7 @@ absl::StatusOr<std::optional<StoredDocument>> InMemoryCorpusStore::GetDocument(
   if (number == c.corpus_numbers.end()) return std::nullopt;
   auto it = c.documents.find({number->second, doc_id});
   if (it == c.documents.end()) return std::nullopt;
-  return it->second;
+  return *it->second;
 }
 
 absl::StatusOr<std::optional<StoredCodes>> InMemoryCorpusStore::GetCodes(
@@ -312,7 +335,7 @@ absl::StatusOr<std::optional<StoredCodes>> InMemoryCorpusStore::GetCodes(
   if (number == c.corpus_numbers.end() || dict == c.codes.end()) return std::nullopt;
   auto it = dict->second.find({number->second, doc_id});
   if (it == dict->second.end()) return std::nullopt;
-  return it->second;
+  return *it->second;
 }
 
 absl::StatusOr<FeatureStatsRecord> InMemoryCorpusStore::GetFeatureStats(
@@ -327,7 +350,7 @@ absl::StatusOr<FeatureStatsRecord> InMemoryCorpusStore::GetFeatureStats(
   if (dict == c.codes.end()) return out;
   std::map<int32_t, int64_t> bins;
   for (const auto& [key, stored] : dict->second) {
-    const DocumentCodes& codes = stored.codes;
+    const DocumentCodes& codes = stored->codes;
     for (size_t j = 0; j < codes.indices.size(); ++j) {
       if (codes.indices[j] != feature) continue;
       const float v = codes.values[j];
@@ -350,7 +373,7 @@ absl::StatusOr<DictionaryTotals> InMemoryCorpusStore::GetDictionaryTotals(
   auto dict = c.codes.find(dictionary_id);
   if (dict == c.codes.end()) return out;
   for (const auto& [key, stored] : dict->second) {
-    out.tokens += stored.codes.num_rows;
+    out.tokens += stored->codes.num_rows;
     ++out.documents;
   }
   return out;
@@ -383,7 +406,7 @@ absl::StatusOr<std::vector<TokenRef>> InMemoryCorpusStore::TopTokens(
   }
   std::sort(candidates.begin(), candidates.end(), Better);
   if (candidates.size() > static_cast<size_t>(limit)) candidates.resize(limit);
-  return ToTokenRefs(candidates, c);
+  return ToTokenRefs(candidates, dict->second, c);
 }
 
 absl::StatusOr<std::vector<std::vector<TokenRef>>> InMemoryCorpusStore::SampleTokensInRanges(
@@ -437,7 +460,7 @@ absl::StatusOr<std::vector<std::vector<TokenRef>>> InMemoryCorpusStore::SampleTo
     picked.reserve(take);
     for (size_t j = 0; j < take; ++j)
       picked.push_back(cands[(2 * j + 1) * cands.size() / (2 * take)]);
-    SAEDICT_ASSIGN_OR_RETURN(out[i], ToTokenRefs(picked, c));
+    SAEDICT_ASSIGN_OR_RETURN(out[i], ToTokenRefs(picked, dict->second, c));
   }
   return out;
 }

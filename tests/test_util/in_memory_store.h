@@ -18,7 +18,9 @@
 //  - TopTokens / SampleTokensInRanges order documents like the inverted
 //    index (peak descending, then corpus number, document ascending) and
 //    break ties by corpus number, document, position; corpus numbers are
-//    handed out in order of first ingest, as RocksDB does.
+//    handed out in order of first ingest, as RocksDB does. Like RocksDB's,
+//    their TokenRefs carry the document and codes they were found in (the
+//    stored objects themselves, shared: stored values are immutable).
 //  - Feature statistics are recomputed from the stored codes on each call
 //    (RocksDB keeps running sums: sums may differ in the last bits).
 //  - Checkpoint(dir) writes a real RocksDB database at `dir` (through
@@ -88,7 +90,8 @@ class InMemoryStore final : public storage::Store {
   InMemoryStore& operator=(const InMemoryStore&) = delete;
 
   absl::Status PutDictionary(const records::v1::DictionaryRecord& record) override;
-  absl::StatusOr<std::optional<records::v1::DictionaryRecord>> GetDictionary(const std::string& id) override;
+  absl::StatusOr<std::optional<records::v1::DictionaryRecord>> GetDictionary(
+      const std::string& id) override;
   absl::StatusOr<std::vector<records::v1::DictionaryRecord>> ListDictionaries() override;
   absl::Status DeleteDictionary(const std::string& id) override;
   absl::Status ReplaceDictionary(const records::v1::DictionaryRecord& record) override;
