@@ -62,6 +62,20 @@ absl::StatusOr<BenchFlags> ParseFlags(int argc, char** argv, const std::string& 
           flags.shape = value;
         } else if (key == "--json") {
           flags.json_path = value;
+        } else if (key == "--kernel") {
+          using K = engine::InvariantGemm::Kernel;
+          if (value == "auto") {
+            flags.kernel = K::kAuto;
+          } else if (value == "avx512") {
+            flags.kernel = K::kAvx512;
+          } else if (value == "avx2") {
+            flags.kernel = K::kAvx2;
+          } else if (value == "portable") {
+            flags.kernel = K::kPortable;
+          } else {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "--kernel must be auto, avx512, avx2 or portable, got '", value, "'"));
+          }
         } else {
           return absl::InvalidArgumentError(absl::StrCat("unknown flag '", key, "'\n", usage));
         }

@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/dictionary.h"
+#include "engine/invariant_gemm.h"
 #include "engine/sparse_codes.h"
 
 namespace saedict::bench {
@@ -40,6 +41,9 @@ struct BenchFlags {
   int reps = 5;           // timed calls per mode (interleaved across modes)
   std::string shape;      // empty: all; else a BenchShape::Name() or "d_in x d_sae x k"
   std::string json_path;  // empty: JSON on stdout
+  // The encoder's F32 GEMM kernel: auto (the widest this CPU runs), avx512,
+  // avx2 or portable — to compare each against OpenBLAS's matching kernels.
+  engine::InvariantGemm::Kernel kernel = engine::InvariantGemm::Kernel::kAuto;
 };
 
 // Calls on_flag(key, value) for each "--key=value" argument ("--help" / "-h"
@@ -49,7 +53,7 @@ absl::Status ForEachFlag(
     int argc, char** argv, const std::string& usage,
     const std::function<absl::Status(const std::string& key, const std::string& value)>& on_flag);
 
-// Parses --tokens=N --warmup=N --reps=N --shape=S --json=PATH (and --help).
+// Parses --tokens=N --warmup=N --reps=N --shape=S --json=PATH --kernel=K (and --help).
 // INVALID_ARGUMENT naming the flag for anything else.
 absl::StatusOr<BenchFlags> ParseFlags(int argc, char** argv, const std::string& usage);
 

@@ -46,7 +46,7 @@ namespace {
 
 constexpr char kUsage[] =
     "encode_bench [--tokens=4096] [--warmup=1] [--reps=5] [--shape=2304x16384_k64]"
-    " [--json=out.json]\n";
+    " [--json=out.json] [--kernel=auto|avx512|avx2|portable]\n";
 
 // Top-k of the bf16 GEMM widened by `margin` candidates, re-ranked with exact
 // float32 pre-activations; returns the agreement with `reference` rows.
@@ -144,7 +144,7 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* 
   auto dict = MakeRandomTopKDictionary(shape, /*seed=*/1);
   const std::vector<float> x = MakeActivations(n, shape.d_in, /*seed=*/2);
   SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Encoder> encoder,
-                           engine::Encoder::Create(dict));
+                           engine::Encoder::Create(dict, {.kernel = flags.kernel}));
   std::vector<float> c(n * shape.d_sae);
   engine::EncodeResult f32_result, bf16_result;
   engine::EncodeOptions f32_options, bf16_options;
@@ -174,7 +174,7 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* 
                      return absl::OkStatus();
                    }});
   auto gemm = engine::InvariantGemm::Create(dict->w_enc.data(), shape.d_in, shape.d_sae,
-                                            engine::InvariantGemm::Layout::kKByN);
+                                            engine::InvariantGemm::Layout::kKByN, flags.kernel);
   std::fprintf(stderr, "invariant kernel: %s\n", std::string(gemm->kernel_name()).c_str());
   modes.push_back({"gemm_invariant", [&] {
                      for (int64_t r0 = 0; r0 < n; r0 += tile) {
