@@ -69,7 +69,8 @@ EncodeResult Slice(const EncodeResult& all, int64_t row, int64_t n, int64_t d_in
 
 class BatcherImpl final : public EncodeBatcher {
  public:
-  explicit BatcherImpl(const BatcherOptions& options) : options_(options) {
+  explicit BatcherImpl(const BatcherOptions& options)
+      : options_(options), clock_(options.clock != nullptr ? options.clock : Clock::Real()) {
     for (int i = 0; i < options_.num_batch_threads; ++i) {
       threads_.emplace_back([this] { WorkerLoop(); });
     }
@@ -89,7 +90,7 @@ class BatcherImpl final : public EncodeBatcher {
                                       const EncodeOptions& options,
                                       absl::Time deadline) override {
     if (encoder == nullptr) return absl::InvalidArgumentError("encoder is null");
-    if (absl::Now() >= deadline) {
+    if (clock_->Now() >= deadline) {
       return absl::DeadlineExceededError("the request's deadline passed before it was encoded");
     }
     // Malformed or empty requests go straight to the encoder, which reports them.
@@ -112,7 +113,7 @@ class BatcherImpl final : public EncodeBatcher {
             absl::StrCat("encode queue full: ", queued_tokens_, " rows queued + ", n,
                          " rows requested > max_queued_tokens ", options_.max_queued_tokens));
       }
-      request.enqueued = absl::Now();
+      request.enqueued = clock_->Now();
       queue_.push_back(&request);
       queued_tokens_ += n;
       cv_.SignalAll();
@@ -162,9 +163,9 @@ class BatcherImpl final : public EncodeBatcher {
         }
       }
       absl::Time wake = head->enqueued + options_.max_queue_delay;
-      if (full || shutdown_ || absl::Now() >= wake) break;
+      if (full || shutdown_ || clock_->Now() >= wake) break;
       for (const Request* r : queue_) wake = std::min(wake, r->deadline);  // to drop it
-      cv_.WaitWithDeadline(&mu_, wake);
+      clock_->WaitUntil(&mu_, &cv_, wake);
     }
     // Take the head and the same-group requests that fit, in FIFO order.
     const Request* head = queue_.front();
@@ -189,7 +190,7 @@ class BatcherImpl final : public EncodeBatcher {
 
   // Answers and removes the queued requests whose deadline has passed.
   void DropExpired() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_->Now();
     std::deque<Request*> live;
     for (Request* r : queue_) {
       if (now < r->deadline) {
@@ -237,6 +238,7 @@ class BatcherImpl final : public EncodeBatcher {
   }
 
   const BatcherOptions options_;
+  Clock* const clock_;
   mutable absl::Mutex mu_;
   absl::CondVar cv_;
   std::deque<Request*> queue_ ABSL_GUARDED_BY(mu_);

@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "engine/clock.h"
 #include "engine/encoder.h"
 
 namespace saedict::engine {
@@ -31,6 +32,9 @@ struct BatcherOptions {
   absl::Duration max_queue_delay = absl::Milliseconds(2);
   int64_t max_queued_tokens = 1 << 20;
   int num_batch_threads = 1;
+  // Time source of the queue delay and request deadlines; null: Clock::Real().
+  // Must outlive the batcher.
+  Clock* clock = nullptr;
 };
 
 class EncodeBatcher {

@@ -10,11 +10,13 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "engine/encoder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/reference_sae.h"
+#include "tests/test_util/manual_clock.h"
 #include "tests/test_util/status_matchers.h"
 
 namespace saedict::engine {
@@ -114,10 +116,12 @@ TEST(BatcherTest, ConcurrentCallersMatchDirectEncode) {
 
 TEST(BatcherTest, FullBatchDoesNotWaitForTheDelay) {
   auto encoder = MakeEncoder();
-  SAEDICT_ASSERT_OK_AND_ASSIGN(
-      auto batcher,
-      EncodeBatcher::Create({.max_batch_tokens = 8, .max_queue_delay = absl::Seconds(30)}));
-  const absl::Time start = absl::Now();
+  // The manual clock never moves: only a full batch can be dispatched.
+  ::saedict::testing::ManualClock clock;
+  SAEDICT_ASSERT_OK_AND_ASSIGN(auto batcher,
+                               EncodeBatcher::Create({.max_batch_tokens = 8,
+                                                      .max_queue_delay = absl::Seconds(30),
+                                                      .clock = &clock}));
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};
   for (int t = 0; t < 2; ++t) {
@@ -128,7 +132,34 @@ TEST(BatcherTest, FullBatchDoesNotWaitForTheDelay) {
   }
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(ok.load(), 2);
-  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(clock.Now(), absl::UnixEpoch());
+}
+
+// A lone request waits exactly max_queue_delay on the batcher's clock.
+TEST(BatcherTest, ALoneRequestWaitsForTheQueueDelay) {
+  auto encoder = MakeEncoder();
+  ::saedict::testing::ManualClock clock;
+  SAEDICT_ASSERT_OK_AND_ASSIGN(auto batcher,
+                               EncodeBatcher::Create({.max_batch_tokens = 1000,
+                                                      .max_queue_delay = absl::Seconds(30),
+                                                      .clock = &clock}));
+  const std::vector<float> x = RandomInput(3, 64, 9);
+  absl::Notification done;
+  absl::StatusOr<EncodeResult> result;
+  std::thread caller([&] {
+    result = batcher->Encode(encoder, x, 3, {});
+    done.Notify();
+  });
+  while (batcher->queued_tokens() != 3) absl::SleepFor(absl::Milliseconds(1));
+  clock.Advance(absl::Seconds(29));
+  EXPECT_FALSE(done.WaitForNotificationWithTimeout(absl::Milliseconds(50)))
+      << "dispatched before its queue delay";
+  EXPECT_EQ(batcher->queued_tokens(), 3);
+  clock.Advance(absl::Seconds(1));
+  caller.join();
+  ASSERT_THAT(result, IsOk());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(EncodeResult direct, encoder->Encode(x, 3));
+  ExpectIdentical(*result, direct);
 }
 
 TEST(BatcherTest, OversizedRequestIsEncodedAlone) {
@@ -167,27 +198,25 @@ TEST(BatcherTest, BadRequestFailsAloneInsideABatch) {
 
 TEST(BatcherTest, QueueFullIsResourceExhaustedAndDestructionDrains) {
   auto encoder = MakeEncoder();
-  auto batcher_or = EncodeBatcher::Create(
-      {.max_batch_tokens = 1000, .max_queue_delay = absl::Seconds(60), .max_queued_tokens = 10});
+  ::saedict::testing::ManualClock clock;  // never advanced: only the drain dispatches
+  auto batcher_or = EncodeBatcher::Create({.max_batch_tokens = 1000,
+                                           .max_queue_delay = absl::Seconds(60),
+                                           .max_queued_tokens = 10,
+                                           .clock = &clock});
   ASSERT_THAT(batcher_or, IsOk());
   std::unique_ptr<EncodeBatcher> batcher = std::move(batcher_or).value();
   const std::vector<float> x8 = RandomInput(8, 64, 1);
   const std::vector<float> x5 = RandomInput(5, 64, 2);
   absl::StatusOr<EncodeResult> pending;
   std::thread waiter([&] { pending = batcher->Encode(encoder, x8, 8, {}); });
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (batcher->queued_tokens() != 8 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+  while (batcher->queued_tokens() != 8) absl::SleepFor(absl::Milliseconds(1));
   EXPECT_EQ(batcher->queued_tokens(), 8);
   EXPECT_THAT(
       batcher->Encode(encoder, x5, 5, {}),
       StatusIs(absl::StatusCode::kResourceExhausted,
                AllOf(HasSubstr("8 rows queued"), HasSubstr("5 rows requested"), HasSubstr("10"))));
-  const absl::Time start = absl::Now();
-  batcher.reset();  // drains: the waiter gets its result long before the 60 s delay
+  batcher.reset();  // drains: the waiter gets its result though no delay ever passed
   waiter.join();
-  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
   ASSERT_THAT(pending, IsOk());
   SAEDICT_ASSERT_OK_AND_ASSIGN(EncodeResult direct, encoder->Encode(x8, 8));
   ExpectIdentical(*pending, direct);
@@ -195,8 +224,11 @@ TEST(BatcherTest, QueueFullIsResourceExhaustedAndDestructionDrains) {
 
 TEST(BatcherTest, DestructionDrainsManyPendingCallers) {
   auto encoder = MakeEncoder();
-  auto batcher_or = EncodeBatcher::Create(
-      {.max_batch_tokens = 1000, .max_queue_delay = absl::Seconds(60), .num_batch_threads = 2});
+  ::saedict::testing::ManualClock clock;  // never advanced: only the drain dispatches
+  auto batcher_or = EncodeBatcher::Create({.max_batch_tokens = 1000,
+                                           .max_queue_delay = absl::Seconds(60),
+                                           .num_batch_threads = 2,
+                                           .clock = &clock});
   ASSERT_THAT(batcher_or, IsOk());
   std::unique_ptr<EncodeBatcher> batcher = std::move(batcher_or).value();
   constexpr int kCallers = 6;
@@ -211,10 +243,7 @@ TEST(BatcherTest, DestructionDrainsManyPendingCallers) {
     });
   }
   // Nothing fills a batch, so every caller parks in the queue.
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (batcher->queued_tokens() != 2 * kCallers && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+  while (batcher->queued_tokens() != 2 * kCallers) absl::SleepFor(absl::Milliseconds(1));
   EXPECT_EQ(batcher->queued_tokens(), 2 * kCallers);
   batcher.reset();
   for (std::thread& t : threads) t.join();
@@ -237,23 +266,31 @@ namespace {
 // before the batch would have been dispatched; one whose deadline already
 // passed is refused at once; others in the queue are unaffected.
 TEST(BatcherDeadlineTest, ExpiredRequestsAreDroppedFromTheQueue) {
+  ::saedict::testing::ManualClock clock;
   BatcherOptions options;
-  options.max_batch_tokens = 1 << 20;                 // never full
-  options.max_queue_delay = absl::Seconds(3);        // dispatch only after 3 s
+  options.max_batch_tokens = 1 << 20;           // never full
+  options.max_queue_delay = absl::Seconds(30);  // dispatch only after 30 s
+  options.clock = &clock;
   SAEDICT_ASSERT_OK_AND_ASSIGN(std::unique_ptr<EncodeBatcher> batcher,
                                EncodeBatcher::Create(options));
   std::shared_ptr<const Encoder> encoder = MakeEncoder();
   const std::vector<float> x = RandomInput(4, 64, 3);
-  EXPECT_THAT(batcher->Encode(encoder, x, 4, {}, absl::Now() - absl::Seconds(1)),
+  EXPECT_THAT(batcher->Encode(encoder, x, 4, {}, clock.Now() - absl::Seconds(1)),
               StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("before it was encoded")));
 
-  const absl::Time start = absl::Now();
-  auto expired = batcher->Encode(encoder, x, 4, {}, start + absl::Milliseconds(50));
-  const absl::Duration waited = absl::Now() - start;
+  absl::StatusOr<EncodeResult> expired, kept;
+  std::thread short_deadline(
+      [&] { expired = batcher->Encode(encoder, x, 4, {}, clock.Now() + absl::Seconds(5)); });
+  std::thread no_deadline([&] { kept = batcher->Encode(encoder, x, 4, {}); });
+  while (batcher->queued_tokens() != 8) absl::SleepFor(absl::Milliseconds(1));
+  clock.Advance(absl::Seconds(5));
+  short_deadline.join();
   EXPECT_THAT(expired, StatusIs(absl::StatusCode::kDeadlineExceeded,
-                                HasSubstr("in the encode queue")));
-  EXPECT_LT(waited, absl::Seconds(2)) << "dropped at its deadline, not at dispatch";
-  EXPECT_EQ(batcher->queued_tokens(), 0);
+                                AllOf(HasSubstr("in the encode queue"), HasSubstr("5s"))));
+  EXPECT_EQ(batcher->queued_tokens(), 4) << "the other request stays queued";
+  clock.Advance(absl::Seconds(25));
+  no_deadline.join();
+  EXPECT_THAT(kept, IsOk());
 }
 
 }  // namespace
