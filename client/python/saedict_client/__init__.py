@@ -47,6 +47,8 @@ class SparseCodes:
     reconstruction: np.ndarray = None  # float32 [n, d_in] when asked
     row_error: np.ndarray = None       # float32 [n] when asked
     precision: str = None              # "f32" / "f16": how stored codes were kept
+    weights_sha256: str = None         # content hash of the weights that encoded these codes
+    compute_mode: str = None           # "f32" (exact, batch-invariant) or "bf16"
 
     @property
     def num_rows(self):
@@ -133,6 +135,9 @@ def _codes(proto, response=None):
         codes.reconstruction = from_tensor(response.reconstruction)
     if response is not None and response.HasField("row_error"):
         codes.row_error = from_tensor(response.row_error)
+    if response is not None and hasattr(response, "weights_sha256"):
+        codes.weights_sha256 = response.weights_sha256
+        codes.compute_mode = "bf16" if response.compute_mode == pb.COMPUTE_MODE_BF16 else "f32"
     return codes
 
 
@@ -185,7 +190,7 @@ class Client:
                                        activations=tensor(chunk),
                                        options=self._options(top_k, False, False, False))
         for resp in self._stub.EncodeStream(requests(), timeout=self._timeout):
-            yield _codes(resp.codes)
+            yield _codes(resp.codes, resp)
 
     def decode(self, id, codes):
         req = pb.DecodeRequest(dictionary_id=id, codes=codes.to_proto())
