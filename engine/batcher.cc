@@ -87,8 +87,7 @@ class BatcherImpl final : public EncodeBatcher {
 
   absl::StatusOr<EncodeResult> Encode(std::shared_ptr<const Encoder> encoder,
                                       absl::Span<const float> x, int64_t n,
-                                      const EncodeOptions& options,
-                                      absl::Time deadline) override {
+                                      const EncodeOptions& options, absl::Time deadline) override {
     if (encoder == nullptr) return absl::InvalidArgumentError("encoder is null");
     if (clock_->Now() >= deadline) {
       return absl::DeadlineExceededError("the request's deadline passed before it was encoded");
@@ -198,10 +197,9 @@ class BatcherImpl final : public EncodeBatcher {
         continue;
       }
       queued_tokens_ -= r->n;
-      r->result = absl::DeadlineExceededError(
-          absl::StrCat("the request's deadline passed after ",
-                       absl::FormatDuration(now - r->enqueued), " in the encode queue (",
-                       queued_tokens_, " rows still queued)"));
+      r->result = absl::DeadlineExceededError(absl::StrCat(
+          "the request's deadline passed after ", absl::FormatDuration(now - r->enqueued),
+          " in the encode queue (", queued_tokens_, " rows still queued)"));
       r->done.Notify();
     }
     queue_.swap(live);

@@ -35,8 +35,7 @@ class Sha256 {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int size = 0;
     EVP_DigestFinal_ex(ctx_.get(), digest, &size);
-    return absl::BytesToHexString(
-        absl::string_view(reinterpret_cast<const char*>(digest), size));
+    return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), size));
   }
 
  private:

@@ -61,19 +61,19 @@ Encoder::Impl::Impl(std::shared_ptr<const Dictionary> dictionary, const EncoderO
   std::vector<double> column_abs_sum(c.d_sae, 0.0);
   for (int64_t i = 0; i < c.d_sae; ++i) {
     for (int64_t j = 0; j < c.d_in; ++j) {
-      column_abs_sum[i] += std::abs(c.architecture == Architecture::kMatchingPursuit
-                                        ? d.w_dec[i * c.d_in + j]
-                                        : d.w_enc[j * c.d_sae + i]);
+      column_abs_sum[i] +=
+          std::abs(c.architecture == Architecture::kMatchingPursuit ? d.w_dec[i * c.d_in + j]
+                                                                    : d.w_enc[j * c.d_sae + i]);
     }
     if (!feature_scale_.empty()) column_abs_sum[i] *= feature_scale_[i];
   }
   max_column_abs_sum_ = *std::max_element(column_abs_sum.begin(), column_abs_sum.end());
   // Matching pursuit scores against the tied weights: a · W_dec^T.
   gemm_ = c.architecture == Architecture::kMatchingPursuit
-              ? InvariantGemm::Create(d.w_dec.data(), c.d_in, c.d_sae,
-                                      InvariantGemm::Layout::kNByK, options.kernel)
-              : InvariantGemm::Create(d.w_enc.data(), c.d_in, c.d_sae,
-                                      InvariantGemm::Layout::kKByN, options.kernel);
+              ? InvariantGemm::Create(d.w_dec.data(), c.d_in, c.d_sae, InvariantGemm::Layout::kNByK,
+                                      options.kernel)
+              : InvariantGemm::Create(d.w_enc.data(), c.d_in, c.d_sae, InvariantGemm::Layout::kKByN,
+                                      options.kernel);
 }
 
 Encoder::Impl::~Impl() = default;
@@ -304,10 +304,11 @@ absl::Status Encoder::Impl::EncodeCodes(absl::Span<const float> x, int64_t n,
       }
     });
     if (const int64_t bad = first_too_large.load(); bad < n) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "x[row ", bad, "] has values too large for float32 arithmetic with this dictionary: "
-          "after preprocessing its largest |value| exceeds ", max_input,
-          ", where pre-activations could overflow"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("x[row ", bad,
+                       "] has values too large for float32 arithmetic with this dictionary: "
+                       "after preprocessing its largest |value| exceeds ",
+                       max_input, ", where pre-activations could overflow"));
     }
     if (c.architecture == Architecture::kMatchingPursuit) {
       SAEDICT_RETURN_IF_ERROR(

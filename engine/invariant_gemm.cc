@@ -106,8 +106,8 @@ __attribute__((target("avx2,fma"))) void TileAvx2(const float* a, int64_t lda, c
 
 // ---- Portable: 16 columns × up to 4 rows, std::fma (correctly rounded) ------
 template <int MR>
-void TilePortable(const float* a, int64_t lda, const float* panel, int64_t k, float* c,
-                  int64_t ldc, int cols) {
+void TilePortable(const float* a, int64_t lda, const float* panel, int64_t k, float* c, int64_t ldc,
+                  int cols) {
   float acc[MR][16] = {};
   for (int64_t p = 0; p < k; ++p) {
     const float* b = panel + p * 16;
@@ -122,8 +122,8 @@ void TilePortable(const float* a, int64_t lda, const float* panel, int64_t k, fl
 using TileFn = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, int);
 
 struct KernelInfo {
-  int64_t width;  // panel width
-  int rows;       // MR of the full tile
+  int64_t width;    // panel width
+  int rows;         // MR of the full tile
   TileFn tiles[7];  // tiles[r] handles r rows, 1 <= r <= rows
   const char* name;
 };
@@ -237,15 +237,13 @@ void InvariantGemm::MultiplyPanels(const float* a, int64_t m, int64_t lda, float
   }
 }
 
-void InvariantGemm::Multiply(const float* a, int64_t m, int64_t lda, float* c,
-                             int64_t ldc) const {
+void InvariantGemm::Multiply(const float* a, int64_t m, int64_t lda, float* c, int64_t ldc) const {
   if (m <= 0) return;
   const int threads = Parallelism();
   // Chunks of panels small enough to balance, big enough to amortize.
   const int64_t grain = std::max<int64_t>(1, num_panels_ / (8 * threads));
-  ParallelFor(num_panels_, grain, [&](int64_t begin, int64_t end) {
-    MultiplyPanels(a, m, lda, c, ldc, begin, end);
-  });
+  ParallelFor(num_panels_, grain,
+              [&](int64_t begin, int64_t end) { MultiplyPanels(a, m, lda, c, ldc, begin, end); });
 }
 
 }  // namespace saedict::engine

@@ -6,8 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "service/proto_convert.h"
 #include "service/resource_name.h"
-#include "wire/wire_codec.h"
 #include "util/status_macros.h"
+#include "wire/wire_codec.h"
 
 namespace saedict::service {
 namespace {
@@ -17,8 +17,7 @@ absl::Status Prefixed(int64_t index, const absl::Status& s) {
 }
 
 // Token ids and strings of one wire document, checked against each other.
-absl::Status DecodeTokens(const v1::IngestDocument& doc, int index,
-                          storage::IngestDocument& out) {
+absl::Status DecodeTokens(const v1::IngestDocument& doc, int index, storage::IngestDocument& out) {
   const std::string where = absl::StrCat("documents[", index, "] (doc_id ", doc.doc_id(), ")");
   const std::string& bytes = doc.token_ids();
   if (bytes.empty() || bytes.size() % sizeof(int32_t) != 0) {
@@ -31,15 +30,15 @@ absl::Status DecodeTokens(const v1::IngestDocument& doc, int index,
   std::memcpy(out.token_ids.data(), bytes.data(), bytes.size());
   for (size_t t = 0; t < out.token_ids.size(); ++t) {
     if (out.token_ids[t] < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ".token_ids[", t, "]: ",
-                                                     out.token_ids[t], " is negative"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".token_ids[", t, "]: ", out.token_ids[t], " is negative"));
     }
   }
   const int strings = doc.token_strings_size();
   if (strings != 0 && static_cast<size_t>(strings) != out.token_ids.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, ".token_strings: ", strings, " strings for ", out.token_ids.size(),
-                     " tokens; expected none or one per token"));
+    return absl::InvalidArgumentError(absl::StrCat(where, ".token_strings: ", strings,
+                                                   " strings for ", out.token_ids.size(),
+                                                   " tokens; expected none or one per token"));
   }
   out.token_strings.assign(doc.token_strings().begin(), doc.token_strings().end());
   return absl::OkStatus();
@@ -82,9 +81,9 @@ absl::StatusOr<std::pair<storage::IngestBatch, engine::ComputeMode>> IngestSessi
     SAEDICT_ASSIGN_OR_RETURN(encoder_, registry_->GetEncoder(request.dictionary_id()));
     dictionary_id_ = request.dictionary_id();
   } else if (!request.dictionary_id().empty() && request.dictionary_id() != dictionary_id_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dictionary_id: '", request.dictionary_id(), "' differs from '",
-                     dictionary_id_, "' of the stream's first message; use one stream per dictionary"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dictionary_id: '", request.dictionary_id(), "' differs from '", dictionary_id_,
+        "' of the stream's first message; use one stream per dictionary"));
   } else {
     // A replace (or delete) since the first message ends the stream: its
     // batches must not mix weights. The store checks again at write time.
@@ -106,7 +105,8 @@ absl::StatusOr<std::pair<storage::IngestBatch, engine::ComputeMode>> IngestSessi
                      "' of the stream's first message; use one stream per corpus"));
   }
   if (request.documents_size() == 0) {
-    return absl::InvalidArgumentError("documents: empty; expected at least one document per message");
+    return absl::InvalidArgumentError(
+        "documents: empty; expected at least one document per message");
   }
   storage::IngestBatch batch;
   batch.dictionary_id = dictionary_id_;
@@ -114,7 +114,8 @@ absl::StatusOr<std::pair<storage::IngestBatch, engine::ComputeMode>> IngestSessi
   batch.corpus = corpus_;
   SAEDICT_ASSIGN_OR_RETURN(batch.precision, ToStorage(request.value_precision()));
   engine::EncodeOptions encode_options;
-  SAEDICT_ASSIGN_OR_RETURN(encode_options.compute_mode, ToEngine(request.compute_mode(), "compute_mode"));
+  SAEDICT_ASSIGN_OR_RETURN(encode_options.compute_mode,
+                           ToEngine(request.compute_mode(), "compute_mode"));
 
   const engine::DictionaryConfig& config = encoder_->dictionary().config;
   batch.d_sae = config.d_sae;
@@ -126,8 +127,10 @@ absl::StatusOr<std::pair<storage::IngestBatch, engine::ComputeMode>> IngestSessi
     const v1::IngestDocument& doc = request.documents(i);
     storage::IngestDocument& out = batch.documents[i];
     SAEDICT_RETURN_IF_ERROR(DecodeTokens(doc, i, out));
-    const std::string field = absl::StrCat("documents[", i, "] (doc_id ", doc.doc_id(), ").activations");
-    SAEDICT_ASSIGN_OR_RETURN(wire::DenseRows rows, wire::DecodeMatrix(doc.activations(), config.d_in, field));
+    const std::string field =
+        absl::StrCat("documents[", i, "] (doc_id ", doc.doc_id(), ").activations");
+    SAEDICT_ASSIGN_OR_RETURN(wire::DenseRows rows,
+                             wire::DecodeMatrix(doc.activations(), config.d_in, field));
     if (rows.rows != static_cast<int64_t>(out.token_ids.size())) {
       return absl::InvalidArgumentError(absl::StrCat(field, ": ", rows.rows, " rows for ",
                                                      out.token_ids.size(),
@@ -203,9 +206,8 @@ void IngestSession::WriterLoop() {
     Pending pending;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !queue_.empty() || closing_;
-      };
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty() || closing_; };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty()) return;  // closing and drained
       if (write_failed_) {

@@ -110,8 +110,9 @@ absl::StatusOr<storage::ValuePrecision> ToStorage(v1::ValuePrecision p) {
     case v1::VALUE_PRECISION_F16:
       return storage::ValuePrecision::kF16;
     default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "value_precision: ", static_cast<int>(p), " is not a ValuePrecision; expected F32 or F16"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("value_precision: ", static_cast<int>(p),
+                       " is not a ValuePrecision; expected F32 or F16"));
   }
 }
 

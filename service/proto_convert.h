@@ -9,9 +9,9 @@
 #define SAEDICT_SERVICE_PROTO_CONVERT_H_
 
 #include <cstdint>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "engine/dictionary.h"
 #include "engine/encoder.h"
 #include "formats/dictionary_loader.h"

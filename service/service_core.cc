@@ -5,13 +5,11 @@
 #include "absl/strings/str_cat.h"
 #include "service/checkpoint.h"
 #include "service/proto_convert.h"
-#include "wire/wire_codec.h"
 #include "util/status_macros.h"
+#include "wire/wire_codec.h"
 
 namespace saedict::service {
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 absl::StatusOr<std::shared_ptr<const engine::Encoder>> ServiceCore::EncoderFor(
     const std::string& id) const {
@@ -52,7 +50,8 @@ absl::StatusOr<v1::EncodeResponse> ServiceCore::Encode(const v1::EncodeRequest& 
                            EncoderFor(r.dictionary_id()));
   const engine::DictionaryConfig& config = encoder->dictionary().config;
   SAEDICT_ASSIGN_OR_RETURN(engine::EncodeOptions options, ToEngine(r.options(), config.d_sae));
-  SAEDICT_ASSIGN_OR_RETURN(wire::DenseRows x, wire::DecodeMatrix(r.activations(), config.d_in, "activations"));
+  SAEDICT_ASSIGN_OR_RETURN(wire::DenseRows x,
+                           wire::DecodeMatrix(r.activations(), config.d_in, "activations"));
   SAEDICT_ASSIGN_OR_RETURN(engine::EncodeResult result,
                            batcher_->Encode(encoder, x.values, x.rows, options, deadline));
   v1::EncodeResponse out;
@@ -84,7 +83,8 @@ absl::StatusOr<v1::InterveneResponse> ServiceCore::Intervene(const v1::Intervene
                            EncoderFor(r.dictionary_id()));
   const engine::DictionaryConfig& config = encoder->dictionary().config;
   SAEDICT_ASSIGN_OR_RETURN(engine::EncodeOptions options, ToEngine(r.options(), config.d_sae));
-  SAEDICT_ASSIGN_OR_RETURN(wire::DenseRows x, wire::DecodeMatrix(r.activations(), config.d_in, "activations"));
+  SAEDICT_ASSIGN_OR_RETURN(wire::DenseRows x,
+                           wire::DecodeMatrix(r.activations(), config.d_in, "activations"));
   std::vector<engine::FeatureEdit> edits;
   for (int i = 0; i < r.edits_size(); ++i) {
     SAEDICT_ASSIGN_OR_RETURN(edits.emplace_back(), ToEngine(r.edits(i), i));
@@ -100,7 +100,7 @@ absl::StatusOr<v1::InterveneResponse> ServiceCore::Intervene(const v1::Intervene
 }
 
 std::unique_ptr<IngestSession> ServiceCore::StartIngest(IngestSession::AckSink sink,
-                                                       absl::Time deadline) {
+                                                        absl::Time deadline) {
   IngestSessionOptions options;
   options.batcher = batcher_;
   options.deadline = deadline;
@@ -120,8 +120,8 @@ absl::StatusOr<v1::EncodeResponse> EncodeStreamSession::Next(v1::EncodeRequest r
   }
   absl::StatusOr<v1::EncodeResponse> response = core_->Encode(request, deadline_);
   if (!response.ok()) {
-    return absl::Status(response.status().code(), absl::StrCat("stream message ", index, ": ",
-                                                               response.status().message()));
+    return absl::Status(response.status().code(),
+                        absl::StrCat("stream message ", index, ": ", response.status().message()));
   }
   return response;
 }

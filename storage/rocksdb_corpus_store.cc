@@ -2,9 +2,9 @@
 #include "storage/rocksdb_corpus_store.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <memory>
-#include <cmath>
 #include <tuple>
 #include <utility>
 
@@ -127,10 +127,12 @@ absl::Status RocksDbCorpusStore::CheckDictionaryRecord(const std::string& id,
     return absl::InternalError(absl::StrCat("storage: dictionary record '", id, "' is corrupt"));
   }
   if (record.info().weights_sha256() != weights_sha256) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "dictionary '", id, "' was replaced during the ingest: this batch was encoded with "
-        "weights sha256 ", weights_sha256, ", the dictionary now has ",
-        record.info().weights_sha256(), "; nothing of this batch was stored, start a new stream"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("dictionary '", id,
+                     "' was replaced during the ingest: this batch was encoded with "
+                     "weights sha256 ",
+                     weights_sha256, ", the dictionary now has ", record.info().weights_sha256(),
+                     "; nothing of this batch was stored, start a new stream"));
   }
   return absl::OkStatus();
 }
@@ -461,16 +463,18 @@ absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
   std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredCodes>> decoded;
   for (it->Seek(target); it->Valid(); it->Next()) {
     const std::optional<keys::InvertedKey> key = keys::ParseInvertedKey(it->key().ToStringView());
-    if (!key) return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " is corrupt"));
+    if (!key)
+      return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " is corrupt"));
     // Documents come in descending peak order (ties: corpus, doc ascending):
     // once `want` candidates rank before anything this document (and so any
     // later one) can hold, the top is complete.
     if (candidates.size() >= want) {
-      std::nth_element(candidates.begin(), candidates.begin() + (want - 1), candidates.end(), better);
+      std::nth_element(candidates.begin(), candidates.begin() + (want - 1), candidates.end(),
+                       better);
       candidates.resize(want);
-      const Candidate& worst = *std::min_element(
-          candidates.begin(), candidates.end(),
-          [&](const Candidate& a, const Candidate& b) { return better(b, a); });
+      const Candidate& worst =
+          *std::min_element(candidates.begin(), candidates.end(),
+                            [&](const Candidate& a, const Candidate& b) { return better(b, a); });
       if (worst.value > key->value ||
           (worst.value == key->value &&
            std::tie(worst.corpus, worst.doc) < std::tie(key->corpus, key->doc))) {
@@ -577,13 +581,15 @@ absl::StatusOr<std::vector<std::vector<TokenRef>>> RocksDbCorpusStore::SampleTok
   std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredCodes>> decoded;
   DocumentCache documents;
   auto inside = [](const ValueRange& r, float v) {
-    return v >= r.lower && (v < r.upper || (v == r.upper && (r.upper_inclusive || r.lower == r.upper)));
+    return v >= r.lower &&
+           (v < r.upper || (v == r.upper && (r.upper_inclusive || r.lower == r.upper)));
   };
   const size_t enough = static_cast<size_t>(candidates_per_range);
   std::string bytes;
   for (it->Seek(prefix); it->Valid(); it->Next()) {
     const std::optional<keys::InvertedKey> key = keys::ParseInvertedKey(it->key().ToStringView());
-    if (!key) return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " is corrupt"));
+    if (!key)
+      return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " is corrupt"));
     // A document holds values <= its peak: stop when no short range can gain.
     bool useful = false;
     for (size_t i = 0; i < ranges.size() && !useful; ++i) {
@@ -622,9 +628,8 @@ absl::StatusOr<std::vector<std::vector<TokenRef>>> RocksDbCorpusStore::SampleTok
     const size_t take = std::min(c.size(), static_cast<size_t>(per_range));
     for (size_t j = 0; j < take; ++j) {
       const Candidate& pick = c[(2 * j + 1) * c.size() / (2 * take)];
-      SAEDICT_ASSIGN_OR_RETURN(
-          TokenRef ref,
-          MakeRef(ro, pick.corpus, pick.doc, pick.pos, pick.value, decoded, &documents));
+      SAEDICT_ASSIGN_OR_RETURN(TokenRef ref, MakeRef(ro, pick.corpus, pick.doc, pick.pos,
+                                                     pick.value, decoded, &documents));
       out[i].push_back(std::move(ref));
     }
   }
@@ -646,8 +651,8 @@ absl::Status RocksDbCorpusStore::DeleteDictionary(const std::string& dictionary_
   return DeleteDictionaryImpl(dictionary_id, /*delete_record=*/true, nullptr);
 }
 
-absl::Status RocksDbCorpusStore::DeleteDictionaryImpl(const std::string& id, bool delete_record,
-                                                      const records::v1::DictionaryRecord* replacement) {
+absl::Status RocksDbCorpusStore::DeleteDictionaryImpl(
+    const std::string& id, bool delete_record, const records::v1::DictionaryRecord* replacement) {
   std::optional<uint32_t> number;
   {
     absl::MutexLock lock(&write_mu_);
@@ -665,8 +670,8 @@ absl::Status RocksDbCorpusStore::DeleteDictionaryImpl(const std::string& id, boo
       SAEDICT_RETURN_IF_ERROR(FromRocksDb(wb.Delete(cf_.dictionaries, id), "batch delete"));
     }
     if (replacement != nullptr) {
-      SAEDICT_RETURN_IF_ERROR(FromRocksDb(
-          wb.Put(cf_.dictionaries, id, replacement->SerializeAsString()), "batch put"));
+      SAEDICT_RETURN_IF_ERROR(
+          FromRocksDb(wb.Put(cf_.dictionaries, id, replacement->SerializeAsString()), "batch put"));
     }
     if (wb.Count() == 0) return absl::OkStatus();
     SAEDICT_RETURN_IF_ERROR(

@@ -22,10 +22,10 @@ namespace saedict {
 
 struct SparseCodes {
   int64_t num_rows = 0;
-  int64_t num_features = 0;               // d_sae
+  int64_t num_features = 0;                 // d_sae
   std::vector<uint64_t> row_offsets = {0};  // num_rows + 1 entries, row_offsets[0] == 0
-  std::vector<uint32_t> indices;          // ascending within each row
-  std::vector<float> values;              // same length as indices
+  std::vector<uint32_t> indices;            // ascending within each row
+  std::vector<float> values;                // same length as indices
 
   int64_t nnz() const { return static_cast<int64_t>(indices.size()); }
 

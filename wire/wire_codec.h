@@ -1,6 +1,6 @@
 // Conversions between wire messages (saedict.v1 Tensor / SparseCodes) and the
-// service's value types (dense F32 rows, util's SparseCodes), with the validation the API promises: every error is
-// INVALID_ARGUMENT naming the field and the offending value.
+// service's value types (dense F32 rows, util's SparseCodes), with the validation the API promises:
+// every error is INVALID_ARGUMENT naming the field and the offending value.
 //
 // Thread safety: pure functions.
 #ifndef SAEDICT_WIRE_WIRE_CODEC_H_
@@ -11,8 +11,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "util/sparse_codes.h"
 #include "saedict/v1/saedict.pb.h"
+#include "util/sparse_codes.h"
 
 namespace saedict::wire {
 
@@ -35,8 +35,7 @@ v1::SparseCodes EncodeCodes(const SparseCodes& codes);
 
 // Wire CSR → engine CSR; checks byte lengths and expected_features, then
 // SparseCodes::Validate().
-absl::StatusOr<SparseCodes> DecodeCodes(const v1::SparseCodes& codes,
-                                                int64_t expected_features);
+absl::StatusOr<SparseCodes> DecodeCodes(const v1::SparseCodes& codes, int64_t expected_features);
 
 }  // namespace saedict::wire
 

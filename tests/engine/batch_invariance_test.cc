@@ -154,9 +154,9 @@ TEST_P(BatchInvarianceTest, ThroughTheBatcherWithConcurrentCallers) {
       for (int call = 0; call < 12; ++call) {
         const int64_t count = std::uniform_int_distribution<int64_t>(1, 200)(gen);
         const int64_t first = std::uniform_int_distribution<int64_t>(0, kRows - count)(gen);
-        auto result = (*batcher)->Encode(
-            shared, absl::MakeConstSpan(x_.data() + first * d_in, count * d_in), count,
-            FullOptions());
+        auto result =
+            (*batcher)->Encode(shared, absl::MakeConstSpan(x_.data() + first * d_in, count * d_in),
+                               count, FullOptions());
         if (!result.ok()) {
           failures[t] = result.status().ToString();
           return;

@@ -67,8 +67,7 @@ TEST_P(InvariantGemmTest, EveryElementIsTheFixedFmaChain) {
       gemm->Multiply(a.data(), s.m, s.k, c.data(), ldc);
       for (int64_t i = 0; i < s.m; ++i) {
         for (int64_t j = 0; j < ldc; ++j) {
-          const float want =
-              j < s.n ? Chain(a.data() + i * s.k, b, s.k, s.n, j, layout) : -7.0f;
+          const float want = j < s.n ? Chain(a.data() + i * s.k, b, s.k, s.n, j, layout) : -7.0f;
           ASSERT_TRUE(SameBits(c[i * ldc + j], want))
               << gemm->kernel_name() << " m=" << s.m << " k=" << s.k << " n=" << s.n
               << " layout=" << static_cast<int>(layout) << " c[" << i << "][" << j
@@ -92,8 +91,7 @@ TEST_P(InvariantGemmTest, RowsDoNotDependOnTheirBatchOrThreads) {
       for (int64_t rows = 1; first + rows <= m; rows = rows * 2 + 1) {
         std::vector<float> part(rows * n);
         gemm->Multiply(a.data() + first * k, rows, k, part.data(), n);
-        ASSERT_EQ(std::memcmp(part.data(), all.data() + first * n, part.size() * sizeof(float)),
-                  0)
+        ASSERT_EQ(std::memcmp(part.data(), all.data() + first * n, part.size() * sizeof(float)), 0)
             << "rows [" << first << ", " << first + rows << ") threads " << threads;
       }
     }

@@ -5,8 +5,8 @@
 // within a float32 error bound of the feature's decision boundary (computed
 // here per token and feature, see Float64Counts), and documents come back
 // with their tokens and vocab strings. Skips visibly without ../shared/data.
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <numeric>
 #include <string>
@@ -15,9 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "formats/codecs/file_io.h"
-#include "formats/dictionary_loader.h"
 #include "formats/codecs/json.h"
 #include "formats/codecs/npy.h"
+#include "formats/dictionary_loader.h"
 #include "google/protobuf/util/json_util.h"
 #include "tests/server/corpus_test_util.h"
 #include "tests/server/grpc_test_fixture.h"
@@ -134,8 +134,7 @@ struct Float64Counts {
 // the threshold (JumpReLU), or — TopK — the k-th/(k+1)-th largest value,
 // within the sum of both sides' bounds (the row's largest bound is used for
 // the other side).
-Float64Counts CountInFloat64(const engine::Dictionary& d, const std::vector<float>& x,
-                             int64_t n) {
+Float64Counts CountInFloat64(const engine::Dictionary& d, const std::vector<float>& x, int64_t n) {
   const int64_t d_in = d.config.d_in, d_sae = d.config.d_sae;
   const double u = std::ldexp(1.0, -24);
   const double gamma = (d_in + 3) * u / (1 - (d_in + 3) * u);
@@ -241,8 +240,8 @@ TEST_P(Stories260kFrequencyTest, StoredFrequenciesEqualTheReference) {
     worst = std::max(worst, diff);
     differing += diff != 0;
     EXPECT_LE(diff, f64.ambiguous[f])
-        << "feature " << f << ": stored count " << out.stats().count() << ", reference "
-        << expected << "; only " << f64.ambiguous[f]
+        << "feature " << f << ": stored count " << out.stats().count() << ", reference " << expected
+        << "; only " << f64.ambiguous[f]
         << " tokens lie within float32 rounding of its decision boundary";
     EXPECT_NEAR(out.stats().density(), static_cast<double>(out.stats().count()) / kTokens, 1e-12)
         << "feature " << f;
