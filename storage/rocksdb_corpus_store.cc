@@ -459,7 +459,6 @@ absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
   std::vector<Candidate> candidates;
   DocumentCache documents;
   const size_t want = static_cast<size_t>(limit);
-  std::string bytes;
   std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredCodes>> decoded;
   for (it->Seek(target); it->Valid(); it->Next()) {
     const std::optional<keys::InvertedKey> key = keys::ParseInvertedKey(it->key().ToStringView());
@@ -481,15 +480,8 @@ absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
         break;
       }
     }
-    rocksdb::Status s =
-        db_->Get(ro, cf_.forward, keys::ForwardKey(*d, key->corpus, key->doc), &bytes);
-    if (s.IsNotFound()) {
-      return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " names document ",
-                                              key->doc, " without codes"));
-    }
-    SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get codes for ", what)));
-    SAEDICT_ASSIGN_OR_RETURN(StoredCodes stored, DecodeCodes(bytes, what));
-    auto shared = std::make_shared<const StoredCodes>(std::move(stored));
+    SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const StoredCodes> shared,
+                             ReadIndexedCodes(ro, *d, *key, what));
     const DocumentCodes& codes = shared->codes;
     for (int64_t t = 0; t < codes.num_rows; ++t) {
       const float v = codes.ValueAt(t, feature);
@@ -508,6 +500,21 @@ absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
     out.push_back(std::move(ref));
   }
   return out;
+}
+
+absl::StatusOr<std::shared_ptr<const StoredCodes>> RocksDbCorpusStore::ReadIndexedCodes(
+    const rocksdb::ReadOptions& ro, uint32_t dict_number, const keys::InvertedKey& key,
+    const std::string& what) {
+  std::string bytes;
+  rocksdb::Status s =
+      db_->Get(ro, cf_.forward, keys::ForwardKey(dict_number, key.corpus, key.doc), &bytes);
+  if (s.IsNotFound()) {
+    return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " names document ",
+                                            key.doc, " without codes"));
+  }
+  SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get codes for ", what)));
+  SAEDICT_ASSIGN_OR_RETURN(StoredCodes stored, DecodeCodes(bytes, what));
+  return std::make_shared<const StoredCodes>(std::move(stored));
 }
 
 absl::StatusOr<TokenRef> RocksDbCorpusStore::MakeRef(
@@ -585,7 +592,6 @@ absl::StatusOr<std::vector<std::vector<TokenRef>>> RocksDbCorpusStore::SampleTok
            (v < r.upper || (v == r.upper && (r.upper_inclusive || r.lower == r.upper)));
   };
   const size_t enough = static_cast<size_t>(candidates_per_range);
-  std::string bytes;
   for (it->Seek(prefix); it->Valid(); it->Next()) {
     const std::optional<keys::InvertedKey> key = keys::ParseInvertedKey(it->key().ToStringView());
     if (!key)
@@ -596,15 +602,8 @@ absl::StatusOr<std::vector<std::vector<TokenRef>>> RocksDbCorpusStore::SampleTok
       useful = found[i].size() < enough && ranges[i].lower <= key->value;
     }
     if (!useful) break;
-    rocksdb::Status s =
-        db_->Get(ro, cf_.forward, keys::ForwardKey(*d, key->corpus, key->doc), &bytes);
-    if (s.IsNotFound()) {
-      return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " names document ",
-                                              key->doc, " without codes"));
-    }
-    SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get codes for ", what)));
-    SAEDICT_ASSIGN_OR_RETURN(StoredCodes stored, DecodeCodes(bytes, what));
-    auto shared = std::make_shared<const StoredCodes>(std::move(stored));
+    SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const StoredCodes> shared,
+                             ReadIndexedCodes(ro, *d, *key, what));
     decoded[{key->corpus, key->doc}] = shared;
     const DocumentCodes& codes = shared->codes;
     for (int64_t t = 0; t < codes.num_rows; ++t) {

@@ -27,6 +27,7 @@
 #include "rocksdb/db.h"
 #include "saedict/records/v1/records.pb.h"
 #include "storage/corpus_store.h"
+#include "storage/keys.h"
 
 namespace saedict::storage {
 
@@ -79,6 +80,11 @@ class RocksDbCorpusStore final : public CorpusStore {
   RocksDbCorpusStore(rocksdb::DB* db, const CorpusFamilies& families) : db_(db), cf_(families) {}
 
   absl::Status LoadNames();
+  // The decoded forward record an inverted-index entry points at, read with
+  // `ro`; INTERNAL when it is missing (a corrupt index) or does not decode.
+  absl::StatusOr<std::shared_ptr<const StoredCodes>> ReadIndexedCodes(
+      const rocksdb::ReadOptions& ro, uint32_t dict_number, const keys::InvertedKey& key,
+      const std::string& what);
   using DocumentCache =
       std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredDocument>>;
   // A TokenRef with its corpus name, the codes decoded for its document (from
