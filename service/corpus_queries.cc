@@ -218,10 +218,10 @@ absl::StatusOr<v1::TopActivationsResponse> CorpusQueries::TopActivations(
     bin->set_value_upper(v_hi);
     ranges.push_back({v_lo, std::max(v_lo, v_hi), b == bins - 1});
   }
-  // Candidates per bin: a few times per_bin, so the picks spread over the bin.
+  // Candidates per bin: twice per_bin, so the picks spread over the bin.
   SAEDICT_ASSIGN_OR_RETURN(std::vector<std::vector<storage::TokenRef>> samples,
                            store_->SampleTokensInRanges(r.dictionary_id(), r.feature(), ranges,
-                                                        per_bin, 4 * per_bin));
+                                                        per_bin, 2 * per_bin));
   for (int b = 0; b < bins; ++b) {
     SAEDICT_RETURN_IF_ERROR(
         AppendExamples(builder, samples[b], out.mutable_bins(b)->mutable_examples()));
