@@ -365,12 +365,12 @@ TEST_F(CliCorpusReadTest, FeatureQuantilesAndJson) {
   // each bin's two examples over the values inside it.
   EXPECT_THAT(r.out, HasSubstr("\nquantiles [0, 0.5), values [1, 5.657]: 2 examples\n"
                                "VALUE  CORPUS  DOC  POS  CONTEXT\n"
-                               "4      web     10   3    [[ the]]\n"
-                               "2      web     10   1    [[ the]]\n"
+                               "3      web     10   2    [[ sat]]\n"
+                               "1      web     10   0    [[ cat]]\n"
                                "\nquantiles [0.5, 1), values [5.657, 10]: 2 examples\n"
                                "VALUE  CORPUS  DOC  POS  CONTEXT\n"
                                "9      web     12   1    [[ on]]\n"
-                               "7      web     11   2    [[\u21b5]]\n"));
+                               "6      web     11   1    [[ dog]]\n"));
 
   r = Run({"--json", "feature", "d4", "0", "--top=1", "--context=0"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
