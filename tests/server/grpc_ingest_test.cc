@@ -4,7 +4,9 @@
 // a recomputation from the stored codes, delete/replace of the dictionary,
 // restart persistence, and every malformed message rejected with nothing of
 // it stored.
+#include <algorithm>
 #include <cmath>
+#include <random>
 #include <thread>
 
 #include "tests/formats/sae_fixtures.h"
@@ -82,8 +84,8 @@ TEST_F(IngestTest, AcksEveryBatchAndStoresDocumentsAndCodes) {
   const std::vector<TestDoc> docs = MakeDocs(6, 1, 40, kDIn, 1);
   std::vector<v1::IngestRequest> requests;
   for (int b = 0; b < 3; ++b) {
-    requests.push_back(MakeIngestRequest(b == 0 ? "d" : "", b == 0 ? "c" : "",
-                                         {docs[2 * b], docs[2 * b + 1]}));
+    requests.push_back(
+        MakeIngestRequest(b == 0 ? "d" : "", b == 0 ? "c" : "", {docs[2 * b], docs[2 * b + 1]}));
   }
   IngestOutcome out = RunIngest(*stub_, requests);
   ASSERT_THAT(out.status, GrpcOk());
@@ -104,9 +106,9 @@ TEST_F(IngestTest, AcksEveryBatchAndStoresDocumentsAndCodes) {
     ASSERT_THAT(GetDocument("c", doc.id, &got), GrpcOk());
     EXPECT_EQ(got.document().corpus(), "c");
     EXPECT_EQ(got.document().doc_id(), doc.id);
-    EXPECT_EQ(std::vector<int32_t>(got.document().token_ids().begin(),
-                                   got.document().token_ids().end()),
-              doc.tokens);
+    EXPECT_EQ(
+        std::vector<int32_t>(got.document().token_ids().begin(), got.document().token_ids().end()),
+        doc.tokens);
     EXPECT_EQ(std::vector<std::string>(got.document().token_strings().begin(),
                                        got.document().token_strings().end()),
               doc.strings);
@@ -121,6 +123,43 @@ TEST_F(IngestTest, AcksEveryBatchAndStoresDocumentsAndCodes) {
   std::vector<uint64_t> ids;
   for (const TestDoc& d : docs) ids.push_back(d.id);
   ExpectStatsMatchCodes(ids);
+}
+
+// Batch invariance through Ingest: the same documents ingested as one
+// message, one message per document, and in shuffled groups (into three
+// dictionaries with the same weights) store bit-identical codes, equal to
+// what Encode returns for each document alone.
+TEST_F(IngestTest, StoredCodesDoNotDependOnTheBatchComposition) {
+  ASSERT_THAT(Load("one", "sae"), GrpcOk());
+  ASSERT_THAT(Load("shuffled", "sae"), GrpcOk());
+  const std::vector<TestDoc> docs = MakeDocs(24, 1, 70, kDIn, 77);
+  ASSERT_THAT(RunIngest(*stub_, {MakeIngestRequest("d", "c", docs)}).status, GrpcOk());
+  std::vector<v1::IngestRequest> singles;
+  for (const TestDoc& doc : docs) singles.push_back(MakeIngestRequest("", "", {doc}));
+  singles[0].set_dictionary_id("one");
+  singles[0].set_corpus("c");
+  ASSERT_THAT(RunIngest(*stub_, singles).status, GrpcOk());
+  std::vector<TestDoc> order = docs;
+  std::mt19937 rng(5);
+  std::shuffle(order.begin(), order.end(), rng);
+  std::vector<v1::IngestRequest> groups;
+  for (size_t i = 0; i < order.size(); i += 5) {
+    groups.push_back(MakeIngestRequest(
+        "", "", {order.begin() + i, order.begin() + std::min(order.size(), i + 5)}));
+  }
+  groups[0].set_dictionary_id("shuffled");
+  groups[0].set_corpus("c");
+  ASSERT_THAT(RunIngest(*stub_, groups).status, GrpcOk());
+  for (const TestDoc& doc : docs) {
+    auto expected = reference_->Encode(doc.activations, doc.tokens.size());
+    ASSERT_TRUE(expected.ok()) << expected.status();
+    for (const char* dict : {"d", "one", "shuffled"}) {
+      v1::GetActivationsResponse got;
+      ASSERT_THAT(GetActivations(doc.id, &got, dict), GrpcOk());
+      ExpectSameCodes(CodesOf(got.codes()), expected->codes, 0.0f,
+                      std::string(dict) + " doc " + std::to_string(doc.id));
+    }
+  }
 }
 
 TEST_F(IngestTest, F16ValuesAreStoredInHalfPrecision) {
@@ -173,8 +212,8 @@ TEST_F(IngestTest, ConcurrentStreamsOverOverlappingDocumentsStayConsistent) {
       std::vector<TestDoc> docs = MakeDocs(12, 5, 25, kDIn, 100 + s);
       std::vector<v1::IngestRequest> requests;
       for (int b = 0; b < 4; ++b) {
-        requests.push_back(MakeIngestRequest(
-            "d", "c", {docs.begin() + 3 * b, docs.begin() + 3 * b + 3}));
+        requests.push_back(
+            MakeIngestRequest("d", "c", {docs.begin() + 3 * b, docs.begin() + 3 * b + 3}));
       }
       statuses[s] = RunIngest(*stub_, requests).status;
     });
@@ -206,7 +245,8 @@ TEST_F(IngestTest, DeletingTheDictionaryRemovesItsRecordsButNotDocuments) {
   v1::DeleteDictionaryResponse del_out;
   ASSERT_THAT(stub_->DeleteDictionary(Ctx().get(), del, &del_out), GrpcOk());
   v1::GetActivationsResponse codes;
-  EXPECT_THAT(GetActivations(0, &codes), GrpcStatusIs(grpc::StatusCode::NOT_FOUND, HasSubstr("'d'")));
+  EXPECT_THAT(GetActivations(0, &codes),
+              GrpcStatusIs(grpc::StatusCode::NOT_FOUND, HasSubstr("'d'")));
   ASSERT_THAT(Load("d", "sae"), GrpcOk());
   EXPECT_EQ(TotalTokens(), 0);
   for (uint32_t f = 0; f < kDSae; ++f) ASSERT_EQ(Stats(f).count(), 0) << f;
@@ -222,7 +262,8 @@ TEST_F(IngestTest, ReplacingTheDictionaryDropsCodesOfTheOldWeights) {
   ASSERT_THAT(Load("d", "sae", nullptr, /*replace=*/true), GrpcOk());
   EXPECT_EQ(TotalTokens(), 0);
   v1::GetActivationsResponse codes;
-  EXPECT_THAT(GetActivations(0, &codes), GrpcStatusIs(grpc::StatusCode::NOT_FOUND, HasSubstr("has no codes")));
+  EXPECT_THAT(GetActivations(0, &codes),
+              GrpcStatusIs(grpc::StatusCode::NOT_FOUND, HasSubstr("has no codes")));
 }
 
 // A replace while a stream runs: the stream fails on its next batch, nothing
@@ -308,7 +349,8 @@ TEST_P(IngestRejectTest, RejectsWithNothingStored) {
   ASSERT_EQ(out.acks.size(), 1u);
   EXPECT_EQ(TotalTokens(), 12);
   v1::GetDocumentResponse got;
-  EXPECT_THAT(GetDocument("c", 100, &got), GrpcStatusIs(grpc::StatusCode::NOT_FOUND, HasSubstr("100")));
+  EXPECT_THAT(GetDocument("c", 100, &got),
+              GrpcStatusIs(grpc::StatusCode::NOT_FOUND, HasSubstr("100")));
   EXPECT_THAT(GetDocument("c", 0, &got), GrpcOk());
   ExpectStatsMatchCodes({0, 1});
 }
@@ -322,44 +364,56 @@ INSTANTIATE_TEST_SUITE_P(
                 [](v1::IngestRequest& r) { r.set_corpus("c2"); }},
         BadCase{"NoDocuments", grpc::StatusCode::INVALID_ARGUMENT, "documents: empty",
                 [](v1::IngestRequest& r) { r.clear_documents(); }},
-        BadCase{"WrongDIn", grpc::StatusCode::INVALID_ARGUMENT, "documents[1] (doc_id 101).activations",
+        BadCase{"WrongDIn", grpc::StatusCode::INVALID_ARGUMENT,
+                "documents[1] (doc_id 101).activations",
                 [](v1::IngestRequest& r) {
                   *r.mutable_documents(1)->mutable_activations() =
-                      F32Tensor(std::vector<float>(6 * (GrpcServerTest::kDIn + 1), 0.5f), {6, GrpcServerTest::kDIn + 1});
+                      F32Tensor(std::vector<float>(6 * (GrpcServerTest::kDIn + 1), 0.5f),
+                                {6, GrpcServerTest::kDIn + 1});
                 }},
         BadCase{"FewerRowsThanTokens", grpc::StatusCode::INVALID_ARGUMENT, "5 rows for 6 token ids",
                 [](v1::IngestRequest& r) {
                   *r.mutable_documents(1)->mutable_activations() =
-                      F32Tensor(std::vector<float>(5 * GrpcServerTest::kDIn, 0.5f), {5, GrpcServerTest::kDIn});
+                      F32Tensor(std::vector<float>(5 * GrpcServerTest::kDIn, 0.5f),
+                                {5, GrpcServerTest::kDIn});
                 }},
         BadCase{"NaNActivation", grpc::StatusCode::INVALID_ARGUMENT, "documents[0] (doc_id 100)",
                 [](v1::IngestRequest& r) {
                   std::vector<float> x(6 * GrpcServerTest::kDIn, 0.5f);
                   x[7] = std::nanf("");
-                  *r.mutable_documents(0)->mutable_activations() = F32Tensor(x, {6, GrpcServerTest::kDIn});
+                  *r.mutable_documents(0)->mutable_activations() =
+                      F32Tensor(x, {6, GrpcServerTest::kDIn});
                 }},
         BadCase{"TokenBytesNotInt32", grpc::StatusCode::INVALID_ARGUMENT, "token_ids: 23 bytes",
-                [](v1::IngestRequest& r) { r.mutable_documents(1)->set_token_ids(std::string(23, 'a')); }},
+                [](v1::IngestRequest& r) {
+                  r.mutable_documents(1)->set_token_ids(std::string(23, 'a'));
+                }},
         BadCase{"NoTokens", grpc::StatusCode::INVALID_ARGUMENT, "token_ids: 0 bytes",
                 [](v1::IngestRequest& r) { r.mutable_documents(1)->clear_token_ids(); }},
-        BadCase{"StringsCount", grpc::StatusCode::INVALID_ARGUMENT, "token_strings: 7 strings for 6",
+        BadCase{"StringsCount", grpc::StatusCode::INVALID_ARGUMENT,
+                "token_strings: 7 strings for 6",
                 [](v1::IngestRequest& r) { r.mutable_documents(0)->add_token_strings("x"); }},
         BadCase{"DuplicateDocId", grpc::StatusCode::INVALID_ARGUMENT, "100",
                 [](v1::IngestRequest& r) { r.mutable_documents(1)->set_doc_id(100); }},
         BadCase{"BadPrecision", grpc::StatusCode::INVALID_ARGUMENT, "value_precision: 7",
-                [](v1::IngestRequest& r) { r.set_value_precision(static_cast<v1::ValuePrecision>(7)); }},
-        BadCase{"BadComputeMode", grpc::StatusCode::INVALID_ARGUMENT, "compute_mode: 9",
-                [](v1::IngestRequest& r) { r.set_compute_mode(static_cast<v1::ComputeMode>(9)); }}));
+                [](v1::IngestRequest& r) {
+                  r.set_value_precision(static_cast<v1::ValuePrecision>(7));
+                }},
+        BadCase{
+            "BadComputeMode", grpc::StatusCode::INVALID_ARGUMENT, "compute_mode: 9",
+            [](v1::IngestRequest& r) { r.set_compute_mode(static_cast<v1::ComputeMode>(9)); }}));
 
 TEST_F(IngestTest, FirstMessageErrors) {
   const std::vector<TestDoc> docs = MakeDocs(1, 4, 4, GrpcServerTest::kDIn, 11);
   IngestOutcome out = RunIngest(*stub_, {MakeIngestRequest("nope", "c", docs)});
   EXPECT_THAT(out.status, GrpcStatusIs(grpc::StatusCode::NOT_FOUND, HasSubstr("nope")));
   out = RunIngest(*stub_, {MakeIngestRequest("", "c", docs)});
-  EXPECT_THAT(out.status, GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr("dictionary_id")));
+  EXPECT_THAT(out.status,
+              GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr("dictionary_id")));
   out = RunIngest(*stub_, {MakeIngestRequest("d", "bad corpus/..", docs)});
-  EXPECT_THAT(out.status, GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT,
-                                       HasSubstr("corpus: 'bad corpus/..' is not a valid corpus name")));
+  EXPECT_THAT(out.status,
+              GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT,
+                           HasSubstr("corpus: 'bad corpus/..' is not a valid corpus name")));
   out = RunIngest(*stub_, {MakeIngestRequest("d", "", docs)});
   EXPECT_THAT(out.status, GrpcStatusIs(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr("corpus")));
   EXPECT_EQ(TotalTokens(), 0);
