@@ -18,7 +18,7 @@ JOBS=${SAEDICT_JOBS:-$(nproc)}
 PACKAGES=(
   g++ cmake ninja-build ccache pkg-config git ca-certificates
   protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev
-  libabsl-dev librocksdb-dev libfaiss-dev prometheus-cpp-dev
+  libabsl-dev librocksdb-dev libfaiss-dev prometheus-cpp-dev libssl-dev
   libopenblas-dev libdnnl-dev ocl-icd-opencl-dev opencl-c-headers zlib1g-dev
   libgtest-dev libgmock-dev
   python3 python3-grpcio python3-numpy python3-pytest python3-protobuf
