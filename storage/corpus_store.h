@@ -27,9 +27,12 @@
 // WriteIngestBatch returns, so an acknowledged batch survives kill -9 and a
 // half-written batch is never visible. Re-ingesting (dict, corpus, doc)
 // replaces its forward record, deletes its old inverted keys and merges
-// the negated old statistics in the same batch. Batches are applied one at a
-// time (a writer mutex), which makes re-ingest through concurrent streams
-// consistent; the expensive key building happens outside the lock.
+// the negated old statistics in the same batch. Batches of one dictionary
+// are applied one at a time (a writer lock per dictionary), and batches that
+// touch the same document (whose record every dictionary shares) one at a
+// time, which makes re-ingest through concurrent streams consistent; ingests
+// into different dictionaries run alongside, and the expensive key building
+// happens outside the locks.
 //
 // Thread safety: all methods may be called concurrently.
 #ifndef SAEDICT_STORAGE_CORPUS_STORE_H_

@@ -8,6 +8,7 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/snapshot.h"
 #include "rocksdb/write_batch.h"
@@ -137,6 +138,17 @@ absl::Status RocksDbCorpusStore::CheckDictionaryRecord(const std::string& id,
   return absl::OkStatus();
 }
 
+absl::Mutex* RocksDbCorpusStore::DictionaryLock(const std::string& id) {
+  absl::MutexLock lock(&locks_mu_);
+  std::unique_ptr<absl::Mutex>& mu = dictionary_locks_[id];
+  if (mu == nullptr) mu = std::make_unique<absl::Mutex>();
+  return mu.get();
+}
+
+size_t RocksDbCorpusStore::DocumentStripe(uint32_t corpus, uint64_t doc) {
+  return absl::HashOf(corpus, doc) % kDocumentStripes;
+}
+
 absl::StatusOr<RocksDbCorpusStore::Numbers> RocksDbCorpusStore::ResolveNumbers(
     const IngestBatch& batch) {
   std::optional<uint32_t> dict = DictNumber(batch.dictionary_id);
@@ -204,7 +216,23 @@ absl::StatusOr<IngestBatchResult> RocksDbCorpusStore::WriteIngestBatch(const Ing
     // Sorted, the memtable inserts land next to each other (much faster).
     const std::vector<rocksdb::Slice> new_sorted = SortedInvertedKeys(new_inverted);
 
-    absl::MutexLock lock(&write_mu_);
+    // This dictionary's lock, then the stripes of the batch's documents.
+    absl::MutexLock dictionary_lock(DictionaryLock(batch.dictionary_id));
+    std::vector<size_t> stripes;
+    for (const PreparedDocument& doc : docs)
+      stripes.push_back(DocumentStripe(n.corpus, doc.doc_id));
+    std::sort(stripes.begin(), stripes.end());
+    stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+    for (size_t stripe : stripes) document_stripes_[stripe].Lock();
+    struct Unlock {
+      RocksDbCorpusStore* store;
+      const std::vector<size_t>* stripes;
+      ~Unlock() {
+        for (auto it = stripes->rbegin(); it != stripes->rend(); ++it) {
+          store->document_stripes_[*it].Unlock();
+        }
+      }
+    } unlock{this, &stripes};
     SAEDICT_RETURN_IF_ERROR(CheckDictionaryRecord(batch.dictionary_id, batch.weights_sha256));
     if (DictNumber(batch.dictionary_id) != n.dict) {  // its data was deleted meanwhile
       if (attempt < kIngestAttempts) continue;
@@ -654,6 +682,7 @@ absl::Status RocksDbCorpusStore::DeleteDictionaryImpl(
     const std::string& id, bool delete_record, const records::v1::DictionaryRecord* replacement) {
   std::optional<uint32_t> number;
   {
+    absl::MutexLock dictionary_lock(DictionaryLock(id));  // no commit of it runs meanwhile
     absl::MutexLock lock(&write_mu_);
     number = DictNumber(id);
     rocksdb::WriteBatch wb;

@@ -2,18 +2,18 @@
 // key layout: corpus_store.h), living in the Store's database.
 //
 // Dictionary and corpus numbers are kept in memory as well as in "names"
-// (loaded at Open; changed only under the writer mutex, after the batch that
+// (loaded at Open; changed only under write_mu_, after the batch that
 // persists the change is written), so lookups cost no I/O. Numbers are never
 // reused: a deleted dictionary's keys can never be mistaken for a later one's.
 //
-// Thread safety: all methods may be called concurrently. Writes (ingest,
-// delete) are serialised by one writer mutex; reads take none beyond a short
-// shared lock on the name maps.
+// Thread safety: all methods may be called concurrently. An ingest commit
+// holds its dictionary's lock and the stripes of its documents; a delete or
+// replace holds the dictionary's lock; number allocation holds write_mu_.
+// Reads take none beyond a short shared lock on the name maps.
 #ifndef SAEDICT_STORAGE_ROCKSDB_CORPUS_STORE_H_
 #define SAEDICT_STORAGE_ROCKSDB_CORPUS_STORE_H_
 
 #include <cstdint>
-#include <memory>
 #include <map>
 #include <memory>
 #include <optional>
@@ -107,8 +107,8 @@ class RocksDbCorpusStore final : public CorpusStore {
   absl::StatusOr<Numbers> ResolveNumbers(const IngestBatch& batch) ABSL_LOCKS_EXCLUDED(write_mu_);
   // NOT_FOUND without a record; FAILED_PRECONDITION when weights_sha256 is
   // set and the record names other weights (the dictionary was replaced).
-  absl::Status CheckDictionaryRecord(const std::string& id, const std::string& weights_sha256)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // REQUIRES: the dictionary's lock or write_mu_ (a stable answer needs the former).
+  absl::Status CheckDictionaryRecord(const std::string& id, const std::string& weights_sha256);
   // Deletes the dictionary's data; then deletes its record, or (replacement
   // non-null) writes the replacement record, in the same batch.
   absl::Status DeleteDictionaryImpl(const std::string& id, bool delete_record,
@@ -118,7 +118,20 @@ class RocksDbCorpusStore final : public CorpusStore {
   rocksdb::DB* const db_;
   const CorpusFamilies cf_;
 
-  absl::Mutex write_mu_;  // serialises every write of this store (held before names_mu_)
+  // Lock order: a dictionary's lock, then document stripes (ascending), then
+  // write_mu_, then names_mu_.
+  // The writer lock of one dictionary: its ingest commits, deletes and
+  // replaces; ingests into other dictionaries run alongside.
+  absl::Mutex* DictionaryLock(const std::string& id) ABSL_LOCKS_EXCLUDED(locks_mu_);
+  // Stripes over (corpus number, doc id): a document record is shared by
+  // every dictionary, so commits touching the same document serialise here.
+  static constexpr size_t kDocumentStripes = 64;
+  static size_t DocumentStripe(uint32_t corpus, uint64_t doc);
+  absl::Mutex locks_mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<absl::Mutex>> dictionary_locks_
+      ABSL_GUARDED_BY(locks_mu_);
+  absl::Mutex document_stripes_[kDocumentStripes];
+  absl::Mutex write_mu_;  // number allocation and the names family
   mutable absl::Mutex names_mu_;
   absl::flat_hash_map<std::string, uint32_t> dict_numbers_ ABSL_GUARDED_BY(names_mu_);
   absl::flat_hash_map<std::string, uint32_t> corpus_numbers_ ABSL_GUARDED_BY(names_mu_);

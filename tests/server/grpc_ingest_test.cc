@@ -225,6 +225,71 @@ TEST_F(IngestTest, ConcurrentStreamsOverOverlappingDocumentsStayConsistent) {
   ExpectStatsMatchCodes(ids);
 }
 
+// Streams into two dictionaries run alongside (a writer lock per
+// dictionary) while commits touching the same document still serialise: the
+// same documents into both stay consistent, and conflicting tokens are
+// refused for one of them, never stored half and half.
+TEST_F(IngestTest, ConcurrentStreamsIntoTwoDictionariesStayConsistent) {
+  ASSERT_THAT(Load("e", "sae"), GrpcOk());
+  const std::vector<TestDoc> same = MakeDocs(12, 5, 25, kDIn, 300);
+  {
+    std::vector<std::thread> threads;
+    std::vector<grpc::Status> statuses(4);
+    for (int s = 0; s < 4; ++s) {
+      threads.emplace_back([&, s] {
+        std::vector<v1::IngestRequest> requests;
+        for (int b = 0; b < 4; ++b) {
+          requests.push_back(MakeIngestRequest(s % 2 ? "e" : "d", "c",
+                                               {same.begin() + 3 * b, same.begin() + 3 * b + 3}));
+        }
+        statuses[s] = RunIngest(*stub_, requests).status;
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    for (const grpc::Status& st : statuses) EXPECT_THAT(st, GrpcOk());
+  }
+  std::vector<uint64_t> ids;
+  for (const TestDoc& d : same) ids.push_back(d.id);
+  ExpectStatsMatchCodes(ids);
+  EXPECT_EQ(Stats(0, "e").total_tokens(), Stats(0, "d").total_tokens());
+
+  // Other tokens for the same ids into "d" and "e" at once, into a new corpus.
+  const std::vector<TestDoc> a = MakeDocs(12, 5, 25, kDIn, 400);
+  const std::vector<TestDoc> b = MakeDocs(12, 5, 25, kDIn, 500);
+  grpc::Status status_a, status_b;
+  std::thread ta([&] {
+    std::vector<v1::IngestRequest> r;
+    for (const TestDoc& doc : a) r.push_back(MakeIngestRequest("d", "k", {doc}));
+    status_a = RunIngest(*stub_, r).status;
+  });
+  std::thread tb([&] {
+    std::vector<v1::IngestRequest> r;
+    for (const TestDoc& doc : b) r.push_back(MakeIngestRequest("e", "k", {doc}));
+    status_b = RunIngest(*stub_, r).status;
+  });
+  ta.join();
+  tb.join();
+  EXPECT_FALSE(status_a.ok() && status_b.ok())
+      << "some document was claimed with two tokenizations";
+  int stored = 0;
+  for (uint64_t id = 0; id < 12; ++id) {
+    v1::GetDocumentResponse doc;
+    if (!GetDocument("k", id, &doc).ok()) continue;
+    const std::vector<int32_t> tokens(doc.document().token_ids().begin(),
+                                      doc.document().token_ids().end());
+    // "d" holds codes only of a's tokens and "e" only of b's: a dictionary
+    // holding codes for this document must have sent the tokens stored.
+    for (const auto& [dict, source] : {std::pair{"d", &a}, std::pair{"e", &b}}) {
+      v1::GetActivationsResponse codes;
+      if (!GetActivations(id, &codes, dict, "k").ok()) continue;
+      ++stored;
+      EXPECT_EQ(tokens, (*source)[id].tokens)
+          << "doc " << id << " stores other tokens than " << dict << " encoded";
+    }
+  }
+  EXPECT_GT(stored, 0);
+}
+
 TEST_F(IngestTest, SurvivesRestart) {
   const std::vector<TestDoc> docs = MakeDocs(3, 10, 10, kDIn, 5);
   ASSERT_THAT(RunIngest(*stub_, {MakeIngestRequest("d", "c", docs)}).status, GrpcOk());
