@@ -17,6 +17,7 @@
 #include "storage/ingest_prep.h"
 #include "storage/keys.h"
 #include "storage/rocksdb_status.h"
+#include "storage/token_ranking.h"
 #include "util/log.h"
 #include "util/status_macros.h"
 
@@ -447,218 +448,194 @@ absl::StatusOr<DictionaryTotals> RocksDbCorpusStore::GetDictionaryTotals(
   return out;
 }
 
+// One feature's inverted-index entries in descending peak order, read under
+// one snapshot together with the forward records and documents they lead to
+// (decoded once each, and attached to the TokenRefs made from them).
+class RocksDbCorpusStore::FeatureScan {
+ public:
+  FeatureScan(RocksDbCorpusStore* store, uint32_t dict, uint32_t feature, std::string what)
+      : store_(store),
+        snapshot_(store->db_),
+        dict_(dict),
+        what_(std::move(what)),
+        prefix_(keys::InvertedPrefix(dict, feature)),
+        end_(keys::PrefixSuccessor(prefix_)),
+        upper_(end_) {
+    ro_.snapshot = snapshot_.snapshot();
+    rocksdb::ReadOptions scan = ro_;
+    scan.iterate_upper_bound = &upper_;
+    it_.reset(store->db_->NewIterator(scan, store->cf_.inverted));
+  }
+
+  // Positions the scan at the first document whose peak is <= start (all
+  // documents without one).
+  void Seek(std::optional<float> start_at_or_below) {
+    std::string target = prefix_;
+    if (start_at_or_below) keys::AppendU32(&target, keys::DescendingFromFloat(*start_at_or_below));
+    it_->Seek(target);
+    started_ = false;
+  }
+
+  // The next index entry; nullopt at the end. INTERNAL for a corrupt key.
+  absl::StatusOr<std::optional<keys::InvertedKey>> Next() {
+    if (started_) it_->Next();
+    started_ = true;
+    if (!it_->Valid()) {
+      SAEDICT_RETURN_IF_ERROR(FromRocksDb(it_->status(), absl::StrCat("scan ", what_)));
+      return std::nullopt;
+    }
+    std::optional<keys::InvertedKey> key = keys::ParseInvertedKey(it_->key().ToStringView());
+    if (!key) {
+      return absl::InternalError(absl::StrCat("storage: inverted key of ", what_, " is corrupt"));
+    }
+    return key;
+  }
+
+  // The decoded forward record `key` names; INTERNAL when it is missing (a
+  // corrupt index) or does not decode.
+  absl::StatusOr<const DocumentCodes*> Codes(const keys::InvertedKey& key) {
+    std::string bytes;
+    rocksdb::Status s = store_->db_->Get(ro_, store_->cf_.forward,
+                                         keys::ForwardKey(dict_, key.corpus, key.doc), &bytes);
+    if (s.IsNotFound()) {
+      return absl::InternalError(absl::StrCat("storage: inverted key of ", what_,
+                                              " names document ", key.doc, " without codes"));
+    }
+    SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get codes for ", what_)));
+    SAEDICT_ASSIGN_OR_RETURN(StoredCodes stored, DecodeCodes(bytes, what_));
+    auto& slot = decoded_[{key.corpus, key.doc}];
+    slot = std::make_shared<const StoredCodes>(std::move(stored));
+    return &slot->codes;
+  }
+
+  // A TokenRef with its corpus name, its document's decoded codes and its
+  // document read under the snapshot.
+  absl::StatusOr<TokenRef> Ref(const RankedToken& t) {
+    TokenRef ref;
+    {
+      absl::ReaderMutexLock names(&store_->names_mu_);
+      auto name = store_->corpus_names_.find(t.corpus);
+      if (name == store_->corpus_names_.end()) {
+        return absl::InternalError(
+            absl::StrCat("storage: inverted key names unknown corpus number ", t.corpus));
+      }
+      ref.corpus = name->second;
+    }
+    ref.doc_id = t.doc;
+    ref.position = t.pos;
+    ref.value = t.value;
+    auto codes = decoded_.find({t.corpus, t.doc});
+    if (codes != decoded_.end()) ref.codes = codes->second;
+    auto cached = documents_.find({t.corpus, t.doc});
+    if (cached == documents_.end()) {
+      SAEDICT_ASSIGN_OR_RETURN(std::optional<StoredDocument> read,
+                               store_->ReadDocument(ro_, t.corpus, ref.corpus, t.doc));
+      std::shared_ptr<const StoredDocument> shared;
+      if (read.has_value()) shared = std::make_shared<const StoredDocument>(std::move(*read));
+      cached = documents_.emplace(std::make_pair(t.corpus, t.doc), std::move(shared)).first;
+    }
+    ref.document = cached->second;
+    return ref;
+  }
+
+  absl::StatusOr<std::vector<TokenRef>> Refs(const std::vector<RankedToken>& tokens) {
+    std::vector<TokenRef> out;
+    out.reserve(tokens.size());
+    for (const RankedToken& t : tokens) {
+      SAEDICT_ASSIGN_OR_RETURN(TokenRef ref, Ref(t));
+      out.push_back(std::move(ref));
+    }
+    return out;
+  }
+
+ private:
+  RocksDbCorpusStore* const store_;
+  rocksdb::ManagedSnapshot snapshot_;
+  rocksdb::ReadOptions ro_;  // reads under the snapshot
+  const uint32_t dict_;
+  const std::string what_;
+  const std::string prefix_, end_;
+  const rocksdb::Slice upper_;  // views end_
+  std::unique_ptr<rocksdb::Iterator> it_;
+  bool started_ = false;
+  std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredCodes>> decoded_;
+  std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredDocument>> documents_;
+};
+
 absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
     const std::string& dictionary_id, uint32_t feature, int64_t limit,
     std::optional<float> start_at_or_below) {
-  if (limit < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("storage: top tokens limit ", limit, " < 0"));
-  }
-  if (start_at_or_below && std::isnan(*start_at_or_below)) {
-    return absl::InvalidArgumentError("storage: top tokens start_at_or_below is NaN");
-  }
-  std::vector<TokenRef> out;
+  SAEDICT_RETURN_IF_ERROR(CheckTopTokensArguments(limit, start_at_or_below));
   const std::optional<uint32_t> d = DictNumber(dictionary_id);
-  if (!d || limit == 0) return out;
-  const std::string what =
-      absl::StrCat("top tokens of dictionary '", dictionary_id, "' feature ", feature);
-  // One snapshot for the index scan and the forward records it leads to.
-  rocksdb::ManagedSnapshot snapshot(db_);
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snapshot.snapshot();
-  const std::string prefix = keys::InvertedPrefix(*d, feature);
-  const std::string end = keys::PrefixSuccessor(prefix);
-  const rocksdb::Slice upper(end);
-  rocksdb::ReadOptions scan = ro;
-  scan.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scan, cf_.inverted));
-  std::string target = prefix;
-  if (start_at_or_below) keys::AppendU32(&target, keys::DescendingFromFloat(*start_at_or_below));
-
-  struct Candidate {
-    float value;
-    uint32_t corpus;
-    uint64_t doc;
-    uint32_t pos;
-  };
-  auto better = [](const Candidate& a, const Candidate& b) {
-    if (a.value != b.value) return a.value > b.value;
-    return std::tie(a.corpus, a.doc, a.pos) < std::tie(b.corpus, b.doc, b.pos);
-  };
-  std::vector<Candidate> candidates;
-  DocumentCache documents;
+  if (!d || limit == 0) return std::vector<TokenRef>();
+  FeatureScan scan(
+      this, *d, feature,
+      absl::StrCat("top tokens of dictionary '", dictionary_id, "' feature ", feature));
+  scan.Seek(start_at_or_below);
+  std::vector<RankedToken> candidates;
   const size_t want = static_cast<size_t>(limit);
-  std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredCodes>> decoded;
-  for (it->Seek(target); it->Valid(); it->Next()) {
-    const std::optional<keys::InvertedKey> key = keys::ParseInvertedKey(it->key().ToStringView());
-    if (!key)
-      return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " is corrupt"));
+  for (;;) {
+    SAEDICT_ASSIGN_OR_RETURN(std::optional<keys::InvertedKey> key, scan.Next());
+    if (!key) break;
     // Documents come in descending peak order (ties: corpus, doc ascending):
     // once `want` candidates rank before anything this document (and so any
     // later one) can hold, the top is complete.
     if (candidates.size() >= want) {
       std::nth_element(candidates.begin(), candidates.begin() + (want - 1), candidates.end(),
-                       better);
+                       RanksBefore);
       candidates.resize(want);
-      const Candidate& worst =
-          *std::min_element(candidates.begin(), candidates.end(),
-                            [&](const Candidate& a, const Candidate& b) { return better(b, a); });
+      const RankedToken& worst = *std::min_element(
+          candidates.begin(), candidates.end(),
+          [](const RankedToken& a, const RankedToken& b) { return RanksBefore(b, a); });
       if (worst.value > key->value ||
           (worst.value == key->value &&
            std::tie(worst.corpus, worst.doc) < std::tie(key->corpus, key->doc))) {
         break;
       }
     }
-    SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const StoredCodes> shared,
-                             ReadIndexedCodes(ro, *d, *key, what));
-    const DocumentCodes& codes = shared->codes;
-    for (int64_t t = 0; t < codes.num_rows; ++t) {
-      const float v = codes.ValueAt(t, feature);
+    SAEDICT_ASSIGN_OR_RETURN(const DocumentCodes* codes, scan.Codes(*key));
+    for (int64_t t = 0; t < codes->num_rows; ++t) {
+      const float v = codes->ValueAt(t, feature);
       if (v == 0 || (start_at_or_below && v > *start_at_or_below)) continue;
       candidates.push_back({v, key->corpus, key->doc, static_cast<uint32_t>(t)});
     }
-    decoded[{key->corpus, key->doc}] = std::move(shared);
   }
-  SAEDICT_RETURN_IF_ERROR(FromRocksDb(it->status(), absl::StrCat("scan ", what)));
-  std::sort(candidates.begin(), candidates.end(), better);
+  std::sort(candidates.begin(), candidates.end(), RanksBefore);
   if (candidates.size() > want) candidates.resize(want);
-  out.reserve(candidates.size());
-  for (const Candidate& c : candidates) {
-    SAEDICT_ASSIGN_OR_RETURN(TokenRef ref,
-                             MakeRef(ro, c.corpus, c.doc, c.pos, c.value, decoded, &documents));
-    out.push_back(std::move(ref));
-  }
-  return out;
-}
-
-absl::StatusOr<std::shared_ptr<const StoredCodes>> RocksDbCorpusStore::ReadIndexedCodes(
-    const rocksdb::ReadOptions& ro, uint32_t dict_number, const keys::InvertedKey& key,
-    const std::string& what) {
-  std::string bytes;
-  rocksdb::Status s =
-      db_->Get(ro, cf_.forward, keys::ForwardKey(dict_number, key.corpus, key.doc), &bytes);
-  if (s.IsNotFound()) {
-    return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " names document ",
-                                            key.doc, " without codes"));
-  }
-  SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get codes for ", what)));
-  SAEDICT_ASSIGN_OR_RETURN(StoredCodes stored, DecodeCodes(bytes, what));
-  return std::make_shared<const StoredCodes>(std::move(stored));
-}
-
-absl::StatusOr<TokenRef> RocksDbCorpusStore::MakeRef(
-    const rocksdb::ReadOptions& ro, uint32_t corpus_number, uint64_t doc, uint32_t position,
-    float value,
-    const std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredCodes>>& decoded,
-    DocumentCache* documents) {
-  TokenRef ref;
-  {
-    absl::ReaderMutexLock names(&names_mu_);
-    auto name = corpus_names_.find(corpus_number);
-    if (name == corpus_names_.end()) {
-      return absl::InternalError(
-          absl::StrCat("storage: inverted key names unknown corpus number ", corpus_number));
-    }
-    ref.corpus = name->second;
-  }
-  ref.doc_id = doc;
-  ref.position = position;
-  ref.value = value;
-  auto codes = decoded.find({corpus_number, doc});
-  if (codes != decoded.end()) ref.codes = codes->second;
-  auto cached = documents->find({corpus_number, doc});
-  if (cached == documents->end()) {
-    SAEDICT_ASSIGN_OR_RETURN(std::optional<StoredDocument> read,
-                             ReadDocument(ro, corpus_number, ref.corpus, doc));
-    std::shared_ptr<const StoredDocument> shared;
-    if (read.has_value()) shared = std::make_shared<const StoredDocument>(std::move(*read));
-    cached = documents->emplace(std::make_pair(corpus_number, doc), std::move(shared)).first;
-  }
-  ref.document = cached->second;
-  return ref;
+  return scan.Refs(candidates);
 }
 
 absl::StatusOr<std::vector<std::vector<TokenRef>>> RocksDbCorpusStore::SampleTokensInRanges(
     const std::string& dictionary_id, uint32_t feature, const std::vector<ValueRange>& ranges,
     int64_t per_range, int64_t candidates_per_range) {
-  for (size_t i = 0; i < ranges.size(); ++i) {
-    const ValueRange& r = ranges[i];
-    if (std::isnan(r.lower) || std::isnan(r.upper) || r.lower > r.upper) {
-      return absl::InvalidArgumentError(absl::StrCat("storage: sample range ", i, " [", r.lower,
-                                                     ", ", r.upper, "] is not an interval"));
-    }
-  }
-  if (per_range < 0 || candidates_per_range < per_range) {
-    return absl::InvalidArgumentError(absl::StrCat("storage: sample per_range ", per_range,
-                                                   ", candidates ", candidates_per_range));
-  }
+  SAEDICT_RETURN_IF_ERROR(CheckSampleArguments(ranges, per_range, candidates_per_range));
   std::vector<std::vector<TokenRef>> out(ranges.size());
   const std::optional<uint32_t> d = DictNumber(dictionary_id);
   if (!d || per_range == 0 || ranges.empty()) return out;
-  const std::string what =
-      absl::StrCat("sampled tokens of dictionary '", dictionary_id, "' feature ", feature);
-  rocksdb::ManagedSnapshot snapshot(db_);
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snapshot.snapshot();
-  const std::string prefix = keys::InvertedPrefix(*d, feature);
-  const std::string end = keys::PrefixSuccessor(prefix);
-  const rocksdb::Slice upper(end);
-  rocksdb::ReadOptions scan = ro;
-  scan.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scan, cf_.inverted));
-
-  struct Candidate {
-    float value;
-    uint32_t corpus;
-    uint64_t doc;
-    uint32_t pos;
-  };
-  std::vector<std::vector<Candidate>> found(ranges.size());
-  std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredCodes>> decoded;
-  DocumentCache documents;
-  auto inside = [](const ValueRange& r, float v) {
-    return v >= r.lower &&
-           (v < r.upper || (v == r.upper && (r.upper_inclusive || r.lower == r.upper)));
-  };
+  FeatureScan scan(
+      this, *d, feature,
+      absl::StrCat("sampled tokens of dictionary '", dictionary_id, "' feature ", feature));
+  scan.Seek(std::nullopt);
+  std::vector<std::vector<RankedToken>> found(ranges.size());
   const size_t enough = static_cast<size_t>(candidates_per_range);
-  for (it->Seek(prefix); it->Valid(); it->Next()) {
-    const std::optional<keys::InvertedKey> key = keys::ParseInvertedKey(it->key().ToStringView());
-    if (!key)
-      return absl::InternalError(absl::StrCat("storage: inverted key of ", what, " is corrupt"));
+  for (;;) {
+    SAEDICT_ASSIGN_OR_RETURN(std::optional<keys::InvertedKey> key, scan.Next());
     // A document holds values <= its peak: stop when no short range can gain.
-    bool useful = false;
-    for (size_t i = 0; i < ranges.size() && !useful; ++i) {
-      useful = found[i].size() < enough && ranges[i].lower <= key->value;
-    }
-    if (!useful) break;
-    SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const StoredCodes> shared,
-                             ReadIndexedCodes(ro, *d, *key, what));
-    decoded[{key->corpus, key->doc}] = shared;
-    const DocumentCodes& codes = shared->codes;
-    for (int64_t t = 0; t < codes.num_rows; ++t) {
-      const float v = codes.ValueAt(t, feature);
+    if (!key || !CanStillFill(ranges, found, enough, key->value)) break;
+    SAEDICT_ASSIGN_OR_RETURN(const DocumentCodes* codes, scan.Codes(*key));
+    for (int64_t t = 0; t < codes->num_rows; ++t) {
+      const float v = codes->ValueAt(t, feature);
       if (v == 0) continue;
       for (size_t i = 0; i < ranges.size(); ++i) {
-        if (found[i].size() < enough && inside(ranges[i], v)) {
+        if (found[i].size() < enough && InValueRange(ranges[i], v)) {
           found[i].push_back({v, key->corpus, key->doc, static_cast<uint32_t>(t)});
         }
       }
     }
   }
-  SAEDICT_RETURN_IF_ERROR(FromRocksDb(it->status(), absl::StrCat("scan ", what)));
   for (size_t i = 0; i < ranges.size(); ++i) {
-    std::vector<Candidate>& c = found[i];
-    std::sort(c.begin(), c.end(), [](const Candidate& a, const Candidate& b) {
-      if (a.value != b.value) return a.value > b.value;
-      return std::tie(a.corpus, a.doc, a.pos) < std::tie(b.corpus, b.doc, b.pos);
-    });
-    // Evenly spaced ranks over the candidates: the sample spans the range.
-    const size_t take = std::min(c.size(), static_cast<size_t>(per_range));
-    for (size_t j = 0; j < take; ++j) {
-      const Candidate& pick = c[(2 * j + 1) * c.size() / (2 * take)];
-      SAEDICT_ASSIGN_OR_RETURN(TokenRef ref, MakeRef(ro, pick.corpus, pick.doc, pick.pos,
-                                                     pick.value, decoded, &documents));
-      out[i].push_back(std::move(ref));
-    }
+    SAEDICT_ASSIGN_OR_RETURN(
+        out[i], scan.Refs(EvenlySpacedPicks(std::move(found[i]), static_cast<size_t>(per_range))));
   }
   return out;
 }

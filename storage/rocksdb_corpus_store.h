@@ -14,7 +14,6 @@
 #define SAEDICT_STORAGE_ROCKSDB_CORPUS_STORE_H_
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,7 +26,6 @@
 #include "rocksdb/db.h"
 #include "saedict/records/v1/records.pb.h"
 #include "storage/corpus_store.h"
-#include "storage/keys.h"
 
 namespace saedict::storage {
 
@@ -80,20 +78,7 @@ class RocksDbCorpusStore final : public CorpusStore {
   RocksDbCorpusStore(rocksdb::DB* db, const CorpusFamilies& families) : db_(db), cf_(families) {}
 
   absl::Status LoadNames();
-  // The decoded forward record an inverted-index entry points at, read with
-  // `ro`; INTERNAL when it is missing (a corrupt index) or does not decode.
-  absl::StatusOr<std::shared_ptr<const StoredCodes>> ReadIndexedCodes(
-      const rocksdb::ReadOptions& ro, uint32_t dict_number, const keys::InvertedKey& key,
-      const std::string& what);
-  using DocumentCache =
-      std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredDocument>>;
-  // A TokenRef with its corpus name, the codes decoded for its document (from
-  // `decoded`) and its document read with `ro` (cached in `documents`).
-  absl::StatusOr<TokenRef> MakeRef(
-      const rocksdb::ReadOptions& ro, uint32_t corpus_number, uint64_t doc, uint32_t position,
-      float value,
-      const std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredCodes>>& decoded,
-      DocumentCache* documents) ABSL_LOCKS_EXCLUDED(names_mu_);
+  class FeatureScan;  // one feature's index entries under a snapshot (the .cc)
   // The document record at `corpus_number`/`doc_id` read with `ro`; nullopt when absent.
   absl::StatusOr<std::optional<StoredDocument>> ReadDocument(const rocksdb::ReadOptions& ro,
                                                              uint32_t corpus_number,

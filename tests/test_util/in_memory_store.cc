@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "storage/ingest_prep.h"
+#include "storage/token_ranking.h"
 #include "storage/keys.h"
 #include "util/status_macros.h"
 
@@ -61,19 +62,7 @@ std::string DocName(const std::string& corpus, uint64_t doc) {
   return absl::StrCat("corpus '", corpus, "' document ", doc);
 }
 
-// One activation of a feature, with the corpus number that orders ties.
-struct Candidate {
-  float value = 0;
-  uint32_t corpus = 0;
-  uint64_t doc = 0;
-  uint32_t pos = 0;
-};
-
-// Value descending; ties: corpus number, document, position ascending.
-bool Better(const Candidate& a, const Candidate& b) {
-  if (a.value != b.value) return a.value > b.value;
-  return std::tie(a.corpus, a.doc, a.pos) < std::tie(b.corpus, b.doc, b.pos);
-}
+using storage::RankedToken;
 
 // A document in which the feature is active, with its peak (largest value).
 struct ActiveDocument {
@@ -116,12 +105,12 @@ void ForEachActivation(const DocumentCodes& codes, uint32_t feature, Fn fn) {
 
 // TokenRefs with their corpus name and, as the RocksDB store attaches them,
 // the document and the codes they were found in (shared, not copied).
-absl::StatusOr<std::vector<TokenRef>> ToTokenRefs(const std::vector<Candidate>& candidates,
+absl::StatusOr<std::vector<TokenRef>> ToTokenRefs(const std::vector<RankedToken>& candidates,
                                                   const CodesByDocument& by_doc,
                                                   const InMemoryContents& contents) {
   std::vector<TokenRef> out;
   out.reserve(candidates.size());
-  for (const Candidate& c : candidates) {
+  for (const RankedToken& c : candidates) {
     auto name = contents.corpus_names.find(c.corpus);
     if (name == contents.corpus_names.end()) {
       return absl::InternalError(
@@ -382,17 +371,12 @@ absl::StatusOr<DictionaryTotals> InMemoryCorpusStore::GetDictionaryTotals(
 absl::StatusOr<std::vector<TokenRef>> InMemoryCorpusStore::TopTokens(
     const std::string& dictionary_id, uint32_t feature, int64_t limit,
     std::optional<float> start_at_or_below) {
-  if (limit < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("storage: top tokens limit ", limit, " < 0"));
-  }
-  if (start_at_or_below && std::isnan(*start_at_or_below)) {
-    return absl::InvalidArgumentError("storage: top tokens start_at_or_below is NaN");
-  }
+  SAEDICT_RETURN_IF_ERROR(storage::CheckTopTokensArguments(limit, start_at_or_below));
   absl::MutexLock lock(&state_->mu);
   const InMemoryContents& c = state_->contents;
   auto dict = c.codes.find(dictionary_id);
   if (dict == c.codes.end() || limit == 0) return std::vector<TokenRef>();
-  std::vector<Candidate> candidates;
+  std::vector<RankedToken> candidates;
   for (const ActiveDocument& doc : ActiveDocuments(dict->second, feature)) {
     // With a start value: only the documents whose peak is at or below it.
     if (start_at_or_below && storage::keys::OrderedFromFloat(doc.peak) >
@@ -404,7 +388,7 @@ absl::StatusOr<std::vector<TokenRef>> InMemoryCorpusStore::TopTokens(
       candidates.push_back({v, doc.corpus, doc.doc, pos});
     });
   }
-  std::sort(candidates.begin(), candidates.end(), Better);
+  std::sort(candidates.begin(), candidates.end(), storage::RanksBefore);
   if (candidates.size() > static_cast<size_t>(limit)) candidates.resize(limit);
   return ToTokenRefs(candidates, dict->second, c);
 }
@@ -412,55 +396,32 @@ absl::StatusOr<std::vector<TokenRef>> InMemoryCorpusStore::TopTokens(
 absl::StatusOr<std::vector<std::vector<TokenRef>>> InMemoryCorpusStore::SampleTokensInRanges(
     const std::string& dictionary_id, uint32_t feature, const std::vector<ValueRange>& ranges,
     int64_t per_range, int64_t candidates_per_range) {
-  for (size_t i = 0; i < ranges.size(); ++i) {
-    const ValueRange& r = ranges[i];
-    if (std::isnan(r.lower) || std::isnan(r.upper) || r.lower > r.upper) {
-      return absl::InvalidArgumentError(absl::StrCat("storage: sample range ", i, " [", r.lower,
-                                                     ", ", r.upper, "] is not an interval"));
-    }
-  }
-  if (per_range < 0 || candidates_per_range < per_range) {
-    return absl::InvalidArgumentError(absl::StrCat("storage: sample per_range ", per_range,
-                                                   ", candidates ", candidates_per_range));
-  }
+  SAEDICT_RETURN_IF_ERROR(storage::CheckSampleArguments(ranges, per_range, candidates_per_range));
   std::vector<std::vector<TokenRef>> out(ranges.size());
   absl::MutexLock lock(&state_->mu);
   const InMemoryContents& c = state_->contents;
   auto dict = c.codes.find(dictionary_id);
   if (dict == c.codes.end() || per_range == 0 || ranges.empty()) return out;
 
-  auto inside = [](const ValueRange& r, float v) {
-    return v >= r.lower &&
-           (v < r.upper || (v == r.upper && (r.upper_inclusive || r.lower == r.upper)));
-  };
   const size_t enough = static_cast<size_t>(candidates_per_range);
-  std::vector<std::vector<Candidate>> found(ranges.size());
+  std::vector<std::vector<RankedToken>> found(ranges.size());
   // Documents in descending peak order until no range still short of
   // candidates can gain from the next one (it holds values <= its peak).
   for (const ActiveDocument& doc : ActiveDocuments(dict->second, feature)) {
-    bool useful = false;
-    for (size_t i = 0; i < ranges.size() && !useful; ++i) {
-      useful = found[i].size() < enough && ranges[i].lower <= doc.peak;
-    }
-    if (!useful) break;
+    if (!storage::CanStillFill(ranges, found, enough, doc.peak)) break;
     ForEachActivation(*doc.codes, feature, [&](uint32_t pos, float v) {
       for (size_t i = 0; i < ranges.size(); ++i) {
-        if (found[i].size() < enough && inside(ranges[i], v)) {
+        if (found[i].size() < enough && storage::InValueRange(ranges[i], v)) {
           found[i].push_back({v, doc.corpus, doc.doc, pos});
         }
       }
     });
   }
   for (size_t i = 0; i < ranges.size(); ++i) {
-    std::vector<Candidate>& cands = found[i];
-    std::sort(cands.begin(), cands.end(), Better);
-    // Evenly spaced ranks over the candidates: the sample spans the range.
-    const size_t take = std::min(cands.size(), static_cast<size_t>(per_range));
-    std::vector<Candidate> picked;
-    picked.reserve(take);
-    for (size_t j = 0; j < take; ++j)
-      picked.push_back(cands[(2 * j + 1) * cands.size() / (2 * take)]);
-    SAEDICT_ASSIGN_OR_RETURN(out[i], ToTokenRefs(picked, dict->second, c));
+    SAEDICT_ASSIGN_OR_RETURN(
+        out[i], ToTokenRefs(storage::EvenlySpacedPicks(std::move(found[i]),
+                                                       static_cast<size_t>(per_range)),
+                            dict->second, c));
   }
   return out;
 }
