@@ -57,15 +57,25 @@ Encoder::Impl::Impl(std::shared_ptr<const Dictionary> dictionary, const EncoderO
     for (int64_t i = 0; i < c.d_sae; ++i) decoder_norm_sq_[i] = static_cast<float>(row_norm_sq(i));
   }
   // |pre_j| <= max|x'| * sum_p |W_pj| + |b_j|: the largest column sum bounds
-  // every pre-activation, so inputs below kOverflowLimit / it cannot overflow.
+  // every pre-activation (and, times max(1, scale_j), its topk-rescaled or
+  // gated-magnitude form), so inputs below kOverflowLimit / it cannot overflow.
+  // Summed in the weights' storage order (one pass over memory).
   std::vector<double> column_abs_sum(c.d_sae, 0.0);
-  for (int64_t i = 0; i < c.d_sae; ++i) {
-    for (int64_t j = 0; j < c.d_in; ++j) {
-      column_abs_sum[i] +=
-          std::abs(c.architecture == Architecture::kMatchingPursuit ? d.w_dec[i * c.d_in + j]
-                                                                    : d.w_enc[j * c.d_sae + i]);
+  if (c.architecture == Architecture::kMatchingPursuit) {
+    for (int64_t i = 0; i < c.d_sae; ++i) {
+      const float* w = d.w_dec.data() + i * c.d_in;
+      for (int64_t j = 0; j < c.d_in; ++j) column_abs_sum[i] += std::abs(w[j]);
     }
-    if (!feature_scale_.empty()) column_abs_sum[i] *= feature_scale_[i];
+  } else {
+    for (int64_t j = 0; j < c.d_in; ++j) {
+      const float* w = d.w_enc.data() + j * c.d_sae;
+      for (int64_t i = 0; i < c.d_sae; ++i) column_abs_sum[i] += std::abs(w[i]);
+    }
+  }
+  if (!feature_scale_.empty()) {
+    for (int64_t i = 0; i < c.d_sae; ++i) {
+      column_abs_sum[i] *= std::max(1.0, static_cast<double>(feature_scale_[i]));
+    }
   }
   max_column_abs_sum_ = *std::max_element(column_abs_sum.begin(), column_abs_sum.end());
   // Matching pursuit scores against the tied weights: a · W_dec^T.
