@@ -45,17 +45,7 @@ bool SameGroup(const Request& a, const Request& b) {
 // Rows [row, row + n) of a batch result, with offsets rebased to 0.
 EncodeResult Slice(const EncodeResult& all, int64_t row, int64_t n, int64_t d_in) {
   EncodeResult out;
-  const SparseCodes& c = all.codes;
-  const uint64_t begin = c.row_offsets[row];
-  const uint64_t end = c.row_offsets[row + n];
-  out.codes.num_rows = n;
-  out.codes.num_features = c.num_features;
-  out.codes.row_offsets.clear();
-  out.codes.row_offsets.reserve(n + 1);
-  for (int64_t r = row; r <= row + n; ++r)
-    out.codes.row_offsets.push_back(c.row_offsets[r] - begin);
-  out.codes.indices.assign(c.indices.begin() + begin, c.indices.begin() + end);
-  out.codes.values.assign(c.values.begin() + begin, c.values.begin() + end);
+  out.codes = SliceRows(all.codes, row, row + n);
   if (!all.reconstruction.empty()) {
     out.reconstruction.assign(all.reconstruction.begin() + row * d_in,
                               all.reconstruction.begin() + (row + n) * d_in);

@@ -149,14 +149,7 @@ absl::StatusOr<std::pair<storage::IngestBatch, engine::ComputeMode>> IngestSessi
   int64_t row = 0;
   for (storage::IngestDocument& doc : batch.documents) {
     const int64_t n = static_cast<int64_t>(doc.token_ids.size());
-    const uint64_t base = codes.row_offsets[row];
-    const uint64_t end = codes.row_offsets[row + n];
-    doc.codes.num_rows = n;
-    doc.codes.num_features = codes.num_features;
-    doc.codes.row_offsets.resize(n + 1);
-    for (int64_t t = 0; t <= n; ++t) doc.codes.row_offsets[t] = codes.row_offsets[row + t] - base;
-    doc.codes.indices.assign(codes.indices.begin() + base, codes.indices.begin() + end);
-    doc.codes.values.assign(codes.values.begin() + base, codes.values.begin() + end);
+    doc.codes = SliceRows(codes, row, row + n);
     row += n;
   }
   return std::make_pair(std::move(batch), encode_options.compute_mode);

@@ -69,6 +69,18 @@ float SparseCodes::ValueAt(int64_t row, uint32_t feature) const {
   return values[hit - indices.begin()];
 }
 
+SparseCodes SliceRows(const SparseCodes& codes, int64_t begin, int64_t end) {
+  SparseCodes out;
+  out.num_rows = end - begin;
+  out.num_features = codes.num_features;
+  const uint64_t first = codes.row_offsets[begin], last = codes.row_offsets[end];
+  out.row_offsets.resize(out.num_rows + 1);
+  for (int64_t r = begin; r <= end; ++r) out.row_offsets[r - begin] = codes.row_offsets[r] - first;
+  out.indices.assign(codes.indices.begin() + first, codes.indices.begin() + last);
+  out.values.assign(codes.values.begin() + first, codes.values.begin() + last);
+  return out;
+}
+
 absl::Status AppendRows(SparseCodes& head, const SparseCodes& tail) {
   if (head.num_rows == 0 && head.indices.empty()) {  // an empty head adopts tail's width
     head.num_features = tail.num_features;

@@ -38,6 +38,10 @@ struct SparseCodes {
   float ValueAt(int64_t row, uint32_t feature) const;
 };
 
+// Rows [begin, end) of `codes` as codes of their own (offsets rebased to 0).
+// REQUIRES: 0 <= begin <= end <= codes.num_rows and the invariants.
+SparseCodes SliceRows(const SparseCodes& codes, int64_t begin, int64_t end);
+
 // Appends the rows of `tail` to `head` (results that arrive in chunks). An
 // empty head (no rows) adopts tail's num_features. INVALID_ARGUMENT when
 // num_features differ or tail's offsets are inconsistent.

@@ -16,20 +16,6 @@ namespace {
 // Without --batch_rows, a chunk's reply stays under about this many bytes.
 constexpr int64_t kAutoChunkBytes = int64_t{3} << 20;
 
-// Rows [begin, end) of `codes` as a wire::CsrCodes of their own.
-wire::CsrCodes SliceRows(const wire::CsrCodes& codes, int64_t begin, int64_t end) {
-  wire::CsrCodes out;
-  out.num_rows = end - begin;
-  out.num_features = codes.num_features;
-  const uint64_t first = codes.row_offsets[begin], last = codes.row_offsets[end];
-  out.row_offsets.clear();
-  out.row_offsets.reserve(out.num_rows + 1);
-  for (int64_t r = begin; r <= end; ++r) out.row_offsets.push_back(codes.row_offsets[r] - first);
-  out.indices.assign(codes.indices.begin() + first, codes.indices.begin() + last);
-  out.values.assign(codes.values.begin() + first, codes.values.begin() + last);
-  return out;
-}
-
 absl::Status RunDecode(CommandEnv& env) {
   const std::string& id = env.positional(0);
   const std::string& output = env.positional(2);
