@@ -22,43 +22,15 @@
 namespace saedict::storage {
 namespace {
 
+using ::saedict::storage::testing::Batch;
 using ::saedict::storage::testing::DictRecord;
+using ::saedict::storage::testing::Doc;
 using ::saedict::storage::testing::RandomDocument;
 using ::saedict::testing::IsOk;
 using ::saedict::testing::ScratchDir;
 using ::saedict::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-IngestDocument Doc(uint64_t id, std::vector<int32_t> tokens,
-                   std::vector<std::vector<std::pair<uint32_t, float>>> rows,
-                   std::vector<std::string> strings = {}) {
-  IngestDocument d;
-  d.doc_id = id;
-  d.token_ids = std::move(tokens);
-  d.token_strings = std::move(strings);
-  for (const auto& row : rows) {
-    for (auto [idx, v] : row) {
-      d.codes.indices.push_back(idx);
-      d.codes.values.push_back(v);
-    }
-    d.codes.row_offsets.push_back(d.codes.indices.size());
-    ++d.codes.num_rows;
-  }
-  return d;
-}
-
-IngestBatch Batch(const std::string& dict, const std::string& corpus,
-                  std::vector<IngestDocument> docs, ValuePrecision p = ValuePrecision::kF32,
-                  int64_t d_sae = 64) {
-  IngestBatch b;
-  b.dictionary_id = dict;
-  b.corpus = corpus;
-  b.d_sae = d_sae;
-  b.precision = p;
-  b.documents = std::move(docs);
-  return b;
-}
 
 // The codes with exact zeros removed (what the store keeps).
 DocumentCodes WithoutZeros(const DocumentCodes& in) {
@@ -143,7 +115,8 @@ TEST_F(CorpusStoreTest, F16ValuesWithinHalfPrecision) {
   IngestDocument doc = RandomDocument(rng, 1, 50, 1 << 24, 30);
   doc.codes.values[0] = 1e-9f;  // rounds to 0 in half: dropped
   SAEDICT_ASSERT_OK_AND_ASSIGN(
-      auto r, corpus()->WriteIngestBatch(Batch("d", "c", {doc}, ValuePrecision::kF16, 1 << 24)));
+      auto r, corpus()->WriteIngestBatch(
+                  Batch("d", "c", {doc}, ValuePrecision::kF16, /*weights_sha256=*/"", 1 << 24)));
   EXPECT_EQ(r.tokens, 50);
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto codes, corpus()->GetCodes("d", "c", 1));
   ASSERT_TRUE(codes.has_value());
@@ -223,8 +196,8 @@ TEST_F(CorpusStoreTest, TopTokensDescendingWithTiesSeeksAndLimit) {
   // Seeks start at documents whose peak is <= the start value: c1/5 (peak
   // 3) is skipped with its two 2.0 activations.
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto at2, corpus()->TopTokens("d", 3, 100, 2.0f));
-  EXPECT_THAT(Refs(at2), ElementsAre(R{"c1", 2, 1, 2.0f}, R{"c0", 1, 0, 1.0f},
-                                     R{"c1", 2, 0, -1.0f}));
+  EXPECT_THAT(Refs(at2),
+              ElementsAre(R{"c1", 2, 1, 2.0f}, R{"c0", 1, 0, 1.0f}, R{"c1", 2, 0, -1.0f}));
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto below25, corpus()->TopTokens("d", 3, 1, 2.5f));
   EXPECT_THAT(Refs(below25), ElementsAre(R{"c1", 2, 1, 2.0f}));
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto below15, corpus()->TopTokens("d", 3, 100, 1.5f));

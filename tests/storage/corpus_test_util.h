@@ -1,6 +1,6 @@
-// Helpers shared by the CorpusStore tests: dictionary records, random
-// documents, and statistics recomputed from the stored codes (GetCodes) to
-// compare with what the store maintains incrementally.
+// Helpers shared by the CorpusStore tests: dictionary records, documents
+// and batches written out row by row, random documents, and statistics recomputed from the stored
+// codes (GetCodes) to compare with what the store maintains incrementally.
 #ifndef SAEDICT_TESTS_STORAGE_CORPUS_TEST_UTIL_H_
 #define SAEDICT_TESTS_STORAGE_CORPUS_TEST_UTIL_H_
 
@@ -10,6 +10,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -27,6 +28,41 @@ inline records::v1::DictionaryRecord DictRecord(const std::string& id, int64_t d
 
 // A document of `tokens` tokens, each with up to `max_nnz` active features
 // of d_sae; values mostly positive, some negative, a few exact zeros.
+// One activation list per token: (feature, value).
+using Row = std::vector<std::pair<uint32_t, float>>;
+
+// A document with the given tokens and one codes row per entry of `rows`.
+inline IngestDocument Doc(uint64_t id, std::vector<int32_t> tokens, const std::vector<Row>& rows,
+                          std::vector<std::string> strings = {}) {
+  IngestDocument d;
+  d.doc_id = id;
+  d.token_ids = std::move(tokens);
+  d.token_strings = std::move(strings);
+  for (const Row& row : rows) {
+    for (auto [idx, v] : row) {
+      d.codes.indices.push_back(idx);
+      d.codes.values.push_back(v);
+    }
+    d.codes.row_offsets.push_back(d.codes.indices.size());
+    ++d.codes.num_rows;
+  }
+  return d;
+}
+
+inline IngestBatch Batch(const std::string& dict, const std::string& corpus,
+                         std::vector<IngestDocument> docs,
+                         ValuePrecision precision = ValuePrecision::kF32,
+                         const std::string& weights_sha256 = "", int64_t d_sae = 64) {
+  IngestBatch b;
+  b.dictionary_id = dict;
+  b.weights_sha256 = weights_sha256;
+  b.d_sae = d_sae;
+  b.corpus = corpus;
+  b.precision = precision;
+  b.documents = std::move(docs);
+  return b;
+}
+
 inline IngestDocument RandomDocument(std::mt19937& rng, uint64_t doc_id, int tokens, uint32_t d_sae,
                                      int max_nnz, bool strings = true) {
   IngestDocument doc;

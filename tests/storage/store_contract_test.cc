@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "storage/corpus_store.h"
 #include "storage/store.h"
+#include "tests/storage/corpus_test_util.h"
 #include "tests/test_util/in_memory_store.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/test_env.h"
@@ -33,6 +34,9 @@ namespace saedict::storage {
 namespace {
 
 namespace fs = std::filesystem;
+using ::saedict::storage::testing::Batch;
+using ::saedict::storage::testing::Doc;
+using ::saedict::storage::testing::Row;
 using ::saedict::testing::InMemoryStore;
 using ::saedict::testing::IsOk;
 using ::saedict::testing::ScratchDir;
@@ -62,38 +66,6 @@ records::v1::DictionaryRecord Record(const std::string& id, int64_t d_sae = 64,
   r.mutable_info()->set_weights_sha256(weights_sha256);
   r.set_weights_file(id + ".safetensors");
   return r;
-}
-
-using Row = std::vector<std::pair<uint32_t, float>>;
-
-IngestDocument Doc(uint64_t id, std::vector<int32_t> tokens, const std::vector<Row>& rows,
-                   std::vector<std::string> strings = {}) {
-  IngestDocument d;
-  d.doc_id = id;
-  d.token_ids = std::move(tokens);
-  d.token_strings = std::move(strings);
-  for (const Row& row : rows) {
-    for (auto [idx, v] : row) {
-      d.codes.indices.push_back(idx);
-      d.codes.values.push_back(v);
-    }
-    d.codes.row_offsets.push_back(d.codes.indices.size());
-    ++d.codes.num_rows;
-  }
-  return d;
-}
-
-IngestBatch Batch(const std::string& dict, const std::string& corpus,
-                  std::vector<IngestDocument> docs, ValuePrecision precision = ValuePrecision::kF32,
-                  const std::string& weights_sha256 = "", int64_t d_sae = 64) {
-  IngestBatch b;
-  b.dictionary_id = dict;
-  b.weights_sha256 = weights_sha256;
-  b.d_sae = d_sae;
-  b.corpus = corpus;
-  b.precision = precision;
-  b.documents = std::move(docs);
-  return b;
 }
 
 // (corpus, doc, position, value) of each ref, for readable comparisons.
