@@ -44,14 +44,23 @@ absl::StatusOr<v1::DeleteDictionaryResponse> ServiceCore::DeleteDictionary(
   return v1::DeleteDictionaryResponse();
 }
 
+// The encoder, options and activations of an Encode or Intervene request.
+template <typename Request>
+absl::StatusOr<ServiceCore::EncodeInput> ServiceCore::ParseEncodeInput(const Request& r) const {
+  EncodeInput in;
+  SAEDICT_ASSIGN_OR_RETURN(in.encoder, EncoderFor(r.dictionary_id()));
+  const engine::DictionaryConfig& config = in.encoder->dictionary().config;
+  SAEDICT_ASSIGN_OR_RETURN(in.options, ToEngine(r.options(), config.d_sae));
+  SAEDICT_ASSIGN_OR_RETURN(in.x, wire::DecodeMatrix(r.activations(), config.d_in, "activations"));
+  return in;
+}
+
 absl::StatusOr<v1::EncodeResponse> ServiceCore::Encode(const v1::EncodeRequest& r,
                                                        absl::Time deadline) {
-  SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Encoder> encoder,
-                           EncoderFor(r.dictionary_id()));
-  const engine::DictionaryConfig& config = encoder->dictionary().config;
-  SAEDICT_ASSIGN_OR_RETURN(engine::EncodeOptions options, ToEngine(r.options(), config.d_sae));
-  SAEDICT_ASSIGN_OR_RETURN(wire::DenseRows x,
-                           wire::DecodeMatrix(r.activations(), config.d_in, "activations"));
+  SAEDICT_ASSIGN_OR_RETURN(EncodeInput in, ParseEncodeInput(r));
+  const std::shared_ptr<const engine::Encoder>& encoder = in.encoder;
+  const engine::EncodeOptions& options = in.options;
+  const wire::DenseRows& x = in.x;
   SAEDICT_ASSIGN_OR_RETURN(engine::EncodeResult result,
                            batcher_->Encode(encoder, x.values, x.rows, options, deadline));
   v1::EncodeResponse out;
@@ -79,12 +88,10 @@ absl::StatusOr<v1::DecodeResponse> ServiceCore::Decode(const v1::DecodeRequest& 
 }
 
 absl::StatusOr<v1::InterveneResponse> ServiceCore::Intervene(const v1::InterveneRequest& r) {
-  SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Encoder> encoder,
-                           EncoderFor(r.dictionary_id()));
-  const engine::DictionaryConfig& config = encoder->dictionary().config;
-  SAEDICT_ASSIGN_OR_RETURN(engine::EncodeOptions options, ToEngine(r.options(), config.d_sae));
-  SAEDICT_ASSIGN_OR_RETURN(wire::DenseRows x,
-                           wire::DecodeMatrix(r.activations(), config.d_in, "activations"));
+  SAEDICT_ASSIGN_OR_RETURN(EncodeInput in, ParseEncodeInput(r));
+  const std::shared_ptr<const engine::Encoder>& encoder = in.encoder;
+  const engine::EncodeOptions& options = in.options;
+  const wire::DenseRows& x = in.x;
   std::vector<engine::FeatureEdit> edits;
   for (int i = 0; i < r.edits_size(); ++i) {
     SAEDICT_ASSIGN_OR_RETURN(edits.emplace_back(), ToEngine(r.edits(i), i));

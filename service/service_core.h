@@ -24,6 +24,7 @@
 #include "service/dictionary_registry.h"
 #include "service/ingest_session.h"
 #include "storage/store.h"
+#include "wire/wire_codec.h"
 
 namespace saedict::service {
 
@@ -103,6 +104,13 @@ class ServiceCore {
 
  private:
   absl::StatusOr<std::shared_ptr<const engine::Encoder>> EncoderFor(const std::string& id) const;
+  struct EncodeInput {
+    std::shared_ptr<const engine::Encoder> encoder;
+    engine::EncodeOptions options;
+    wire::DenseRows x;
+  };
+  template <typename Request>  // v1::EncodeRequest or v1::InterveneRequest
+  absl::StatusOr<EncodeInput> ParseEncodeInput(const Request& r) const;
 
   DictionaryRegistry* const registry_;
   engine::EncodeBatcher* const batcher_;
