@@ -78,7 +78,10 @@ class RocksDbCorpusStore final : public CorpusStore {
   RocksDbCorpusStore(rocksdb::DB* db, const CorpusFamilies& families) : db_(db), cf_(families) {}
 
   absl::Status LoadNames();
-  class FeatureScan;  // one feature's index entries under a snapshot (the .cc)
+  class FeatureScan;  // one feature's index entries under a snapshot (rocksdb_corpus_reads.cc)
+  // "corpus 'c' document 7" / "of dictionary 'd' for corpus 'c' document 7", for messages.
+  static std::string DocName(const std::string& corpus, uint64_t doc);
+  static std::string CodesName(const std::string& dict, const std::string& corpus, uint64_t doc);
   // The document record at `corpus_number`/`doc_id` read with `ro`; nullopt when absent.
   absl::StatusOr<std::optional<StoredDocument>> ReadDocument(const rocksdb::ReadOptions& ro,
                                                              uint32_t corpus_number,
