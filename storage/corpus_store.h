@@ -127,6 +127,8 @@ struct DictionaryTotals {
 inline constexpr int32_t kBinOffset = 600;
 int32_t HistogramBin(float value);
 std::pair<float, float> HistogramBinRange(int32_t bin);  // [lower, upper)
+// HistogramBin's defining frexp formula, slower; for tests of the fast path.
+int32_t HistogramBinReferenceForTest(float value);
 
 class CorpusStore {
  public:

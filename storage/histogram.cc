@@ -4,6 +4,8 @@
 // negation): the smallest subnormal 2^-149 in bin 5, values near FLT_MAX in
 // bin 1112. Pure functions, thread-safe.
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "storage/corpus_store.h"
 
@@ -14,10 +16,20 @@ namespace {
 // mantissa against these doubles gives the exact quarter.
 constexpr double kQuarterSteps[3] = {1.189207115002721, 1.4142135623730951, 1.681792830507429};
 
-}  // namespace
+// The smallest 23-bit mantissa field M with 1 + M / 2^23 >= kQuarterSteps[q]:
+// comparing a normal float's mantissa bits against these equals comparing
+// its [1, 2) mantissa against the doubles.
+constexpr uint32_t MantissaStep(double step) {
+  const double scaled = (step - 1.0) * 8388608.0;  // exact: a power-of-two scaling
+  const auto floor = static_cast<uint32_t>(scaled);
+  return static_cast<double>(floor) == scaled ? floor : floor + 1;
+}
+constexpr uint32_t kMantissaSteps[3] = {MantissaStep(kQuarterSteps[0]),
+                                        MantissaStep(kQuarterSteps[1]),
+                                        MantissaStep(kQuarterSteps[2])};
 
-int32_t HistogramBin(float value) {
-  if (value == 0 || std::isnan(value)) return 0;
+// frexp-based definition; used for subnormals (and by the tests as reference).
+int32_t HistogramBinByFrexp(float value) {
   int exp = 0;
   const double mant = 2.0 * std::frexp(std::fabs(static_cast<double>(value)), &exp);  // [1, 2)
   int quarter = 0;
@@ -26,6 +38,28 @@ int32_t HistogramBin(float value) {
   int32_t bin = 4 * (exp - 1) + quarter + kBinOffset + 1;
   if (bin < 1) bin = 1;  // cannot happen for floats; keeps the sign meaningful
   return value < 0 ? -bin : bin;
+}
+
+}  // namespace
+
+int32_t HistogramBin(float value) {
+  if (value == 0 || std::isnan(value)) return 0;
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  const uint32_t biased = (bits >> 23) & 0xFFu;
+  if (biased == 0 || biased == 0xFFu) return HistogramBinByFrexp(value);  // subnormal, inf
+  // Normal (or infinite): |v| = 1.M * 2^(biased - 127), frexp's exp = biased - 126.
+  const uint32_t mantissa = bits & 0x7FFFFFu;
+  const int32_t quarter = static_cast<int32_t>(mantissa >= kMantissaSteps[0]) +
+                          static_cast<int32_t>(mantissa >= kMantissaSteps[1]) +
+                          static_cast<int32_t>(mantissa >= kMantissaSteps[2]);
+  const int32_t bin = 4 * (static_cast<int32_t>(biased) - 127) + quarter + kBinOffset + 1;
+  return value < 0 ? -bin : bin;
+}
+
+int32_t HistogramBinReferenceForTest(float value) {
+  if (value == 0 || std::isnan(value)) return 0;
+  return HistogramBinByFrexp(value);
 }
 
 std::pair<float, float> HistogramBinRange(int32_t bin) {

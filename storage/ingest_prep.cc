@@ -169,42 +169,74 @@ PreparedDocument PrepareDocument(const IngestDocument& doc, ValuePrecision preci
   return out;
 }
 
-void AppendInvertedKeys(std::string* out, uint32_t dict, uint32_t corpus, uint64_t doc,
-                        const DocumentCodes& codes) {
-  // Each active feature's peak in the document: its largest value and the
-  // first position holding it.
-  struct Peak {
-    uint32_t feature;
-    float value;
-    uint32_t pos;
-  };
-  std::vector<Peak> peaks;
-  peaks.reserve(codes.values.size());
+void InvertedKeyBuilder::Offer(Peak& peak, uint32_t f, float value, uint32_t pos) {
+  if (peak.pos == kUntouched) {
+    touched_.push_back(f);
+  } else if (!(value > peak.value)) {
+    return;  // an earlier position holds a value as large
+  }
+  peak = {value, pos};
+}
+
+void InvertedKeyBuilder::Add(uint32_t dict, uint32_t corpus, uint64_t doc,
+                             const DocumentCodes& codes) {
+  touched_.clear();
+  sparse_.clear();
   for (int64_t t = 0; t < codes.num_rows; ++t) {
+    const auto pos = static_cast<uint32_t>(t);
     for (uint64_t j = codes.row_offsets[t]; j < codes.row_offsets[t + 1]; ++j) {
-      peaks.push_back({codes.indices[j], codes.values[j], static_cast<uint32_t>(t)});
+      const uint32_t f = codes.indices[j];
+      if (f < kDenseFeatures) {
+        if (f >= dense_.size()) {
+          dense_.resize(std::max<size_t>(f + 1, 2 * dense_.size()), Peak{0, kUntouched});
+        }
+        Offer(dense_[f], f, codes.values[j], pos);
+      } else {
+        Offer(sparse_.try_emplace(f, Peak{0, kUntouched}).first->second, f, codes.values[j], pos);
+      }
     }
   }
-  std::sort(peaks.begin(), peaks.end(), [](const Peak& a, const Peak& b) {
-    if (a.feature != b.feature) return a.feature < b.feature;
-    if (a.value != b.value) return a.value > b.value;
-    return a.pos < b.pos;
-  });
-  out->reserve(out->size() + peaks.size() * keys::kInvertedKeySize);
-  for (size_t i = 0; i < peaks.size(); ++i) {
-    if (i > 0 && peaks[i].feature == peaks[i - 1].feature) continue;
-    keys::AppendInvertedKey(out, dict, peaks[i].feature, peaks[i].value, corpus, doc, peaks[i].pos);
+  std::sort(touched_.begin(), touched_.end());
+  keys_.reserve(keys_.size() + touched_.size() * keys::kInvertedKeySize);
+  for (uint32_t f : touched_) {
+    Peak& peak = f < kDenseFeatures ? dense_[f] : sparse_[f];
+    keys::AppendInvertedKey(&keys_, dict, f, peak.value, corpus, doc, peak.pos);
+    peak.pos = kUntouched;
   }
+}
+
+uint32_t StatsDeltas::SlotOf(uint32_t feature) {
+  const auto next = static_cast<uint32_t>(features_.size());
+  uint32_t* slot = nullptr;
+  if (feature < kDenseFeatures) {
+    if (feature >= dense_slot_.size()) {
+      dense_slot_.resize(std::max<size_t>(feature + 1, 2 * dense_slot_.size()), kNoSlot);
+    }
+    slot = &dense_slot_[feature];
+  } else {
+    slot = &sparse_slot_.try_emplace(feature, kNoSlot).first->second;
+  }
+  if (*slot == kNoSlot) {
+    *slot = next;
+    features_.push_back(Slot{feature, {}});
+  }
+  return *slot;
 }
 
 void StatsDeltas::AddCodes(const DocumentCodes& codes, int sign) {
   for (size_t j = 0; j < codes.values.size(); ++j) {
-    const double v = codes.values[j];
-    Feature& f = features_[codes.indices[j]];
+    const float value = codes.values[j];
+    const double v = value;
+    const uint32_t slot = SlotOf(codes.indices[j]);
+    Feature& f = features_[slot].delta;
     f.count += sign;
     f.sum += sign * v;
     f.sum_sq += sign * v * v;
-    f.bins[HistogramBin(codes.values[j])] += sign;
+    const int32_t bin = HistogramBin(value);
+    const uint64_t key = (uint64_t{slot} << 32) | static_cast<uint32_t>(bin);
+    auto [it, inserted] = bin_index_.try_emplace(key, static_cast<uint32_t>(f.bins.size()));
+    if (inserted) f.bins.emplace_back(bin, 0);
+    f.bins[it->second].second += sign;
   }
 }
 
@@ -221,7 +253,9 @@ records::v1::StatsRecord StatsDeltas::ToRecord(const Feature& f) {
   r.set_count(f.count);
   r.set_sum(f.sum);
   r.set_sum_sq(f.sum_sq);
-  for (const auto& [bin, n] : f.bins) {
+  std::vector<std::pair<int32_t, int64_t>> bins = f.bins;
+  std::sort(bins.begin(), bins.end());
+  for (const auto& [bin, n] : bins) {
     if (n != 0) (*r.mutable_bins())[bin] = n;
   }
   return r;

@@ -9,8 +9,11 @@
 #ifndef SAEDICT_STORAGE_INGEST_PREP_H_
 #define SAEDICT_STORAGE_INGEST_PREP_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -41,10 +44,33 @@ struct PreparedDocument {
 // a value overflows half.
 PreparedDocument PrepareDocument(const IngestDocument& doc, ValuePrecision precision);
 
-// Appends the kInvertedKeySize-byte inverted key of every feature active in
-// the document: [dict][feature][~peak value][corpus][doc][peak position].
-void AppendInvertedKeys(std::string* out, uint32_t dict, uint32_t corpus, uint64_t doc,
-                        const DocumentCodes& codes);
+// The kInvertedKeySize-byte inverted keys of documents, one per feature
+// active in a document: [dict][feature][~peak value][corpus][doc][peak
+// position], the peak being the feature's largest value in the document and
+// the first position holding it. Linear in the document's non-zeros (a
+// per-feature scratch, reused across documents, instead of a sort).
+class InvertedKeyBuilder {
+ public:
+  // REQUIRES: `codes` is a valid CSR (ValidateIngestBatch or decoded codes).
+  void Add(uint32_t dict, uint32_t corpus, uint64_t doc, const DocumentCodes& codes);
+  // The keys added so far, concatenated; within a document in feature order.
+  const std::string& keys() const { return keys_; }
+
+ private:
+  struct Peak {
+    float value;
+    uint32_t pos;
+  };
+  static constexpr uint32_t kUntouched = 0xFFFFFFFFu;
+  // Features below this use the dense scratch (8 bytes each, 32 MiB at most).
+  static constexpr uint32_t kDenseFeatures = 1u << 22;
+  // Keeps `value` at `pos` as f's peak unless an earlier position holds one as large.
+  void Offer(Peak& peak, uint32_t f, float value, uint32_t pos);
+  std::string keys_;
+  std::vector<Peak> dense_;                            // pos == kUntouched between documents
+  absl::flat_hash_map<uint32_t, Peak> sparse_;         // features >= kDenseFeatures
+  std::vector<uint32_t> touched_;                      // features of the current document
+};
 
 // Per-feature statistics changes of one batch, plus the totals change.
 class StatsDeltas {
@@ -53,16 +79,26 @@ class StatsDeltas {
     int64_t count = 0;
     double sum = 0;
     double sum_sq = 0;
-    absl::flat_hash_map<int32_t, int64_t> bins;
+    std::vector<std::pair<int32_t, int64_t>> bins;  // (HistogramBin, change), unordered
   };
-  // sign +1 adds a document's codes, -1 removes them.
+  // sign +1 adds a document's codes, -1 removes them. REQUIRES: valid CSR.
   void AddCodes(const DocumentCodes& codes, int sign);
   void AddTotals(int64_t tokens, int64_t documents) {
     total_tokens_ += tokens;
     total_documents_ += documents;
   }
-  const absl::flat_hash_map<uint32_t, Feature>& features() const { return features_; }
-  // The merge operand of one feature (zero bins dropped).
+  // Calls fn(feature, delta) for every feature touched, ascending.
+  template <typename Fn>
+  void ForEachFeature(Fn fn) const {
+    std::vector<std::pair<uint32_t, uint32_t>> order;  // (feature, slot)
+    order.reserve(features_.size());
+    for (uint32_t slot = 0; slot < features_.size(); ++slot) {
+      order.emplace_back(features_[slot].feature, slot);
+    }
+    std::sort(order.begin(), order.end());
+    for (const auto& [feature, slot] : order) fn(feature, features_[slot].delta);
+  }
+  // The merge operand of one feature (zero bins dropped, bins ascending).
   static records::v1::StatsRecord ToRecord(const Feature& f);
   // True when merging `f` would change nothing (e.g. codes replaced by equal ones).
   static bool IsZero(const Feature& f);
@@ -71,7 +107,20 @@ class StatsDeltas {
   bool TotalsZero() const { return total_tokens_ == 0 && total_documents_ == 0; }
 
  private:
-  absl::flat_hash_map<uint32_t, Feature> features_;
+  // features_ is dense by slot. A feature's slot comes from a dense table
+  // for features below kDenseFeatures, from a hash map above; (slot, bin)
+  // maps to the index in that feature's `bins`.
+  static constexpr uint32_t kDenseFeatures = 1u << 22;  // 16 MiB of slot table at most
+  static constexpr uint32_t kNoSlot = 0xFFFFFFFFu;
+  struct Slot {
+    uint32_t feature;
+    Feature delta;
+  };
+  uint32_t SlotOf(uint32_t feature);
+  std::vector<uint32_t> dense_slot_;
+  absl::flat_hash_map<uint32_t, uint32_t> sparse_slot_;
+  std::vector<Slot> features_;
+  absl::flat_hash_map<uint64_t, uint32_t> bin_index_;
   int64_t total_tokens_ = 0;
   int64_t total_documents_ = 0;
 };

@@ -4,6 +4,7 @@
 #include "storage/rocksdb_corpus_store.h"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <utility>
 
@@ -37,6 +38,12 @@ std::string U32Value(uint32_t v) {
   return s;
 }
 
+uint32_t Load32(const char* p) {
+  uint32_t w;
+  std::memcpy(&w, p, sizeof(w));
+  return w;
+}
+
 // Views of the kInvertedKeySize-byte keys in `concatenated`, in key order.
 std::vector<rocksdb::Slice> SortedInvertedKeys(const std::string& concatenated) {
   std::vector<rocksdb::Slice> out;
@@ -44,8 +51,20 @@ std::vector<rocksdb::Slice> SortedInvertedKeys(const std::string& concatenated) 
   for (size_t k = 0; k < concatenated.size(); k += keys::kInvertedKeySize) {
     out.emplace_back(concatenated.data() + k, keys::kInvertedKeySize);
   }
-  std::sort(out.begin(), out.end(),
-            [](const rocksdb::Slice& a, const rocksdb::Slice& b) { return a.compare(b) < 0; });
+  // Byte order of fixed-size keys = order of their big-endian words.
+  auto word = [](const char* p) {
+    uint64_t w;
+    std::memcpy(&w, p, sizeof(w));
+    return __builtin_bswap64(w);
+  };
+  static_assert(keys::kInvertedKeySize == 28);
+  std::sort(out.begin(), out.end(), [&](const rocksdb::Slice& a, const rocksdb::Slice& b) {
+    for (size_t offset : {0, 8, 16}) {
+      const uint64_t x = word(a.data() + offset), y = word(b.data() + offset);
+      if (x != y) return x < y;
+    }
+    return __builtin_bswap32(Load32(a.data() + 24)) < __builtin_bswap32(Load32(b.data() + 24));
+  });
   return out;
 }
 
@@ -206,14 +225,14 @@ absl::StatusOr<IngestBatchResult> RocksDbCorpusStore::WriteIngestBatch(const Ing
     std::vector<std::string> forward_keys, doc_keys;
     forward_keys.reserve(docs.size());
     doc_keys.reserve(docs.size());
-    std::string new_inverted;
+    InvertedKeyBuilder new_inverted;
     for (size_t i = 0; i < docs.size(); ++i) {
       forward_keys.push_back(keys::ForwardKey(n.dict, n.corpus, docs[i].doc_id));
       doc_keys.push_back(keys::DocKey(n.corpus, docs[i].doc_id));
-      AppendInvertedKeys(&new_inverted, n.dict, n.corpus, docs[i].doc_id, docs[i].stored.codes);
+      new_inverted.Add(n.dict, n.corpus, docs[i].doc_id, docs[i].stored.codes);
     }
     // Sorted, the memtable inserts land next to each other (much faster).
-    const std::vector<rocksdb::Slice> new_sorted = SortedInvertedKeys(new_inverted);
+    const std::vector<rocksdb::Slice> new_sorted = SortedInvertedKeys(new_inverted.keys());
 
     // This dictionary's lock, then the stripes of the batch's documents.
     absl::MutexLock dictionary_lock(DictionaryLock(batch.dictionary_id));
@@ -240,7 +259,7 @@ absl::StatusOr<IngestBatchResult> RocksDbCorpusStore::WriteIngestBatch(const Ing
     }
     rocksdb::WriteBatch wb;
     const rocksdb::ReadOptions ro;
-    std::string old_inverted;  // index entries of the codes being replaced
+    InvertedKeyBuilder old_inverted;  // index entries of the codes being replaced
     for (size_t i = 0; i < docs.size(); ++i) {
       const PreparedDocument& doc = docs[i];
       // Old codes of this (dict, corpus, doc): remove their index entries and statistics.
@@ -250,7 +269,7 @@ absl::StatusOr<IngestBatchResult> RocksDbCorpusStore::WriteIngestBatch(const Ing
         SAEDICT_ASSIGN_OR_RETURN(
             StoredCodes old,
             DecodeCodes(old_forward, CodesName(batch.dictionary_id, batch.corpus, doc.doc_id)));
-        AppendInvertedKeys(&old_inverted, n.dict, n.corpus, doc.doc_id, old.codes);
+        old_inverted.Add(n.dict, n.corpus, doc.doc_id, old.codes);
         deltas.AddCodes(old.codes, -1);
         deltas.AddTotals(-old.codes.num_rows, -1);
         ++result.replaced_documents;
@@ -302,20 +321,21 @@ absl::StatusOr<IngestBatchResult> RocksDbCorpusStore::WriteIngestBatch(const Ing
           FromRocksDb(wb.Put(cf_.forward, forward_keys[i], doc.forward_value), "batch put"));
     }
     // Old entries are deleted before the new ones are put: an entry in both stays.
-    for (const rocksdb::Slice& key : SortedInvertedKeys(old_inverted)) {
+    for (const rocksdb::Slice& key : SortedInvertedKeys(old_inverted.keys())) {
       SAEDICT_RETURN_IF_ERROR(FromRocksDb(wb.Delete(cf_.inverted, key), "batch delete"));
     }
     for (const rocksdb::Slice& key : new_sorted) {
       SAEDICT_RETURN_IF_ERROR(
           FromRocksDb(wb.Put(cf_.inverted, key, rocksdb::Slice()), "batch put"));
     }
-    for (const auto& [feature, delta] : deltas.features()) {
-      if (StatsDeltas::IsZero(delta)) continue;
-      SAEDICT_RETURN_IF_ERROR(
-          FromRocksDb(wb.Merge(cf_.stats, keys::StatsKey(n.dict, feature),
-                               StatsDeltas::ToRecord(delta).SerializeAsString()),
-                      "batch merge"));
-    }
+    absl::Status merged;
+    deltas.ForEachFeature([&](uint32_t feature, const StatsDeltas::Feature& delta) {
+      if (!merged.ok() || StatsDeltas::IsZero(delta)) return;
+      merged = FromRocksDb(wb.Merge(cf_.stats, keys::StatsKey(n.dict, feature),
+                                    StatsDeltas::ToRecord(delta).SerializeAsString()),
+                           "batch merge");
+    });
+    SAEDICT_RETURN_IF_ERROR(merged);
     if (!deltas.TotalsZero()) {
       SAEDICT_RETURN_IF_ERROR(
           FromRocksDb(wb.Merge(cf_.stats, keys::StatsKey(n.dict, keys::kTotalsFeature),

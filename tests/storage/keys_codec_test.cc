@@ -2,6 +2,7 @@
 // float keys, the forward record codec (varint / delta edge cases), histogram
 // bins and the stats merge operator.
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <limits>
 #include <random>
@@ -196,6 +197,31 @@ TEST(CodesCodecTest, RandomRoundTripUpTo2Pow24) {
     auto decoded = DecodeCodes(EncodeCodes(c, ValuePrecision::kF32), "x");
     ASSERT_TRUE(decoded.ok());
     ExpectSameCodes(decoded->codes, c);
+  }
+}
+
+// The bit-level fast path equals the frexp definition: a stride over all bit
+// patterns (normals, subnormals, both signs) and every float next to a
+// quarter-octave boundary of every binade.
+TEST(HistogramTest, FastBinEqualsTheFrexpDefinition) {
+  auto check = [](float v) {
+    ASSERT_EQ(HistogramBin(v), HistogramBinReferenceForTest(v)) << "value " << v;
+  };
+  for (uint64_t bits = 0; bits <= 0xFFFFFFFFull; bits += 997) {
+    const auto b = static_cast<uint32_t>(bits);
+    float v;
+    std::memcpy(&v, &b, sizeof(v));
+    if (std::isfinite(v)) check(v);
+  }
+  for (int e = -149; e < 128; ++e) {
+    for (double q : {0.0, 0.25, 0.5, 0.75}) {
+      const auto edge = static_cast<float>(std::exp2(e + q));
+      if (!std::isfinite(edge) || edge == 0) continue;
+      for (float v : {std::nextafter(edge, 0.0f), edge, std::nextafter(edge, 3e38f)}) {
+        check(v);
+        check(-v);
+      }
+    }
   }
 }
 

@@ -116,7 +116,9 @@ class StoreContractTest : public ::testing::TestWithParam<Backend> {
       ASSERT_NE(ref.codes, nullptr);
       ASSERT_NE(ref.document, nullptr);
       auto [it, inserted] = seen.emplace(std::make_pair(ref.corpus, ref.doc_id), ref.codes.get());
-      if (!inserted) EXPECT_EQ(it->second, ref.codes.get());
+      if (!inserted) {
+        EXPECT_EQ(it->second, ref.codes.get());
+      }
       std::optional<StoredCodes> codes = Codes(dict, ref.corpus, ref.doc_id);
       ASSERT_TRUE(codes.has_value());
       EXPECT_EQ(ref.codes->codes.row_offsets, codes->codes.row_offsets);
