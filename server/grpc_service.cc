@@ -137,6 +137,24 @@ grpc::Status SaedictGrpcService::DocumentFeatures(grpc::ServerContext* c,
   return Unary(c, resp, [&] { return core_->DocumentFeatures(*req); });
 }
 
+grpc::Status SaedictGrpcService::SearchSimilar(grpc::ServerContext* c,
+                                               const v1::SearchSimilarRequest* req,
+                                               v1::SearchSimilarResponse* resp) {
+  return Unary(c, resp, [&] { return core_->SearchSimilar(*req); });
+}
+
+grpc::Status SaedictGrpcService::FeatureFamily(grpc::ServerContext* c,
+                                               const v1::FeatureFamilyRequest* req,
+                                               v1::FeatureFamilyResponse* resp) {
+  return Unary(c, resp, [&] { return core_->FeatureFamily(*req); });
+}
+
+grpc::Status SaedictGrpcService::ListFamilies(grpc::ServerContext* c,
+                                              const v1::ListFamiliesRequest* req,
+                                              v1::ListFamiliesResponse* resp) {
+  return Unary(c, resp, [&] { return core_->ListFamilies(*req); });
+}
+
 grpc::Status SaedictGrpcService::CreateCheckpoint(grpc::ServerContext* c,
                                                   const v1::CreateCheckpointRequest* req,
                                                   v1::CreateCheckpointResponse* resp) {

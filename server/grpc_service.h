@@ -40,6 +40,12 @@ class SaedictGrpcService final : public v1::Saedict::Service {
                               v1::TopActivationsResponse*) override;
   grpc::Status DocumentFeatures(grpc::ServerContext*, const v1::DocumentFeaturesRequest*,
                                 v1::DocumentFeaturesResponse*) override;
+  grpc::Status SearchSimilar(grpc::ServerContext*, const v1::SearchSimilarRequest*,
+                             v1::SearchSimilarResponse*) override;
+  grpc::Status FeatureFamily(grpc::ServerContext*, const v1::FeatureFamilyRequest*,
+                             v1::FeatureFamilyResponse*) override;
+  grpc::Status ListFamilies(grpc::ServerContext*, const v1::ListFamiliesRequest*,
+                            v1::ListFamiliesResponse*) override;
   grpc::Status CreateCheckpoint(grpc::ServerContext*, const v1::CreateCheckpointRequest*,
                                 v1::CreateCheckpointResponse*) override;
 

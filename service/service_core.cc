@@ -17,17 +17,41 @@ absl::StatusOr<std::shared_ptr<const engine::Encoder>> ServiceCore::EncoderFor(
   return registry_->GetEncoder(id);
 }
 
+ServiceCore::ServiceCore(DictionaryRegistry* registry, engine::EncodeBatcher* batcher,
+                         storage::Store* store, std::filesystem::path data_dir,
+                         SimilarityOptions similarity)
+    : registry_(registry),
+      batcher_(batcher),
+      store_(store),
+      data_dir_(std::move(data_dir)),
+      queries_(registry, store->corpus()),
+      similarity_(std::make_unique<SimilarityIndex>(
+          registry, store->corpus(),
+          [&] {
+            if (similarity.index_dir.empty()) similarity.index_dir = data_dir_ / "index";
+            return similarity;
+          }())),
+      families_(registry, store->corpus(), similarity_.get()) {
+  for (const v1::DictionaryInfo& info : registry_->List()) similarity_->Schedule(info.id());
+}
+
 absl::StatusOr<v1::LoadDictionaryResponse> ServiceCore::LoadDictionary(
     const v1::LoadDictionaryRequest& r) {
   v1::LoadDictionaryResponse out;
   SAEDICT_ASSIGN_OR_RETURN(*out.mutable_dictionary(), registry_->Load(r));
+  families_.CorpusChanged();  // a replace dropped the dictionary's stored latents
+  similarity_->Schedule(out.dictionary().id(), /*force=*/true);
+  *out.mutable_dictionary()->mutable_index() = similarity_->Status(out.dictionary().id());
   return out;
 }
 
 absl::StatusOr<v1::ListDictionariesResponse> ServiceCore::ListDictionaries(
     const v1::ListDictionariesRequest&) {
   v1::ListDictionariesResponse out;
-  for (v1::DictionaryInfo& info : registry_->List()) *out.add_dictionaries() = std::move(info);
+  for (v1::DictionaryInfo& info : registry_->List()) {
+    *info.mutable_index() = similarity_->Status(info.id());
+    *out.add_dictionaries() = std::move(info);
+  }
   return out;
 }
 
@@ -35,13 +59,53 @@ absl::StatusOr<v1::GetDictionaryResponse> ServiceCore::GetDictionary(
     const v1::GetDictionaryRequest& r) {
   v1::GetDictionaryResponse out;
   SAEDICT_ASSIGN_OR_RETURN(*out.mutable_dictionary(), registry_->Get(r.id()));
+  *out.mutable_dictionary()->mutable_index() = similarity_->Status(r.id());
   return out;
 }
 
 absl::StatusOr<v1::DeleteDictionaryResponse> ServiceCore::DeleteDictionary(
     const v1::DeleteDictionaryRequest& r) {
   SAEDICT_RETURN_IF_ERROR(registry_->Delete(r.id()));
+  similarity_->Forget(r.id());
+  families_.CorpusChanged();
   return v1::DeleteDictionaryResponse();
+}
+
+absl::StatusOr<v1::GetFeatureResponse> ServiceCore::GetFeature(const v1::GetFeatureRequest& r) {
+  if (r.neighbours() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("neighbours: ", r.neighbours(), "; expected 0 (default 10) or more"));
+  }
+  SAEDICT_ASSIGN_OR_RETURN(v1::GetFeatureResponse out, queries_.GetFeature(r));
+  const v1::IndexStatus status = similarity_->Status(r.dictionary_id());
+  out.set_neighbours_state(status.neighbours_state());
+  if (status.neighbours_state() != v1::INDEX_STATE_READY) return out;
+  absl::StatusOr<records::v1::NeighboursRecord> stored =
+      similarity_->StoredNeighbours(r.dictionary_id(), r.feature());
+  if (absl::IsFailedPrecondition(stored.status())) {
+    out.set_neighbours_state(similarity_->Status(r.dictionary_id()).neighbours_state());
+    return out;  // replaced meanwhile: the new neighbours are not ready
+  }
+  SAEDICT_RETURN_IF_ERROR(stored.status());
+  const int want = r.neighbours() == 0 ? 10 : r.neighbours();
+  for (int k = 0; k < stored->features_size() && k < want; ++k) {
+    v1::Neighbour* n = out.add_neighbours();
+    n->set_dictionary_id(r.dictionary_id());
+    n->set_feature(stored->features(k));
+    n->set_cosine(stored->cosines(k));
+  }
+  if (!r.skip_family()) {
+    v1::FeatureFamilyRequest family;
+    family.set_dictionary_id(r.dictionary_id());
+    family.set_feature(r.feature());
+    absl::StatusOr<v1::FeatureFamilyResponse> answer = families_.FeatureFamily(family);
+    if (answer.ok()) {
+      *out.mutable_family() = *std::move(answer);
+    } else if (!absl::IsFailedPrecondition(answer.status())) {
+      return answer.status();
+    }
+  }
+  return out;
 }
 
 // The encoder, options and activations of an Encode or Intervene request.
@@ -111,7 +175,13 @@ std::unique_ptr<IngestSession> ServiceCore::StartIngest(IngestSession::AckSink s
   IngestSessionOptions options;
   options.batcher = batcher_;
   options.deadline = deadline;
-  return std::make_unique<IngestSession>(registry_, store_->corpus(), std::move(sink), options);
+  // Every stored batch changes the corpus the families were counted on.
+  auto noting_sink = [this, sink = std::move(sink)](const v1::IngestAck& ack) {
+    families_.CorpusChanged();
+    return sink(ack);
+  };
+  return std::make_unique<IngestSession>(registry_, store_->corpus(), std::move(noting_sink),
+                                         options);
 }
 
 std::unique_ptr<EncodeStreamSession> ServiceCore::StartEncodeStream(absl::Time deadline) {

@@ -22,6 +22,8 @@
 #include "saedict/v1/saedict.pb.h"
 #include "service/corpus_queries.h"
 #include "service/dictionary_registry.h"
+#include "service/family_queries.h"
+#include "service/similarity_index.h"
 #include "service/ingest_session.h"
 #include "storage/store.h"
 #include "wire/wire_codec.h"
@@ -51,14 +53,10 @@ class EncodeStreamSession {
 class ServiceCore {
  public:
   // registry, batcher and store must outlive the core; data_dir is where
-  // checkpoints go (<data_dir>/backups).
+  // checkpoints go (<data_dir>/backups) and indexes (<data_dir>/index).
+  // Every dictionary of the registry is queued for its similarity index.
   ServiceCore(DictionaryRegistry* registry, engine::EncodeBatcher* batcher, storage::Store* store,
-              std::filesystem::path data_dir)
-      : registry_(registry),
-        batcher_(batcher),
-        store_(store),
-        data_dir_(std::move(data_dir)),
-        queries_(registry, store->corpus()) {}
+              std::filesystem::path data_dir, SimilarityOptions similarity = {});
 
   absl::StatusOr<v1::LoadDictionaryResponse> LoadDictionary(const v1::LoadDictionaryRequest& r);
   absl::StatusOr<v1::ListDictionariesResponse> ListDictionaries(
@@ -88,9 +86,9 @@ class ServiceCore {
       const v1::GetActivationsRequest& r) const {
     return queries_.GetActivations(r);
   }
-  absl::StatusOr<v1::GetFeatureResponse> GetFeature(const v1::GetFeatureRequest& r) const {
-    return queries_.GetFeature(r);
-  }
+  // Statistics and top examples (CorpusQueries), the precomputed
+  // neighbours and, unless skip_family, the family.
+  absl::StatusOr<v1::GetFeatureResponse> GetFeature(const v1::GetFeatureRequest& r);
   absl::StatusOr<v1::TopActivationsResponse> TopActivations(
       const v1::TopActivationsRequest& r) const {
     return queries_.TopActivations(r);
@@ -101,6 +99,19 @@ class ServiceCore {
   }
   absl::StatusOr<v1::CreateCheckpointResponse> CreateCheckpoint(
       const v1::CreateCheckpointRequest& r);
+
+  absl::StatusOr<v1::SearchSimilarResponse> SearchSimilar(const v1::SearchSimilarRequest& r) {
+    return similarity_->SearchSimilar(r);
+  }
+  absl::StatusOr<v1::FeatureFamilyResponse> FeatureFamily(const v1::FeatureFamilyRequest& r) {
+    return families_.FeatureFamily(r);
+  }
+  absl::StatusOr<v1::ListFamiliesResponse> ListFamilies(const v1::ListFamiliesRequest& r) {
+    return families_.ListFamilies(r);
+  }
+
+  // The indexes (their state, WaitUntilReady for tools and tests).
+  SimilarityIndex& similarity() { return *similarity_; }
 
  private:
   absl::StatusOr<std::shared_ptr<const engine::Encoder>> EncoderFor(const std::string& id) const;
@@ -117,6 +128,8 @@ class ServiceCore {
   storage::Store* const store_;
   const std::filesystem::path data_dir_;
   const CorpusQueries queries_;
+  std::unique_ptr<SimilarityIndex> similarity_;
+  FamilyQueries families_;
 };
 
 }  // namespace saedict::service

@@ -87,6 +87,7 @@ std::vector<rocksdb::ColumnFamilyDescriptor> StoreColumnFamilies(const FamilyTun
   families[kInvertedFamily].options.memtable_insert_with_hint_prefix_extractor.reset(
       rocksdb::NewFixedPrefixTransform(8));
   families[kStatsFamily] = {"stats", stats};
+  families[kNeighboursFamily] = {"neighbours", small(/*bloom=*/true, /*dynamic_levels=*/true)};
   return families;
 }
 

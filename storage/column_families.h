@@ -28,6 +28,7 @@ enum FamilyIndex : size_t {
   kForwardFamily,
   kInvertedFamily,
   kStatsFamily,
+  kNeighboursFamily,
   kNumFamilies,
 };
 

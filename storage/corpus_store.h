@@ -39,12 +39,14 @@
 #define SAEDICT_STORAGE_CORPUS_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "saedict/records/v1/records.pb.h"
 #include "util/sparse_codes.h"
 
 namespace saedict::storage {
@@ -186,9 +188,29 @@ class CorpusStore {
       const std::string& dictionary_id, uint32_t feature, const std::vector<ValueRange>& ranges,
       int64_t per_range, int64_t candidates_per_range) = 0;
 
-  // Removes every forward, inverted and stats record of the dictionary and
-  // its number (documents stay: they belong to their corpus). OK when it has
-  // none.
+  // Calls fn with the stored codes of every document of the dictionary (all
+  // corpora), under one snapshot, in key order; stops at fn's first error
+  // and returns it. What co-occurrence counts read.
+  virtual absl::Status ScanCodes(const std::string& dictionary_id,
+                                 const std::function<absl::Status(const StoredCodes&)>& fn) = 0;
+
+  // Precomputed neighbours (the index builder's output), keyed by dictionary
+  // id. PutNeighbours writes records first_feature, first_feature + 1, ...
+  // in one batch; the manifest marks a complete run. Removed with the
+  // dictionary's data (DeleteDictionaryData, replace, delete).
+  virtual absl::Status PutNeighbours(const std::string& dictionary_id, uint32_t first_feature,
+                                     const std::vector<records::v1::NeighboursRecord>& records) = 0;
+  virtual absl::StatusOr<std::optional<records::v1::NeighboursRecord>> GetNeighbours(
+      const std::string& dictionary_id, uint32_t feature) = 0;
+  virtual absl::Status PutNeighboursManifest(const std::string& dictionary_id,
+                                             const records::v1::NeighboursManifest& manifest) = 0;
+  virtual absl::StatusOr<std::optional<records::v1::NeighboursManifest>> GetNeighboursManifest(
+      const std::string& dictionary_id) = 0;
+  virtual absl::Status DeleteNeighbours(const std::string& dictionary_id) = 0;
+
+  // Removes every forward, inverted, stats and neighbours record of the
+  // dictionary and its number (documents stay: they belong to their
+  // corpus). OK when it has none.
   virtual absl::Status DeleteDictionaryData(const std::string& dictionary_id) = 0;
 };
 

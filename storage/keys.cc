@@ -117,4 +117,29 @@ std::string PrefixSuccessor(std::string_view prefix) {
   return s;
 }
 
+std::string NeighboursKey(std::string_view dictionary_id, uint32_t feature) {
+  std::string key(dictionary_id);
+  key.push_back('\0');
+  AppendU32(&key, feature);
+  return key;
+}
+
+std::string NeighboursManifestKey(std::string_view dictionary_id) {
+  std::string key(dictionary_id);
+  key.push_back('\1');
+  return key;
+}
+
+std::string NeighboursBegin(std::string_view dictionary_id) {
+  std::string key(dictionary_id);
+  key.push_back('\0');
+  return key;
+}
+
+std::string NeighboursEnd(std::string_view dictionary_id) {
+  std::string key(dictionary_id);
+  key.push_back('\2');
+  return key;
+}
+
 }  // namespace saedict::storage::keys

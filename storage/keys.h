@@ -62,6 +62,14 @@ std::optional<InvertedKey> ParseInvertedKey(std::string_view key);
 // there is none (prefix all 0xFF).
 std::string PrefixSuccessor(std::string_view prefix);
 
+// neighbours family: <dictionary id> 0x00 <feature u32> -> NeighboursRecord,
+// <dictionary id> 0x01 -> NeighboursManifest. Ids never hold bytes < 0x20,
+// so [id 0x00, id 0x02) covers exactly one dictionary.
+std::string NeighboursKey(std::string_view dictionary_id, uint32_t feature);
+std::string NeighboursManifestKey(std::string_view dictionary_id);
+std::string NeighboursBegin(std::string_view dictionary_id);
+std::string NeighboursEnd(std::string_view dictionary_id);
+
 }  // namespace saedict::storage::keys
 
 #endif  // SAEDICT_STORAGE_KEYS_H_

@@ -373,6 +373,9 @@ absl::Status RocksDbCorpusStore::DeleteDictionaryImpl(
     absl::MutexLock lock(&write_mu_);
     number = DictNumber(id);
     rocksdb::WriteBatch wb;
+    SAEDICT_RETURN_IF_ERROR(FromRocksDb(wb.DeleteRange(cf_.neighbours, keys::NeighboursBegin(id),
+                                                       keys::NeighboursEnd(id)),
+                                        "batch delete range"));
     if (number) {
       const std::string begin = keys::DictPrefix(*number), end = keys::DictPrefix(*number + 1);
       for (rocksdb::ColumnFamilyHandle* cf : {cf_.forward, cf_.inverted, cf_.stats}) {
@@ -388,7 +391,6 @@ absl::Status RocksDbCorpusStore::DeleteDictionaryImpl(
       SAEDICT_RETURN_IF_ERROR(
           FromRocksDb(wb.Put(cf_.dictionaries, id, replacement->SerializeAsString()), "batch put"));
     }
-    if (wb.Count() == 0) return absl::OkStatus();
     SAEDICT_RETURN_IF_ERROR(
         FromRocksDb(db_->Write(SyncWrite(), &wb), absl::StrCat("delete dictionary '", id, "'")));
     if (number) {

@@ -36,6 +36,7 @@ struct CorpusFamilies {
   rocksdb::ColumnFamilyHandle* forward = nullptr;
   rocksdb::ColumnFamilyHandle* inverted = nullptr;
   rocksdb::ColumnFamilyHandle* stats = nullptr;
+  rocksdb::ColumnFamilyHandle* neighbours = nullptr;
 };
 
 class RocksDbCorpusStore final : public CorpusStore {
@@ -61,6 +62,17 @@ class RocksDbCorpusStore final : public CorpusStore {
       const std::string& dictionary_id, uint32_t feature, const std::vector<ValueRange>& ranges,
       int64_t per_range, int64_t candidates_per_range) override;
   absl::Status DeleteDictionaryData(const std::string& dictionary_id) override;
+  absl::Status ScanCodes(const std::string& dictionary_id,
+                         const std::function<absl::Status(const StoredCodes&)>& fn) override;
+  absl::Status PutNeighbours(const std::string& dictionary_id, uint32_t first_feature,
+                             const std::vector<records::v1::NeighboursRecord>& records) override;
+  absl::StatusOr<std::optional<records::v1::NeighboursRecord>> GetNeighbours(
+      const std::string& dictionary_id, uint32_t feature) override;
+  absl::Status PutNeighboursManifest(const std::string& dictionary_id,
+                                     const records::v1::NeighboursManifest& manifest) override;
+  absl::StatusOr<std::optional<records::v1::NeighboursManifest>> GetNeighboursManifest(
+      const std::string& dictionary_id) override;
+  absl::Status DeleteNeighbours(const std::string& dictionary_id) override;
 
   // Store::DeleteDictionary: DeleteDictionaryData and the "dictionaries"
   // record in one synced batch.

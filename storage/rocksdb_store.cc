@@ -39,6 +39,7 @@ class RocksDbStore final : public Store {
     families.forward = handles_[kForwardFamily];
     families.inverted = handles_[kInvertedFamily];
     families.stats = handles_[kStatsFamily];
+    families.neighbours = handles_[kNeighboursFamily];
     SAEDICT_ASSIGN_OR_RETURN(corpus_, RocksDbCorpusStore::Open(db_.get(), families));
     return absl::OkStatus();
   }

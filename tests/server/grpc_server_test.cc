@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "tests/test_util/dictionary_info_compare.h"
 #include "wire/wire_codec.h"
 #include "tests/formats/sae_fixtures.h"
 #include "tests/server/grpc_test_fixture.h"
@@ -130,11 +131,11 @@ TEST_F(GrpcServerTest, DictionariesSurviveARestart) {
   std::map<std::string, v1::DictionaryInfo> listed;
   for (const auto& info : list.dictionaries()) listed[info.id()] = info;
   EXPECT_EQ(listed.size(), 3u);
-  EXPECT_TRUE(MessageDifferencer::Equals(listed["topk"], topk_info))
+  EXPECT_TRUE(::saedict::testing::SameStoredInfo(listed["topk"], topk_info))
       << listed["topk"].DebugString();
-  EXPECT_TRUE(MessageDifferencer::Equals(listed["gated"], gated_info))
+  EXPECT_TRUE(::saedict::testing::SameStoredInfo(listed["gated"], gated_info))
       << listed["gated"].DebugString();
-  EXPECT_TRUE(MessageDifferencer::Equals(listed["gs"], gs_info)) << listed["gs"].DebugString();
+  EXPECT_TRUE(::saedict::testing::SameStoredInfo(listed["gs"], gs_info)) << listed["gs"].DebugString();
   for (const std::string id : {"topk", "gated", "gs"}) {
     v1::EncodeResponse after;
     ASSERT_THAT(EncodeRows(id, x, n, kDIn, &after, options), GrpcOk());
@@ -179,7 +180,7 @@ TEST_F(GrpcServerTest, DemoDictionaryIsCreatedWhenAbsent) {
   RestartServer();
   v1::GetDictionaryResponse again;
   ASSERT_THAT(stub_->GetDictionary(Ctx().get(), get, &again), GrpcOk());
-  EXPECT_TRUE(MessageDifferencer::Equals(again.dictionary(), got.dictionary()));
+  EXPECT_TRUE(::saedict::testing::SameStoredInfo(again.dictionary(), got.dictionary()));
   EXPECT_THAT(ListIds(), ElementsAre("demo"));
 }
 

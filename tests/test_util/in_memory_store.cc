@@ -47,6 +47,9 @@ struct InMemoryContents {
   // (corpus number, doc) -> document.
   std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const storage::StoredDocument>> documents;
   std::map<std::string, CodesByDocument> codes;  // dictionary id -> its codes
+  // dictionary id -> feature -> record, and the manifests.
+  std::map<std::string, std::map<uint32_t, records::v1::NeighboursRecord>> neighbours;
+  std::map<std::string, records::v1::NeighboursManifest> neighbours_manifests;
 };
 
 struct InMemoryState {
@@ -133,6 +136,8 @@ absl::StatusOr<std::vector<TokenRef>> ToTokenRefs(const std::vector<RankedToken>
 // Removes every code of the dictionary (documents stay).
 void DropDictionaryData(InMemoryContents& contents, const std::string& id) {
   contents.codes.erase(id);
+  contents.neighbours.erase(id);
+  contents.neighbours_manifests.erase(id);
 }
 
 // The RocksDB store's NOT_FOUND / FAILED_PRECONDITION for a batch's dictionary.
@@ -429,6 +434,65 @@ absl::StatusOr<std::vector<std::vector<TokenRef>>> InMemoryCorpusStore::SampleTo
 absl::Status InMemoryCorpusStore::DeleteDictionaryData(const std::string& dictionary_id) {
   absl::MutexLock lock(&state_->mu);
   DropDictionaryData(state_->contents, dictionary_id);
+  return absl::OkStatus();
+}
+
+absl::Status InMemoryCorpusStore::ScanCodes(
+    const std::string& dictionary_id,
+    const std::function<absl::Status(const storage::StoredCodes&)>& fn) {
+  CodesByDocument snapshot;
+  {
+    absl::MutexLock lock(&state_->mu);
+    auto it = state_->contents.codes.find(dictionary_id);
+    if (it == state_->contents.codes.end()) return absl::OkStatus();
+    snapshot = it->second;
+  }
+  for (const auto& [key, stored] : snapshot) {
+    if (absl::Status s = fn(*stored); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status InMemoryCorpusStore::PutNeighbours(
+    const std::string& dictionary_id, uint32_t first_feature,
+    const std::vector<records::v1::NeighboursRecord>& records) {
+  absl::MutexLock lock(&state_->mu);
+  auto& by_feature = state_->contents.neighbours[dictionary_id];
+  for (size_t i = 0; i < records.size(); ++i) {
+    by_feature[first_feature + static_cast<uint32_t>(i)] = records[i];
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<records::v1::NeighboursRecord>> InMemoryCorpusStore::GetNeighbours(
+    const std::string& dictionary_id, uint32_t feature) {
+  absl::MutexLock lock(&state_->mu);
+  auto it = state_->contents.neighbours.find(dictionary_id);
+  if (it == state_->contents.neighbours.end()) return std::nullopt;
+  auto f = it->second.find(feature);
+  if (f == it->second.end()) return std::nullopt;
+  return f->second;
+}
+
+absl::Status InMemoryCorpusStore::PutNeighboursManifest(
+    const std::string& dictionary_id, const records::v1::NeighboursManifest& manifest) {
+  absl::MutexLock lock(&state_->mu);
+  state_->contents.neighbours_manifests[dictionary_id] = manifest;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<records::v1::NeighboursManifest>>
+InMemoryCorpusStore::GetNeighboursManifest(const std::string& dictionary_id) {
+  absl::MutexLock lock(&state_->mu);
+  auto it = state_->contents.neighbours_manifests.find(dictionary_id);
+  if (it == state_->contents.neighbours_manifests.end()) return std::nullopt;
+  return it->second;
+}
+
+absl::Status InMemoryCorpusStore::DeleteNeighbours(const std::string& dictionary_id) {
+  absl::MutexLock lock(&state_->mu);
+  state_->contents.neighbours.erase(dictionary_id);
+  state_->contents.neighbours_manifests.erase(dictionary_id);
   return absl::OkStatus();
 }
 

@@ -77,6 +77,17 @@ class InMemoryCorpusStore final : public storage::CorpusStore {
       const std::string& dictionary_id, uint32_t feature, const std::vector<ValueRange>& ranges,
       int64_t per_range, int64_t candidates_per_range) override;
   absl::Status DeleteDictionaryData(const std::string& dictionary_id) override;
+  absl::Status ScanCodes(const std::string& dictionary_id,
+                         const std::function<absl::Status(const storage::StoredCodes&)>& fn) override;
+  absl::Status PutNeighbours(const std::string& dictionary_id, uint32_t first_feature,
+                             const std::vector<records::v1::NeighboursRecord>& records) override;
+  absl::StatusOr<std::optional<records::v1::NeighboursRecord>> GetNeighbours(
+      const std::string& dictionary_id, uint32_t feature) override;
+  absl::Status PutNeighboursManifest(const std::string& dictionary_id,
+                                     const records::v1::NeighboursManifest& manifest) override;
+  absl::StatusOr<std::optional<records::v1::NeighboursManifest>> GetNeighboursManifest(
+      const std::string& dictionary_id) override;
+  absl::Status DeleteNeighbours(const std::string& dictionary_id) override;
 
  private:
   InMemoryState* const state_;
