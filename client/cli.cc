@@ -1,9 +1,11 @@
 // RunCli: global flags, command lookup, usage and exit codes; see cli.h.
 #include "client/cli.h"
 
+#include <algorithm>
 #include <exception>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -54,6 +56,18 @@ size_t FindCommandIndex(const std::vector<std::string>& args) {
   return args.size();
 }
 
+// " DICT [IDX]": the positional names, the optional ones in brackets.
+std::string PositionalSynopsis(const Command& c) {
+  std::string out;
+  const size_t first_optional =
+      c.positional.size() - std::min(c.positional.size(), c.optional_positional);
+  for (size_t i = 0; i < c.positional.size(); ++i) {
+    absl::StrAppend(&out, i < first_optional ? " " : " [", c.positional[i],
+                    i < first_optional ? "" : "]");
+  }
+  return out;
+}
+
 int UsageError(std::ostream& err, absl::string_view message, const std::string& usage) {
   err << "error: " << message << "\n\n" << usage;
   return kExitUsage;
@@ -80,7 +94,7 @@ std::string CommandUsage(const std::string& name) {
   const Command* c = FindCommand(name);
   if (c == nullptr) return TopLevelUsage();
   std::string out = absl::StrCat("usage: saedict ", c->name);
-  for (const std::string& p : c->positional) absl::StrAppend(&out, " ", p);
+  absl::StrAppend(&out, PositionalSynopsis(*c));
   if (!c->flags.empty()) absl::StrAppend(&out, " [flags]");
   absl::StrAppend(&out, "\n\n", c->summary, "\n");
   if (!c->details.empty()) absl::StrAppend(&out, "\n", c->details, "\n");
@@ -127,11 +141,16 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return kExitOk;
   }
   if (command == nullptr) return UsageError(err, "no command given", usage);
-  if (const size_t want = command->positional.size(); parsed->positional().size() != want) {
+  const size_t most = command->positional.size();
+  const size_t least = most - std::min(most, command->optional_positional);
+  if (const size_t got = parsed->positional().size(); got < least || got > most) {
+    const std::string count = least == most       ? absl::StrCat(most)
+                              : least + 1 == most ? absl::StrCat(least, " or ", most)
+                                                  : absl::StrCat(least, " to ", most);
     const std::string takes =
-        want == 0 ? "no arguments"
-                  : absl::StrFormat("%d argument%s (%s)", want, want == 1 ? "" : "s",
-                                    absl::StrJoin(command->positional, " "));
+        most == 0 ? "no arguments"
+                  : absl::StrFormat("%s argument%s (%s)", count, most == 1 ? "" : "s",
+                                    absl::StripAsciiWhitespace(PositionalSynopsis(*command)));
     return UsageError(
         err,
         absl::StrFormat("%s takes %s, got %d", command->name, takes, parsed->positional().size()),

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -32,6 +33,14 @@ absl::Status CheckValue(const FlagSpec& spec, absl::string_view text) {
       if (!absl::SimpleAtoi(text, &v)) {
         return absl::InvalidArgumentError(
             absl::StrCat("flag --", spec.name, " wants an integer, got '", text, "'"));
+      }
+      return absl::OkStatus();
+    }
+    case FlagKind::kDouble: {
+      double v;
+      if (!absl::SimpleAtod(text, &v)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("flag --", spec.name, " wants a number, got '", text, "'"));
       }
       return absl::OkStatus();
     }
@@ -75,6 +84,12 @@ bool ParsedArgs::GetBool(absl::string_view name) const {
 int64_t ParsedArgs::GetInt(absl::string_view name) const {
   int64_t v = 0;
   (void)absl::SimpleAtoi(Find(name).text, &v);
+  return v;
+}
+
+double ParsedArgs::GetDouble(absl::string_view name) const {
+  double v;
+  if (!absl::SimpleAtod(Find(name).text, &v)) return std::numeric_limits<double>::quiet_NaN();
   return v;
 }
 

@@ -23,7 +23,7 @@
 
 namespace saedict::client {
 
-enum class FlagKind { kBool, kInt, kString, kDuration };
+enum class FlagKind { kBool, kInt, kDouble, kString, kDuration };
 
 struct FlagSpec {
   std::string name;  // without dashes: "top_k"
@@ -51,6 +51,8 @@ class ParsedArgs {
   // REQUIRES: `name` is one of the specs ParseArgs was given, of that kind.
   bool GetBool(absl::string_view name) const;
   int64_t GetInt(absl::string_view name) const;
+  // A kDouble flag's value; NaN when it has no value (an empty default).
+  double GetDouble(absl::string_view name) const;
   const std::string& GetString(absl::string_view name) const;
   absl::Duration GetDuration(absl::string_view name) const;
 

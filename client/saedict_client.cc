@@ -120,6 +120,9 @@ SAEDICT_CLIENT_UNARY_(GetFeature, GetFeatureRequest, GetFeatureResponse)
 SAEDICT_CLIENT_UNARY_(TopActivations, TopActivationsRequest, TopActivationsResponse)
 SAEDICT_CLIENT_UNARY_(DocumentFeatures, DocumentFeaturesRequest, DocumentFeaturesResponse)
 SAEDICT_CLIENT_UNARY_(CreateCheckpoint, CreateCheckpointRequest, CreateCheckpointResponse)
+SAEDICT_CLIENT_UNARY_(SearchSimilar, SearchSimilarRequest, SearchSimilarResponse)
+SAEDICT_CLIENT_UNARY_(FeatureFamily, FeatureFamilyRequest, FeatureFamilyResponse)
+SAEDICT_CLIENT_UNARY_(ListFamilies, ListFamiliesRequest, ListFamiliesResponse)
 
 #undef SAEDICT_CLIENT_UNARY_
 

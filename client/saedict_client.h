@@ -101,6 +101,16 @@ class Client {
   absl::StatusOr<v1::CreateCheckpointResponse> CreateCheckpoint(
       const v1::CreateCheckpointRequest& req, const CallOptions& call = {});
 
+  // Similarity and feature families (unary; errors as above, plus
+  // FAILED_PRECONDITION naming the index or neighbours state until they are
+  // READY: GetDictionary's DictionaryInfo.index shows it).
+  absl::StatusOr<v1::SearchSimilarResponse> SearchSimilar(const v1::SearchSimilarRequest& req,
+                                                          const CallOptions& call = {});
+  absl::StatusOr<v1::FeatureFamilyResponse> FeatureFamily(const v1::FeatureFamilyRequest& req,
+                                                          const CallOptions& call = {});
+  absl::StatusOr<v1::ListFamiliesResponse> ListFamilies(const v1::ListFamiliesRequest& req,
+                                                        const CallOptions& call = {});
+
   // EncodeStream: sends the requests that `next_request` yields (until it
   // returns nullopt or an error) on a writer thread, while this thread hands
   // each response, in order, to `on_response`. An error from either callback

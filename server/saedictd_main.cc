@@ -34,6 +34,12 @@ ABSL_FLAG(int64_t, max_queued_tokens, 1 << 20,
           "Dynamic batcher: queued rows beyond this get RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, batch_threads, 1, "Dynamic batcher: threads running batches");
 ABSL_FLAG(int64_t, max_message_bytes, 256 << 20, "Largest gRPC message accepted or sent");
+ABSL_FLAG(std::string, index_factory, "auto",
+          "FAISS factory string of the similarity indexes (\"Flat\", \"IVF1024,Flat\", "
+          "\"HNSW32\", ...); auto: Flat up to d_sae x d_in = 2^26, IVF above");
+ABSL_FLAG(int, index_nprobe, 0, "IVF lists searched per query; 0: max(16, nlist / 8)");
+ABSL_FLAG(int, neighbours_per_feature, 32,
+          "Decoder neighbours precomputed and stored per feature (feature pages, families)");
 
 namespace {
 
@@ -77,6 +83,14 @@ int main(int argc, char** argv) {
   options.batcher.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
   options.batcher.max_queued_tokens = absl::GetFlag(FLAGS_max_queued_tokens);
   options.batcher.num_batch_threads = absl::GetFlag(FLAGS_batch_threads);
+  options.similarity.config.factory = absl::GetFlag(FLAGS_index_factory);
+  options.similarity.config.ivf_nprobe = absl::GetFlag(FLAGS_index_nprobe);
+  options.similarity.neighbours_per_feature = absl::GetFlag(FLAGS_neighbours_per_feature);
+  if (options.similarity.neighbours_per_feature < 1 || options.similarity.neighbours_per_feature > 1000) {
+    std::cerr << "saedictd: --neighbours_per_feature=" << options.similarity.neighbours_per_feature
+              << " is out of range; expected 1..1000\n";
+    return 2;
+  }
 
   absl::StatusOr<std::unique_ptr<saedict::server::SaedictServer>> server =
       saedict::server::SaedictServer::Start(options);

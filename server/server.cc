@@ -54,7 +54,8 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
   }
   SAEDICT_ASSIGN_OR_RETURN(state->batcher, engine::EncodeBatcher::Create(options.batcher));
   state->core = std::make_unique<service::ServiceCore>(state->registry.get(), state->batcher.get(),
-                                             state->store.get(), options.data_dir);
+                                             state->store.get(), options.data_dir,
+                                             options.similarity);
   if (options.demo && options.demo_corpus) {
     // The demo corpus goes into the demo dictionary while it is the built-in one.
     absl::StatusOr<v1::DictionaryInfo> demo = state->registry->Get(service::kDemoDictionaryId);

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/batcher.h"
+#include "service/similarity_index.h"
 
 namespace saedict::server {
 
@@ -25,6 +26,7 @@ struct ServerOptions {
   std::filesystem::path dictionary_root = ".";
   int64_t max_message_bytes = 256 << 20;
   engine::BatcherOptions batcher;
+  service::SimilarityOptions similarity;  // index_dir defaults to <data_dir>/index
   bool demo = false;  // make and load the demo dictionary "demo" when absent
   // With demo: ingest the demo corpus "demo" into it when it holds no documents.
   bool demo_corpus = true;

@@ -10,7 +10,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "client/commands/command.h"
+#include "util/status_macros.h"
 
 namespace saedict::client {
 
@@ -72,6 +74,51 @@ absl::Status CheckRange(absl::string_view flag, int64_t value, int64_t min, int6
     return InputError(absl::StrCat(flag, " must be in [", min, ", ", max, "], got ", value));
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckRange(absl::string_view flag, double value, double min, double max,
+                        bool min_open) {
+  const bool above_min = min_open ? value > min : value >= min;
+  if (!(above_min && value <= max)) {  // NaN fails both
+    return InputError(
+        absl::StrCat(flag, " must be in ", min_open ? "(" : "[", min, ", ", max, "], got ", value));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> ParseIdList(absl::string_view flag,
+                                                     absl::string_view text) {
+  std::vector<std::string> ids = absl::StrSplit(text, ',');
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i].empty()) {
+      return InputError(absl::StrCat(flag, " '", text,
+                                     "' has an empty entry; want comma-separated dictionary ids"));
+    }
+    SAEDICT_RETURN_IF_ERROR(CheckName(flag, ids[i]));
+    for (size_t j = 0; j < i; ++j) {
+      if (ids[i] == ids[j]) {
+        return InputError(absl::StrCat(flag, " lists '", ids[i], "' twice"));
+      }
+    }
+  }
+  return ids;
+}
+
+FlagSpec WaitFlag() {
+  return ValueFlag("wait", FlagKind::kDuration, "", "DURATION",
+                   "retry this long while the index is not ready yet (30s, 2m, ...)");
+}
+
+absl::Duration WaitFlagValue(const ParsedArgs& args) {
+  return args.IsSet("wait") ? args.GetDuration("wait") : absl::ZeroDuration();
+}
+
+std::optional<v1::IndexStatus> IndexStatusOf(Client& client, const std::string& id) {
+  v1::GetDictionaryRequest req;
+  req.set_id(id);
+  absl::StatusOr<v1::GetDictionaryResponse> resp = client.GetDictionary(req);
+  if (!resp.ok()) return std::nullopt;
+  return resp->dictionary().index();
 }
 
 std::string FormatCount(int64_t n) {

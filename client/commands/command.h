@@ -38,8 +38,10 @@ class CommandEnv {
 
   const ParsedArgs& args() const { return args_; }
   // The i-th positional argument after the command name.
-  // REQUIRES: i < Command::positional.size() (RunCli checks the count).
+  // REQUIRES: i < num_positional() (RunCli checks the count against
+  // Command::positional and optional_positional).
   const std::string& positional(size_t i) const { return args_.positional()[i]; }
+  size_t num_positional() const { return args_.positional().size(); }
   const GlobalOptions& global() const { return global_; }
   std::ostream& out() { return out_; }
   std::ostream& err() { return err_; }
@@ -58,9 +60,12 @@ class CommandEnv {
 struct Command {
   std::string name;                     // "encode"
   std::vector<std::string> positional;  // names in the synopsis: {"ID", "INPUT.npy"}
-  std::string summary;                  // one line for `saedict --help`
-  std::string details;                  // more text for `saedict CMD --help`; may be empty
-  std::vector<FlagSpec> flags;          // the command's own flags
+  // How many of the last `positional` may be left out (shown as [NAME] in
+  // the usage); the command sees how many were given (num_positional()).
+  size_t optional_positional = 0;
+  std::string summary;          // one line for `saedict --help`
+  std::string details;          // more text for `saedict CMD --help`; may be empty
+  std::vector<FlagSpec> flags;  // the command's own flags
   // Runs the command; a non-OK status is printed as `error: CODE: message`
   // and makes the process exit 1.
   absl::Status (*run)(CommandEnv& env) = nullptr;
@@ -86,6 +91,9 @@ const Command& IngestCommand();
 const Command& DocCommand();
 const Command& FeatureCommand();
 const Command& CheckpointCommand();
+const Command& SimilarCommand();
+const Command& FamilyCommand();
+const Command& FamiliesCommand();
 
 // Every command in the order `saedict --help` lists them.
 std::span<const Command* const> AllCommands();

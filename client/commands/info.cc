@@ -1,4 +1,5 @@
-// `saedict info ID`: everything the server knows about one dictionary.
+// `saedict info ID`: everything the server knows about one dictionary,
+// including the state of its similarity index and neighbours.
 // Thread safety: see command.h.
 #include "client/commands/command.h"
 #include "client/commands/output.h"
@@ -12,10 +13,13 @@ absl::Status RunInfo(CommandEnv& env) {
   req.set_id(env.positional(0));
   SAEDICT_ASSIGN_OR_RETURN(Client * client, env.client());
   SAEDICT_ASSIGN_OR_RETURN(v1::GetDictionaryResponse resp, client->GetDictionary(req));
+  const v1::DictionaryInfo& d = resp.dictionary();
   if (env.global().json) {
-    env.out() << MessageToJson(resp.dictionary()) << "\n";
+    env.out() << MessageToJson(d) << "\n";
   } else {
-    WriteKeyValues(env.out(), DescribeDictionary(resp.dictionary()));
+    std::vector<std::pair<std::string, std::string>> kv = DescribeDictionary(d);
+    for (auto& pair : DescribeIndexStatus(d.index(), d.d_sae())) kv.push_back(std::move(pair));
+    WriteKeyValues(env.out(), kv);
   }
   return absl::OkStatus();
 }
@@ -26,8 +30,13 @@ const Command& InfoCommand() {
   static const Command* const kCommand = new Command{
       .name = "info",
       .positional = {"ID"},
-      .summary = "show one dictionary's configuration",
-      .details = "",
+      .summary = "show one dictionary's configuration and similarity index state",
+      .details =
+          "The index lines: the decoder-direction index (state, FAISS factory, exact or\n"
+          "approximate; progress while building, the error when it failed), the\n"
+          "precomputed neighbours of every feature ('saedict feature', 'saedict family')\n"
+          "and the encoder-direction index ('saedict similar --encoder'). --json prints\n"
+          "the DictionaryInfo, index included.",
       .flags = {},
       .run = &RunInfo,
   };

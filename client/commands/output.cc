@@ -42,6 +42,11 @@ std::string NormalizationName(v1::Normalization n) {
   return ShortName(v1::Normalization_Name(n), "NORMALIZATION_", n);
 }
 
+std::string IndexStateName(v1::IndexState s) {
+  if (s == v1::INDEX_STATE_UNSPECIFIED) return "not scheduled";
+  return ShortName(v1::IndexState_Name(s), "INDEX_STATE_", s);
+}
+
 absl::StatusOr<v1::SourceFormat> ParseSourceFormat(absl::string_view name) {
   for (v1::SourceFormat f : {v1::SOURCE_FORMAT_AUTO, v1::SOURCE_FORMAT_SAELENS,
                              v1::SOURCE_FORMAT_SPARSIFY, v1::SOURCE_FORMAT_GEMMA_SCOPE}) {
@@ -136,6 +141,41 @@ std::vector<std::pair<std::string, std::string>> DescribeDictionary(const v1::Di
         absl::FromUnixSeconds(d.loaded_at().seconds()) + absl::Nanoseconds(d.loaded_at().nanos());
     kv.emplace_back("loaded_at", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone()));
   }
+  return kv;
+}
+
+std::vector<std::pair<std::string, std::string>> DescribeIndexStatus(const v1::IndexStatus& s,
+                                                                     int64_t d_sae) {
+  std::string index = IndexStateName(s.state());
+  if (s.state() == v1::INDEX_STATE_BUILDING) {
+    absl::StrAppendFormat(&index, " (%.0f%%)", 100.0 * s.progress());
+  }
+  if (!s.factory().empty()) {
+    absl::StrAppend(&index, ", ", s.factory(), s.exact() ? " (exact)" : " (approximate)");
+  }
+  std::vector<std::pair<std::string, std::string>> kv = {{"index", index}};
+  if (!s.error().empty()) kv.emplace_back("index_error", s.error());
+  if (s.state() == v1::INDEX_STATE_READY) {
+    kv.emplace_back("index_source", s.loaded_from_disk()
+                                        ? "read from disk"
+                                        : absl::StrFormat("built in %.3g s", s.build_seconds()));
+    kv.emplace_back("index_memory", FormatBytes(s.memory_bytes()));
+  }
+  std::string neighbours = IndexStateName(s.neighbours_state());
+  if (s.neighbours_per_feature() > 0) {
+    absl::StrAppend(&neighbours, ", ", s.neighbours_per_feature(), " per feature");
+  }
+  if (s.neighbours_state() == v1::INDEX_STATE_BUILDING ||
+      (s.neighbours_state() == v1::INDEX_STATE_READY && s.neighbours_done() != d_sae)) {
+    absl::StrAppend(&neighbours, ", ", s.neighbours_done(), " of ", d_sae, " features done");
+  }
+  if (s.neighbours_state() == v1::INDEX_STATE_READY && s.neighbours_seconds() > 0) {
+    absl::StrAppendFormat(&neighbours, " in %.3g s", s.neighbours_seconds());
+  }
+  kv.emplace_back("neighbours", neighbours);
+  kv.emplace_back("encoder_index", s.encoder_state() == v1::INDEX_STATE_UNSPECIFIED
+                                       ? "not built (built by the first encoder search)"
+                                       : IndexStateName(s.encoder_state()));
   return kv;
 }
 

@@ -24,6 +24,8 @@ namespace saedict::client {
 std::string ArchitectureName(v1::Architecture a);
 std::string SourceFormatName(v1::SourceFormat f);
 std::string NormalizationName(v1::Normalization n);
+// "queued", "building", "ready", "failed"; "not scheduled" for UNSPECIFIED.
+std::string IndexStateName(v1::IndexState s);
 
 // "auto" | "saelens" | "sparsify" | "gemma_scope" → SourceFormat.
 absl::StatusOr<v1::SourceFormat> ParseSourceFormat(absl::string_view name);
@@ -53,6 +55,13 @@ void WriteKeyValues(std::ostream& out,
 
 // Every field of a DictionaryInfo as (name, human-readable value).
 std::vector<std::pair<std::string, std::string>> DescribeDictionary(const v1::DictionaryInfo& d);
+
+// The similarity index of a dictionary (DictionaryInfo.index) as (name,
+// value) pairs: "index" (state, factory, exact or approximate, progress
+// while building, the error when failed), its build details when ready,
+// "neighbours" (state, per feature, done of `d_sae`) and "encoder_index".
+std::vector<std::pair<std::string, std::string>> DescribeIndexStatus(const v1::IndexStatus& s,
+                                                                     int64_t d_sae);
 
 }  // namespace saedict::client
 

@@ -35,9 +35,11 @@ bool IsInputError(const absl::Status& status) {
 }
 
 std::span<const Command* const> AllCommands() {
-  static const std::array<const Command*, 10> kCommands = {
-      &LoadCommand(),   &ListCommand(),   &InfoCommand(), &DeleteCommand(),  &EncodeCommand(),
-      &DecodeCommand(), &IngestCommand(), &DocCommand(),  &FeatureCommand(), &CheckpointCommand(),
+  static const std::array<const Command*, 13> kCommands = {
+      &LoadCommand(),       &ListCommand(),    &InfoCommand(),   &DeleteCommand(),
+      &EncodeCommand(),     &DecodeCommand(),  &IngestCommand(), &DocCommand(),
+      &FeatureCommand(),    &SimilarCommand(), &FamilyCommand(), &FamiliesCommand(),
+      &CheckpointCommand(),
   };
   return kCommands;
 }

@@ -2,6 +2,7 @@
 // usage handling and exit codes, none of which needs a server.
 #include "client/cli_args.h"
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,24 @@ TEST_F(ParseArgsTest, Errors) {
   EXPECT_THAT(Parse({"--timeout=-1s"}), StatusIs(kInvalid, HasSubstr("must be positive")));
 }
 
+TEST(ParseArgsDoubleTest, NumbersAndErrors) {
+  const FlagSpec x = ValueFlag("min_cosine", FlagKind::kDouble, "", "X", "a threshold");
+  const std::vector<const FlagSpec*> specs = {&x};
+  SAEDICT_ASSERT_OK_AND_ASSIGN(ParsedArgs a, ParseArgs(std::vector<std::string>{}, specs));
+  EXPECT_FALSE(a.IsSet("min_cosine"));
+  EXPECT_TRUE(std::isnan(a.GetDouble("min_cosine")));  // no default
+  SAEDICT_ASSERT_OK_AND_ASSIGN(a,
+                               ParseArgs(std::vector<std::string>{"--min_cosine", "-0.25"}, specs));
+  EXPECT_TRUE(a.IsSet("min_cosine"));
+  EXPECT_EQ(a.GetDouble("min_cosine"), -0.25);
+  SAEDICT_ASSERT_OK_AND_ASSIGN(a, ParseArgs(std::vector<std::string>{"--min-cosine=1e-1"}, specs));
+  EXPECT_EQ(a.GetDouble("min_cosine"), 0.1);
+  EXPECT_THAT(
+      ParseArgs(std::vector<std::string>{"--min_cosine=high"}, specs),
+      StatusIs(absl::StatusCode::kInvalidArgument, "flag --min_cosine wants a number, got 'high'"));
+  EXPECT_EQ(FormatFlagHelp(specs), "  --min_cosine=X  a threshold\n");  // no "(default )"
+}
+
 TEST_F(ParseArgsTest, FlagHelpIsAligned) {
   EXPECT_EQ(FormatFlagHelp(specs_),
             "  --top_k=N    keep N (default 0)\n"
@@ -141,6 +160,11 @@ TEST(RunCliUsageTest, UsageErrorsExit2) {
       {{"info"}, "error: info takes 1 argument (ID), got 0"},
       {{"encode", "a", "b"}, "error: encode takes 3 arguments (ID INPUT.npy OUTPUT.npz), got 2"},
       {{"list", "extra"}, "error: list takes no arguments, got 1"},
+      // similar's IDX is optional (--vector replaces it).
+      {{"similar"}, "error: similar takes 1 or 2 arguments (DICT [IDX]), got 0"},
+      {{"similar", "a", "1", "2"}, "error: similar takes 1 or 2 arguments (DICT [IDX]), got 3"},
+      {{"similar", "a", "1", "--min_cosine=x"}, "error: flag --min_cosine wants a number"},
+      {{"family", "a"}, "error: family takes 2 arguments (DICT IDX), got 1"},
       {{"encode", "a", "b", "c", "--top_k=x"}, "error: flag --top_k wants an integer"},
       {{"--timeout=never", "list"}, "error: flag --timeout"},
       {{"help", "frobnicate"}, "error: no help for 'frobnicate'"},
@@ -152,6 +176,18 @@ TEST(RunCliUsageTest, UsageErrorsExit2) {
     EXPECT_THAT(r.err, HasSubstr("usage: saedict"));
     EXPECT_THAT(r.out, IsEmpty());
   }
+}
+
+TEST(RunCliUsageTest, OptionalArgumentsInBracketsInTheUsage) {
+  CliResult r = RunCliCaptured({"similar", "--help"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_THAT(r.out, StartsWith("usage: saedict similar DICT [IDX] [flags]\n"));
+  EXPECT_THAT(r.out, HasSubstr("--vector=FILE.npy"));
+  EXPECT_THAT(r.out, HasSubstr("--min_cosine=X"));
+  r = RunCliCaptured({"families", "--help"});
+  EXPECT_THAT(r.out, StartsWith("usage: saedict families DICT [flags]\n"));
+  EXPECT_THAT(r.out, HasSubstr("--page_size=N"));
+  EXPECT_THAT(r.out, HasSubstr("--all"));
 }
 
 TEST(RunCliUsageTest, CommandFoundAfterGlobalFlagValues) {

@@ -288,6 +288,8 @@ class CliCorpusReadTest : public CliCorpusTest {
     CliCorpusTest::SetUp();
     CliResult r = Ingest({"--docs", docs_, "--vocab", vocab_});
     ASSERT_EQ(r.code, kExitOk) << r.err;
+    // The feature page shows the precomputed neighbours once they are ready.
+    ASSERT_THAT(server_->WaitForIndex("d4"), IsOk());
   }
 };
 
@@ -324,7 +326,17 @@ TEST_F(CliCorpusReadTest, FeatureStatsHistogramAndExamples) {
                                     "VALUE  CORPUS  DOC  POS  CONTEXT\n"
                                     "10     web     12   2     on[[ cat]]\n"
                                     "9      web     12   1     mat[[ on]] cat\n"
-                                    "8      web     12   0    [[ mat]] on\n",
+                                    "8      web     12   0    [[ mat]] on\n"
+                                    // The identity SAE's directions are orthogonal.
+                                    "\n"
+                                    "nearest decoder neighbours:\n"
+                                    "FEATURE  COSINE\n"
+                                    "1        0.0000\n"
+                                    "2        0.0000\n"
+                                    "3        0.0000\n"
+                                    "\n"
+                                    "family: none (no parent or child at the default "
+                                    "thresholds; 10 stored tokens)\n",
                                     Bar(20), Bar(40)));
   const v1::GetFeatureRequest req = Last<v1::GetFeatureRequest>("GetFeature");
   EXPECT_EQ(req.dictionary_id(), "d4");
@@ -350,7 +362,11 @@ TEST_F(CliCorpusReadTest, FeatureNewlinesColourAndInactive) {
 
   r = Run({"feature", "d4", "2"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
-  EXPECT_EQ(r.out, "feature 2 of d4\nno stored activations (inactive on all 10 stored tokens)\n");
+  EXPECT_EQ(r.out,
+            "feature 2 of d4\nno stored activations (inactive on all 10 stored tokens)\n"
+            "\nnearest decoder neighbours:\nFEATURE  COSINE\n0        0.0000\n1        0.0000\n"
+            "3        0.0000\n\nfamily: none (no parent or child at the default thresholds; 10 "
+            "stored tokens)\n");
 }
 
 TEST_F(CliCorpusReadTest, FeatureQuantilesAndJson) {

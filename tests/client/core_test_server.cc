@@ -118,6 +118,9 @@ RequestLog::RequestLog() {
       {"TopActivations", SerializerOf<v1::TopActivationsRequest>()},
       {"DocumentFeatures", SerializerOf<v1::DocumentFeaturesRequest>()},
       {"CreateCheckpoint", SerializerOf<v1::CreateCheckpointRequest>()},
+      {"SearchSimilar", SerializerOf<v1::SearchSimilarRequest>()},
+      {"FeatureFamily", SerializerOf<v1::FeatureFamilyRequest>()},
+      {"ListFamilies", SerializerOf<v1::ListFamiliesRequest>()},
   };
   for (const auto& [method, serializer] : methods) {
     serializers_[absl::StrCat(kServicePrefix, method)] = serializer;
@@ -210,6 +213,21 @@ absl::StatusOr<std::unique_ptr<CoreTestServer>> CoreTestServer::Start() {
 }
 
 CoreTestServer::~CoreTestServer() { grpc_.reset(); }
+
+absl::Status CoreTestServer::AddDictionary(const std::string& id, const engine::Dictionary& dict) {
+  SAEDICT_RETURN_IF_ERROR(dict.Validate());
+  const std::string path = absl::StrCat("custom/", id);
+  SAEDICT_RETURN_IF_ERROR(WriteSaeLensFolder(root_ / path, dict));
+  v1::LoadDictionaryRequest request;
+  request.set_id(id);
+  request.set_path(path);
+  request.set_replace(true);
+  return core_->LoadDictionary(request).status();
+}
+
+absl::Status CoreTestServer::WaitForIndex(const std::string& id, absl::Duration timeout) {
+  return core_->similarity().WaitUntilReady(id, timeout);
+}
 
 absl::Status CoreTestServer::AddDictionary(const std::string& id, int64_t d) {
   const std::string path = absl::StrCat("models/d", d);

@@ -42,7 +42,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "engine/batcher.h"
+#include "engine/dictionary.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "server/grpc_service.h"
@@ -125,6 +127,12 @@ class CoreTestServer {
   // Loads models/d<d> (written first when d is not 4, 8 or 16) as `id`
   // through the core, like a client's LoadDictionary.
   absl::Status AddDictionary(const std::string& id, int64_t d);
+  // Writes `dict` as the SAELens folder custom/<id> and loads it as `id`
+  // (replacing one of that id) through the core.
+  absl::Status AddDictionary(const std::string& id, const engine::Dictionary& dict);
+  // Blocks until the similarity index and the neighbours of `id` are READY
+  // (OK), FAILED (its error) or `timeout` passes (DEADLINE_EXCEEDED).
+  absl::Status WaitForIndex(const std::string& id, absl::Duration timeout = absl::Seconds(120));
 
   const std::string& target() const { return grpc_->target(); }
   const RequestLog& requests() const { return log_; }

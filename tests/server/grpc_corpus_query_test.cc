@@ -141,13 +141,17 @@ TEST_F(CorpusQueryTest, QuantileBinsHoldExamplesFromTheirValueRange) {
     EXPECT_DOUBLE_EQ(bin.quantile_lower(), b / 4.0);
     EXPECT_DOUBLE_EQ(bin.quantile_upper(), (b + 1) / 4.0);
     EXPECT_LE(bin.value_lower(), bin.value_upper());
-    if (b > 0) EXPECT_GE(bin.value_lower(), out.bins(b - 1).value_lower());
+    if (b > 0) {
+      EXPECT_GE(bin.value_lower(), out.bins(b - 1).value_lower());
+    }
     EXPECT_LE(bin.examples_size(), 3);
     for (int i = 0; i < bin.examples_size(); ++i) {
       const v1::Example& e = bin.examples(i);
       EXPECT_GE(e.value(), bin.value_lower());
       EXPECT_LE(e.value(), bin.value_upper());
-      if (i > 0) EXPECT_LE(e.value(), bin.examples(i - 1).value());
+      if (i > 0) {
+        EXPECT_LE(e.value(), bin.examples(i - 1).value());
+      }
       ExpectExampleMatchesStore(e, feature, 2);
       ++examples;
     }
@@ -224,7 +228,9 @@ TEST_F(CorpusQueryTest, GetFeatureStatisticsAndTopExamples) {
   for (int i = 0; i < s.histogram_size(); ++i) {
     const v1::HistogramBin& b = s.histogram(i);
     EXPECT_LT(b.lower(), b.upper());
-    if (i > 0) EXPECT_GE(b.lower(), s.histogram(i - 1).upper() * 0.9999f);
+    if (i > 0) {
+      EXPECT_GE(b.lower(), s.histogram(i - 1).upper() * 0.9999f);
+    }
     int64_t expected = 0;
     for (const auto& [v, doc, pos] : t.entries) expected += (v >= b.lower() && v < b.upper());
     EXPECT_EQ(b.count(), expected) << "bin [" << b.lower() << ", " << b.upper() << ")";
@@ -262,7 +268,9 @@ TEST_F(CorpusQueryTest, DocumentFeaturesWholeDocumentAndOneToken) {
     const v1::FeatureActivity& a = out.features(i);
     EXPECT_EQ(a.max_value(), max_and_count[a.feature()].first);
     EXPECT_EQ(a.active_tokens(), max_and_count[a.feature()].second);
-    if (i > 0) EXPECT_LE(a.max_value(), out.features(i - 1).max_value());
+    if (i > 0) {
+      EXPECT_LE(a.max_value(), out.features(i - 1).max_value());
+    }
   }
   r.set_position(2);
   r.set_n(2);

@@ -15,10 +15,18 @@
     c.top_activations("sae", 123, n=20, quantile_bins=5)
     c.document_features("sae", "web", 7, position=3)
 
+    # Similarity and feature families (once c.get_dictionary("sae").index is READY).
+    c.search_similar("sae", feature=123)["sae"].features   # nearest decoder directions
+    c.search_similar("sae", vector=direction, against=["sae", "other"], top_n=5)
+    fam = c.feature_family("sae", 123)              # .parents, .children, .siblings, .root
+    for family in c.iter_families("sae"): ...       # every family, largest first
+
 Needs the generated stubs (package `saedict.v1`, made by the CMake target
 `saedict_python_stubs` into <build>/python) on sys.path, plus grpcio and numpy.
-A grpc.RpcError carries the server's status code and message unchanged.
+A grpc.RpcError carries the server's status code and message unchanged; a
+bad argument found before anything is sent raises ValueError.
 """
+import datetime
 import sys
 from dataclasses import dataclass, field
 
@@ -139,6 +147,136 @@ def _codes(proto, response=None):
         codes.weights_sha256 = response.weights_sha256
         codes.compute_mode = "bf16" if response.compute_mode == pb.COMPUTE_MODE_BF16 else "f32"
     return codes
+
+
+@dataclass
+class Neighbour:
+    """A feature of `dictionary_id` and the cosine of its direction to the query."""
+    dictionary_id: str
+    feature: int
+    cosine: float
+
+
+@dataclass
+class SimilarResult:
+    """The neighbours found in one searched dictionary, cosine descending."""
+    dictionary_id: str
+    neighbours: list        # [Neighbour]
+    exact: bool             # the exact top-N (False: an approximate index answered)
+    index_factory: str      # the FAISS factory string of the index ("Flat", ...)
+
+    @property
+    def features(self):
+        return np.array([n.feature for n in self.neighbours], dtype=np.uint32)
+
+    @property
+    def cosines(self):
+        return np.array([n.cosine for n in self.neighbours], dtype=np.float64)
+
+
+@dataclass
+class FamilyMember:
+    """A relative of the asked feature, with the scores of the parent/child pair
+    it belongs to: (member, its child on the chain) for a parent, (asked,
+    member) for a child, (parent, member) for a sibling."""
+    feature: int
+    relation: str           # "parent", "child" or "sibling"
+    pair_parent: int
+    pair_child: int
+    decoder_cosine: float
+    coverage: float         # P(pair_parent fires | pair_child fires)
+    jaccard: float
+    phi: float
+    count: int              # tokens the member fires on
+    reason: str
+
+
+@dataclass
+class FamilyProvenance:
+    """When and over what the families were computed, and with which thresholds."""
+    computed_at: datetime.datetime  # UTC
+    tokens: int
+    documents: int
+    min_decoder_cosine: float
+    min_coverage: float
+    min_child_count: int
+    neighbours_per_feature: int
+    seconds: float
+
+
+@dataclass
+class FeatureFamily:
+    """The family of one feature (FeatureFamily)."""
+    dictionary_id: str
+    feature: int
+    count: int              # tokens the feature fires on
+    parents: list           # [FamilyMember], nearest first, up to the root
+    children: list          # [FamilyMember], coverage descending
+    siblings: list          # [FamilyMember], coverage descending
+    root: int               # the feature itself when it has no parent
+    family_size: int        # 1 when it has no family
+    provenance: FamilyProvenance
+
+
+@dataclass
+class Family:
+    """One family of ListFamilies."""
+    root: int
+    members: list           # root first, then the descendants ascending
+    depth: int              # longest chain below the root
+    root_count: int
+
+
+@dataclass
+class FamilyPage:
+    """One page of ListFamilies: families by size descending, then root."""
+    families: list          # [Family]
+    total_families: int
+    next_page_token: str    # "" on the last page
+    provenance: FamilyProvenance
+
+
+_RELATIONS = {pb.FAMILY_RELATION_PARENT: "parent", pb.FAMILY_RELATION_CHILD: "child",
+              pb.FAMILY_RELATION_SIBLING: "sibling"}
+
+
+def _provenance(p):
+    computed_at = datetime.datetime.fromtimestamp(
+        p.computed_at.seconds + p.computed_at.nanos * 1e-9, tz=datetime.timezone.utc)
+    return FamilyProvenance(computed_at, p.tokens, p.documents, p.min_decoder_cosine,
+                            p.min_coverage, p.min_child_count, p.neighbours_per_feature,
+                            p.seconds)
+
+
+def _member(m):
+    return FamilyMember(m.feature, _RELATIONS.get(m.relation, str(m.relation)), m.pair_parent,
+                        m.pair_child, m.decoder_cosine, m.coverage, m.jaccard, m.phi, m.count,
+                        m.reason)
+
+
+def _feature_family(f):
+    return FeatureFamily(f.dictionary_id, f.feature, f.count, [_member(m) for m in f.parents],
+                         [_member(m) for m in f.children], [_member(m) for m in f.siblings],
+                         f.root, f.family_size, _provenance(f.provenance))
+
+
+def _family_options(min_decoder_cosine, min_coverage, min_child_count):
+    options = pb.FamilyOptions()
+    if min_decoder_cosine is not None:
+        options.min_decoder_cosine = float(min_decoder_cosine)
+    if min_coverage is not None:
+        options.min_coverage = float(min_coverage)
+    if min_child_count is not None:
+        options.min_child_count = int(min_child_count)
+    return options
+
+
+def _feature_index(feature):
+    if isinstance(feature, (bool, np.bool_)) or not isinstance(feature, (int, np.integer)):
+        raise ValueError(f"feature must be an integer, got {feature!r}")
+    if not 0 <= int(feature) < 2**32:
+        raise ValueError(f"feature must be in [0, 2**32), got {feature}")
+    return int(feature)
 
 
 class Client:
@@ -304,11 +442,16 @@ class Client:
         codes.precision = _PRECISION_NAMES.get(resp.stored_precision, str(resp.stored_precision))
         return codes.to_dense() if dense else codes
 
-    def get_feature(self, dictionary_id, feature, top_n=10, context_window=8):
+    def get_feature(self, dictionary_id, feature, top_n=10, context_window=8, neighbours=0,
+                    skip_family=False):
         """GetFeatureResponse: .stats (count, total_tokens, density, mean, std,
-        max, min, histogram) and .top_examples (each with .context tokens)."""
+        max, min, histogram) and .top_examples (each with .context tokens);
+        .neighbours (the `neighbours` nearest decoder directions, 0: 10) when
+        .neighbours_state is READY, and .family (a FeatureFamilyResponse)
+        unless skip_family."""
         req = pb.GetFeatureRequest(dictionary_id=dictionary_id, feature=feature, top_n=top_n,
-                                   context_window=context_window)
+                                   context_window=context_window, neighbours=neighbours,
+                                   skip_family=skip_family)
         return self._stub.GetFeature(req, timeout=self._timeout)
 
     def top_activations(self, dictionary_id, feature, n=10, context_window=8, quantile_bins=0,
@@ -329,6 +472,89 @@ class Client:
         if position is not None:
             req.position = position
         return self._stub.DocumentFeatures(req, timeout=self._timeout)
+
+    # --- similarity and families ----------------------------------------------
+
+    def search_similar(self, dictionary_id, feature=None, vector=None, against=None, top_n=10,
+                       min_cosine=None, encoder=False):
+        """The features whose directions are nearest by cosine to feature
+        `feature` of `dictionary_id` (never returned itself) or to `vector`
+        (array-like [d_in] or [1, d_in]; float32/float16 sent as is, other
+        dtypes as float32). Decoder rows, or with encoder=True encoder
+        columns (that index is built on the first such search; until then
+        FAILED_PRECONDITION). Searches `dictionary_id`, or the dictionaries
+        of `against` (an id or a list of ids sharing its d_in).
+
+        Returns {dictionary_id: SimilarResult} in the order searched, each
+        with .neighbours ([Neighbour], cosine descending), .features,
+        .cosines, .exact and .index_factory. Exactly one of feature / vector
+        (ValueError otherwise). FAILED_PRECONDITION (grpc.RpcError) until the
+        index is READY (get_dictionary(id).index.state).
+        """
+        if (feature is None) == (vector is None):
+            raise ValueError("give exactly one of feature= or vector=")
+        req = pb.SearchSimilarRequest(
+            dictionary_id=dictionary_id, top_n=top_n,
+            directions=pb.DIRECTION_KIND_ENCODER if encoder else pb.DIRECTION_KIND_DECODER)
+        if feature is not None:
+            req.feature = _feature_index(feature)
+        else:
+            v = np.asarray(vector)
+            if v.ndim not in (1, 2) or (v.ndim == 2 and v.shape[0] != 1) or v.size == 0:
+                raise ValueError(f"vector must have shape [d_in] or [1, d_in], got {v.shape}")
+            if not np.issubdtype(v.dtype, np.floating) and not np.issubdtype(v.dtype, np.integer):
+                raise ValueError(f"vector must be numeric, got dtype {v.dtype}")
+            req.vector.CopyFrom(tensor(v.reshape(-1)))
+        if against is not None:
+            req.against.extend([against] if isinstance(against, str) else list(against))
+        if min_cosine is not None:
+            req.min_cosine = float(min_cosine)
+        resp = self._stub.SearchSimilar(req, timeout=self._timeout)
+        return {r.dictionary_id: SimilarResult(
+                    r.dictionary_id,
+                    [Neighbour(n.dictionary_id, n.feature, n.cosine) for n in r.neighbours],
+                    r.exact, r.index_factory)
+                for r in resp.results}
+
+    def feature_family(self, dictionary_id, feature, min_decoder_cosine=None, min_coverage=None,
+                       min_child_count=None):
+        """The family of `feature` as a FeatureFamily: .parents (nearest first,
+        up to .root), .children, .siblings ([FamilyMember] with coverage,
+        decoder_cosine, jaccard, phi, count and reason), .family_size and
+        .provenance. Thresholds left None take the server's defaults (0.3,
+        0.8, 5). FAILED_PRECONDITION until the neighbours are READY."""
+        req = pb.FeatureFamilyRequest(
+            dictionary_id=dictionary_id, feature=_feature_index(feature),
+            options=_family_options(min_decoder_cosine, min_coverage, min_child_count))
+        return _feature_family(self._stub.FeatureFamily(req, timeout=self._timeout))
+
+    def list_families(self, dictionary_id, page_size=0, page_token="", min_decoder_cosine=None,
+                      min_coverage=None, min_child_count=None):
+        """One page of the dictionary's families (largest first) as a FamilyPage:
+        .families ([Family] with root, members, depth, root_count),
+        .total_families, .next_page_token ("" on the last page; pass it back
+        for the next one) and .provenance. page_size 0: the server's 50."""
+        req = pb.ListFamiliesRequest(
+            dictionary_id=dictionary_id, page_size=page_size, page_token=page_token,
+            options=_family_options(min_decoder_cosine, min_coverage, min_child_count))
+        resp = self._stub.ListFamilies(req, timeout=self._timeout)
+        return FamilyPage([Family(f.root, list(f.members), f.depth, f.root_count)
+                           for f in resp.families],
+                          resp.total_families, resp.next_page_token, _provenance(resp.provenance))
+
+    def iter_families(self, dictionary_id, page_size=0, min_decoder_cosine=None,
+                      min_coverage=None, min_child_count=None):
+        """Every family of the dictionary (a Family each), largest first,
+        following the pages of list_families. The server refuses a page token
+        of families recomputed since (INVALID_ARGUMENT): start again then."""
+        token = ""
+        while True:
+            page = self.list_families(dictionary_id, page_size, token, min_decoder_cosine,
+                                      min_coverage, min_child_count)
+            yield from page.families
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
 
     def create_checkpoint(self, name):
         """Admin: a consistent backup under <data_dir>/backups/<name> on the
