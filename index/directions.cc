@@ -52,9 +52,20 @@ std::vector<double> Directions::UnitDirection(int64_t i) const {
 
 double Directions::ExactCosine(const double* unit_query, int64_t i) const {
   if (norms_[i] == 0) return 0;
-  double dot = 0;
-  for (int64_t j = 0; j < d_; ++j) dot += unit_query[j] * Raw(i, j);
-  return dot / norms_[i];
+  // Four partial sums (vectorizable); float64 keeps the result within ~1e-15
+  // of the exact cosine either way.
+  double dot[4] = {0, 0, 0, 0};
+  int64_t j = 0;
+  if (kind_ == DirectionKind::kDecoder) {
+    const float* row = dictionary_->w_dec.data() + i * d_;
+    for (; j + 4 <= d_; j += 4) {
+      for (int l = 0; l < 4; ++l) dot[l] += unit_query[j + l] * static_cast<double>(row[j + l]);
+    }
+    for (; j < d_; ++j) dot[0] += unit_query[j] * static_cast<double>(row[j]);
+  } else {
+    for (; j < d_; ++j) dot[j & 3] += unit_query[j] * static_cast<double>(Raw(i, j));
+  }
+  return ((dot[0] + dot[1]) + (dot[2] + dot[3])) / norms_[i];
 }
 
 absl::StatusOr<std::vector<double>> UnitFeatureDirection(const engine::Dictionary& dictionary,

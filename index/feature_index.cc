@@ -48,10 +48,6 @@ std::filesystem::path WithSuffix(const std::filesystem::path& prefix, const char
   return std::filesystem::path(prefix.string() + suffix);
 }
 
-// Float32 dot-product bound for unit vectors accumulated over d terms, plus
-// the float32 rounding of both unit vectors.
-double Float32Bound(int64_t d) { return (1.01 * static_cast<double>(d) + 4) * std::ldexp(1.0, -24); }
-
 bool Before(const Hit& a, const Hit& b) {
   return a.cosine > b.cosine || (a.cosine == b.cosine && a.feature < b.feature);
 }
@@ -79,7 +75,7 @@ std::string ResolveFactory(const IndexConfig& config, int64_t n, int64_t d) {
   if (config.factory != "auto") return config.factory;
   if (n * d <= config.auto_flat_max_elements) return "Flat";
   int64_t nlist = 1;
-  while (nlist * nlist < 16 * n) nlist *= 2;  // ~ 4 sqrt(n), a power of two
+  while (nlist * nlist < 4 * n) nlist *= 2;  // ~ 2 sqrt(n), a power of two
   return absl::StrCat("IVF", nlist, ",Flat");
 }
 
@@ -100,7 +96,7 @@ void FeatureIndex::Configure(const IndexConfig& config) {
   if (auto* ivf = faiss::ivflib::try_extract_index_ivf(index_.get())) {
     const int nprobe = config.ivf_nprobe > 0
                            ? config.ivf_nprobe
-                           : static_cast<int>(std::max<size_t>(16, ivf->nlist / 8));
+                           : static_cast<int>(std::max<size_t>(8, ivf->nlist / 64));
     ivf->nprobe = std::min<size_t>(nprobe, ivf->nlist);
   }
   if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index_.get())) {
@@ -125,6 +121,11 @@ absl::StatusOr<std::unique_ptr<FeatureIndex>> FeatureIndex::Build(
       absl::StatusCode::kInvalidArgument, absl::StrCat("index factory string '", factory, "'"),
       [&] { index.reset(faiss::index_factory(static_cast<int>(d), factory.c_str(),
                                              faiss::METRIC_INNER_PRODUCT)); }));
+  if (auto* ivf = faiss::ivflib::try_extract_index_ivf(index.get())) {
+    // k-means on 64 points per list instead of FAISS's 256: 4x faster
+    // training; the lists still see every direction when they are added.
+    ivf->cp.max_points_per_centroid = 64;
+  }
   SAEDICT_RETURN_IF_ERROR(CatchFaiss(
       absl::StatusCode::kInvalidArgument,
       absl::StrCat("training index '", factory, "' on ", n, " directions"), [&] {
@@ -151,6 +152,7 @@ absl::Status FeatureIndex::Save(const std::filesystem::path& path_prefix,
                                      absl::StrCat("writing ", tmp.string()),
                                      [&] { faiss::write_index(index_.get(), tmp.c_str()); }));
   SAEDICT_ASSIGN_OR_RETURN(std::string file_sha, FileSha256(tmp));
+  file_bytes_ = static_cast<int64_t>(std::filesystem::file_size(tmp, ec));
   std::filesystem::rename(tmp, faiss_path, ec);
   if (ec) {
     return absl::UnavailableError(absl::StrCat("cannot rename ", tmp.string(), ": ", ec.message()));
@@ -214,31 +216,65 @@ absl::StatusOr<std::unique_ptr<FeatureIndex>> FeatureIndex::Load(
   std::unique_ptr<FeatureIndex> out(
       new FeatureIndex(Directions(std::move(dictionary), kind), factory, std::move(index)));
   out->Configure(config);
+  std::error_code size_error;
+  out->file_bytes_ = static_cast<int64_t>(std::filesystem::file_size(faiss_path, size_error));
   return out;
 }
 
 int64_t FeatureIndex::memory_bytes() const {
-  int64_t bytes = half_ ? half_->bytes() : 0;
-  if (exact_) bytes += size() * dim() * static_cast<int64_t>(sizeof(float));
-  return bytes;
+  const int64_t saved = file_bytes_.load();
+  const int64_t faiss_bytes =
+      saved > 0 ? saved : size() * dim() * static_cast<int64_t>(sizeof(float));
+  return faiss_bytes + (half_ ? half_->bytes() : 0);
 }
 
-std::vector<Hit> FeatureIndex::Rescore(const std::vector<double>& unit_query, const float* scores,
+// Float32 dot-product bound for unit vectors accumulated over d terms, plus
+// the float32 rounding of both unit vectors.
+double FeatureIndex::Float32Bound(int64_t d) {
+  return (1.01 * static_cast<double>(d) + 4) * std::ldexp(1.0, -24);
+}
+
+std::vector<Hit> FeatureIndex::SelectExact(const std::vector<double>& unit_query, const float* scores,
                                        double bound, const SearchOptions& options,
                                        int64_t exclude) const {
   const int64_t n = size();
   const int64_t want = std::min<int64_t>(n, options.top_n + (exclude >= 0 ? 1 : 0));
-  std::vector<float> sorted(scores, scores + n);
-  std::nth_element(sorted.begin(), sorted.begin() + (want - 1), sorted.end(),
-                   std::greater<float>());
+  // A lower bound L of the want-th largest score, cheaply: the want-th
+  // largest of the maxima of blocks of kBlock rows (want blocks hold a score
+  // >= it). Rows >= L - 2 bound are a superset of the candidates; among them
+  // the exact want-th largest score sets the real threshold.
+  constexpr int64_t kBlock = 16;
+  float lower = -std::numeric_limits<float>::infinity();
+  if (n >= want * kBlock * 2) {
+    std::vector<float> maxima(n / kBlock);
+    for (size_t b = 0; b < maxima.size(); ++b) {
+      const float* s = scores + b * kBlock;
+      float m = s[0];
+      for (int64_t k = 1; k < kBlock; ++k) m = std::max(m, s[k]);
+      maxima[b] = m;
+    }
+    std::nth_element(maxima.begin(), maxima.begin() + (want - 1), maxima.end(),
+                     std::greater<float>());
+    lower = maxima[want - 1];
+  }
+  const double pre = static_cast<double>(lower) - 2 * bound;
+  std::vector<uint32_t> rows;
+  std::vector<float> kept;
+  for (int64_t i = 0; i < n; ++i) {
+    if (static_cast<double>(scores[i]) >= pre) {
+      rows.push_back(static_cast<uint32_t>(i));
+      kept.push_back(scores[i]);
+    }
+  }
+  std::nth_element(kept.begin(), kept.begin() + (want - 1), kept.end(), std::greater<float>());
   // Any row of the exact top `want` scores >= (want-th approximate) - 2 bound.
-  double threshold = static_cast<double>(sorted[want - 1]) - 2 * bound;
+  double threshold = static_cast<double>(kept[want - 1]) - 2 * bound;
   if (std::isfinite(options.min_cosine)) threshold = std::max(threshold, options.min_cosine - bound);
   std::vector<Hit> hits;
-  for (int64_t i = 0; i < n; ++i) {
+  for (uint32_t i : rows) {
     if (i == exclude || static_cast<double>(scores[i]) < threshold) continue;
     const double c = directions_.ExactCosine(unit_query.data(), i);
-    if (c >= options.min_cosine) hits.push_back({static_cast<uint32_t>(i), c});
+    if (c >= options.min_cosine) hits.push_back({i, c});
   }
   std::sort(hits.begin(), hits.end(), Before);
   if (static_cast<int64_t>(hits.size()) > options.top_n) hits.resize(options.top_n);
@@ -269,7 +305,7 @@ absl::StatusOr<std::vector<std::vector<Hit>>> FeatureIndex::Search(
   for (size_t k = 0; k < unit_queries.size(); ++k) {
     for (int64_t j = 0; j < dim(); ++j) q[j] = static_cast<float>(unit_queries[k][j]);
     half_->Score(q.data(), scores.data());
-    out.push_back(Rescore(unit_queries[k], scores.data(), half_->ErrorBound(), options,
+    out.push_back(SelectExact(unit_queries[k], scores.data(), half_->ErrorBound(), options,
                           exclude.empty() ? -1 : exclude[k]));
   }
   return out;
@@ -296,7 +332,7 @@ absl::StatusOr<std::vector<std::vector<Hit>>> FeatureIndex::SearchExactGemm(
     engine::ParallelFor(rows, 1, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
         const size_t k = first + r;
-        out[k] = Rescore(unit_queries[k], scores.data() + r * n, Float32Bound(d), options,
+        out[k] = SelectExact(unit_queries[k], scores.data() + r * n, Float32Bound(d), options,
                          exclude.empty() ? -1 : exclude[k]);
       }
     });

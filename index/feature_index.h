@@ -28,6 +28,7 @@
 #ifndef SAEDICT_INDEX_FEATURE_INDEX_H_
 #define SAEDICT_INDEX_FEATURE_INDEX_H_
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -49,10 +50,10 @@ namespace saedict::index {
 struct IndexConfig {
   // A FAISS factory string ("Flat", "IVF1024,Flat", "HNSW32", "IVF256,PQ32",
   // ...), or "auto": "Flat" while d_sae * d_in <= auto_flat_max_elements,
-  // else "IVF<n>,Flat" with n = 4 sqrt(d_sae) rounded to a power of two.
+  // else "IVF<n>,Flat" with n = 2 sqrt(d_sae) rounded up to a power of two.
   std::string factory = "auto";
   int64_t auto_flat_max_elements = int64_t{1} << 26;  // 16384 x 2304 = 37.7M is exact
-  int ivf_nprobe = 0;       // 0: max(16, nlist / 8)
+  int ivf_nprobe = 0;       // 0: max(8, nlist / 64)
   int hnsw_ef_search = 0;   // 0: 128
 };
 
@@ -103,19 +104,28 @@ class FeatureIndex {
       const std::vector<std::vector<double>>& unit_queries, const SearchOptions& options,
       const std::vector<int64_t>& exclude = {}) const;
 
+  // The exact top-N of one query from approximate scores of every row
+  // (|scores[i] - cos| <= bound): keeps each row that could still be in the
+  // answer, rescores those exactly (float64). What the exact paths share;
+  // public for the neighbour precompute's own GEMM.
+  std::vector<Hit> SelectExact(const std::vector<double>& unit_query, const float* scores,
+                               double bound, const SearchOptions& options, int64_t exclude) const;
+  // Bound of a float32 FMA dot product of two float32-rounded unit vectors of d.
+  static double Float32Bound(int64_t d);
+
   bool exact() const { return exact_; }
   const std::string& factory() const { return factory_; }
   int64_t size() const { return directions_.size(); }
   int64_t dim() const { return directions_.dim(); }
   const Directions& directions() const { return directions_; }
-  // Memory held by the index (FAISS + half copy), bytes.
+  // Memory held by the index, bytes: FAISS's (its file size once saved or
+  // loaded, which is what it holds in memory for Flat and IVF-Flat; size x
+  // dim x 4 before) plus the half copy of the exact index.
   int64_t memory_bytes() const;
 
  private:
   FeatureIndex(Directions directions, std::string factory, std::unique_ptr<faiss::Index> index);
   void Configure(const IndexConfig& config);
-  std::vector<Hit> Rescore(const std::vector<double>& unit_query, const float* scores,
-                           double bound, const SearchOptions& options, int64_t exclude) const;
   absl::StatusOr<std::vector<std::vector<Hit>>> SearchExactGemm(
       const std::vector<std::vector<double>>& unit_queries, const SearchOptions& options,
       const std::vector<int64_t>& exclude) const;
@@ -128,6 +138,7 @@ class FeatureIndex {
   bool exact_ = false;
   std::unique_ptr<faiss::Index> index_;
   std::unique_ptr<class HalfRows> half_;  // exact index only
+  mutable std::atomic<int64_t> file_bytes_{0};  // set by Save / Load
 };
 
 }  // namespace saedict::index

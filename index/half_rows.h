@@ -44,7 +44,7 @@ class HalfRows {
  private:
   int64_t n_ = 0;
   int64_t d_ = 0;
-  int64_t stride_ = 0;  // d rounded up to 16; padding is zero
+  int64_t stride_ = 0;  // d rounded up to 32; padding is zero
   std::vector<uint16_t> halves_;
 };
 

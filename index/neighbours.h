@@ -1,7 +1,11 @@
 // Neighbour precompute: every feature's top-N nearest features within its
 // own dictionary (itself excluded), by decoder (or encoder) cosine, in
-// blocks of queries so the exact index runs one sgemm per block (GEMM speed;
-// bench/index_bench measures the ratio to the GEMM alone). A feature whose
+// blocks of queries. On an exact index the unit rows are packed once for
+// engine::InvariantGemm and each block is one GEMM followed by the exact
+// selection (FeatureIndex::SelectExact), so the lists are the exact top-N by
+// float64 cosine at GEMM speed (bench/index_bench measures the ratio to the
+// GEMM alone); the packed copy (d_sae x d_in floats) lives for the run only.
+// On an approximate index each block is one FAISS search. A feature whose
 // direction is zero gets no neighbours.
 //
 // Thread safety: a pure function of the index; the sink runs on the

@@ -222,7 +222,7 @@ TEST(ApproximateIndexTest, RecallAtTenOfEachOfferedFactory) {
 TEST(FactoryTest, AutoIsFlatUpToTheLimitThenIvf) {
   IndexConfig config;
   EXPECT_EQ(ResolveFactory(config, 16384, 2304), "Flat");
-  EXPECT_EQ(ResolveFactory(config, 262144, 768), "IVF2048,Flat");
+  EXPECT_EQ(ResolveFactory(config, 262144, 768), "IVF1024,Flat");
   config.factory = "HNSW16";
   EXPECT_EQ(ResolveFactory(config, 10, 10), "HNSW16");
   config.factory = "NoSuchIndex12";

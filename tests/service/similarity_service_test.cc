@@ -64,7 +64,9 @@ class SimilarityServiceTest : public ::testing::Test {
     ASSERT_THAT(registry_->LoadBuilt(id, testing::DirectionsDictionary(rows, n, d), "test").status(),
                 IsOk());
     core_->similarity().Schedule(id);
-    if (wait) ASSERT_THAT(core_->similarity().WaitUntilReady(id, kWait), IsOk());
+    if (wait) {
+      ASSERT_THAT(core_->similarity().WaitUntilReady(id, kWait), IsOk());
+    }
   }
 
   // Stores the planted tokens as 40 documents of the planted dictionary.
@@ -112,7 +114,7 @@ class SimilarityServiceTest : public ::testing::Test {
   }
 
   fs::path IndexFile(const std::string& id) {
-    return scratch_.path() / "data" / "index" / (id + ".decoder.faiss");
+    return scratch_.path() / "data" / "index" / absl::StrCat(id, ".decoder.faiss");
   }
 
   testing::ScratchDir scratch_;
