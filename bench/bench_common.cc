@@ -244,4 +244,27 @@ std::string LoadAverage() {
   return absl::StrFormat("%.2f %.2f %.2f", a, b, c);
 }
 
+std::string CpuModel() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) != 0) continue;
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string model = line.substr(colon + 1);
+    model.erase(0, model.find_first_not_of(" \t"));
+    return model;
+  }
+  return "unknown";
+}
+
+absl::Status WriteJsonReport(const std::string& json, const std::string& path) {
+  std::cout << "\n" << json << std::endl;
+  if (path.empty()) return absl::OkStatus();
+  std::ofstream out(path);
+  out << json << "\n";
+  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
 }  // namespace saedict::bench

@@ -122,6 +122,13 @@ class Report {
 // "1-, 5- and 15-minute load averages" from /proc/loadavg, or "" if unreadable.
 std::string LoadAverage();
 
+// The CPU's "model name" from /proc/cpuinfo ("unknown" when absent).
+std::string CpuModel();
+
+// Prints the JSON report as the last line of stdout and, when `path` is not
+// empty, writes it there too (UNAVAILABLE when it cannot).
+absl::Status WriteJsonReport(const std::string& json, const std::string& path);
+
 }  // namespace saedict::bench
 
 #endif  // SAEDICT_BENCH_BENCH_COMMON_H_

@@ -255,22 +255,6 @@ double Best(const std::vector<double>& v) {
   return v.empty() ? 0 : *std::min_element(v.begin(), v.end());
 }
 
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos) {
-        std::string m = line.substr(colon + 1);
-        m.erase(0, m.find_first_not_of(" \t"));
-        return m;
-      }
-    }
-  }
-  return "unknown";
-}
-
 std::string JsonEscape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -1325,13 +1309,7 @@ absl::Status Run(int argc, char** argv) {
   }
   std::cout << absl::StrFormat("\n(total %.0f s)\n", total_s);
   const std::string json = Json(flags, cpu, load_start, load_end, pre, exact, approx, total_s);
-  std::cout << "\n" << json << std::endl;
-  if (!flags.json_path.empty()) {
-    std::ofstream out(flags.json_path);
-    out << json << "\n";
-    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", flags.json_path));
-  }
-  return absl::OkStatus();
+  return WriteJsonReport(json, flags.json_path);
 }
 
 }  // namespace

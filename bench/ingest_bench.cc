@@ -946,13 +946,7 @@ absl::Status Main(int argc, char** argv) {
   const std::string loadavg_end = LoadAverage();
   PrintTables(results, loadavg_start, loadavg_end, data_note);
   const std::string json = Json(results, loadavg_start, loadavg_end, data_note, flags);
-  std::cout << "\n" << json << std::endl;
-  if (!flags.json_path.empty()) {
-    std::ofstream out(flags.json_path);
-    out << json << "\n";
-    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", flags.json_path));
-  }
-  return absl::OkStatus();
+  return WriteJsonReport(json, flags.json_path);
 }
 
 }  // namespace
