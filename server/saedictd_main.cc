@@ -36,7 +36,7 @@ ABSL_FLAG(int, batch_threads, 1, "Dynamic batcher: threads running batches");
 ABSL_FLAG(int64_t, max_message_bytes, 256 << 20, "Largest gRPC message accepted or sent");
 ABSL_FLAG(std::string, index_factory, "auto",
           "FAISS factory string of the similarity indexes (\"Flat\", \"IVF1024,Flat\", "
-          "\"HNSW32\", ...); auto: Flat up to d_sae x d_in = 2^26, IVF above");
+          "\"HNSW32\", ...); auto: Flat up to d_sae x d_in = 40 Mi, IVF above");
 ABSL_FLAG(int, index_nprobe, 0, "IVF lists searched per query; 0: max(8, nlist / 64)");
 ABSL_FLAG(int, neighbours_per_feature, 32,
           "Decoder neighbours precomputed and stored per feature (feature pages, families)");
