@@ -3,11 +3,13 @@
 // background builder: planted families recovered through the RPCs, every
 // error path with its message, searches during the build, persistence and
 // rebuild of the index files, replace and delete.
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -379,6 +381,37 @@ TEST_F(SimilarityServiceTest, SearchDuringTheBuildIsRefusedWithTheState) {
   EXPECT_EQ(big.dictionary().index().neighbours_state(), v1::INDEX_STATE_READY);
   EXPECT_EQ(big.dictionary().index().neighbours_done(), 8192);
   EXPECT_EQ(big.dictionary().index().factory(), "Flat");
+}
+
+TEST_F(SimilarityServiceTest, ConcurrentSearchesDuringRebuildsGetTheAnswerOrTheState) {
+  LoadBuilt("a", testing::RandomRows(2000, 64, 12), 2000, 64);
+  SAEDICT_ASSERT_OK_AND_ASSIGN(v1::SearchSimilarResponse want, core_->SearchSimilar(ByFeature("a", 17)));
+  std::atomic<int> answered{0}, refused{0}, wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 60; ++i) {
+        absl::StatusOr<v1::SearchSimilarResponse> got = core_->SearchSimilar(ByFeature("a", 17));
+        if (got.ok()) {
+          (got->SerializeAsString() == want.SerializeAsString() ? answered : wrong)++;
+        } else if (absl::IsFailedPrecondition(got.status())) {
+          refused++;
+        } else {
+          wrong++;
+        }
+      }
+    });
+  }
+  for (int r = 0; r < 3; ++r) {
+    core_->similarity().Schedule("a", /*force=*/true);  // rebuild under the searches
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(answered.load() + refused.load(), 240);
+  ASSERT_THAT(core_->similarity().WaitUntilReady("a", kWait), IsOk());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(v1::SearchSimilarResponse after, core_->SearchSimilar(ByFeature("a", 17)));
+  EXPECT_EQ(after.SerializeAsString(), want.SerializeAsString());
 }
 
 TEST_F(SimilarityServiceTest, IndexFilesArePersistedAndRebuiltWhenMissingOrDamaged) {
