@@ -71,6 +71,19 @@ const char* NormalizationName(Normalization n) {
 
 absl::Status Dictionary::Validate() const {
   const DictionaryConfig& c = config;
+  for (size_t i = 0; i < c.matryoshka_widths.size(); ++i) {
+    const int64_t w = c.matryoshka_widths[i];
+    const int64_t previous = i == 0 ? 0 : c.matryoshka_widths[i - 1];
+    if (w <= previous || w > c.d_sae) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "matryoshka_widths[", i, "] = ", w, " must ascend strictly within 1..d_sae = ", c.d_sae));
+    }
+  }
+  if (!c.matryoshka_widths.empty() && c.matryoshka_widths.back() != c.d_sae) {
+    return absl::InvalidArgumentError(absl::StrCat("matryoshka_widths ends at ",
+                                                   c.matryoshka_widths.back(),
+                                                   "; the last width must be d_sae = ", c.d_sae));
+  }
   if (c.d_in <= 0 || c.d_in > kMaxFeatures) {
     return absl::InvalidArgumentError(
         absl::StrCat("d_in must be in [1, ", kMaxFeatures, "], got ", c.d_in));

@@ -31,6 +31,10 @@ struct DictionaryConfig {
   int32_t k = 0;                              // topk: features kept; matching pursuit: max steps
   bool rescale_acts_by_decoder_norm = false;  // topk: h_i *= ||W_dec_i||
   float mp_residual_threshold = 0.0f;         // matching pursuit: stop when ||r|| < this
+  // Matryoshka SAEs: the nested prefix widths (features [0, w) form a
+  // dictionary of their own), strictly ascending, the last == d_sae; empty
+  // when the dictionary declares none. Display only: encode ignores it.
+  std::vector<int64_t> matryoshka_widths;
 };
 
 struct Dictionary {

@@ -9,6 +9,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
 #include "formats/codecs/float_convert.h"
 #include "formats/codecs/safetensors.h"
@@ -106,6 +108,9 @@ absl::Status WriteCanonical(const engine::Dictionary& d, const std::filesystem::
       {"rescale_acts_by_decoder_norm", c.rescale_acts_by_decoder_norm ? "true" : "false"},
       {"mp_residual_threshold", absl::StrFormat("%.9g", c.mp_residual_threshold)},
   };
+  if (!c.matryoshka_widths.empty()) {
+    meta["matryoshka_widths"] = absl::StrJoin(c.matryoshka_widths, ",");
+  }
   const bool tied = c.architecture == Architecture::kMatchingPursuit;
   std::vector<SafetensorToWrite> tensors;
   auto add = [&tensors](const char* name, const std::vector<float>& v, std::vector<int64_t> shape) {
@@ -148,6 +153,15 @@ absl::StatusOr<engine::Dictionary> ReadCanonical(const std::filesystem::path& fi
   SAEDICT_ASSIGN_OR_RETURN(std::string mp, meta.Str("mp_residual_threshold"));
   if (!absl::SimpleAtof(mp, &c.mp_residual_threshold)) {
     return meta.Bad("mp_residual_threshold", mp, "a number");
+  }
+  if (auto it = st.metadata().find("matryoshka_widths"); it != st.metadata().end()) {
+    for (absl::string_view part : absl::StrSplit(it->second, ',')) {
+      int64_t w = 0;
+      if (!absl::SimpleAtoi(part, &w)) {
+        return meta.Bad("matryoshka_widths", it->second, "comma-separated integers");
+      }
+      c.matryoshka_widths.push_back(w);
+    }
   }
 
   using internal::ReadTensor;

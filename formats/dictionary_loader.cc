@@ -27,7 +27,9 @@ const char* SourceFormatName(SourceFormat f) {
 }
 
 absl::StatusOr<LoadedDictionary> LoadDictionary(const fs::path& path, SourceFormat format) {
-  return LoadDictionary(path, LoadOptions{.format = format});
+  LoadOptions options;
+  options.format = format;
+  return LoadDictionary(path, options);
 }
 
 absl::StatusOr<LoadedDictionary> LoadDictionary(const fs::path& path, const LoadOptions& options) {

@@ -111,6 +111,18 @@ absl::StatusOr<ParsedCfg> ParseCfg(const Struct& cfg, absl::string_view label) {
   SAEDICT_ASSIGN_OR_RETURN(std::optional<bool> rescale,
                            GetJsonBool(cfg, "rescale_acts_by_decoder_norm", label));
   c.rescale_acts_by_decoder_norm = rescale.value_or(false);
+  if (const google::protobuf::Value* widths = FindJsonField(cfg, "matryoshka_widths")) {
+    if (!widths->has_list_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(label, ": key 'matryoshka_widths' is ",
+                                                     DescribeJson(*widths), ", not a list"));
+    }
+    for (int i = 0; i < widths->list_value().values_size(); ++i) {
+      SAEDICT_ASSIGN_OR_RETURN(
+          int64_t w, JsonToInt(widths->list_value().values(i),
+                               absl::StrCat(label, ": matryoshka_widths[", i, "]"), 1, c.d_sae));
+      c.matryoshka_widths.push_back(w);
+    }
+  }
   SAEDICT_ASSIGN_OR_RETURN(std::optional<bool> finetune,
                            GetJsonBool(cfg, "finetuning_scaling_factor", label));
   out.finetuning_scaling_factor = finetune.value_or(false);

@@ -60,6 +60,14 @@ v1::FamilyMember Member(uint32_t feature, v1::FamilyRelation relation, const ind
   return m;
 }
 
+// 1 + the index of the smallest Matryoshka prefix holding `feature`; 0 without widths.
+int32_t NestingLevel(const std::vector<int64_t>& widths, uint32_t feature) {
+  for (size_t i = 0; i < widths.size(); ++i) {
+    if (feature < widths[i]) return static_cast<int32_t>(i + 1);
+  }
+  return 0;
+}
+
 void ByCoverage(google::protobuf::RepeatedPtrField<v1::FamilyMember>* members) {
   std::sort(members->begin(), members->end(), [](const v1::FamilyMember& a, const v1::FamilyMember& b) {
     return a.coverage() != b.coverage() ? a.coverage() > b.coverage() : a.feature() < b.feature();
@@ -190,6 +198,11 @@ absl::StatusOr<v1::FeatureFamilyResponse> FamilyQueries::FeatureFamily(
   }
   ByCoverage(out.mutable_children());
   ByCoverage(out.mutable_siblings());
+  const std::vector<int64_t>& widths = encoder->dictionary().config.matryoshka_widths;
+  out.set_nesting_level(NestingLevel(widths, f));
+  for (auto* members : {out.mutable_parents(), out.mutable_children(), out.mutable_siblings()}) {
+    for (v1::FamilyMember& m : *members) m.set_nesting_level(NestingLevel(widths, m.feature()));
+  }
   const int64_t family = forest.family_of[f];
   out.set_family_size(family < 0 ? 1 : static_cast<int64_t>(forest.families[family].members.size()));
   *out.mutable_provenance() = families->provenance;

@@ -91,6 +91,7 @@ v1::DictionaryInfo InfoFromDictionary(const engine::Dictionary& d) {
   info.set_apply_b_dec_to_input(c.apply_b_dec_to_input);
   info.set_rescale_acts_by_decoder_norm(c.rescale_acts_by_decoder_norm);
   info.set_mp_residual_threshold(c.mp_residual_threshold);
+  for (int64_t w : c.matryoshka_widths) info.add_matryoshka_widths(w);
   info.set_weight_bytes(d.WeightBytes());
   return info;
 }
@@ -188,6 +189,7 @@ records::v1::DictionaryMetadata ToRecord(const v1::DictionaryInfo& info) {
   if (info.has_loaded_at()) *r.mutable_loaded_at() = info.loaded_at();
   r.set_mp_residual_threshold(info.mp_residual_threshold());
   r.set_weights_sha256(info.weights_sha256());
+  *r.mutable_matryoshka_widths() = info.matryoshka_widths();
   return r;
 }
 
@@ -210,6 +212,7 @@ v1::DictionaryInfo FromRecord(const records::v1::DictionaryMetadata& r) {
   if (r.has_loaded_at()) *info.mutable_loaded_at() = r.loaded_at();
   info.set_mp_residual_threshold(r.mp_residual_threshold());
   info.set_weights_sha256(r.weights_sha256());
+  *info.mutable_matryoshka_widths() = r.matryoshka_widths();
   return info;
 }
 

@@ -102,6 +102,7 @@ void WriteProvenance(std::ostream& out, const v1::FamilyProvenance& p) {
 void WriteFamilyTree(std::ostream& out, const v1::FeatureFamilyResponse& f) {
   out << "feature " << f.feature() << " of " << f.dictionary_id() << ": fires on "
       << FormatCount(f.count()) << " tokens; ";
+  if (f.nesting_level() > 0) out << "Matryoshka level " << f.nesting_level() << "; ";
   if (f.family_size() <= 1 && f.parents_size() == 0 && f.children_size() == 0) {
     out << "no family at these thresholds (no parent, no child)\n\n";
     WriteProvenance(out, f.provenance());

@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
@@ -131,6 +132,9 @@ std::vector<std::pair<std::string, std::string>> DescribeDictionary(const v1::Di
   };
   if (d.architecture() == v1::ARCHITECTURE_MATCHING_PURSUIT) {
     kv.emplace_back("mp_residual_threshold", absl::StrCat(d.mp_residual_threshold()));
+  }
+  if (d.matryoshka_widths_size() > 0) {
+    kv.emplace_back("matryoshka_widths", absl::StrJoin(d.matryoshka_widths(), ","));
   }
   kv.emplace_back("format", SourceFormatName(d.source_format()));
   kv.emplace_back("source_path", d.source_path());

@@ -113,6 +113,34 @@ TEST_F(DictionaryLoaderTest, SaeLensPre60ConfigSpelling) {
   EXPECT_EQ(loaded.dictionary.config.model_name, "fixture-model");
 }
 
+TEST_F(DictionaryLoaderTest, SaeLensMatryoshkaWidthsAreReadAndKept) {
+  const Dictionary d = RandomDictionary(Architecture::kTopK, 6, 24, 4, 7);
+  const fs::path p = Folder(d);
+  ReplaceInFile(p / "cfg.json", "\"d_sae\"", "\"matryoshka_widths\": [4, 10, 24], \"d_sae\"");
+  SAEDICT_ASSERT_OK_AND_ASSIGN(LoadedDictionary loaded, LoadDictionary(p));
+  EXPECT_EQ(loaded.dictionary.config.matryoshka_widths, (std::vector<int64_t>{4, 10, 24}));
+  // The canonical copy keeps them; one without them reads back empty.
+  ASSERT_THAT(WriteCanonical(loaded.dictionary, dir_.path() / "c.safetensors"), IsOk());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(Dictionary back, ReadCanonical(dir_.path() / "c.safetensors"));
+  EXPECT_EQ(back.config.matryoshka_widths, (std::vector<int64_t>{4, 10, 24}));
+  ASSERT_THAT(WriteCanonical(d, dir_.path() / "plain.safetensors"), IsOk());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(back, ReadCanonical(dir_.path() / "plain.safetensors"));
+  EXPECT_TRUE(back.config.matryoshka_widths.empty());
+
+  for (const auto& [widths, message] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"[10, 4, 24]", "matryoshka_widths[1] = 4 must ascend"},
+           {"[4, 10]", "the last width must be d_sae = 24"},
+           {"[4, 99]", "matryoshka_widths[1]"},
+           {"\"4,24\"", "not a list"}}) {
+    const fs::path bad = Folder(d);
+    ReplaceInFile(bad / "cfg.json", "\"d_sae\"",
+                  absl::StrCat("\"matryoshka_widths\": ", widths, ", \"d_sae\""));
+    EXPECT_THAT(LoadDictionary(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(message)))
+        << widths;
+  }
+}
+
 TEST_F(DictionaryLoaderTest, LoadsF16AndBF16Weights) {
   for (DType dtype : {DType::kF16, DType::kBF16}) {
     for (Architecture a : kAllArchs) {

@@ -30,6 +30,8 @@ v1::DictionaryInfo FullInfo() {
   info.mutable_loaded_at()->set_seconds(1764547200);
   info.set_mp_residual_threshold(0.25f);
   info.set_weights_sha256(std::string(64, 'a'));
+  info.add_matryoshka_widths(4096);
+  info.add_matryoshka_widths(24576);
   return info;
 }
 
@@ -39,7 +41,10 @@ TEST(ProtoConvertTest, RecordRoundTripKeepsEveryField) {
   const google::protobuf::Descriptor* d = v1::DictionaryInfo::descriptor();
   for (int i = 0; i < d->field_count(); ++i) {
     if (d->field(i)->name() == "index") continue;  // live state, never stored
-    EXPECT_TRUE(info.GetReflection()->HasField(info, d->field(i))) << d->field(i)->name();
+    const google::protobuf::FieldDescriptor* f = d->field(i);
+    EXPECT_TRUE(f->is_repeated() ? info.GetReflection()->FieldSize(info, f) > 0
+                                 : info.GetReflection()->HasField(info, f))
+        << f->name();
   }
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(FromRecord(ToRecord(info)), info));
   v1::DictionaryInfo live = info;

@@ -192,6 +192,33 @@ TEST_F(SimilarityServiceTest, FamiliesOfThePlantedDictionary) {
   EXPECT_THAT(core_->GetFeature(g), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("neighbours: -1")));
 }
 
+TEST_F(SimilarityServiceTest, FamilyMembersCarryTheirMatryoshkaLevel) {
+  auto dict = testing::DirectionsDictionary(plant_.rows, plant_.kN, plant_.kD);
+  dict->config.matryoshka_widths = {4, 12, 40};  // parents, children, the rest
+  ASSERT_THAT(registry_->LoadBuilt("nested", dict, "test").status(), IsOk());
+  core_->similarity().Schedule("nested");
+  ASSERT_THAT(core_->similarity().WaitUntilReady("nested", kWait), IsOk());
+  StorePlantedCorpus("nested");
+  v1::FeatureFamilyRequest r;
+  r.set_dictionary_id("nested");
+  r.set_feature(12);
+  SAEDICT_ASSERT_OK_AND_ASSIGN(v1::FeatureFamilyResponse f, core_->FeatureFamily(r));
+  EXPECT_EQ(f.nesting_level(), 3);
+  ASSERT_EQ(f.parents_size(), 2);
+  EXPECT_EQ(f.parents(0).nesting_level(), 2);  // child 4
+  EXPECT_EQ(f.parents(1).nesting_level(), 1);  // parent 0
+  v1::GetDictionaryRequest g;
+  g.set_id("nested");
+  SAEDICT_ASSERT_OK_AND_ASSIGN(v1::GetDictionaryResponse info, core_->GetDictionary(g));
+  EXPECT_THAT(info.dictionary().matryoshka_widths(), ElementsAre(4, 12, 40));
+  r.set_dictionary_id("plant-less");  // a dictionary without widths: level 0
+  LoadBuilt("plain", plant_.rows, plant_.kN, plant_.kD);
+  StorePlantedCorpus("plain");
+  r.set_dictionary_id("plain");
+  SAEDICT_ASSERT_OK_AND_ASSIGN(f, core_->FeatureFamily(r));
+  EXPECT_EQ(f.nesting_level(), 0);
+}
+
 TEST_F(SimilarityServiceTest, FamiliesAreRecountedWhenTheCorpusChanges) {
   LoadBuilt("plant", plant_.rows, plant_.kN, plant_.kD);
   StorePlantedCorpus("plant");
