@@ -25,6 +25,16 @@ std::string BenchShape::Name() const { return absl::StrCat(d_in, "x", d_sae, "_k
 
 std::vector<BenchShape> DefaultShapes() { return {{2304, 16384, 64}, {768, 24576, 32}}; }
 
+absl::StatusOr<int64_t> IntFlag(const std::string& key, const std::string& value, int64_t min,
+                                int64_t max) {
+  int64_t n = 0;
+  if (!absl::SimpleAtoi(value, &n) || n < min || n > max) {
+    return absl::InvalidArgumentError(absl::StrCat(key, " must be an integer in [", min, ", ",
+                                                   max, "], got '", value, "'"));
+  }
+  return n;
+}
+
 absl::Status ForEachFlag(
     int argc, char** argv, const std::string& usage,
     const std::function<absl::Status(const std::string& key, const std::string& value)>& on_flag) {

@@ -53,6 +53,11 @@ absl::Status ForEachFlag(
     int argc, char** argv, const std::string& usage,
     const std::function<absl::Status(const std::string& key, const std::string& value)>& on_flag);
 
+// `value` of flag `key` as an integer in [min, max]; INVALID_ARGUMENT naming
+// the flag, the range and the value otherwise.
+absl::StatusOr<int64_t> IntFlag(const std::string& key, const std::string& value, int64_t min,
+                                int64_t max);
+
 // Parses --tokens=N --warmup=N --reps=N --shape=S --json=PATH --kernel=K (and --help).
 // INVALID_ARGUMENT naming the flag for anything else.
 absl::StatusOr<BenchFlags> ParseFlags(int argc, char** argv, const std::string& usage);

@@ -137,14 +137,7 @@ absl::StatusOr<Flags> ParseIndexFlags(int argc, char** argv) {
   Flags f;
   SAEDICT_RETURN_IF_ERROR(ForEachFlag(
       argc, argv, kUsage, [&](const std::string& key, const std::string& value) -> absl::Status {
-        auto number = [&](int64_t min, int64_t max) -> absl::StatusOr<int64_t> {
-          int64_t n = 0;
-          if (!absl::SimpleAtoi(value, &n) || n < min || n > max) {
-            return absl::InvalidArgumentError(absl::StrCat(key, " must be an integer in [", min,
-                                                           ", ", max, "], got '", value, "'"));
-          }
-          return n;
-        };
+        auto number = [&](int64_t min, int64_t max) { return IntFlag(key, value, min, max); };
         if (key == "--cases") {
           f.cases = absl::StrSplit(value, ',', absl::SkipEmpty());
           for (const std::string& c : f.cases) {

@@ -6,6 +6,15 @@
 #include "absl/strings/str_cat.h"
 
 namespace saedict::index {
+namespace {
+
+// Component j of feature i's direction of `kind` in the raw weights.
+float RawComponent(const engine::Dictionary& d, DirectionKind kind, int64_t i, int64_t j) {
+  return kind == DirectionKind::kDecoder ? d.w_dec[i * d.config.d_in + j]
+                                         : d.w_enc[j * d.config.d_sae + i];
+}
+
+}  // namespace
 
 const char* DirectionKindName(DirectionKind kind) {
   return kind == DirectionKind::kDecoder ? "decoder" : "encoder";
@@ -28,8 +37,7 @@ Directions::Directions(std::shared_ptr<const engine::Dictionary> dictionary, Dir
 }
 
 float Directions::Raw(int64_t i, int64_t j) const {
-  return kind_ == DirectionKind::kDecoder ? dictionary_->w_dec[i * d_ + j]
-                                          : dictionary_->w_enc[j * n_ + i];
+  return RawComponent(*dictionary_, kind_, i, j);
 }
 
 std::vector<float> Directions::UnitRows() const {
@@ -76,10 +84,7 @@ absl::StatusOr<std::vector<double>> UnitFeatureDirection(const engine::Dictionar
         absl::StrCat("feature: ", feature, " is not below d_sae = ", n));
   }
   std::vector<float> raw(d);
-  for (int64_t j = 0; j < d; ++j) {
-    raw[j] = kind == DirectionKind::kDecoder ? dictionary.w_dec[feature * d + j]
-                                             : dictionary.w_enc[j * n + feature];
-  }
+  for (int64_t j = 0; j < d; ++j) raw[j] = RawComponent(dictionary, kind, feature, j);
   absl::StatusOr<std::vector<double>> unit =
       UnitQuery(raw, d, absl::StrCat(DirectionKindName(kind), " direction of feature ", feature));
   if (!unit.ok()) {

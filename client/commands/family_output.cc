@@ -41,6 +41,22 @@ std::string TreePrefix(const TreeRow& row) {
   return out;
 }
 
+// One row per member, all under the same ancestors; the last one closes the branch.
+void AppendMemberRows(const google::protobuf::RepeatedPtrField<v1::FamilyMember>& members,
+                      const char* relation, const std::vector<bool>& ancestors_last,
+                      std::vector<TreeRow>* rows) {
+  for (int i = 0; i < members.size(); ++i) {
+    TreeRow row;
+    row.ancestors_last = ancestors_last;
+    row.last = i + 1 == members.size();
+    row.feature = members[i].feature();
+    row.relation = relation;
+    row.count = members[i].count();
+    row.link = &members[i];
+    rows->push_back(row);
+  }
+}
+
 std::string MemberList(const google::protobuf::RepeatedPtrField<v1::FamilyMember>& members) {
   std::vector<std::string> parts;
   for (int i = 0; i < members.size() && i < kSummaryMembers; ++i) {
@@ -137,26 +153,8 @@ void WriteFamilyTree(std::ostream& out, const v1::FeatureFamilyResponse& f) {
   rows.push_back(self);
   std::vector<bool> below_self = chain;
   if (!self.is_root) below_self.push_back(self.last);
-  for (int i = 0; i < f.children_size(); ++i) {
-    TreeRow row;
-    row.ancestors_last = below_self;
-    row.last = i + 1 == f.children_size();
-    row.feature = f.children(i).feature();
-    row.relation = "child";
-    row.count = f.children(i).count();
-    row.link = &f.children(i);
-    rows.push_back(row);
-  }
-  for (int i = 0; i < f.siblings_size(); ++i) {
-    TreeRow row;
-    row.ancestors_last = chain;
-    row.last = i + 1 == f.siblings_size();
-    row.feature = f.siblings(i).feature();
-    row.relation = "sibling";
-    row.count = f.siblings(i).count();
-    row.link = &f.siblings(i);
-    rows.push_back(row);
-  }
+  AppendMemberRows(f.children(), "child", below_self, &rows);
+  AppendMemberRows(f.siblings(), "sibling", chain, &rows);
 
   std::vector<std::vector<std::string>> table;
   for (const TreeRow& row : rows) {
