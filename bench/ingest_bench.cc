@@ -707,7 +707,17 @@ class Bench {
 
 constexpr double kSmallTargetTokS = 150000;
 constexpr double kBytesRatioTarget = 1.3;
-constexpr double kTopActivationsP99TargetMs = 5;
+// p99 targets at ~1M stored tokens (issue 7): GetFeature and TopActivations
+// 3 ms each, TopActivations with 4 quantile bins 5 ms.
+struct QueryTarget {
+  const char* call;
+  double p99_ms;
+};
+constexpr QueryTarget kQueryTargets[] = {
+    {"GetFeature(top_n=10,ctx=8)", 3},
+    {"TopActivations(n=10,ctx=8)", 3},
+    {"TopActivations(n=10,ctx=8,bins=4)", 5},
+};
 
 double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
@@ -782,11 +792,12 @@ void PrintTables(const std::vector<CaseResult>& results, const std::string& load
       std::cout << absl::StrFormat("%-36s %6d %8.3f %8.3f %8.3f %8.3f %6d\n", q.name, q.ms.n,
                                    q.ms.p50, q.ms.p99, q.ms.max, q.ms.mean, q.empty);
     }
-    for (const QueryResult& q : r.queries) {
-      if (q.name == "TopActivations(n=10,ctx=8)") {
-        std::cout << absl::StrFormat(
-            "  target: TopActivations p99 <= %.0f ms: %s (%.3f ms)\n", kTopActivationsP99TargetMs,
-            q.ms.p99 <= kTopActivationsP99TargetMs ? "PASS" : "MISS", q.ms.p99);
+    for (const QueryTarget& target : kQueryTargets) {
+      for (const QueryResult& q : r.queries) {
+        if (q.name != target.call) continue;
+        std::cout << absl::StrFormat("  target: %s p99 <= %.0f ms: %s (%.3f ms)\n", target.call,
+                                     target.p99_ms, q.ms.p99 <= target.p99_ms ? "PASS" : "MISS",
+                                     q.ms.p99);
       }
     }
   }
@@ -831,10 +842,12 @@ std::string Json(const std::vector<CaseResult>& results, const std::string& load
   return absl::StrFormat(
       "{\"bench\":\"ingest_bench\",\"loadavg_start\":%s,\"loadavg_end\":%s,\"data\":%s,"
       "\"batch_tokens\":%d,\"targets\":{\"small_ingest_tok_s\":%.0f,\"bytes_over_raw\":%.2f,"
-      "\"top_activations_p99_ms\":%.1f},\"cases\":[%s]}",
+      "\"get_feature_p99_ms\":%.1f,\"top_activations_p99_ms\":%.1f,"
+      "\"top_activations_4_bins_p99_ms\":%.1f},\"cases\":[%s]}",
       formats::JsonQuote(loadavg_start), formats::JsonQuote(loadavg_end),
       formats::JsonQuote(data_note), flags.batch_tokens, kSmallTargetTokS, kBytesRatioTarget,
-      kTopActivationsP99TargetMs, absl::StrJoin(cases, ","));
+      kQueryTargets[0].p99_ms, kQueryTargets[1].p99_ms, kQueryTargets[2].p99_ms,
+      absl::StrJoin(cases, ","));
 }
 
 // ---------------------------------------------------------------------------

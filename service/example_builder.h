@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "saedict/v1/saedict.pb.h"
@@ -34,6 +35,7 @@ class ExampleBuilder {
   struct Loaded {
     std::optional<storage::StoredDocument> document;
     std::optional<storage::StoredCodes> codes;
+    std::vector<float> feature_values;  // the feature's value at each row of codes
   };
   absl::StatusOr<const Loaded*> Load(const std::string& corpus, uint64_t doc_id);
 

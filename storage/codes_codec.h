@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -35,6 +36,13 @@ std::string EncodeCodes(const DocumentCodes& codes, ValuePrecision precision);
 // INTERNAL naming `what` when the bytes are malformed (unknown format,
 // truncation, trailing bytes, an index past u32).
 absl::StatusOr<StoredCodes> DecodeCodes(absl::string_view bytes, absl::string_view what);
+
+// One feature's value at every row of the record (0 where it is inactive),
+// num_rows long; the same checks as DecodeCodes, without materializing the
+// other features' indices and values (the index scans read many records for
+// one feature each).
+absl::StatusOr<std::vector<float>> DecodeFeatureValues(absl::string_view bytes, uint32_t feature,
+                                                       absl::string_view what);
 
 }  // namespace saedict::storage
 

@@ -100,13 +100,14 @@ struct TokenRef {
   uint64_t doc_id = 0;
   uint32_t position = 0;
   float value = 0;
-  // The document and its codes as read under the same snapshot as the index
-  // entry (shared by the refs of one document), so an example's context needs
-  // no second read and cannot disagree with the entry. Set by TopTokens and
+  // The document and the feature's value at each of its rows (0 where
+  // inactive), as read under the same snapshot as the index entry (shared by
+  // the refs of one document), so an example's context needs no second read
+  // and cannot disagree with the entry. Set by TopTokens and
   // SampleTokensInRanges of the RocksDB store; null when a store leaves them
   // out (the caller then reads them itself).
   std::shared_ptr<const StoredDocument> document;
-  std::shared_ptr<const StoredCodes> codes;
+  std::shared_ptr<const std::vector<float>> feature_values;
 };
 
 struct FeatureStatsRecord {
@@ -179,11 +180,13 @@ class CorpusStore {
   // Up to `per_range` activations of `feature` inside each range, spread
   // over the range's values (evenly spaced by rank among the candidates
   // found, ascending order of value within a range is not promised: they come
-  // sorted descending). Documents are read in descending peak order under
-  // one snapshot, until every range holds candidates_per_range candidates or
-  // no document left can hold a value of a range still short (its peak is
-  // below the range): a range with matching activations never comes back
-  // empty. INVALID_ARGUMENT for a NaN bound or lower > upper.
+  // sorted descending). Documents are read under one snapshot by the rule of
+  // CollectRangeCandidates (token_ranking.h): first each range's own
+  // documents (peak inside it), then the rest in descending peak order, until
+  // every range holds candidates_per_range candidates or no document left
+  // can hold a value of a range still short (its peak is below the range):
+  // a range with matching activations never comes back empty.
+  // INVALID_ARGUMENT for a NaN bound or lower > upper.
   virtual absl::StatusOr<std::vector<std::vector<TokenRef>>> SampleTokensInRanges(
       const std::string& dictionary_id, uint32_t feature, const std::vector<ValueRange>& ranges,
       int64_t per_range, int64_t candidates_per_range) = 0;

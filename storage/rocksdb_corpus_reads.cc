@@ -137,13 +137,15 @@ absl::StatusOr<DictionaryTotals> RocksDbCorpusStore::GetDictionaryTotals(
 
 // One feature's inverted-index entries in descending peak order, read under
 // one snapshot together with the forward records and documents they lead to
-// (decoded once each, and attached to the TokenRefs made from them).
-class RocksDbCorpusStore::FeatureScan {
+// (the feature's values decoded once per record, and attached to the
+// TokenRefs made from them).
+class RocksDbCorpusStore::FeatureScan : public PeakOrderedDocuments {
  public:
   FeatureScan(RocksDbCorpusStore* store, uint32_t dict, uint32_t feature, std::string what)
       : store_(store),
         snapshot_(store->db_),
         dict_(dict),
+        feature_(feature),
         what_(std::move(what)),
         prefix_(keys::InvertedPrefix(dict, feature)),
         end_(keys::PrefixSuccessor(prefix_)),
@@ -156,7 +158,7 @@ class RocksDbCorpusStore::FeatureScan {
 
   // Positions the scan at the first document whose peak is <= start (all
   // documents without one).
-  void Seek(std::optional<float> start_at_or_below) {
+  void Seek(std::optional<float> start_at_or_below) override {
     std::string target = prefix_;
     if (start_at_or_below) keys::AppendU32(&target, keys::DescendingFromFloat(*start_at_or_below));
     it_->Seek(target);
@@ -164,7 +166,7 @@ class RocksDbCorpusStore::FeatureScan {
   }
 
   // The next index entry; nullopt at the end. INTERNAL for a corrupt key.
-  absl::StatusOr<std::optional<keys::InvertedKey>> Next() {
+  absl::StatusOr<std::optional<Entry>> Next() override {
     if (started_) it_->Next();
     started_ = true;
     if (!it_->Valid()) {
@@ -175,12 +177,12 @@ class RocksDbCorpusStore::FeatureScan {
     if (!key) {
       return absl::InternalError(absl::StrCat("storage: inverted key of ", what_, " is corrupt"));
     }
-    return key;
+    return Entry{key->value, key->corpus, key->doc};
   }
 
-  // The decoded forward record `key` names; INTERNAL when it is missing (a
-  // corrupt index) or does not decode.
-  absl::StatusOr<const DocumentCodes*> Codes(const keys::InvertedKey& key) {
+  // The scanned feature's value at every row of the forward record `key`
+  // names; INTERNAL when it is missing (a corrupt index) or does not decode.
+  absl::StatusOr<const std::vector<float>*> FeatureValues(const Entry& key) override {
     std::string bytes;
     rocksdb::Status s = store_->db_->Get(ro_, store_->cf_.forward,
                                          keys::ForwardKey(dict_, key.corpus, key.doc), &bytes);
@@ -189,10 +191,11 @@ class RocksDbCorpusStore::FeatureScan {
                                               " names document ", key.doc, " without codes"));
     }
     SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("get codes for ", what_)));
-    SAEDICT_ASSIGN_OR_RETURN(StoredCodes stored, DecodeCodes(bytes, what_));
+    SAEDICT_ASSIGN_OR_RETURN(std::vector<float> values,
+                             DecodeFeatureValues(bytes, feature_, what_));
     auto& slot = decoded_[{key.corpus, key.doc}];
-    slot = std::make_shared<const StoredCodes>(std::move(stored));
-    return &slot->codes;
+    slot = std::make_shared<const std::vector<float>>(std::move(values));
+    return slot.get();
   }
 
   // A TokenRef with its corpus name, its document's decoded codes and its
@@ -211,8 +214,8 @@ class RocksDbCorpusStore::FeatureScan {
     ref.doc_id = t.doc;
     ref.position = t.pos;
     ref.value = t.value;
-    auto codes = decoded_.find({t.corpus, t.doc});
-    if (codes != decoded_.end()) ref.codes = codes->second;
+    auto values = decoded_.find({t.corpus, t.doc});
+    if (values != decoded_.end()) ref.feature_values = values->second;
     auto cached = documents_.find({t.corpus, t.doc});
     if (cached == documents_.end()) {
       SAEDICT_ASSIGN_OR_RETURN(std::optional<StoredDocument> read,
@@ -240,12 +243,13 @@ class RocksDbCorpusStore::FeatureScan {
   rocksdb::ManagedSnapshot snapshot_;
   rocksdb::ReadOptions ro_;  // reads under the snapshot
   const uint32_t dict_;
+  const uint32_t feature_;
   const std::string what_;
   const std::string prefix_, end_;
   const rocksdb::Slice upper_;  // views end_
   std::unique_ptr<rocksdb::Iterator> it_;
   bool started_ = false;
-  std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredCodes>> decoded_;
+  std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const std::vector<float>>> decoded_;
   std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const StoredDocument>> documents_;
 };
 
@@ -262,7 +266,7 @@ absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
   std::vector<RankedToken> candidates;
   const size_t want = static_cast<size_t>(limit);
   for (;;) {
-    SAEDICT_ASSIGN_OR_RETURN(std::optional<keys::InvertedKey> key, scan.Next());
+    SAEDICT_ASSIGN_OR_RETURN(std::optional<PeakOrderedDocuments::Entry> key, scan.Next());
     if (!key) break;
     // Documents come in descending peak order (ties: corpus, doc ascending):
     // once `want` candidates rank before anything this document (and so any
@@ -274,15 +278,15 @@ absl::StatusOr<std::vector<TokenRef>> RocksDbCorpusStore::TopTokens(
       const RankedToken& worst = *std::min_element(
           candidates.begin(), candidates.end(),
           [](const RankedToken& a, const RankedToken& b) { return RanksBefore(b, a); });
-      if (worst.value > key->value ||
-          (worst.value == key->value &&
+      if (worst.value > key->peak ||
+          (worst.value == key->peak &&
            std::tie(worst.corpus, worst.doc) < std::tie(key->corpus, key->doc))) {
         break;
       }
     }
-    SAEDICT_ASSIGN_OR_RETURN(const DocumentCodes* codes, scan.Codes(*key));
-    for (int64_t t = 0; t < codes->num_rows; ++t) {
-      const float v = codes->ValueAt(t, feature);
+    SAEDICT_ASSIGN_OR_RETURN(const std::vector<float>* values, scan.FeatureValues(*key));
+    for (size_t t = 0; t < values->size(); ++t) {
+      const float v = (*values)[t];
       if (v == 0 || (start_at_or_below && v > *start_at_or_below)) continue;
       candidates.push_back({v, key->corpus, key->doc, static_cast<uint32_t>(t)});
     }
@@ -302,24 +306,9 @@ absl::StatusOr<std::vector<std::vector<TokenRef>>> RocksDbCorpusStore::SampleTok
   FeatureScan scan(
       this, *d, feature,
       absl::StrCat("sampled tokens of dictionary '", dictionary_id, "' feature ", feature));
-  scan.Seek(std::nullopt);
-  std::vector<std::vector<RankedToken>> found(ranges.size());
-  const size_t enough = static_cast<size_t>(candidates_per_range);
-  for (;;) {
-    SAEDICT_ASSIGN_OR_RETURN(std::optional<keys::InvertedKey> key, scan.Next());
-    // A document holds values <= its peak: stop when no short range can gain.
-    if (!key || !CanStillFill(ranges, found, enough, key->value)) break;
-    SAEDICT_ASSIGN_OR_RETURN(const DocumentCodes* codes, scan.Codes(*key));
-    for (int64_t t = 0; t < codes->num_rows; ++t) {
-      const float v = codes->ValueAt(t, feature);
-      if (v == 0) continue;
-      for (size_t i = 0; i < ranges.size(); ++i) {
-        if (found[i].size() < enough && InValueRange(ranges[i], v)) {
-          found[i].push_back({v, key->corpus, key->doc, static_cast<uint32_t>(t)});
-        }
-      }
-    }
-  }
+  SAEDICT_ASSIGN_OR_RETURN(
+      std::vector<std::vector<RankedToken>> found,
+      CollectRangeCandidates(scan, ranges, static_cast<size_t>(candidates_per_range)));
   for (size_t i = 0; i < ranges.size(); ++i) {
     SAEDICT_ASSIGN_OR_RETURN(
         out[i], scan.Refs(EvenlySpacedPicks(std::move(found[i]), static_cast<size_t>(per_range))));

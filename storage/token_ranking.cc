@@ -3,9 +3,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <tuple>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
 
 namespace saedict::storage {
 
@@ -51,6 +54,43 @@ bool CanStillFill(const std::vector<CorpusStore::ValueRange>& ranges,
     if (found[i].size() < enough && ranges[i].lower <= peak) return true;
   }
   return false;
+}
+
+absl::StatusOr<std::vector<std::vector<RankedToken>>> CollectRangeCandidates(
+    PeakOrderedDocuments& documents, const std::vector<CorpusStore::ValueRange>& ranges,
+    size_t enough) {
+  std::vector<std::vector<RankedToken>> found(ranges.size());
+  std::set<std::pair<uint32_t, uint64_t>> read;
+  auto take = [&](const PeakOrderedDocuments::Entry& e) -> absl::Status {
+    if (!read.emplace(e.corpus, e.doc).second) return absl::OkStatus();
+    SAEDICT_ASSIGN_OR_RETURN(const std::vector<float>* values, documents.FeatureValues(e));
+    for (size_t t = 0; t < values->size(); ++t) {
+      const float v = (*values)[t];
+      if (v == 0) continue;
+      for (size_t i = 0; i < ranges.size(); ++i) {
+        if (found[i].size() < enough && InValueRange(ranges[i], v)) {
+          found[i].push_back({v, e.corpus, e.doc, static_cast<uint32_t>(t)});
+        }
+      }
+    }
+    return absl::OkStatus();
+  };
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    if (found[i].size() >= enough) continue;
+    documents.Seek(ranges[i].upper);
+    while (found[i].size() < enough) {
+      SAEDICT_ASSIGN_OR_RETURN(std::optional<PeakOrderedDocuments::Entry> e, documents.Next());
+      if (!e || e->peak < ranges[i].lower) break;
+      if (InValueRange(ranges[i], e->peak)) SAEDICT_RETURN_IF_ERROR(take(*e));
+    }
+  }
+  documents.Seek(std::nullopt);
+  for (;;) {
+    SAEDICT_ASSIGN_OR_RETURN(std::optional<PeakOrderedDocuments::Entry> e, documents.Next());
+    if (!e || !CanStillFill(ranges, found, enough, e->peak)) break;
+    SAEDICT_RETURN_IF_ERROR(take(*e));
+  }
+  return found;
 }
 
 std::vector<RankedToken> EvenlySpacedPicks(std::vector<RankedToken> candidates, size_t per_range) {

@@ -7,6 +7,7 @@
 #include <limits>
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/codes_codec.h"
@@ -173,6 +174,60 @@ TEST(CodesCodecTest, MalformedBytesAreInternal) {
   AppendVarint(&past, 0xFFFFFFFFull);
   past.append(8, '\0');
   EXPECT_THAT(DecodeCodes(past, "x"), StatusIs(absl::StatusCode::kInternal, HasSubstr("u32")));
+}
+
+// DecodeFeatureValues(f) is DecodeCodes followed by ValueAt(row, f), for
+// every feature present in the record and one absent, in f32 and f16.
+TEST(CodesCodecTest, FeatureValuesEqualTheFullDecode) {
+  std::mt19937 rng(11);
+  for (int iter = 0; iter < 100; ++iter) {
+    DocumentCodes c;
+    const int tokens = static_cast<int>(rng() % 12);
+    for (int t = 0; t < tokens; ++t) {
+      std::vector<uint32_t> row;
+      for (int j = 0, nnz = static_cast<int>(rng() % 10); j < nnz; ++j) row.push_back(rng() % 50);
+      std::sort(row.begin(), row.end());
+      row.erase(std::unique(row.begin(), row.end()), row.end());
+      for (uint32_t idx : row) {
+        c.indices.push_back(idx);
+        c.values.push_back(std::uniform_real_distribution<float>(-5, 5)(rng));
+      }
+      c.row_offsets.push_back(c.indices.size());
+      ++c.num_rows;
+    }
+    for (ValuePrecision precision : {ValuePrecision::kF32, ValuePrecision::kF16}) {
+      const std::string bytes = EncodeCodes(c, precision);
+      auto full = DecodeCodes(bytes, "x");
+      ASSERT_TRUE(full.ok()) << full.status();
+      for (uint32_t feature = 0; feature <= 50; ++feature) {
+        SCOPED_TRACE(absl::StrCat("iter ", iter, " feature ", feature));
+        auto values = DecodeFeatureValues(bytes, feature, "x");
+        ASSERT_TRUE(values.ok()) << values.status();
+        ASSERT_EQ(values->size(), static_cast<size_t>(c.num_rows));
+        for (int64_t t = 0; t < c.num_rows; ++t) {
+          EXPECT_EQ((*values)[t], full->codes.ValueAt(t, feature));
+        }
+      }
+    }
+  }
+}
+
+TEST(CodesCodecTest, FeatureValuesRejectWhatTheFullDecodeRejects) {
+  const std::string good = EncodeCodes(Codes({0, 2}, {1, 2}, {1, 2}), ValuePrecision::kF32);
+  const std::vector<std::string> bad = {
+      "",
+      std::string("\x07", 1) + good.substr(1),
+      good.substr(0, good.size() - 1),
+      good + "z",
+      std::string("\x00\xff\xff\xff\x0f", 5),
+      good.substr(0, 3),
+  };
+  for (size_t i = 0; i < bad.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_FALSE(DecodeCodes(bad[i], "x").ok());
+    EXPECT_THAT(DecodeFeatureValues(bad[i], 1, "doc 7"),
+                StatusIs(absl::StatusCode::kInternal, HasSubstr("doc 7")));
+  }
 }
 
 TEST(CodesCodecTest, RandomRoundTripUpTo2Pow24) {

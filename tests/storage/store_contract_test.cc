@@ -106,25 +106,28 @@ class StoreContractTest : public ::testing::TestWithParam<Backend> {
     ExpectAttached(dict, feature, *top);
     return Refs(*top);
   }
-  // Each ref carries the document and codes it was found in (one object per
-  // document), equal to what GetDocument / GetCodes read, holding its value.
+  // Each ref carries the document it was found in and the feature's value at
+  // each of its rows (one object per document), equal to what GetDocument /
+  // GetCodes read, holding its value.
   void ExpectAttached(const std::string& dict, uint32_t feature,
                       const std::vector<TokenRef>& refs) {
-    std::map<std::pair<std::string, uint64_t>, const StoredCodes*> seen;
+    std::map<std::pair<std::string, uint64_t>, const std::vector<float>*> seen;
     for (const TokenRef& ref : refs) {
       SCOPED_TRACE(absl::StrCat(ref.corpus, " doc ", ref.doc_id, " pos ", ref.position));
-      ASSERT_NE(ref.codes, nullptr);
+      ASSERT_NE(ref.feature_values, nullptr);
       ASSERT_NE(ref.document, nullptr);
-      auto [it, inserted] = seen.emplace(std::make_pair(ref.corpus, ref.doc_id), ref.codes.get());
+      auto [it, inserted] =
+          seen.emplace(std::make_pair(ref.corpus, ref.doc_id), ref.feature_values.get());
       if (!inserted) {
-        EXPECT_EQ(it->second, ref.codes.get());
+        EXPECT_EQ(it->second, ref.feature_values.get());
       }
       std::optional<StoredCodes> codes = Codes(dict, ref.corpus, ref.doc_id);
       ASSERT_TRUE(codes.has_value());
-      EXPECT_EQ(ref.codes->codes.row_offsets, codes->codes.row_offsets);
-      EXPECT_EQ(ref.codes->codes.indices, codes->codes.indices);
-      EXPECT_EQ(ref.codes->codes.values, codes->codes.values);
-      EXPECT_EQ(ref.codes->codes.ValueAt(ref.position, feature), ref.value);
+      ASSERT_EQ(ref.feature_values->size(), static_cast<size_t>(codes->codes.num_rows));
+      for (int64_t t = 0; t < codes->codes.num_rows; ++t) {
+        EXPECT_EQ((*ref.feature_values)[t], codes->codes.ValueAt(t, feature)) << "row " << t;
+      }
+      EXPECT_EQ((*ref.feature_values)[ref.position], ref.value);
       std::optional<StoredDocument> doc = Document(ref.corpus, ref.doc_id);
       ASSERT_TRUE(doc.has_value());
       EXPECT_EQ(ref.document->token_ids, doc->token_ids);

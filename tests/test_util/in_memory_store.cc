@@ -97,6 +97,43 @@ std::vector<ActiveDocument> ActiveDocuments(const CodesByDocument& by_doc, uint3
   return out;
 }
 
+// ActiveDocuments as the peak-ordered source of the shared sampling rule.
+class ActiveDocumentScan : public storage::PeakOrderedDocuments {
+ public:
+  ActiveDocumentScan(std::vector<ActiveDocument> docs, uint32_t feature)
+      : docs_(std::move(docs)), feature_(feature) {}
+
+  void Seek(std::optional<float> at_or_below) override {
+    next_ = 0;
+    if (!at_or_below) return;
+    const uint32_t bound = storage::keys::OrderedFromFloat(*at_or_below);
+    while (next_ < docs_.size() && storage::keys::OrderedFromFloat(docs_[next_].peak) > bound) {
+      ++next_;
+    }
+  }
+  absl::StatusOr<std::optional<Entry>> Next() override {
+    if (next_ >= docs_.size()) return std::nullopt;
+    const ActiveDocument& d = docs_[next_++];
+    return Entry{d.peak, d.corpus, d.doc};
+  }
+  absl::StatusOr<const std::vector<float>*> FeatureValues(const Entry& e) override {
+    for (const ActiveDocument& d : docs_) {
+      if (d.corpus != e.corpus || d.doc != e.doc) continue;
+      std::vector<float>& out = values_[{e.corpus, e.doc}];
+      out.assign(d.codes->num_rows, 0.0f);
+      for (int64_t t = 0; t < d.codes->num_rows; ++t) out[t] = d.codes->ValueAt(t, feature_);
+      return &out;
+    }
+    return absl::InternalError("in-memory store: scanned a document it does not hold");
+  }
+
+ private:
+  const std::vector<ActiveDocument> docs_;
+  const uint32_t feature_;
+  size_t next_ = 0;
+  std::map<std::pair<uint32_t, uint64_t>, std::vector<float>> values_;
+};
+
 // Calls fn(position, value) for every token of `codes` where `feature` is active.
 template <typename Fn>
 void ForEachActivation(const DocumentCodes& codes, uint32_t feature, Fn fn) {
@@ -107,10 +144,12 @@ void ForEachActivation(const DocumentCodes& codes, uint32_t feature, Fn fn) {
 }
 
 // TokenRefs with their corpus name and, as the RocksDB store attaches them,
-// the document and the codes they were found in (shared, not copied).
+// the document they were found in (shared, not copied) and the feature's
+// value at each of its rows (one vector per document).
 absl::StatusOr<std::vector<TokenRef>> ToTokenRefs(const std::vector<RankedToken>& candidates,
-                                                  const CodesByDocument& by_doc,
+                                                  uint32_t feature, const CodesByDocument& by_doc,
                                                   const InMemoryContents& contents) {
+  std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<const std::vector<float>>> values;
   std::vector<TokenRef> out;
   out.reserve(candidates.size());
   for (const RankedToken& c : candidates) {
@@ -124,7 +163,14 @@ absl::StatusOr<std::vector<TokenRef>> ToTokenRefs(const std::vector<RankedToken>
     ref.doc_id = c.doc;
     ref.position = c.pos;
     ref.value = c.value;
-    ref.codes = by_doc.at({c.corpus, c.doc});
+    std::shared_ptr<const std::vector<float>>& doc_values = values[{c.corpus, c.doc}];
+    if (doc_values == nullptr) {
+      const storage::DocumentCodes& codes = by_doc.at({c.corpus, c.doc})->codes;
+      std::vector<float> dense(codes.num_rows);
+      for (int64_t t = 0; t < codes.num_rows; ++t) dense[t] = codes.ValueAt(t, feature);
+      doc_values = std::make_shared<const std::vector<float>>(std::move(dense));
+    }
+    ref.feature_values = doc_values;
     if (auto doc = contents.documents.find({c.corpus, c.doc}); doc != contents.documents.end()) {
       ref.document = doc->second;
     }
@@ -395,7 +441,7 @@ absl::StatusOr<std::vector<TokenRef>> InMemoryCorpusStore::TopTokens(
   }
   std::sort(candidates.begin(), candidates.end(), storage::RanksBefore);
   if (candidates.size() > static_cast<size_t>(limit)) candidates.resize(limit);
-  return ToTokenRefs(candidates, dict->second, c);
+  return ToTokenRefs(candidates, feature, dict->second, c);
 }
 
 absl::StatusOr<std::vector<std::vector<TokenRef>>> InMemoryCorpusStore::SampleTokensInRanges(
@@ -408,25 +454,15 @@ absl::StatusOr<std::vector<std::vector<TokenRef>>> InMemoryCorpusStore::SampleTo
   auto dict = c.codes.find(dictionary_id);
   if (dict == c.codes.end() || per_range == 0 || ranges.empty()) return out;
 
-  const size_t enough = static_cast<size_t>(candidates_per_range);
-  std::vector<std::vector<RankedToken>> found(ranges.size());
-  // Documents in descending peak order until no range still short of
-  // candidates can gain from the next one (it holds values <= its peak).
-  for (const ActiveDocument& doc : ActiveDocuments(dict->second, feature)) {
-    if (!storage::CanStillFill(ranges, found, enough, doc.peak)) break;
-    ForEachActivation(*doc.codes, feature, [&](uint32_t pos, float v) {
-      for (size_t i = 0; i < ranges.size(); ++i) {
-        if (found[i].size() < enough && storage::InValueRange(ranges[i], v)) {
-          found[i].push_back({v, doc.corpus, doc.doc, pos});
-        }
-      }
-    });
-  }
+  ActiveDocumentScan scan(ActiveDocuments(dict->second, feature), feature);
+  SAEDICT_ASSIGN_OR_RETURN(
+      std::vector<std::vector<RankedToken>> found,
+      storage::CollectRangeCandidates(scan, ranges, static_cast<size_t>(candidates_per_range)));
   for (size_t i = 0; i < ranges.size(); ++i) {
     SAEDICT_ASSIGN_OR_RETURN(
         out[i], ToTokenRefs(storage::EvenlySpacedPicks(std::move(found[i]),
                                                        static_cast<size_t>(per_range)),
-                            dict->second, c));
+                            feature, dict->second, c));
   }
   return out;
 }
