@@ -32,9 +32,23 @@ std::vector<const FlagSpec*> Pointers(const std::vector<FlagSpec>& flags) {
   return out;
 }
 
-// The global flags plus `command`'s own (none when command is null).
+// Whether `command` declares a flag of this name itself (it then replaces
+// the global one: compare and eval take `--json FILE`).
+bool CommandOwnsFlag(const Command* command, absl::string_view name) {
+  if (command == nullptr) return false;
+  for (const FlagSpec& f : command->flags) {
+    if (f.name == name) return true;
+  }
+  return false;
+}
+
+// The global flags plus `command`'s own (none when command is null); a
+// command's flag replaces a global one of the same name.
 std::vector<const FlagSpec*> AllSpecs(const Command* command) {
-  std::vector<const FlagSpec*> specs = Pointers(GlobalFlags());
+  std::vector<const FlagSpec*> specs;
+  for (const FlagSpec& f : GlobalFlags()) {
+    if (!CommandOwnsFlag(command, f.name)) specs.push_back(&f);
+  }
   if (command != nullptr) {
     for (const FlagSpec& f : command->flags) specs.push_back(&f);
   }
@@ -159,7 +173,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 
   GlobalOptions global;
   global.server = parsed->GetString("server");
-  global.json = parsed->GetBool("json");
+  global.json = !CommandOwnsFlag(command, "json") && parsed->GetBool("json");
   global.timeout = parsed->GetDuration("timeout");
   CommandEnv env(*parsed, global, out, err);
   absl::Status status;
@@ -169,10 +183,15 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     status = absl::InternalError(absl::StrCat("unexpected exception: ", e.what()));
   }
   if (!status.ok()) {
+    if (IsThresholdMissed(status)) {
+      err << "FAIL: " << status.message() << "\n";
+      return kExitFailure;
+    }
     err << "error: " << absl::StatusCodeToString(status.code()) << ": " << status.message();
     if (status.code() == absl::StatusCode::kUnavailable) err << " (server " << global.server << ")";
     err << "\n";
-    return IsInputError(status) ? kExitUsage : kExitFailure;
+    // A CI gate keeps exit 1 for "below the threshold": its errors exit 2.
+    return IsInputError(status) || command->gate ? kExitUsage : kExitFailure;
   }
   return kExitOk;
 }

@@ -204,6 +204,48 @@ absl::Status Client::EncodeStream(const NextRequest& next_request, const OnRespo
       "responses", "requests");
 }
 
+absl::Status Client::CompareDictionaries(const v1::CompareDictionariesRequest& req,
+                                         const OnCompareMessage& on_message,
+                                         const CallOptions& call) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, call);
+  std::unique_ptr<grpc::ClientReader<v1::CompareDictionariesResponse>> reader =
+      stub_->CompareDictionaries(&ctx, req);
+  v1::CompareDictionariesResponse message;
+  while (reader->Read(&message)) {
+    if (absl::Status s = on_message(std::move(message)); !s.ok()) {
+      ctx.TryCancel();
+      reader->Finish().ok();  // drain; the callback's error is what the caller sees
+      return s;
+    }
+    message.Clear();
+  }
+  return FromGrpcStatus(reader->Finish());
+}
+
+absl::StatusOr<v1::EvaluateResponse> Client::Evaluate(const NextEvaluateRequest& next_request,
+                                                      const CallOptions& call) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, call);
+  v1::EvaluateResponse response;
+  std::unique_ptr<grpc::ClientWriter<v1::EvaluateRequest>> writer =
+      stub_->Evaluate(&ctx, &response);
+  for (;;) {
+    absl::StatusOr<std::optional<v1::EvaluateRequest>> next = next_request();
+    if (!next.ok()) {
+      ctx.TryCancel();
+      writer->Finish().ok();
+      return next.status();
+    }
+    if (!next->has_value()) break;
+    if (!writer->Write(**next)) break;  // the server ended the call: Finish says why
+  }
+  writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
 absl::Status Client::Ingest(const NextIngestRequest& next_request, const OnIngestAck& on_ack,
                             const CallOptions& call) {
   grpc::ClientContext ctx;

@@ -138,6 +138,21 @@ class Client {
   absl::Status Ingest(const NextIngestRequest& next_request, const OnIngestAck& on_ack,
                       const CallOptions& call = {});
 
+  // CompareDictionaries: hands every streamed message (progress, summary,
+  // matches) to `on_message` in order; an error it returns cancels the call
+  // and is returned, otherwise the stream's final status.
+  using OnCompareMessage = std::function<absl::Status(v1::CompareDictionariesResponse&&)>;
+  absl::Status CompareDictionaries(const v1::CompareDictionariesRequest& req,
+                                   const OnCompareMessage& on_message,
+                                   const CallOptions& call = {});
+
+  // Evaluate: writes the requests `next_request` yields (until nullopt or an
+  // error, which cancels the call and is returned), then the report.
+  using NextEvaluateRequest =
+      std::function<absl::StatusOr<std::optional<v1::EvaluateRequest>>()>;
+  absl::StatusOr<v1::EvaluateResponse> Evaluate(const NextEvaluateRequest& next_request,
+                                                const CallOptions& call = {});
+
  private:
   Client(std::string target, std::shared_ptr<grpc::Channel> channel, ClientOptions options);
 

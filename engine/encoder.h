@@ -82,6 +82,7 @@ class Encoder {
   ~Encoder();
 
   const Dictionary& dictionary() const { return *dictionary_; }
+  const std::shared_ptr<const Dictionary>& shared_dictionary() const { return dictionary_; }
   // SHA-256 of the weights this encoder serves (engine/content_hash.h).
   const std::string& content_sha256() const { return content_sha256_; }
 

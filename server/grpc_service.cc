@@ -1,5 +1,8 @@
 #include "server/grpc_service.h"
 
+#include <memory>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "server/grpc_status.h"
 
@@ -159,6 +162,32 @@ grpc::Status SaedictGrpcService::CreateCheckpoint(grpc::ServerContext* c,
                                                   const v1::CreateCheckpointRequest* req,
                                                   v1::CreateCheckpointResponse* resp) {
   return Unary(c, resp, [&] { return core_->CreateCheckpoint(*req); });
+}
+
+grpc::Status SaedictGrpcService::CompareDictionaries(
+    grpc::ServerContext* context, const v1::CompareDictionariesRequest* req,
+    grpc::ServerWriter<v1::CompareDictionariesResponse>* writer) {
+  absl::Status s = core_->CompareDictionaries(
+      *req, [writer](const v1::CompareDictionariesResponse& m) { return writer->Write(m); },
+      [context] { return context->IsCancelled(); });
+  return ToGrpcStatus(s);
+}
+
+grpc::Status SaedictGrpcService::Evaluate(grpc::ServerContext* context,
+                                          grpc::ServerReader<v1::EvaluateRequest>* reader,
+                                          v1::EvaluateResponse* response) {
+  std::unique_ptr<service::EvaluateSession> session = core_->StartEvaluate(DeadlineOf(context));
+  v1::EvaluateRequest request;
+  while (reader->Read(&request)) {
+    if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+    if (absl::Status s = session->Add(request); !s.ok()) return ToGrpcStatus(s);
+    request.Clear();
+  }
+  absl::StatusOr<v1::EvaluateResponse> out =
+      session->Finish([context] { return context->IsCancelled(); });
+  if (!out.ok()) return ToGrpcStatus(out.status());
+  *response = std::move(*out);
+  return grpc::Status::OK;
 }
 
 }  // namespace saedict::server

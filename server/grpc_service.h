@@ -48,6 +48,11 @@ class SaedictGrpcService final : public v1::Saedict::Service {
                             v1::ListFamiliesResponse*) override;
   grpc::Status CreateCheckpoint(grpc::ServerContext*, const v1::CreateCheckpointRequest*,
                                 v1::CreateCheckpointResponse*) override;
+  grpc::Status CompareDictionaries(
+      grpc::ServerContext*, const v1::CompareDictionariesRequest*,
+      grpc::ServerWriter<v1::CompareDictionariesResponse>* writer) override;
+  grpc::Status Evaluate(grpc::ServerContext*, grpc::ServerReader<v1::EvaluateRequest>* reader,
+                        v1::EvaluateResponse* response) override;
 
  private:
   service::ServiceCore* const core_;

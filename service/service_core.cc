@@ -31,7 +31,8 @@ ServiceCore::ServiceCore(DictionaryRegistry* registry, engine::EncodeBatcher* ba
             if (similarity.index_dir.empty()) similarity.index_dir = data_dir_ / "index";
             return similarity;
           }())),
-      families_(registry, store->corpus(), similarity_.get()) {
+      families_(registry, store->corpus(), similarity_.get()),
+      comparisons_(registry, store->corpus(), batcher) {
   for (const v1::DictionaryInfo& info : registry_->List()) similarity_->Schedule(info.id());
 }
 

@@ -13,6 +13,7 @@
 #define SAEDICT_SERVICE_SERVICE_CORE_H_
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -20,6 +21,7 @@
 #include "absl/time/time.h"
 #include "engine/batcher.h"
 #include "saedict/v1/saedict.pb.h"
+#include "service/comparisons.h"
 #include "service/corpus_queries.h"
 #include "service/dictionary_registry.h"
 #include "service/family_queries.h"
@@ -110,6 +112,16 @@ class ServiceCore {
     return families_.ListFamilies(r);
   }
 
+  // Comparison and evaluation (comparisons.h).
+  absl::Status CompareDictionaries(const v1::CompareDictionariesRequest& r,
+                                   const Comparisons::CompareSink& sink,
+                                   const std::function<bool()>& cancelled = nullptr) const {
+    return comparisons_.CompareDictionaries(r, sink, cancelled);
+  }
+  std::unique_ptr<EvaluateSession> StartEvaluate(absl::Time deadline = absl::InfiniteFuture()) {
+    return comparisons_.StartEvaluate(deadline);
+  }
+
   // The indexes (their state, WaitUntilReady for tools and tests).
   SimilarityIndex& similarity() { return *similarity_; }
 
@@ -130,6 +142,7 @@ class ServiceCore {
   const CorpusQueries queries_;
   std::unique_ptr<SimilarityIndex> similarity_;
   FamilyQueries families_;
+  const Comparisons comparisons_;
 };
 
 }  // namespace saedict::service

@@ -197,6 +197,16 @@ class CorpusStore {
   virtual absl::Status ScanCodes(const std::string& dictionary_id,
                                  const std::function<absl::Status(const StoredCodes&)>& fn) = 0;
 
+  // Calls fn(doc_id, codes under A, codes under B) for every document of
+  // `corpus` that both dictionaries hold codes for, in document order,
+  // under one snapshot; stops at fn's first error and returns it. Unknown
+  // dictionaries or corpus: no calls. What the activation comparison reads.
+  using CodePairFn =
+      std::function<absl::Status(uint64_t doc_id, const StoredCodes& a, const StoredCodes& b)>;
+  virtual absl::Status ScanCodePairs(const std::string& dictionary_a,
+                                     const std::string& dictionary_b, const std::string& corpus,
+                                     const CodePairFn& fn) = 0;
+
   // Precomputed neighbours (the index builder's output), keyed by dictionary
   // id. PutNeighbours writes records first_feature, first_feature + 1, ...
   // in one batch; the manifest marks a complete run. Removed with the

@@ -64,6 +64,8 @@ class RocksDbCorpusStore final : public CorpusStore {
   absl::Status DeleteDictionaryData(const std::string& dictionary_id) override;
   absl::Status ScanCodes(const std::string& dictionary_id,
                          const std::function<absl::Status(const StoredCodes&)>& fn) override;
+  absl::Status ScanCodePairs(const std::string& dictionary_a, const std::string& dictionary_b,
+                             const std::string& corpus, const CodePairFn& fn) override;
   absl::Status PutNeighbours(const std::string& dictionary_id, uint32_t first_feature,
                              const std::vector<records::v1::NeighboursRecord>& records) override;
   absl::StatusOr<std::optional<records::v1::NeighboursRecord>> GetNeighbours(

@@ -52,12 +52,73 @@ absl::Status RocksDbCorpusStore::ScanCodes(
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_.forward));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     SAEDICT_ASSIGN_OR_RETURN(
-        StoredCodes codes,
-        DecodeCodes(absl::string_view(it->value().data(), it->value().size()),
-                    absl::StrCat("of dictionary '", dictionary_id, "' (scan)")));
+        StoredCodes codes, DecodeCodes(absl::string_view(it->value().data(), it->value().size()),
+                                       absl::StrCat("of dictionary '", dictionary_id, "' (scan)")));
     SAEDICT_RETURN_IF_ERROR(fn(codes));
   }
   return FromRocksDb(it->status(), absl::StrCat("scan codes of dictionary '", dictionary_id, "'"));
+}
+
+absl::Status RocksDbCorpusStore::ScanCodePairs(const std::string& dictionary_a,
+                                               const std::string& dictionary_b,
+                                               const std::string& corpus, const CodePairFn& fn) {
+  const std::optional<uint32_t> da = DictNumber(dictionary_a), db = DictNumber(dictionary_b);
+  const std::optional<uint32_t> c = CorpusNumber(corpus);
+  if (!da || !db || !c) return absl::OkStatus();
+  rocksdb::ManagedSnapshot snapshot(db_);
+  const std::string what = absl::StrCat("codes of '", dictionary_a, "' and '", dictionary_b,
+                                        "' on corpus '", corpus, "'");
+  // One iterator per dictionary over its (dict, corpus) prefix, merged by doc.
+  struct Side {
+    std::string prefix, end;
+    rocksdb::Slice lower, upper;
+    std::unique_ptr<rocksdb::Iterator> it;
+  };
+  auto open = [&](uint32_t dict, Side* side) {
+    side->prefix = keys::ForwardKey(dict, *c, 0).substr(0, 8);  // dict u32, corpus u32
+    side->end = keys::PrefixSuccessor(side->prefix);
+    side->lower = rocksdb::Slice(side->prefix);
+    side->upper = rocksdb::Slice(side->end);
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot.snapshot();
+    ro.iterate_lower_bound = &side->lower;
+    ro.iterate_upper_bound = &side->upper;
+    ro.fill_cache = false;
+    side->it.reset(db_->NewIterator(ro, cf_.forward));
+    side->it->SeekToFirst();
+  };
+  Side a, b;
+  open(*da, &a);
+  open(*db, &b);
+  auto doc_of = [&](const rocksdb::Iterator& it) -> absl::StatusOr<uint64_t> {
+    const rocksdb::Slice key = it.key();
+    if (key.size() != 16)
+      return absl::InternalError(absl::StrCat("storage: forward key of ", what, " is corrupt"));
+    uint64_t doc = 0;
+    for (int i = 8; i < 16; ++i) doc = (doc << 8) | static_cast<unsigned char>(key[i]);
+    return doc;
+  };
+  while (a.it->Valid() && b.it->Valid()) {
+    SAEDICT_ASSIGN_OR_RETURN(const uint64_t doc_a, doc_of(*a.it));
+    SAEDICT_ASSIGN_OR_RETURN(const uint64_t doc_b, doc_of(*b.it));
+    if (doc_a < doc_b) {
+      a.it->Next();
+    } else if (doc_b < doc_a) {
+      b.it->Next();
+    } else {
+      SAEDICT_ASSIGN_OR_RETURN(
+          StoredCodes codes_a,
+          DecodeCodes(absl::string_view(a.it->value().data(), a.it->value().size()), what));
+      SAEDICT_ASSIGN_OR_RETURN(
+          StoredCodes codes_b,
+          DecodeCodes(absl::string_view(b.it->value().data(), b.it->value().size()), what));
+      SAEDICT_RETURN_IF_ERROR(fn(doc_a, codes_a, codes_b));
+      a.it->Next();
+      b.it->Next();
+    }
+  }
+  SAEDICT_RETURN_IF_ERROR(FromRocksDb(a.it->status(), absl::StrCat("scan ", what)));
+  return FromRocksDb(b.it->status(), absl::StrCat("scan ", what));
 }
 
 absl::Status RocksDbCorpusStore::PutNeighbours(
@@ -84,9 +145,10 @@ absl::StatusOr<std::optional<records::v1::NeighboursRecord>> RocksDbCorpusStore:
 
 absl::Status RocksDbCorpusStore::PutNeighboursManifest(
     const std::string& dictionary_id, const records::v1::NeighboursManifest& manifest) {
-  return FromRocksDb(db_->Put(SyncWrite(), cf_.neighbours, keys::NeighboursManifestKey(dictionary_id),
-                              manifest.SerializeAsString()),
-                     absl::StrCat("put neighbours manifest of dictionary '", dictionary_id, "'"));
+  return FromRocksDb(
+      db_->Put(SyncWrite(), cf_.neighbours, keys::NeighboursManifestKey(dictionary_id),
+               manifest.SerializeAsString()),
+      absl::StrCat("put neighbours manifest of dictionary '", dictionary_id, "'"));
 }
 
 absl::StatusOr<std::optional<records::v1::NeighboursManifest>>
@@ -98,10 +160,10 @@ RocksDbCorpusStore::GetNeighboursManifest(const std::string& dictionary_id) {
 
 absl::Status RocksDbCorpusStore::DeleteNeighbours(const std::string& dictionary_id) {
   rocksdb::WriteBatch wb;
-  SAEDICT_RETURN_IF_ERROR(FromRocksDb(wb.DeleteRange(cf_.neighbours,
-                                                     keys::NeighboursBegin(dictionary_id),
-                                                     keys::NeighboursEnd(dictionary_id)),
-                                      "batch delete range"));
+  SAEDICT_RETURN_IF_ERROR(
+      FromRocksDb(wb.DeleteRange(cf_.neighbours, keys::NeighboursBegin(dictionary_id),
+                                 keys::NeighboursEnd(dictionary_id)),
+                  "batch delete range"));
   return FromRocksDb(db_->Write(SyncWrite(), &wb),
                      absl::StrCat("delete neighbours of dictionary '", dictionary_id, "'"));
 }

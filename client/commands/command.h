@@ -69,6 +69,8 @@ struct Command {
   // Runs the command; a non-OK status is printed as `error: CODE: message`
   // and makes the process exit 1.
   absl::Status (*run)(CommandEnv& env) = nullptr;
+  // A CI gate (compare): ThresholdMissed exits 1, every error exits 2.
+  bool gate = false;
 };
 
 // Bad input found before anything was sent (a flag value out of range, an
@@ -79,6 +81,11 @@ struct Command {
 absl::Status InputError(absl::Status status);
 absl::Status InputError(absl::string_view message);
 bool IsInputError(const absl::Status& status);
+
+// A gate's verdict "below the threshold" (not an error): RunCli prints
+// `FAIL: message` and exits 1.
+absl::Status ThresholdMissed(absl::string_view message);
+bool IsThresholdMissed(const absl::Status& status);
 
 // The command singletons, one per file in client/commands/.
 const Command& LoadCommand();
@@ -94,6 +101,8 @@ const Command& CheckpointCommand();
 const Command& SimilarCommand();
 const Command& FamilyCommand();
 const Command& FamiliesCommand();
+const Command& CompareCommand();
+const Command& EvalCommand();
 
 // Every command in the order `saedict --help` lists them.
 std::span<const Command* const> AllCommands();

@@ -19,6 +19,7 @@ absl::StatusOr<Client*> CommandEnv::client() {
 
 namespace {
 constexpr absl::string_view kInputErrorPayload = "type.saedict/cli.InputError";
+constexpr absl::string_view kThresholdMissedPayload = "type.saedict/cli.ThresholdMissed";
 }  // namespace
 
 absl::Status InputError(absl::Status status) {
@@ -34,12 +35,22 @@ bool IsInputError(const absl::Status& status) {
   return status.GetPayload(kInputErrorPayload).has_value();
 }
 
+absl::Status ThresholdMissed(absl::string_view message) {
+  absl::Status status = absl::FailedPreconditionError(message);
+  status.SetPayload(kThresholdMissedPayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsThresholdMissed(const absl::Status& status) {
+  return status.GetPayload(kThresholdMissedPayload).has_value();
+}
+
 std::span<const Command* const> AllCommands() {
-  static const std::array<const Command*, 13> kCommands = {
-      &LoadCommand(),       &ListCommand(),    &InfoCommand(),   &DeleteCommand(),
-      &EncodeCommand(),     &DecodeCommand(),  &IngestCommand(), &DocCommand(),
-      &FeatureCommand(),    &SimilarCommand(), &FamilyCommand(), &FamiliesCommand(),
-      &CheckpointCommand(),
+  static const std::array<const Command*, 15> kCommands = {
+      &LoadCommand(),     &ListCommand(),     &InfoCommand(),     &DeleteCommand(),
+      &EncodeCommand(),   &DecodeCommand(),   &IngestCommand(),   &DocCommand(),
+      &FeatureCommand(),  &SimilarCommand(),  &FamilyCommand(),   &FamiliesCommand(),
+      &CompareCommand(),  &EvalCommand(),     &CheckpointCommand(),
   };
   return kCommands;
 }

@@ -486,6 +486,54 @@ TEST_P(StoreContractTest, DeleteDictionaryDataKeepsDocumentsAndRecord) {
   EXPECT_THAT(Top("a", 2, 10), ElementsAre(Ref{"c", 1, 1, 2.0f}));
 }
 
+// Documents of one corpus both dictionaries hold, in document order, with
+// each side's own codes; documents of one side only, other corpora and
+// unknown names are left out.
+TEST_P(StoreContractTest, ScanCodePairsJoinsTwoDictionariesOnOneCorpus) {
+  Register("a");
+  Register("b");
+  ASSERT_THAT(corpus()->WriteIngestBatch(Batch("a", "c",
+                                               {Doc(3, {1, 2}, {{{0, 1.0f}}, {}}),
+                                                Doc(1, {5}, {{{4, 2.0f}}}), Doc(300, {7}, {{}})})),
+              IsOk());
+  ASSERT_THAT(
+      corpus()->WriteIngestBatch(Batch(
+          "b", "c",
+          {Doc(1, {5}, {{{9, 3.0f}}}), Doc(3, {1, 2}, {{}, {{1, 4.0f}}}), Doc(7, {8}, {{}})})),
+      IsOk());
+  ASSERT_THAT(corpus()->WriteIngestBatch(Batch("a", "other", {Doc(7, {8}, {{}})})), IsOk());
+  std::vector<uint64_t> docs;
+  std::vector<std::pair<float, float>> values;
+  ASSERT_THAT(
+      corpus()->ScanCodePairs("a", "b", "c",
+                              [&](uint64_t doc, const StoredCodes& a, const StoredCodes& b) {
+                                docs.push_back(doc);
+                                const float va = a.codes.values.empty() ? 0 : a.codes.values[0];
+                                const float vb = b.codes.values.empty() ? 0 : b.codes.values[0];
+                                values.emplace_back(va, vb);
+                                return absl::OkStatus();
+                              }),
+      IsOk());
+  EXPECT_THAT(docs, ElementsAre(1, 3));
+  EXPECT_THAT(values, ElementsAre(std::pair<float, float>(2, 3), std::pair<float, float>(1, 4)));
+  int calls = 0;
+  auto count = [&](uint64_t, const StoredCodes&, const StoredCodes&) {
+    ++calls;
+    return absl::OkStatus();
+  };
+  EXPECT_THAT(corpus()->ScanCodePairs("a", "nope", "c", count), IsOk());
+  EXPECT_THAT(corpus()->ScanCodePairs("a", "b", "nope", count), IsOk());
+  EXPECT_EQ(calls, 0);
+  // fn's error stops the scan and comes back.
+  EXPECT_THAT(corpus()->ScanCodePairs("a", "b", "c",
+                                      [&](uint64_t, const StoredCodes&, const StoredCodes&) {
+                                        ++calls;
+                                        return absl::AbortedError("stop");
+                                      }),
+              StatusIs(absl::StatusCode::kAborted, ::testing::_));
+  EXPECT_EQ(calls, 1);
+}
+
 TEST_P(StoreContractTest, DeleteAndReplaceDictionaryDropLatents) {
   Register("d", 64, "old");
   ASSERT_THAT(corpus()->WriteIngestBatch(

@@ -13,8 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "storage/ingest_prep.h"
-#include "storage/token_ranking.h"
 #include "storage/keys.h"
+#include "storage/token_ranking.h"
 #include "util/status_macros.h"
 
 namespace saedict::testing {
@@ -460,9 +460,9 @@ absl::StatusOr<std::vector<std::vector<TokenRef>>> InMemoryCorpusStore::SampleTo
       storage::CollectRangeCandidates(scan, ranges, static_cast<size_t>(candidates_per_range)));
   for (size_t i = 0; i < ranges.size(); ++i) {
     SAEDICT_ASSIGN_OR_RETURN(
-        out[i], ToTokenRefs(storage::EvenlySpacedPicks(std::move(found[i]),
-                                                       static_cast<size_t>(per_range)),
-                            feature, dict->second, c));
+        out[i],
+        ToTokenRefs(storage::EvenlySpacedPicks(std::move(found[i]), static_cast<size_t>(per_range)),
+                    feature, dict->second, c));
   }
   return out;
 }
@@ -485,6 +485,30 @@ absl::Status InMemoryCorpusStore::ScanCodes(
   }
   for (const auto& [key, stored] : snapshot) {
     if (absl::Status s = fn(*stored); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status InMemoryCorpusStore::ScanCodePairs(const std::string& dictionary_a,
+                                                const std::string& dictionary_b,
+                                                const std::string& corpus, const CodePairFn& fn) {
+  CodesByDocument a, b;
+  std::optional<uint32_t> number;
+  {
+    absl::MutexLock lock(&state_->mu);
+    const InMemoryContents& c = state_->contents;
+    for (const auto& [n, name] : c.corpus_names) {
+      if (name == corpus) number = n;
+    }
+    auto ia = c.codes.find(dictionary_a), ib = c.codes.find(dictionary_b);
+    if (!number || ia == c.codes.end() || ib == c.codes.end()) return absl::OkStatus();
+    a = ia->second;
+    b = ib->second;
+  }
+  for (auto it = a.lower_bound({*number, 0}); it != a.end() && it->first.first == *number; ++it) {
+    auto other = b.find(it->first);
+    if (other == b.end()) continue;
+    if (absl::Status s = fn(it->first.second, *it->second, *other->second); !s.ok()) return s;
   }
   return absl::OkStatus();
 }

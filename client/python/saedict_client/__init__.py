@@ -21,12 +21,18 @@
     fam = c.feature_family("sae", 123)              # .parents, .children, .siblings, .root
     for family in c.iter_families("sae"): ...       # every family, largest first
 
+    # Comparison and evaluation (for CI jobs and papers).
+    cmp = c.compare_dictionaries("run_a", "run_b")  # decoder cosine, exact assignment
+    cmp.summary.mean_max_a_to_b, cmp.a.best_partner, cmp.a.assigned_partner  # numpy arrays
+    report = c.evaluate("sae", acts)                 # dict in SAEBench's core JSON layout
+
 Needs the generated stubs (package `saedict.v1`, made by the CMake target
 `saedict_python_stubs` into <build>/python) on sys.path, plus grpcio and numpy.
 A grpc.RpcError carries the server's status code and message unchanged; a
 bad argument found before anything is sent raises ValueError.
 """
 import datetime
+import json
 import sys
 from dataclasses import dataclass, field
 
@@ -277,6 +283,45 @@ def _feature_index(feature):
     if not 0 <= int(feature) < 2**32:
         raise ValueError(f"feature must be in [0, 2**32), got {feature}")
     return int(feature)
+
+
+@dataclass
+class FeatureMatches:
+    """Per-feature matches of one side of a comparison, as numpy arrays
+    indexed by feature: best partner (-1: none) and its similarity, the
+    one-to-one partner (-1: unassigned) and its similarity, matched flags."""
+    best_partner: np.ndarray
+    best_similarity: np.ndarray
+    assigned_partner: np.ndarray
+    assigned_similarity: np.ndarray
+    matched: np.ndarray
+
+
+@dataclass
+class Comparison:
+    """A CompareDictionaries answer: the CompareSummary message (MMCS or mean
+    max correlation, fractions matched, assignment mean, SVCCA, timings) and
+    the matches of A's features (.a) and of B's (.b); None when
+    skip_matches."""
+    summary: object
+    a: object = None
+    b: object = None
+
+
+def _matches(rows, size):
+    out = FeatureMatches(np.full(size, -1, np.int64), np.zeros(size), np.full(size, -1, np.int64),
+                         np.zeros(size), np.zeros(size, bool))
+    for m in rows:
+        out.best_partner[m.feature] = m.best_partner
+        out.best_similarity[m.feature] = m.best_similarity
+        out.assigned_partner[m.feature] = m.assigned_partner
+        out.assigned_similarity[m.feature] = m.assigned_similarity
+        out.matched[m.feature] = m.matched
+    return out
+
+
+_COMPARE_METHODS = {"decoder": pb.COMPARE_METHOD_DECODER,
+                    "activation": pb.COMPARE_METHOD_ACTIVATION}
 
 
 class Client:
@@ -555,6 +600,72 @@ class Client:
             if not page.next_page_token:
                 return
             token = page.next_page_token
+
+    def compare_dictionaries(self, a, b, method="decoder", corpus="", match_threshold=None,
+                             assignment=True, matches=True, progress=None):
+        """Compares dictionaries `a` and `b`: method "decoder" (same d_in:
+        decoder cosine, MMCS, exact one-to-one assignment) or "activation"
+        (Pearson correlation over `corpus`, which both were ingested on, and
+        SVCCA). progress(phase, fraction) is called while the server works.
+        Returns a Comparison; errors arrive as grpc.RpcError (e.g.
+        INVALID_ARGUMENT for different d_in with the decoder method)."""
+        if method not in _COMPARE_METHODS:
+            raise ValueError(f"method must be one of {sorted(_COMPARE_METHODS)}, got {method!r}")
+        req = pb.CompareDictionariesRequest(dictionary_a=a, dictionary_b=b,
+                                            method=_COMPARE_METHODS[method], corpus=corpus,
+                                            skip_assignment=not assignment,
+                                            skip_matches=not matches)
+        if match_threshold is not None:
+            req.match_threshold = float(match_threshold)
+        summary, rows = None, {pb.COMPARE_SIDE_A: [], pb.COMPARE_SIDE_B: []}
+        for m in self._stub.CompareDictionaries(req, timeout=self._timeout):
+            kind = m.WhichOneof("item")
+            if kind == "progress" and progress is not None:
+                progress(m.progress.phase, m.progress.fraction)
+            elif kind == "summary":
+                summary = m.summary
+            elif kind == "matches":
+                rows[m.matches.side].extend(m.matches.matches)
+        out = Comparison(summary)
+        if matches:
+            out.a = _matches(rows[pb.COMPARE_SIDE_A], summary.size_a)
+            out.b = _matches(rows[pb.COMPARE_SIDE_B], summary.size_b)
+        return out
+
+    def evaluate(self, dictionary_id, activations=None, corpus=None, chunk_rows=4096,
+                 context_size=0, per_token_error_norms=False, eval_id=""):
+        """Evaluates `dictionary_id` on `activations` (array [n, d_in],
+        float32/float16, sent in chunks of chunk_rows) or on the codes stored
+        for `corpus`. Returns the SAEBench core report as a dict (with
+        "saedict" extras; metrics that need the language model or, for a
+        corpus, the activations are absent and listed in
+        report["saedict"]["absent_metrics"]). With per_token_error_norms the
+        dict also holds "per_token_error_norms" (numpy [n])."""
+        if (activations is None) == (corpus is None):
+            raise ValueError("give exactly one of activations= or corpus=")
+        options = pb.EvaluateOptions(context_size=context_size,
+                                     per_token_error_norms=per_token_error_norms)
+
+        def requests():
+            first = pb.EvaluateRequest(dictionary_id=dictionary_id, options=options,
+                                       eval_id=eval_id)
+            if corpus is not None:
+                first.corpus = corpus
+                yield first
+                return
+            x = np.asarray(activations)
+            if x.ndim != 2 or x.shape[0] == 0:
+                raise ValueError(f"activations must have shape [n, d_in], got {x.shape}")
+            for start in range(0, x.shape[0], chunk_rows):
+                req = first if start == 0 else pb.EvaluateRequest()
+                req.activations.CopyFrom(tensor(x[start:start + chunk_rows]))
+                yield req
+
+        resp = self._stub.Evaluate(requests(), timeout=self._timeout)
+        report = json.loads(resp.saebench_json)
+        if per_token_error_norms and corpus is None:
+            report["per_token_error_norms"] = from_tensor(resp.per_token_error_norms)
+        return report
 
     def create_checkpoint(self, name):
         """Admin: a consistent backup under <data_dir>/backups/<name> on the
