@@ -217,6 +217,81 @@ TEST_F(GrpcCompareTest, ActivationMethodOverAStoredCorpus) {
   }
 }
 
+// A rotated copy: A' = A in a rotated basis (W_enc' = R^T W_enc, W_dec' =
+// W_dec R, b_dec' = b_dec R), fed the rotated activations x R. Its codes
+// equal A's, so the activation method pairs every feature with itself at
+// correlation ~1, while the decoder method, comparing directions in one
+// basis, finds no good matches.
+TEST_F(GrpcCompareTest, ARotatedCopyMatchesByActivationNotByDecoder) {
+  const engine::Dictionary a = RandomDictionary(engine::Architecture::kTopK, kDIn, kDSae, kK, 3);
+  // A random orthogonal R (Gram-Schmidt of Gaussian columns), float64.
+  std::mt19937_64 rng(17);
+  std::normal_distribution<double> g;
+  std::vector<double> r(kDIn * kDIn);
+  for (double& v : r) v = g(rng);
+  for (int64_t c = 0; c < kDIn; ++c) {
+    for (int64_t p = 0; p < c; ++p) {
+      double dot = 0;
+      for (int64_t i = 0; i < kDIn; ++i) dot += r[i * kDIn + c] * r[i * kDIn + p];
+      for (int64_t i = 0; i < kDIn; ++i) r[i * kDIn + c] -= dot * r[i * kDIn + p];
+    }
+    double norm = 0;
+    for (int64_t i = 0; i < kDIn; ++i) norm += r[i * kDIn + c] * r[i * kDIn + c];
+    for (int64_t i = 0; i < kDIn; ++i) r[i * kDIn + c] /= std::sqrt(norm);
+  }
+  auto rotate_rows = [&](const std::vector<float>& m, int64_t rows) {  // m [rows, d] -> m R
+    std::vector<float> out(m.size());
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t j = 0; j < kDIn; ++j) {
+        double v = 0;
+        for (int64_t k = 0; k < kDIn; ++k) v += double{m[i * kDIn + k]} * r[k * kDIn + j];
+        out[i * kDIn + j] = static_cast<float>(v);
+      }
+    }
+    return out;
+  };
+  engine::Dictionary rotated = a;
+  rotated.w_dec = rotate_rows(a.w_dec, kDSae);
+  rotated.b_dec = rotate_rows(a.b_dec, 1);
+  for (int64_t j = 0; j < kDIn; ++j) {  // W_enc' = R^T W_enc: row j = sum_k R[k][j] W_enc[k]
+    for (int64_t f = 0; f < kDSae; ++f) {
+      double v = 0;
+      for (int64_t k = 0; k < kDIn; ++k) v += r[k * kDIn + j] * a.w_enc[k * kDSae + f];
+      rotated.w_enc[j * kDSae + f] = static_cast<float>(v);
+    }
+  }
+  LoadDictionary("a", "a", a);
+  LoadDictionary("rot", "rot", rotated);
+  std::vector<TestDoc> docs = MakeDocs(16, 20, 60, kDIn, 5);
+  ASSERT_THAT(RunIngest(*stub_, {MakeIngestRequest("a", "c", docs)}).status, GrpcOk());
+  for (TestDoc& d : docs) {
+    d.activations = rotate_rows(d.activations, static_cast<int64_t>(d.tokens.size()));
+  }
+  ASSERT_THAT(RunIngest(*stub_, {MakeIngestRequest("rot", "c", docs)}).status, GrpcOk());
+
+  v1::CompareDictionariesRequest by_act = DecoderRequest("a", "rot");
+  by_act.set_method(v1::COMPARE_METHOD_ACTIVATION);
+  by_act.set_corpus("c");
+  const CompareStream act = Compare(by_act);
+  ASSERT_THAT(act.status, GrpcOk());
+  int alive = 0, self = 0;
+  for (const v1::FeatureMatch& m : act.a) {
+    if (m.best_partner() < 0) continue;
+    ++alive;
+    self += m.best_partner() == m.feature() && m.best_similarity() > 0.99;
+  }
+  ASSERT_GT(alive, kDSae / 2);
+  EXPECT_GE(self, alive - 2) << "near-ties at the top-k boundary may move a token or two";
+  EXPECT_GT(act.summary.mean_max_a_to_b(), 0.98);
+
+  const CompareStream dec = Compare(DecoderRequest("a", "rot"));
+  ASSERT_THAT(dec.status, GrpcOk());
+  EXPECT_LT(dec.summary.mean_max_a_to_b(), 0.8);
+  int decoder_self = 0;
+  for (const v1::FeatureMatch& m : dec.a) decoder_self += m.best_partner() == m.feature();
+  EXPECT_LT(decoder_self, kDSae / 4);
+}
+
 TEST_F(GrpcCompareTest, EvaluateSentActivations) {
   const WrittenSae a = WriteSae("a", engine::Architecture::kTopK, v1::SOURCE_FORMAT_SAELENS, 3);
   ASSERT_THAT(Load("a", a.path), GrpcOk());
