@@ -10,9 +10,11 @@
 #include <memory>
 #include <new>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 #include "compare/linear_assignment.h"
 #include "engine/parallel.h"
 #include "index/directions.h"
@@ -175,13 +177,14 @@ absl::StatusOr<DecoderComparison> CompareDecoders(const engine::Dictionary& a,
   }
 
   const int64_t block = std::min(options.block_rows, na);
-  std::vector<float> matrix;  // the full na x nb matrix (one_to_one) or one block
-  try {
-    matrix.resize(static_cast<size_t>((options.one_to_one ? na : block) * nb));
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "decoder comparison: cannot allocate the ", options.one_to_one ? na : block, " x ", nb,
-        " float32 cosine matrix (", (options.one_to_one ? na : block) * nb * 4, " bytes)"));
+  // The full na x nb matrix (one_to_one) or one block; left uninitialised
+  // (every entry is written by the GEMM before it is read).
+  const int64_t matrix_rows = options.one_to_one ? na : block;
+  std::unique_ptr<float[]> matrix(new (std::nothrow) float[matrix_rows * nb]);
+  if (matrix == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("decoder comparison: cannot allocate the ", matrix_rows, " x ", nb,
+                     " float32 cosine matrix (", matrix_rows * nb * 4, " bytes)"));
   }
   const std::vector<float> ua = da.UnitRows();
   const std::vector<float> ub = db.UnitRows();
@@ -190,7 +193,7 @@ absl::StatusOr<DecoderComparison> CompareDecoders(const engine::Dictionary& a,
   for (int64_t r0 = 0; r0 < na; r0 += block) {
     if (is_cancelled()) return absl::CancelledError("decoder comparison cancelled");
     const int64_t rows = std::min(block, na - r0);
-    float* c = matrix.data() + (options.one_to_one ? r0 * nb : 0);
+    float* c = matrix.get() + (options.one_to_one ? r0 * nb : 0);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
                 static_cast<int>(nb), static_cast<int>(dim), 1.0f, ua.data() + r0 * dim,
                 static_cast<int>(dim), ub.data(), static_cast<int>(dim), 0.0f, c,
@@ -245,9 +248,10 @@ absl::StatusOr<DecoderComparison> CompareDecoders(const engine::Dictionary& a,
 
   report("assignment", 0);
   const auto assignment_start = std::chrono::steady_clock::now();
-  absl::StatusOr<Assignment> assignment = MaxSimilarityAssignment(matrix, na, nb, cancelled);
+  absl::StatusOr<Assignment> assignment = MaxSimilarityAssignment(
+      absl::MakeConstSpan(matrix.get(), static_cast<size_t>(na * nb)), na, nb, cancelled);
   if (!assignment.ok()) return assignment.status();
-  std::vector<float>().swap(matrix);
+  matrix.reset();
   out.has_assignment = true;
   out.assignment_a_to_b = assignment->row_to_col;
   out.assignment_cosine.assign(na, 0.0);
