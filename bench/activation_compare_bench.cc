@@ -101,6 +101,7 @@ absl::Status Run(const Flags& f) {
   const std::filesystem::path dir =
       parent / absl::StrFormat("saedict-actbench-%d", static_cast<int64_t>(::getpid()));
   std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
   absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::Store::Open({dir / "db"});
   if (!store.ok()) return store.status();
   storage::CorpusStore* corpus = (*store)->corpus();

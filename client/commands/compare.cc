@@ -91,8 +91,12 @@ void WriteSummary(std::ostream& out, const v1::CompareSummary& s) {
   if (!decoder) {
     out << absl::StrFormat("  %-34s %d tokens, %d passes; alive A %d, B %d\n", "corpus", s.tokens(),
                            s.passes(), s.alive_a(), s.alive_b());
-    out << absl::StrFormat("  %-34s %.4f over %d pairs (dims %d / %d)\n", "SVCCA", s.svcca(),
-                           s.svcca_pairs(), s.svcca_dims_a(), s.svcca_dims_b());
+    out << absl::StrFormat("  %-34s %.4f over %d pairs (dims %d / %d)\n", "SVCCA of activations",
+                           s.svcca(), s.svcca_pairs(), s.svcca_dims_a(), s.svcca_dims_b());
+    if (s.has_svcca_decoder()) {
+      out << absl::StrFormat("  %-34s %.4f over %d pairs\n", "SVCCA of paired decoders (Lan)",
+                             s.svcca_decoder(), s.svcca_decoder_pairs());
+    }
   }
   out << absl::StrFormat("  %-34s %.2f s (gemm %.2f s, assignment %.2f s)\n", "server time",
                          s.seconds(), s.gemm_seconds(), s.assignment_seconds());
