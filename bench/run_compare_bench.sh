@@ -16,7 +16,7 @@
 # Usage: bench/run_compare_bench.sh [compare_bench flags, e.g. --size=4096
 #          --d_in=768 --shared=0.5 --random_n=2048 --reference=block]
 #        bench/run_compare_bench.sh --help     (all flags)
-# Environment: BUILD_DIR (default build, the dev.sh build; relative to the repo root),
+# Environment (bench/bench_runner.sh): BUILD_DIR (default build, the dev.sh build; relative to the repo root),
 #   OUT_DIR (default: a fresh temporary directory), NO_BUILD=1 to skip the build,
 #   JOBS (ninja -j, default 2). OPENBLAS_CORETYPE passes through (OpenBLAS 0.3.21
 #   falls back to SSE3 "Prescott" kernels on CPUs it does not know; the report
@@ -27,47 +27,5 @@
 # The machine should be otherwise idle: the report prints the load average.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BUILD_DIR="${BUILD_DIR:-build}"
-[[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$ROOT/$BUILD_DIR"
-OUT_DIR="${OUT_DIR:-$(mktemp -d /tmp/saedict-compare-bench.XXXXXX)}"
-JOBS="${JOBS:-2}"
-
-for arg in "$@"; do
-  case "$arg" in
-    -h|--help)  # no build, no run: the header and the bench's flags
-      sed -n '2,27p' "$0"; echo
-      if [[ -x "$BUILD_DIR/bench/compare_bench" ]]; then
-        "$BUILD_DIR/bench/compare_bench" --help
-      else
-        echo "(build $BUILD_DIR/bench/compare_bench for its flags: ninja -C $BUILD_DIR compare_bench)"
-      fi
-      exit 0 ;;
-  esac
-done
-
-if [[ "${NO_BUILD:-0}" != 1 ]]; then
-  if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
-    cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  fi
-  ninja -C "$BUILD_DIR" -j"$JOBS" compare_bench >&2
-fi
-BENCH="$BUILD_DIR/bench/compare_bench"
-if [[ ! -x "$BENCH" ]]; then
-  echo "missing $BENCH; build it: ninja -C $BUILD_DIR compare_bench" >&2
-  exit 1
-fi
-mkdir -p "$OUT_DIR"
-echo "results in $OUT_DIR; load average now: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-echo "CPU: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)" >&2
-echo "reproduce: BUILD_DIR=$BUILD_DIR bash bench/run_compare_bench.sh $*" >&2
-
-cd "$ROOT"
-# Progress (stderr) goes to the terminal and to OUT_DIR/compare_bench.stderr.
-"$BENCH" --json="$OUT_DIR/compare.json" "$@" 2> >(tee "$OUT_DIR/compare_bench.stderr" >&2) \
-  | tee "$OUT_DIR/compare.txt" || {
-  rc=$?
-  echo "compare_bench failed (rc $rc); its stderr is in $OUT_DIR/compare_bench.stderr" >&2
-  exit "$rc"
-}
-echo "reproduce: BUILD_DIR=$BUILD_DIR bash bench/run_compare_bench.sh $*"
+source "$(dirname "${BASH_SOURCE[0]}")/bench_runner.sh"
+run_bench compare_bench 2,27 "$@"
