@@ -22,6 +22,7 @@ PACKAGES=(
   libopenblas-dev libdnnl-dev ocl-icd-opencl-dev opencl-c-headers zlib1g-dev
   libgtest-dev libgmock-dev
   python3 python3-grpcio python3-numpy python3-pytest python3-protobuf
+  python3-scipy  # tests: the exact assignment against scipy.optimize.linear_sum_assignment
 )
 
 install_missing_packages() {
