@@ -70,6 +70,8 @@ def test_evaluate_errors(pair):
     server, _ = pair
     with pytest.raises(ValueError):
         server.client.evaluate("a")
+    with pytest.raises(ValueError, match="shape"):
+        server.client.evaluate("a", np.zeros(16, np.float32))
     with pytest.raises(grpc.RpcError) as e:
         server.client.evaluate("a", np.zeros((3, 17), np.float32))
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "activations" in e.value.details()

@@ -643,8 +643,15 @@ class Client:
         dict also holds "per_token_error_norms" (numpy [n])."""
         if (activations is None) == (corpus is None):
             raise ValueError("give exactly one of activations= or corpus=")
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
         options = pb.EvaluateOptions(context_size=context_size,
                                      per_token_error_norms=per_token_error_norms)
+        x = None
+        if corpus is None:  # checked here: an error inside the request iterator would reach
+            x = np.asarray(activations)  # the caller as an opaque grpc error
+            if x.ndim != 2 or x.shape[0] == 0:
+                raise ValueError(f"activations must have shape [n, d_in], got {x.shape}")
 
         def requests():
             first = pb.EvaluateRequest(dictionary_id=dictionary_id, options=options,
@@ -653,9 +660,6 @@ class Client:
                 first.corpus = corpus
                 yield first
                 return
-            x = np.asarray(activations)
-            if x.ndim != 2 or x.shape[0] == 0:
-                raise ValueError(f"activations must have shape [n, d_in], got {x.shape}")
             for start in range(0, x.shape[0], chunk_rows):
                 req = first if start == 0 else pb.EvaluateRequest()
                 req.activations.CopyFrom(tensor(x[start:start + chunk_rows]))
