@@ -66,8 +66,13 @@ absl::StatusOr<v1::GetDictionaryResponse> ServiceCore::GetDictionary(
 
 absl::StatusOr<v1::DeleteDictionaryResponse> ServiceCore::DeleteDictionary(
     const v1::DeleteDictionaryRequest& r) {
-  SAEDICT_RETURN_IF_ERROR(registry_->Delete(r.id()));
+  // Forget first: a builder still computing the old neighbours stops before
+  // the delete removes them (and cannot write them back after it).
   similarity_->Forget(r.id());
+  if (absl::Status deleted = registry_->Delete(r.id()); !deleted.ok()) {
+    similarity_->Schedule(r.id());  // still loaded (no-op when it never was): index it again
+    return deleted;
+  }
   families_.CorpusChanged();
   return v1::DeleteDictionaryResponse();
 }

@@ -223,10 +223,18 @@ absl::Status SimilarityIndex::MakeNeighbours(const Job& job, const index::Featur
                            store_->GetNeighboursManifest(job.id));
   if (manifest && manifest->weights_sha256() == sha && manifest->per_feature() == per_feature &&
       manifest->features() == decoder.size()) {
-    absl::MutexLock lock(&mu_);
-    auto it = entries_.find(job.id);
-    if (it != entries_.end()) it->second.neighbours_done = decoder.size();
-    return absl::OkStatus();
+    // Trust the manifest only when every record it promises is there: a
+    // builder of an earlier load of this id can have written the manifest
+    // after a delete removed its records.
+    SAEDICT_ASSIGN_OR_RETURN(const bool complete, NeighboursComplete(job.id, sha, decoder.size()));
+    if (complete) {
+      absl::MutexLock lock(&mu_);
+      auto it = entries_.find(job.id);
+      if (it != entries_.end()) it->second.neighbours_done = decoder.size();
+      return absl::OkStatus();
+    }
+    LogInfo(absl::StrCat("recomputing the neighbours of dictionary '", job.id,
+                         "': the stored ones are incomplete"));
   }
   SAEDICT_RETURN_IF_ERROR(store_->DeleteNeighbours(job.id));
   const absl::Time start = absl::Now();
@@ -260,7 +268,19 @@ absl::Status SimilarityIndex::MakeNeighbours(const Job& job, const index::Featur
   done.set_per_feature(per_feature);
   done.set_features(total);
   done.set_seconds(SecondsSince(start));
+  if (!Current(job)) return absl::CancelledError("the dictionary changed");
   return store_->PutNeighboursManifest(job.id, done);
+}
+
+absl::StatusOr<bool> SimilarityIndex::NeighboursComplete(const std::string& id,
+                                                        const std::string& sha,
+                                                        int64_t features) const {
+  for (int64_t f = 0; f < features; ++f) {
+    SAEDICT_ASSIGN_OR_RETURN(std::optional<records::v1::NeighboursRecord> record,
+                             store_->GetNeighbours(id, static_cast<uint32_t>(f)));
+    if (!record || record->weights_sha256() != sha) return false;
+  }
+  return true;
 }
 
 v1::IndexStatus SimilarityIndex::Status(const std::string& id) const {

@@ -104,6 +104,10 @@ class SimilarityIndex {
   // Builds or loads one index; OK with the index or the error for FAILED.
   absl::StatusOr<std::shared_ptr<const index::FeatureIndex>> MakeIndex(
       const Job& job, std::shared_ptr<const engine::Encoder> encoder, bool* loaded_from_disk);
+  // Whether the store holds a neighbours record of these weights for every
+  // feature (what a matching manifest promises).
+  absl::StatusOr<bool> NeighboursComplete(const std::string& id, const std::string& sha,
+                                          int64_t features) const;
   absl::Status MakeNeighbours(const Job& job, const index::FeatureIndex& decoder);
   bool Current(const Job& job) const;  // the job's generation is still the entry's
   Stage* StageOf(Entry& entry, index::DirectionKind kind);

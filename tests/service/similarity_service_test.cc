@@ -494,6 +494,28 @@ TEST_F(SimilarityServiceTest, ReplaceRecomputesAndDeleteRemovesEverything) {
   EXPECT_EQ(core_->similarity().Status("a").state(), v1::INDEX_STATE_UNSPECIFIED);
 }
 
+// A manifest that promises records the store no longer holds (what a
+// builder of an earlier load could leave when it wrote its manifest after a
+// delete removed its records) is not trusted: the neighbours are recomputed
+// and every feature page has them.
+TEST_F(SimilarityServiceTest, AManifestWithoutItsRecordsIsRecomputed) {
+  const std::vector<float> rows = testing::RandomRows(120, 16, 9);
+  LoadBuilt("a", rows, 120, 16);
+  SAEDICT_ASSERT_OK_AND_ASSIGN(auto manifest, store_->corpus()->GetNeighboursManifest("a"));
+  ASSERT_TRUE(manifest.has_value());
+  ASSERT_THAT(store_->corpus()->DeleteNeighbours("a"), IsOk());
+  ASSERT_THAT(store_->corpus()->PutNeighboursManifest("a", *manifest), IsOk());  // stale
+  core_->similarity().Schedule("a", /*force=*/true);
+  ASSERT_THAT(core_->similarity().WaitUntilReady("a", kWait), IsOk());
+  for (uint32_t f = 0; f < 120; f += 17) {
+    v1::GetFeatureRequest g;
+    g.set_dictionary_id("a");
+    g.set_feature(f);
+    SAEDICT_ASSERT_OK_AND_ASSIGN(v1::GetFeatureResponse page, core_->GetFeature(g));
+    EXPECT_EQ(page.neighbours_size(), 8) << "feature " << f;
+  }
+}
+
 }  // namespace
 }  // namespace saedict::service
 
