@@ -27,6 +27,7 @@
 #include "bench/bench_common.h"
 #include "compare/activation_matching.h"
 #include "saedict/records/v1/records.pb.h"
+#include "service/comparisons.h"
 #include "storage/store.h"
 
 namespace saedict::bench {
@@ -136,28 +137,8 @@ absl::Status Run(const Flags& f) {
   const double store_s = Seconds(start);
   const int64_t tokens = docs * f.doc_tokens;
 
-  // The source exactly as the service builds it (service/compare_dictionaries.cc).
-  compare::TokenPairSource source = [&](const compare::TokenPairVisitor& visit) {
-    return corpus->ScanCodePairs(
-        "a", "b", "bench",
-        [&](uint64_t, const storage::StoredCodes& sa,
-            const storage::StoredCodes& sb) -> absl::Status {
-          const SparseCodes& xa = sa.codes;
-          const SparseCodes& xb = sb.codes;
-          for (int64_t t = 0; t < xa.num_rows; ++t) {
-            const uint64_t a0 = xa.row_offsets[t], a1 = xa.row_offsets[t + 1];
-            const uint64_t b0 = xb.row_offsets[t], b1 = xb.row_offsets[t + 1];
-            if (absl::Status s = visit({absl::MakeConstSpan(xa.indices).subspan(a0, a1 - a0),
-                                        absl::MakeConstSpan(xa.values).subspan(a0, a1 - a0)},
-                                       {absl::MakeConstSpan(xb.indices).subspan(b0, b1 - b0),
-                                        absl::MakeConstSpan(xb.values).subspan(b0, b1 - b0)});
-                !s.ok()) {
-              return s;
-            }
-          }
-          return absl::OkStatus();
-        });
-  };
+  // The source the service builds (service/comparisons.h).
+  const compare::TokenPairSource source = service::StoredTokenPairs(corpus, "a", "b", "bench");
   start = std::chrono::steady_clock::now();
   int64_t scanned = 0;
   if (absl::Status s = source([&](const compare::SparseRowView&, const compare::SparseRowView&) {

@@ -3,6 +3,7 @@
 // non-finite values) and the SAEBench core layout on top of it.
 #include "compare/saebench_json.h"
 
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <optional>
@@ -152,6 +153,22 @@ class JsonWriter {
 
 bool Present(const std::optional<double>& v) { return v.has_value() && std::isfinite(*v); }
 
+// The reconstruction_quality and shrinkage groups by name, in report order
+// (AbsentMetrics and the writer walk the same tables).
+using NamedMetric = std::pair<const char*, const std::optional<double>*>;
+std::array<NamedMetric, 4> ReconstructionMetrics(const EvaluationResult& r) {
+  return {{{"explained_variance", &r.explained_variance},
+           {"explained_variance_legacy", &r.explained_variance_legacy},
+           {"mse", &r.mse},
+           {"cossim", &r.cossim}}};
+}
+std::array<NamedMetric, 4> ShrinkageMetrics(const EvaluationResult& r) {
+  return {{{"l2_norm_in", &r.l2_norm_in},
+           {"l2_norm_out", &r.l2_norm_out},
+           {"l2_ratio", &r.l2_ratio},
+           {"relative_reconstruction_bias", &r.relative_reconstruction_bias}}};
+}
+
 }  // namespace
 
 SaeBenchContext SaeBenchContextFor(const engine::DictionaryConfig& config) {
@@ -167,8 +184,7 @@ SaeBenchContext SaeBenchContextFor(const engine::DictionaryConfig& config) {
   return c;
 }
 
-std::string SaeBenchCoreJson(const EvaluationResult& r, const SaeBenchContext& c) {
-  const bool activations = r.tokens_with_activations > 0;
+std::vector<std::string> AbsentMetrics(const EvaluationResult& r) {
   std::vector<std::string> absent;
   for (const char* m : {"kl_div_score", "kl_div_with_ablation", "kl_div_with_sae"}) {
     absent.push_back(absl::StrCat("model_behavior_preservation.", m));
@@ -177,16 +193,8 @@ std::string SaeBenchCoreJson(const EvaluationResult& r, const SaeBenchContext& c
        {"ce_loss_score", "ce_loss_with_ablation", "ce_loss_with_sae", "ce_loss_without_sae"}) {
     absent.push_back(absl::StrCat("model_performance_preservation.", m));
   }
-  const std::pair<const char*, const std::optional<double>*> reconstruction[] = {
-      {"explained_variance", &r.explained_variance},
-      {"explained_variance_legacy", &r.explained_variance_legacy},
-      {"mse", &r.mse},
-      {"cossim", &r.cossim}};
-  const std::pair<const char*, const std::optional<double>*> shrinkage[] = {
-      {"l2_norm_in", &r.l2_norm_in},
-      {"l2_norm_out", &r.l2_norm_out},
-      {"l2_ratio", &r.l2_ratio},
-      {"relative_reconstruction_bias", &r.relative_reconstruction_bias}};
+  const auto reconstruction = ReconstructionMetrics(r);
+  const auto shrinkage = ShrinkageMetrics(r);
   for (const auto& [name, value] : reconstruction) {
     if (!Present(*value)) absent.push_back(absl::StrCat("reconstruction_quality.", name));
   }
@@ -201,6 +209,14 @@ std::string SaeBenchCoreJson(const EvaluationResult& r, const SaeBenchContext& c
   }
   if (!Present(r.mse_sum_over_dims)) absent.push_back("saedict.mse_sum_over_dims");
   if (!Present(r.dark_matter_share)) absent.push_back("saedict.dark_matter_share");
+  return absent;
+}
+
+std::string SaeBenchCoreJson(const EvaluationResult& r, const SaeBenchContext& c) {
+  const bool activations = r.tokens_with_activations > 0;
+  const auto reconstruction = ReconstructionMetrics(r);
+  const auto shrinkage = ShrinkageMetrics(r);
+  const std::vector<std::string> absent = AbsentMetrics(r);
 
   JsonWriter w;
   w.BeginObject();

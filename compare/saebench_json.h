@@ -59,6 +59,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "compare/evaluation.h"
 #include "engine/dictionary.h"
@@ -91,6 +92,10 @@ SaeBenchContext SaeBenchContextFor(const engine::DictionaryConfig& config);
 // feature in eval_result_details). Numbers are written in the shortest form
 // that reads back to the same double.
 std::string SaeBenchCoreJson(const EvaluationResult& result, const SaeBenchContext& context);
+
+// The report's saedict.absent_metrics: the paths ("shrinkage.l2_ratio", ...)
+// of the metrics `result` does not hold, in report order.
+std::vector<std::string> AbsentMetrics(const EvaluationResult& result);
 
 }  // namespace saedict::compare
 

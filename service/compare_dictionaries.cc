@@ -79,6 +79,37 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
+compare::TokenPairSource StoredTokenPairs(storage::CorpusStore* corpus, std::string dictionary_a,
+                                          std::string dictionary_b, std::string corpus_name,
+                                          int64_t* documents) {
+  return [=](const compare::TokenPairVisitor& visit) -> absl::Status {
+    if (documents != nullptr) *documents = 0;
+    return corpus->ScanCodePairs(
+        dictionary_a, dictionary_b, corpus_name,
+        [&](uint64_t doc, const storage::StoredCodes& sa,
+            const storage::StoredCodes& sb) -> absl::Status {
+          if (documents != nullptr) ++*documents;
+          const SparseCodes& xa = sa.codes;
+          const SparseCodes& xb = sb.codes;
+          if (xa.num_rows != xb.num_rows) {
+            return absl::FailedPreconditionError(
+                absl::StrCat("corpus '", corpus_name, "' document ", doc, " has ", xa.num_rows,
+                             " tokens under '", dictionary_a, "' and ", xb.num_rows, " under '",
+                             dictionary_b, "'"));
+          }
+          for (int64_t t = 0; t < xa.num_rows; ++t) {
+            const uint64_t a0 = xa.row_offsets[t], a1 = xa.row_offsets[t + 1];
+            const uint64_t b0 = xb.row_offsets[t], b1 = xb.row_offsets[t + 1];
+            SAEDICT_RETURN_IF_ERROR(visit({absl::MakeConstSpan(xa.indices).subspan(a0, a1 - a0),
+                                           absl::MakeConstSpan(xa.values).subspan(a0, a1 - a0)},
+                                          {absl::MakeConstSpan(xb.indices).subspan(b0, b1 - b0),
+                                           absl::MakeConstSpan(xb.values).subspan(b0, b1 - b0)}));
+          }
+          return absl::OkStatus();
+        });
+  };
+}
+
 absl::Status Comparisons::CompareDictionaries(const v1::CompareDictionariesRequest& r,
                                               const CompareSink& sink,
                                               const std::function<bool()>& cancelled) const {
@@ -173,38 +204,15 @@ absl::Status Comparisons::CompareDictionaries(const v1::CompareDictionariesReque
       s.set_unmatched_b(static_cast<int64_t>(c.unmatched_b.size()));
     }
   } else {
-    // Every token of every document both hold, row by row.
-    const std::string corpus = r.corpus();
-    compare::TokenPairSource source = [&](const compare::TokenPairVisitor& visit) -> absl::Status {
-      return corpus_->ScanCodePairs(
-          r.dictionary_a(), r.dictionary_b(), corpus,
-          [&](uint64_t doc, const storage::StoredCodes& sa,
-              const storage::StoredCodes& sb) -> absl::Status {
-            const SparseCodes& xa = sa.codes;
-            const SparseCodes& xb = sb.codes;
-            if (xa.num_rows != xb.num_rows) {
-              return absl::FailedPreconditionError(absl::StrCat(
-                  "corpus '", corpus, "' document ", doc, " has ", xa.num_rows, " tokens under '",
-                  r.dictionary_a(), "' and ", xb.num_rows, " under '", r.dictionary_b(), "'"));
-            }
-            for (int64_t t = 0; t < xa.num_rows; ++t) {
-              const uint64_t a0 = xa.row_offsets[t], a1 = xa.row_offsets[t + 1];
-              const uint64_t b0 = xb.row_offsets[t], b1 = xb.row_offsets[t + 1];
-              compare::SparseRowView ra{absl::MakeConstSpan(xa.indices).subspan(a0, a1 - a0),
-                                        absl::MakeConstSpan(xa.values).subspan(a0, a1 - a0)};
-              compare::SparseRowView rb{absl::MakeConstSpan(xb.indices).subspan(b0, b1 - b0),
-                                        absl::MakeConstSpan(xb.values).subspan(b0, b1 - b0)};
-              SAEDICT_RETURN_IF_ERROR(visit(ra, rb));
-            }
-            return absl::OkStatus();
-          });
-    };
+    const std::string& corpus = r.corpus();
+    int64_t shared_documents = 0;
+    const compare::TokenPairSource source =
+        StoredTokenPairs(corpus_, r.dictionary_a(), r.dictionary_b(), corpus, &shared_documents);
     compare::ActivationMatchOptions options;
     options.match_threshold = threshold;
     absl::StatusOr<compare::ActivationComparison> run =
         compare::CompareActivations(source, ca.d_sae, cb.d_sae, options, on_progress, stop);
-    if (!run.ok() && run.status().code() == absl::StatusCode::kFailedPrecondition &&
-        run.status().message().find("no shared tokens") != absl::string_view::npos) {
+    if (absl::IsFailedPrecondition(run.status()) && shared_documents == 0) {
       return absl::FailedPreconditionError(
           absl::StrCat("'", r.dictionary_a(), "' and '", r.dictionary_b(),
                        "' share no ingested tokens on corpus '", corpus,

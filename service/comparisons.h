@@ -30,6 +30,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "compare/activation_matching.h"
 #include "compare/evaluation.h"
 #include "engine/batcher.h"
 #include "saedict/v1/saedict.pb.h"
@@ -37,6 +38,15 @@
 #include "storage/corpus_store.h"
 
 namespace saedict::service {
+
+// The tokens of every document of `corpus` that both dictionaries hold codes
+// for (CorpusStore::ScanCodePairs, one snapshot per pass), row by row, as
+// the activation comparison reads them; FAILED_PRECONDITION when a shared
+// document has other token counts under the two. *documents (may be null)
+// counts the documents of the last pass. The store must outlive the source.
+compare::TokenPairSource StoredTokenPairs(storage::CorpusStore* corpus, std::string dictionary_a,
+                                          std::string dictionary_b, std::string corpus_name,
+                                          int64_t* documents = nullptr);
 
 class EvaluateSession {
  public:

@@ -12,7 +12,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "compare/saebench_json.h"
-#include "formats/codecs/json.h"
 #include "service/comparisons.h"
 #include "service/proto_convert.h"
 #include "util/status_macros.h"
@@ -166,13 +165,7 @@ absl::StatusOr<v1::EvaluateResponse> EvaluateSession::Finish(
   out.set_prompts(result.prompts);
   out.set_weights_sha256(encoder_->content_sha256());
   out.set_compute_mode(ToProto(engine::ComputeMode::kF32));
-  // The report's own list (one source of truth for what is absent).
-  SAEDICT_ASSIGN_OR_RETURN(google::protobuf::Struct report,
-                           formats::ParseJsonObject(out.saebench_json(), "evaluation report"));
-  const auto& extras = report.fields().at("saedict").struct_value().fields();
-  for (const google::protobuf::Value& name : extras.at("absent_metrics").list_value().values()) {
-    out.add_absent_metrics(name.string_value());
-  }
+  for (const std::string& name : compare::AbsentMetrics(result)) out.add_absent_metrics(name);
   if (options_.per_token_error_norms && corpus_name_.empty()) {
     const int64_t n = static_cast<int64_t>(result.per_token_error_norms.size());
     *out.mutable_per_token_error_norms() = wire::EncodeTensor(result.per_token_error_norms, {n});

@@ -87,9 +87,6 @@ absl::Status RocksDbCorpusStore::ScanCodePairs(const std::string& dictionary_a,
     side->it.reset(db_->NewIterator(ro, cf_.forward));
     side->it->SeekToFirst();
   };
-  Side a, b;
-  open(*da, &a);
-  open(*db, &b);
   auto doc_of = [&](const rocksdb::Iterator& it) -> absl::StatusOr<uint64_t> {
     const rocksdb::Slice key = it.key();
     if (key.size() != 16)
@@ -98,6 +95,20 @@ absl::Status RocksDbCorpusStore::ScanCodePairs(const std::string& dictionary_a,
     for (int i = 8; i < 16; ++i) doc = (doc << 8) | static_cast<unsigned char>(key[i]);
     return doc;
   };
+  Side a, b;
+  open(*da, &a);
+  if (*da == *db) {  // one dictionary against itself: read and decode each record once
+    for (; a.it->Valid(); a.it->Next()) {
+      SAEDICT_ASSIGN_OR_RETURN(const uint64_t doc, doc_of(*a.it));
+      SAEDICT_ASSIGN_OR_RETURN(
+          StoredCodes codes,
+          DecodeCodes(absl::string_view(a.it->value().data(), a.it->value().size()), what));
+      SAEDICT_RETURN_IF_ERROR(fn(doc, codes, codes));
+    }
+    return FromRocksDb(a.it->status(), absl::StrCat("scan ", what));
+  }
+  open(*db, &b);
+
   while (a.it->Valid() && b.it->Valid()) {
     SAEDICT_ASSIGN_OR_RETURN(const uint64_t doc_a, doc_of(*a.it));
     SAEDICT_ASSIGN_OR_RETURN(const uint64_t doc_b, doc_of(*b.it));

@@ -516,6 +516,18 @@ TEST_P(StoreContractTest, ScanCodePairsJoinsTwoDictionariesOnOneCorpus) {
       IsOk());
   EXPECT_THAT(docs, ElementsAre(1, 3));
   EXPECT_THAT(values, ElementsAre(std::pair<float, float>(2, 3), std::pair<float, float>(1, 4)));
+  // A dictionary against itself: every one of its documents, the same codes twice.
+  docs.clear();
+  ASSERT_THAT(
+      corpus()->ScanCodePairs("a", "a", "c",
+                              [&](uint64_t doc, const StoredCodes& x, const StoredCodes& y) {
+                                docs.push_back(doc);
+                                EXPECT_EQ(x.codes.values, y.codes.values);
+                                EXPECT_EQ(x.codes.indices, y.codes.indices);
+                                return absl::OkStatus();
+                              }),
+      IsOk());
+  EXPECT_THAT(docs, ElementsAre(1, 3, 300));
   int calls = 0;
   auto count = [&](uint64_t, const StoredCodes&, const StoredCodes&) {
     ++calls;
