@@ -185,20 +185,20 @@ int main(int argc, char** argv) {
   Flags f;
   absl::Status s = ForEachFlag(
       argc, argv, kUsage, [&](const std::string& key, const std::string& value) -> absl::Status {
-        if (key == "data_dir") {
+        if (key == "--data_dir") {
           f.data_dir = value;
           return absl::OkStatus();
         }
-        if (key == "json") {
+        if (key == "--json") {
           f.json = value;
           return absl::OkStatus();
         }
-        int64_t* target = key == "tokens"       ? &f.tokens
-                          : key == "d_sae"      ? &f.d_sae
-                          : key == "k"          ? &f.k
-                          : key == "doc_tokens" ? &f.doc_tokens
+        int64_t* target = key == "--tokens"       ? &f.tokens
+                          : key == "--d_sae"      ? &f.d_sae
+                          : key == "--k"          ? &f.k
+                          : key == "--doc_tokens" ? &f.doc_tokens
                                                 : nullptr;
-        if (target == nullptr) return absl::InvalidArgumentError("unknown flag --" + key);
+        if (target == nullptr) return absl::InvalidArgumentError("unknown flag " + key);
         absl::StatusOr<int64_t> v = IntFlag(key, value, 1, int64_t{1} << 32);
         if (!v.ok()) return v.status();
         *target = *v;
