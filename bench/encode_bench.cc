@@ -11,15 +11,20 @@
 //                OpenBLAS sgemm per row tile, then the engine's own
 //                ActivateRow pass (not batch-invariant; the "before" figure);
 //   encode_f32   Encoder::Encode, ComputeMode::kF32 (batch-invariant);
+//   encode_fast_exact  Encoder::Encode, ComputeMode::kFastExact: the F32
+//                codes, bit for bit, from a bf16 screen with a proven bound
+//                plus exact re-computation of the candidates (when available);
 //   encode_bf16  Encoder::Encode, ComputeMode::kBF16 (when available);
 //   bf16_matmul  Bf16Matmul::Run alone on the same M, K, N.
 // Metrics:
 //   bf16_agreement             fraction of (row, feature) selections of the F32
 //                              encode that the BF16 encode also selects;
-//   bf16_rescore_agreement_mK  the same for "BF16 GEMM picks k+K candidates,
-//                              exact F32 dot products re-rank them" (an
-//                              accuracy probe for a possible encoder mode;
-//                              not timed), on the first 1024 rows.
+//   fast_exact_identical_rows  fraction of rows whose FAST_EXACT codes equal
+//                              the F32 codes bit for bit (must be 1);
+//   fast_exact_fallback_rate   fraction of rows the screen sent to the dense
+//                              exact path (too many candidates);
+//   fast_exact_candidates_per_row / fast_exact_blocks_per_row  mean over the
+//                              screened rows (16-column blocks recomputed).
 // The gRPC loopback numbers come from a separate executable
 // (encode_bench_grpc, bench/CMakeLists.txt) printing the same JSON report.
 //
@@ -28,6 +33,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -48,52 +54,19 @@ constexpr char kUsage[] =
     "encode_bench [--tokens=4096] [--warmup=1] [--reps=5] [--shape=2304x16384_k64]"
     " [--json=out.json] [--kernel=auto|avx512|avx2|portable]\n";
 
-// Top-k of the bf16 GEMM widened by `margin` candidates, re-ranked with exact
-// float32 pre-activations; returns the agreement with `reference` rows.
-double RescoreAgreement(const engine::Dictionary& d, const engine::Bf16Matmul& bf16,
-                        const std::vector<float>& x, int64_t rows, int32_t margin,
-                        const engine::SparseCodes& reference) {
-  const int64_t d_in = d.config.d_in, d_sae = d.config.d_sae;
-  const int32_t k = d.config.k;
-  std::vector<float> xc(rows * d_in);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t j = 0; j < d_in; ++j) xc[r * d_in + j] = x[r * d_in + j] - d.b_dec[j];
+// Fraction of rows whose codes are identical (indices and value bits).
+double IdenticalRows(const engine::SparseCodes& a, const engine::SparseCodes& b) {
+  if (a.num_rows != b.num_rows || a.num_rows == 0) return 0.0;
+  int64_t same = 0;
+  for (int64_t r = 0; r < a.num_rows; ++r) {
+    const uint64_t a0 = a.row_offsets[r], n = a.row_offsets[r + 1] - a0;
+    const uint64_t b0 = b.row_offsets[r];
+    if (b.row_offsets[r + 1] - b0 != n) continue;
+    same += std::equal(a.indices.begin() + a0, a.indices.begin() + a0 + n,
+                       b.indices.begin() + b0) &&
+            std::memcmp(a.values.data() + a0, b.values.data() + b0, n * sizeof(float)) == 0;
   }
-  std::vector<float> pre(rows * d_sae);
-  if (!bf16.Run(xc.data(), rows, pre.data()).ok()) return -1;
-  std::vector<float> w_t(d_sae * d_in);  // W_enc^T: one contiguous row per feature
-  for (int64_t j = 0; j < d_in; ++j) {
-    for (int64_t i = 0; i < d_sae; ++i) w_t[i * d_in + j] = d.w_enc[j * d_sae + i];
-  }
-  engine::SparseCodes out;
-  out.num_rows = rows;
-  out.num_features = d_sae;
-  out.row_offsets.assign(1, 0);
-  std::vector<uint32_t> order(d_sae);
-  std::vector<std::pair<float, uint32_t>> exact;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* h = pre.data() + r * d_sae;
-    std::iota(order.begin(), order.end(), 0u);
-    const int64_t wide = std::min<int64_t>(k + margin, d_sae);
-    std::nth_element(order.begin(), order.begin() + wide - 1, order.end(),
-                     [&](uint32_t a, uint32_t b) { return h[a] + d.b_enc[a] > h[b] + d.b_enc[b]; });
-    exact.clear();
-    for (int64_t c = 0; c < wide; ++c) {
-      const uint32_t f = order[c];
-      const float dot =
-          cblas_sdot(static_cast<int>(d_in), xc.data() + r * d_in, 1, w_t.data() + f * d_in, 1);
-      exact.emplace_back(dot + d.b_enc[f], f);
-    }
-    std::partial_sort(exact.begin(), exact.begin() + k, exact.end(),
-                      [](const auto& a, const auto& b) { return a.first > b.first; });
-    for (int32_t c = 0; c < k; ++c) {
-      if (exact[c].first > 0) out.indices.push_back(exact[c].second);
-    }
-    out.row_offsets.push_back(out.indices.size());
-  }
-  engine::SparseCodes ref = reference;
-  ref.num_rows = rows;
-  return SelectionAgreement(ref, out);
+  return static_cast<double>(same) / static_cast<double>(a.num_rows);
 }
 
 // The pre-invariant F32 encode: x - b_dec, OpenBLAS sgemm per tile of
@@ -146,9 +119,10 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* 
   SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Encoder> encoder,
                            engine::Encoder::Create(dict, {.kernel = flags.kernel}));
   std::vector<float> c(n * shape.d_sae);
-  engine::EncodeResult f32_result, bf16_result;
-  engine::EncodeOptions f32_options, bf16_options;
+  engine::EncodeResult f32_result, bf16_result, fast_result;
+  engine::EncodeOptions f32_options, bf16_options, fast_options;
   bf16_options.compute_mode = engine::ComputeMode::kBF16;
+  fast_options.compute_mode = engine::ComputeMode::kFastExact;
 
   std::vector<BenchMode> modes;
   modes.push_back({"gemm_f32", [&] {
@@ -197,6 +171,10 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* 
   if (engine::Encoder::Bf16Available()) {
     SAEDICT_ASSIGN_OR_RETURN(
         bf16, engine::Bf16Matmul::Create(dict->w_enc.data(), shape.d_in, shape.d_sae));
+    modes.push_back({"encode_fast_exact", [&]() -> absl::Status {
+                       SAEDICT_ASSIGN_OR_RETURN(fast_result, encoder->Encode(x, n, fast_options));
+                       return absl::OkStatus();
+                     }});
     modes.push_back({"encode_bf16", [&]() -> absl::Status {
                        SAEDICT_ASSIGN_OR_RETURN(bf16_result, encoder->Encode(x, n, bf16_options));
                        return absl::OkStatus();
@@ -214,11 +192,13 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* 
   report->AddMetric("blas_agreement", SelectionAgreement(f32_result.codes, blas_result.codes));
   if (bf16 != nullptr) {
     report->AddMetric("bf16_agreement", SelectionAgreement(f32_result.codes, bf16_result.codes));
-    const int64_t rows = std::min<int64_t>(n, 1024);
-    for (const int32_t margin : {shape.k / 4, shape.k}) {
-      report->AddMetric(absl::StrCat("bf16_rescore_agreement_m", margin),
-                        RescoreAgreement(*dict, *bf16, x, rows, margin, f32_result.codes));
-    }
+    report->AddMetric("fast_exact_identical_rows", IdenticalRows(f32_result.codes, fast_result.codes));
+    const engine::FastExactStats& st = fast_result.fast_exact;
+    const double screened = static_cast<double>(std::max<int64_t>(1, st.rows - st.fallback_rows));
+    report->AddMetric("fast_exact_fallback_rate",
+                      static_cast<double>(st.fallback_rows) / std::max<int64_t>(1, st.rows));
+    report->AddMetric("fast_exact_candidates_per_row", st.candidates / screened);
+    report->AddMetric("fast_exact_blocks_per_row", st.blocks / screened);
   }
   return absl::OkStatus();
 }

@@ -198,4 +198,26 @@ int64_t ActivateRow(const ActivationParams& p, float* row, std::vector<uint32_t>
   return SelectTopK(row, d, p.k, indices, values);
 }
 
+int64_t ActivateListed(const ActivationParams& p, const uint32_t* features, const float* c,
+                       int64_t count, std::vector<uint32_t>* indices, std::vector<float>* values) {
+  thread_local std::vector<Candidate> scratch;
+  std::vector<Candidate>& buf = scratch;
+  buf.clear();
+  for (int64_t e = 0; e < count; ++e) {
+    const float v = ActivatedValue(p, features[e], c[e]);
+    if (v > 0.0f) buf.push_back({v, features[e]});
+  }
+  if (p.k > 0 && buf.size() > static_cast<size_t>(p.k)) {
+    std::nth_element(buf.begin(), buf.begin() + (p.k - 1), buf.end(), Better);
+    buf.resize(p.k);
+    std::sort(buf.begin(), buf.end(),
+              [](const Candidate& a, const Candidate& b) { return a.index < b.index; });
+  }
+  for (const Candidate& cand : buf) {
+    indices->push_back(cand.index);
+    values->push_back(cand.value);
+  }
+  return static_cast<int64_t>(buf.size());
+}
+
 }  // namespace saedict::engine

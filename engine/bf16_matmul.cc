@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "util/half.h"
 
 #ifdef SAEDICT_HAVE_DNNL
 #include <immintrin.h>
@@ -27,7 +28,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
-#include "util/half.h"
 #endif
 
 namespace saedict::engine {
@@ -110,7 +110,6 @@ struct TilePrimitive {
 struct Bf16Matmul::Impl {
   int64_t k = 0;
   int64_t n = 0;
-  bool avx512_bf16 = false;
   dnnl::engine engine;
   memory::desc weights_md;  // bf16, blocked
   memory weights;           // owns the converted B
@@ -155,13 +154,18 @@ struct Bf16Matmul::Impl {
   }
 
   void Convert(const float* src, int64_t count, uint16_t* dst) const {
-    if (avx512_bf16) {
-      ConvertAvx512Bf16(src, count, dst);
-    } else {
-      ConvertScalar(src, count, dst);
-    }
+    RoundToBf16(src, count, dst);
   }
 };
+
+void Bf16Matmul::RoundToBf16(const float* src, int64_t count, uint16_t* dst) {
+  static const bool avx512_bf16 = CpuHasAvx512Bf16();
+  if (avx512_bf16) {
+    ConvertAvx512Bf16(src, count, dst);
+  } else {
+    ConvertScalar(src, count, dst);
+  }
+}
 
 Bf16Matmul::Bf16Matmul(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Bf16Matmul::~Bf16Matmul() = default;
@@ -192,7 +196,6 @@ absl::StatusOr<std::unique_ptr<Bf16Matmul>> Bf16Matmul::Create(const float* b, i
   auto impl = std::make_unique<Impl>();
   impl->k = k;
   impl->n = n;
-  impl->avx512_bf16 = CpuHasAvx512Bf16();
   try {
     impl->engine = dnnl::engine(dnnl::engine::kind::cpu, 0);
   } catch (const dnnl::error& e) {
@@ -205,9 +208,13 @@ absl::StatusOr<std::unique_ptr<Bf16Matmul>> Bf16Matmul::Create(const float* b, i
   try {
     impl->weights_md = (*full)->weights_md;
     impl->weights = memory(impl->weights_md, impl->engine);
-    // The reorder only reads the source; oneDNN's API wants a void*.
-    memory source({{k, n}, memory::data_type::f32, memory::format_tag::ab}, impl->engine,
-                  const_cast<float*>(b));
+    // Rounded by RoundToBf16 first, so the blocked copy holds exactly the
+    // bits RoundToBf16 gives (the reorder itself only moves them).
+    std::unique_ptr<uint16_t[], FreeDeleter> rounded = AllocAligned<uint16_t>(k * n);
+    if (rounded == nullptr) return absl::ResourceExhaustedError("BF16 matmul: out of memory");
+    RoundToBf16(b, k * n, rounded.get());
+    memory source({{k, n}, memory::data_type::bf16, memory::format_tag::ab}, impl->engine,
+                  rounded.get());
     dnnl::stream stream(impl->engine);
     dnnl::reorder(source, impl->weights).execute(stream, source, impl->weights);
     stream.wait();
@@ -222,9 +229,18 @@ absl::StatusOr<std::unique_ptr<Bf16Matmul>> Bf16Matmul::Create(const float* b, i
 }
 
 absl::Status Bf16Matmul::Run(const float* a, int64_t m, float* c) const {
+  return RunImpl(a, nullptr, m, c);
+}
+
+absl::Status Bf16Matmul::RunBf16(const uint16_t* a_bf16, int64_t m, float* c) const {
+  return RunImpl(nullptr, a_bf16, m, c);
+}
+
+absl::Status Bf16Matmul::RunImpl(const float* a, const uint16_t* a_rounded, int64_t m,
+                                 float* c) const {
   if (m < 0) return absl::InvalidArgumentError(absl::StrCat("BF16 matmul: m = ", m, " < 0"));
   if (m == 0) return absl::OkStatus();
-  if (a == nullptr || c == nullptr) {
+  if ((a == nullptr && a_rounded == nullptr) || c == nullptr) {
     return absl::InvalidArgumentError("BF16 matmul: input or output pointer is null");
   }
   const Impl& impl = *impl_;
@@ -247,7 +263,11 @@ absl::Status Bf16Matmul::Run(const float* a, int64_t m, float* c) const {
       if (!tile_or.ok()) return tile_or.status();
       const TilePrimitive& tile = **tile_or;
 
-      impl.Convert(a + row0 * k, rows * k, a_bf16.get());
+      if (a_rounded != nullptr) {
+        std::memcpy(a_bf16.get(), a_rounded + row0 * k, rows * k * sizeof(uint16_t));
+      } else {
+        impl.Convert(a + row0 * k, rows * k, a_bf16.get());
+      }
       if (tile_rows != rows) {
         std::memset(a_bf16.get() + rows * k, 0, (tile_rows - rows) * k * sizeof(uint16_t));
       }
@@ -300,6 +320,18 @@ absl::StatusOr<std::unique_ptr<Bf16Matmul>> Bf16Matmul::Create(const float* b, i
 
 absl::Status Bf16Matmul::Run(const float*, int64_t, float*) const {
   return absl::UnimplementedError("BF16 matmul: this build has no oneDNN");
+}
+
+absl::Status Bf16Matmul::RunBf16(const uint16_t*, int64_t, float*) const {
+  return absl::UnimplementedError("BF16 matmul: this build has no oneDNN");
+}
+
+absl::Status Bf16Matmul::RunImpl(const float*, const uint16_t*, int64_t, float*) const {
+  return absl::UnimplementedError("BF16 matmul: this build has no oneDNN");
+}
+
+void Bf16Matmul::RoundToBf16(const float* src, int64_t count, uint16_t* dst) {
+  for (int64_t i = 0; i < count; ++i) dst[i] = FloatToBf16(src[i]);
 }
 
 #endif  // SAEDICT_HAVE_DNNL

@@ -45,6 +45,15 @@ class Bf16Matmul {
   // m > 0; INTERNAL when oneDNN fails.
   absl::Status Run(const float* a, int64_t m, float* c) const;
 
+  // Run for an A already rounded by RoundToBf16 (a_bf16: [m, k] bf16 bits).
+  absl::Status RunBf16(const uint16_t* a_bf16, int64_t m, float* c) const;
+
+  // The float32 -> bf16 rounding Run applies to A and Create applied to B:
+  // round to nearest even (the AVX512-BF16 instruction where the CPU has it,
+  // which reads subnormal inputs as zero). Callers that bound the rounding
+  // error (engine/fast_exact.h) compute it from these exact bits.
+  static void RoundToBf16(const float* src, int64_t count, uint16_t* dst);
+
   int64_t k() const;
   int64_t n() const;
 
@@ -53,6 +62,8 @@ class Bf16Matmul {
  private:
   struct Impl;
   explicit Bf16Matmul(std::unique_ptr<Impl> impl);
+  // Run / RunBf16: exactly one of a (rounded here) and a_rounded is set.
+  absl::Status RunImpl(const float* a, const uint16_t* a_rounded, int64_t m, float* c) const;
   std::unique_ptr<Impl> impl_;
 };
 

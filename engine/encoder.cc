@@ -84,6 +84,22 @@ Encoder::Impl::Impl(std::shared_ptr<const Dictionary> dictionary, const EncoderO
                                       options.kernel)
               : InvariantGemm::Create(d.w_enc.data(), c.d_in, c.d_sae, InvariantGemm::Layout::kKByN,
                                       options.kernel);
+  // The FAST_EXACT screen shares the BF16 mode's bf16 weights. Without it
+  // (no BF16 here, or oneDNN failing) kFastExact runs the F32 path.
+  if (options.fast_exact && c.architecture != Architecture::kMatchingPursuit &&
+      Bf16Matmul::Available()) {
+    auto bf16 = GetBf16();
+    if (bf16.ok()) {
+      auto screen = FastExactScreen::Create(d.w_enc.data(), c.d_in, c.d_sae, *bf16,
+                                            options.fast_exact_options);
+      if (screen.ok()) fast_exact_ = std::move(screen).value();
+    }
+  }
+}
+
+ComputeMode Encoder::Impl::EffectiveMode(ComputeMode requested) const {
+  if (requested == ComputeMode::kFastExact && fast_exact_ == nullptr) return ComputeMode::kF32;
+  return requested;
 }
 
 Encoder::Impl::~Impl() = default;
@@ -109,6 +125,12 @@ Encoder::~Encoder() = default;
 
 bool Encoder::Bf16Available() { return Bf16Matmul::Available(); }
 
+bool Encoder::fast_exact_ready() const { return impl_->fast_exact() != nullptr; }
+
+ComputeMode Encoder::fastest_exact_mode() const {
+  return fast_exact_ready() ? ComputeMode::kFastExact : ComputeMode::kF32;
+}
+
 std::string_view Encoder::f32_kernel_name() const { return impl_->gemm().kernel_name(); }
 
 absl::StatusOr<EncodeResult> Encoder::Encode(absl::Span<const float> x, int64_t n,
@@ -116,7 +138,9 @@ absl::StatusOr<EncodeResult> Encoder::Encode(absl::Span<const float> x, int64_t 
   SAEDICT_RETURN_IF_ERROR(impl_->ValidateInput(x, n, options));
   EncodeResult result;
   std::vector<RowNorm> norms;
-  SAEDICT_RETURN_IF_ERROR(impl_->EncodeCodes(x, n, options, &result.codes, &norms));
+  result.compute_mode = impl_->EffectiveMode(options.compute_mode);
+  SAEDICT_RETURN_IF_ERROR(
+      impl_->EncodeCodes(x, n, options, &result.codes, &norms, &result.fast_exact));
   SAEDICT_RETURN_IF_ERROR(CheckFiniteCodes(result.codes));
   if (!options.return_reconstruction && !options.return_row_error) return result;
 
@@ -188,7 +212,8 @@ absl::Status Encoder::Impl::ValidateInput(absl::Span<const float> x, int64_t n,
     return absl::InvalidArgumentError(
         absl::StrCat("top_k must be in [0, d_sae=", c.d_sae, "], got ", options.top_k));
   }
-  if (options.compute_mode != ComputeMode::kF32 && options.compute_mode != ComputeMode::kBF16) {
+  if (options.compute_mode != ComputeMode::kF32 && options.compute_mode != ComputeMode::kBF16 &&
+      options.compute_mode != ComputeMode::kFastExact) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown compute_mode ", static_cast<int>(options.compute_mode)));
   }
@@ -254,7 +279,8 @@ absl::Status Encoder::Impl::EncoderGemm(const float* a, int64_t m, ComputeMode m
 
 absl::Status Encoder::Impl::EncodeCodes(absl::Span<const float> x, int64_t n,
                                         const EncodeOptions& options, SparseCodes* codes,
-                                        std::vector<RowNorm>* norms) const {
+                                        std::vector<RowNorm>* norms,
+                                        FastExactStats* stats) const {
   const DictionaryConfig& c = config();
   const Dictionary& d = dict();
   const bool k_architecture =
@@ -284,9 +310,15 @@ absl::Status Encoder::Impl::EncodeCodes(absl::Span<const float> x, int64_t n,
   params.b_mag = d.b_mag.empty() ? nullptr : d.b_mag.data();
   params.k = k;
 
-  const int64_t tile = std::min(options_.tile_rows, n);
+  const ComputeMode mode = EffectiveMode(options.compute_mode);
+  const bool screened = mode == ComputeMode::kFastExact;
+  ScreenedRows screened_rows;
+  // The screen reads the F32 weights once per tile for its exact blocks, so
+  // it takes larger tiles; its bf16 GEMM still runs in tile_rows sub-tiles.
+  const int64_t tile = std::min(
+      screened ? std::max(options_.tile_rows, kFastExactTileRows) : options_.tile_rows, n);
   std::vector<float> a(static_cast<size_t>(tile * c.d_in));
-  std::vector<float> pre(static_cast<size_t>(tile * c.d_sae));
+  std::vector<float> pre(static_cast<size_t>(std::min(options_.tile_rows, tile) * c.d_sae));
   std::vector<std::vector<uint32_t>> row_indices(tile);
   std::vector<std::vector<float>> row_values(tile);
   // Rows per parallel chunk: about 64K elements of work each.
@@ -321,16 +353,32 @@ absl::Status Encoder::Impl::EncodeCodes(absl::Span<const float> x, int64_t n,
                        max_input, ", where pre-activations could overflow"));
     }
     if (c.architecture == Architecture::kMatchingPursuit) {
-      SAEDICT_RETURN_IF_ERROR(
-          MatchingPursuitTile(a.data(), m, k, options.compute_mode, pre.data(), codes));
+      SAEDICT_RETURN_IF_ERROR(MatchingPursuitTile(a.data(), m, k, mode, pre.data(), codes));
       continue;
     }
-    SAEDICT_RETURN_IF_ERROR(EncoderGemm(a.data(), m, options.compute_mode, pre.data()));
+    if (screened) {
+      SAEDICT_RETURN_IF_ERROR(fast_exact_->Run(a.data(), m, params, *gemm_, pre.data(),
+                                               options_.tile_rows, &screened_rows, stats));
+    } else {
+      const ComputeMode gemm_mode =
+          mode == ComputeMode::kBF16 ? ComputeMode::kBF16 : ComputeMode::kF32;
+      SAEDICT_RETURN_IF_ERROR(EncoderGemm(a.data(), m, gemm_mode, pre.data()));
+    }
     ParallelFor(m, act_grain, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         row_indices[i].clear();
         row_values[i].clear();
-        ActivateRow(params, pre.data() + i * c.d_sae, &row_indices[i], &row_values[i]);
+        if (!screened) {
+          ActivateRow(params, pre.data() + i * c.d_sae, &row_indices[i], &row_values[i]);
+        } else if (const int64_t dense = screened_rows.dense_index[i]; dense >= 0) {
+          ActivateRow(params, screened_rows.dense.data() + dense * c.d_sae, &row_indices[i],
+                      &row_values[i]);
+        } else {
+          const std::vector<uint32_t>& features = screened_rows.features[i];
+          ActivateListed(params, features.data(), screened_rows.values[i].data(),
+                         static_cast<int64_t>(features.size()), &row_indices[i],
+                         &row_values[i]);
+        }
       }
     });
     for (int64_t i = 0; i < m; ++i) {

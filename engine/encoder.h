@@ -3,11 +3,15 @@
 // Math (DESIGN.md §2): x' = normalize(x) [- b_dec when apply_b_dec_to_input];
 // pre = x' W_enc + b_enc; then the architecture's activation. Decode is
 // f W_dec + b_dec followed by undoing the normalization. F32 mode is exact
-// float32; BF16 mode runs the encoder GEMM in bfloat16 with float32
-// accumulation (oneDNN when built with it) and is approximate.
+// float32; FAST_EXACT mode returns the same codes bit for bit, found by a
+// bfloat16 screen with a proven error bound and an exact re-computation of
+// the candidates (engine/fast_exact.h); BF16 mode runs the encoder GEMM in
+// bfloat16 with float32 accumulation (oneDNN when built with it) and is
+// approximate.
 //
 // Batch invariance (F32 mode): a row's codes — indices and values — and its
-// reconstruction and row error are bit-identical whatever other rows share
+// reconstruction and row error (and the same in FAST_EXACT mode, which
+// equals F32 bit for bit) are bit-identical whatever other rows share
 // its call, its position in the call, the call's size, the tile size and the
 // thread count (engine/parallel.h SetParallelism), on one machine. The
 // encoder GEMM is InvariantGemm (one fixed FMA chain per element, see
@@ -32,12 +36,17 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "engine/dictionary.h"
+#include "engine/fast_exact.h"
 #include "engine/invariant_gemm.h"
 #include "engine/sparse_codes.h"
 
 namespace saedict::engine {
 
-enum class ComputeMode { kF32, kBF16 };
+// kFastExact: the F32 result, bit for bit, by the screened path where the
+// dictionary has one (fast_exact_ready()); elsewhere (matching pursuit, no
+// BF16 on this CPU, screen turned off) it runs the F32 path, and
+// EncodeResult::compute_mode says kF32.
+enum class ComputeMode { kF32, kBF16, kFastExact };
 
 struct EncodeOptions {
   // 0: the dictionary's own k (topk, matching pursuit) or no cap (others).
@@ -53,6 +62,8 @@ struct EncodeResult {
   SparseCodes codes;
   std::vector<float> reconstruction;     // [n, d_in] when asked
   std::vector<float> row_squared_error;  // [n], ||x - x_hat||^2, when asked
+  ComputeMode compute_mode = ComputeMode::kF32;  // the mode that ran
+  FastExactStats fast_exact;                     // kFastExact: what the screen did
 };
 
 enum class EditOp { kSet, kAdd, kScale, kAblate };
@@ -72,6 +83,11 @@ struct EncoderOptions {
   int64_t tile_rows = 256;  // rows per GEMM tile
   // F32 GEMM kernel; kAuto: the widest this CPU runs. All give identical bits.
   InvariantGemm::Kernel kernel = InvariantGemm::Kernel::kAuto;
+  // Build the FAST_EXACT screen at Create (the bf16 copy of W_enc, 2 bytes
+  // per weight) when this CPU and build can run it and the architecture
+  // selects by threshold or top-k (not matching pursuit).
+  bool fast_exact = true;
+  FastExactOptions fast_exact_options;
 };
 
 class Encoder {
@@ -106,6 +122,11 @@ class Encoder {
 
   // True when this build and CPU can run ComputeMode::kBF16.
   static bool Bf16Available();
+
+  // True when kFastExact runs the screened path for this dictionary.
+  bool fast_exact_ready() const;
+  // The fastest mode that is exact here: kFastExact when ready, else kF32.
+  ComputeMode fastest_exact_mode() const;
 
  private:
   class Impl;

@@ -18,6 +18,7 @@
 #include "absl/types/span.h"
 #include "engine/bf16_matmul.h"
 #include "engine/encoder.h"
+#include "engine/fast_exact.h"
 #include "engine/invariant_gemm.h"
 #include "engine/normalization.h"
 
@@ -41,9 +42,16 @@ class Encoder::Impl {
   absl::Status ValidateInput(absl::Span<const float> x, int64_t n,
                              const EncodeOptions& options) const;
 
-  // Encodes validated input: fills `codes` and each row's normalization.
+  // Encodes validated input: fills `codes` and each row's normalization;
+  // `stats` (may be null) gets the fast exact screen's counts.
   absl::Status EncodeCodes(absl::Span<const float> x, int64_t n, const EncodeOptions& options,
-                           SparseCodes* codes, std::vector<RowNorm>* norms) const;
+                           SparseCodes* codes, std::vector<RowNorm>* norms,
+                           FastExactStats* stats = nullptr) const;
+
+  // The screen for kFastExact, or null when the F32 path serves it.
+  const FastExactScreen* fast_exact() const { return fast_exact_.get(); }
+  // The mode that runs for a requested one (kFastExact may become kF32).
+  ComputeMode EffectiveMode(ComputeMode requested) const;
 
   // x_hat for one row of codes, normalization undone with `norm`.
   void ReconstructRow(const uint32_t* indices, const float* values, int64_t nnz,
@@ -75,11 +83,14 @@ class Encoder::Impl {
   double max_column_abs_sum_ = 0.0;
   // Pre-activations are kept below this (a margin under FLT_MAX for b_enc,
   // the gated magnitude path and the decode).
-  static constexpr double kOverflowLimit = 1e36;  // F32 encoder GEMM (packed W_enc, or W_dec^T for MP)
+  static constexpr double kOverflowLimit = 1e36;
+  // Rows per tile in kFastExact mode (see EncodeCodes).
+  static constexpr int64_t kFastExactTileRows = 4096;
 
   mutable absl::once_flag bf16_once_;
   mutable absl::Status bf16_status_;
   mutable std::unique_ptr<Bf16Matmul> bf16_;
+  std::unique_ptr<FastExactScreen> fast_exact_;  // built at construction, or null
 };
 
 }  // namespace saedict::engine

@@ -119,13 +119,83 @@ void TilePortable(const float* a, int64_t lda, const float* panel, int64_t k, fl
   for (int r = 0; r < MR; ++r) std::memcpy(c + r * ldc, acc[r], sizeof(float) * cols);
 }
 
+// ---- Block kernels: 16 columns of a panel for up to 8 scattered rows -------
+// Row r reads a_rows[r][0, k) and writes c_rows[r][0, cols). `panel` points
+// at the block's first column inside its packed panel; `stride` is the panel
+// width. Each lane runs the same FMA chain as the tiles above.
+template <int MR>
+__attribute__((target("avx512f,fma"))) void BlockAvx512(const float* const* a_rows,
+                                                        const float* panel, int64_t stride,
+                                                        int64_t k, float* const* c_rows,
+                                                        int cols) {
+  __m512 acc[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < k; ++p) {
+    const __m512 b = _mm512_loadu_ps(panel + p * stride);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a_rows[r][p]), b, acc[r]);
+  }
+  const __mmask16 mask = cols >= 16 ? __mmask16(0xffff) : __mmask16((1u << cols) - 1);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) _mm512_mask_storeu_ps(c_rows[r], mask, acc[r]);
+}
+
+template <int MR>
+__attribute__((target("avx2,fma"))) void BlockAvx2(const float* const* a_rows, const float* panel,
+                                                   int64_t stride, int64_t k,
+                                                   float* const* c_rows, int cols) {
+  __m256 acc0[MR];
+  __m256 acc1[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    acc0[r] = _mm256_setzero_ps();
+    acc1[r] = _mm256_setzero_ps();
+  }
+  for (int64_t p = 0; p < k; ++p) {
+    const __m256 b0 = _mm256_loadu_ps(panel + p * stride);
+    const __m256 b1 = _mm256_loadu_ps(panel + p * stride + 8);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m256 av = _mm256_broadcast_ss(a_rows[r] + p);
+      acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+    }
+  }
+  alignas(32) float tmp[16];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    _mm256_store_ps(tmp, acc0[r]);
+    _mm256_store_ps(tmp + 8, acc1[r]);
+    std::memcpy(c_rows[r], tmp, sizeof(float) * cols);
+  }
+}
+
+template <int MR>
+void BlockPortable(const float* const* a_rows, const float* panel, int64_t stride, int64_t k,
+                   float* const* c_rows, int cols) {
+  float acc[MR][16] = {};
+  for (int64_t p = 0; p < k; ++p) {
+    const float* b = panel + p * stride;
+    for (int r = 0; r < MR; ++r) {
+      const float av = a_rows[r][p];
+      for (int t = 0; t < 16; ++t) acc[r][t] = std::fma(av, b[t], acc[r][t]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) std::memcpy(c_rows[r], acc[r], sizeof(float) * cols);
+}
+
+using BlockFn = void (*)(const float* const*, const float*, int64_t, int64_t, float* const*, int);
+
 using TileFn = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, int);
 
 struct KernelInfo {
-  int64_t width;    // panel width
-  int rows;         // MR of the full tile
-  TileFn tiles[7];  // tiles[r] handles r rows, 1 <= r <= rows
+  int64_t width;      // panel width
+  int rows;           // MR of the full tile
+  TileFn tiles[7];    // tiles[r] handles r rows, 1 <= r <= rows
   const char* name;
+  int block_rows;     // MR of the block kernel
+  BlockFn blocks[9];  // blocks[r] handles r rows, 1 <= r <= block_rows
 };
 
 const KernelInfo& Info(InvariantGemm::Kernel kernel) {
@@ -133,17 +203,27 @@ const KernelInfo& Info(InvariantGemm::Kernel kernel) {
                                  6,
                                  {nullptr, TileAvx512<1>, TileAvx512<2>, TileAvx512<3>,
                                   TileAvx512<4>, TileAvx512<5>, TileAvx512<6>},
-                                 "avx512"};
+                                 "avx512",
+                                 8,
+                                 {nullptr, BlockAvx512<1>, BlockAvx512<2>, BlockAvx512<3>,
+                                  BlockAvx512<4>, BlockAvx512<5>, BlockAvx512<6>, BlockAvx512<7>,
+                                  BlockAvx512<8>}};
   static const KernelInfo avx2{
       16,
       6,
       {nullptr, TileAvx2<1>, TileAvx2<2>, TileAvx2<3>, TileAvx2<4>, TileAvx2<5>, TileAvx2<6>},
-      "avx2"};
+      "avx2",
+      6,
+      {nullptr, BlockAvx2<1>, BlockAvx2<2>, BlockAvx2<3>, BlockAvx2<4>, BlockAvx2<5>, BlockAvx2<6>,
+       nullptr, nullptr}};
   static const KernelInfo portable{16,
                                    4,
                                    {nullptr, TilePortable<1>, TilePortable<2>, TilePortable<3>,
                                     TilePortable<4>, nullptr, nullptr},
-                                   "portable"};
+                                   "portable",
+                                   4,
+                                   {nullptr, BlockPortable<1>, BlockPortable<2>, BlockPortable<3>,
+                                    BlockPortable<4>, nullptr, nullptr, nullptr, nullptr}};
   switch (kernel) {
     case InvariantGemm::Kernel::kAvx512:
       return avx512;
@@ -244,6 +324,19 @@ void InvariantGemm::Multiply(const float* a, int64_t m, int64_t lda, float* c, i
   const int64_t grain = std::max<int64_t>(1, num_panels_ / (8 * threads));
   ParallelFor(num_panels_, grain,
               [&](int64_t begin, int64_t end) { MultiplyPanels(a, m, lda, c, ldc, begin, end); });
+}
+
+void InvariantGemm::MultiplyBlock(const float* const* a_rows, int64_t num_rows, int64_t block,
+                                  float* const* c_rows) const {
+  const KernelInfo& info = Info(kernel_);
+  const int64_t j0 = block * kBlockWidth;
+  const int cols = static_cast<int>(std::min<int64_t>(kBlockWidth, n_ - j0));
+  const int64_t w = panel_width_;
+  const float* panel = packed_.get() + (j0 / w) * k_ * w + j0 % w;
+  const int mr = info.block_rows;
+  int64_t r = 0;
+  for (; r + mr <= num_rows; r += mr) info.blocks[mr](a_rows + r, panel, w, k_, c_rows + r, cols);
+  if (r < num_rows) info.blocks[num_rows - r](a_rows + r, panel, w, k_, c_rows + r, cols);
 }
 
 }  // namespace saedict::engine

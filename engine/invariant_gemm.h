@@ -49,6 +49,19 @@ class InvariantGemm {
   // REQUIRES: lda >= k, ldc >= n, no overlap between a and c.
   void Multiply(const float* a, int64_t m, int64_t lda, float* c, int64_t ldc) const;
 
+  // Columns per block of MultiplyBlock; every kernel's panel width is a
+  // multiple of it.
+  static constexpr int64_t kBlockWidth = 16;
+  int64_t num_blocks() const { return (n_ + kBlockWidth - 1) / kBlockWidth; }
+
+  // The columns [16·block, min(16·block + 16, n)) of C for scattered rows:
+  // c_rows[r][t] = (a_rows[r] · B)[16·block + t], each a_rows[r] holding k
+  // floats — bit-identical to what Multiply writes for that row and column
+  // (the same FMA chain). For the fast exact encode, which needs a few
+  // columns of many rows. REQUIRES: 0 <= block < num_blocks(), num_rows >= 0.
+  void MultiplyBlock(const float* const* a_rows, int64_t num_rows, int64_t block,
+                     float* const* c_rows) const;
+
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
   Kernel kernel() const { return kernel_; }

@@ -1,0 +1,378 @@
+// FastExactScreen (see fast_exact.h for the bound and why it is exact).
+//
+// Per tile: round the rows to bf16 and take their norms; one bf16 GEMM into
+// `pre`; per row (in parallel) the bound, the activation interval and the
+// candidate list; then the exact values by 16-column block — each block's
+// rows gathered from every candidate row that needs it, so a block's
+// weights are read once per tile — and the fallback rows densely.
+#include "engine/fast_exact.h"
+
+#include <algorithm>
+#include <bit>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+#include "engine/parallel.h"
+
+namespace saedict::engine {
+namespace {
+
+inline float Bf16BitsToFloat(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// The smallest float >= v (v finite, >= 0).
+inline float RoundUpToFloat(double v) {
+  float f = static_cast<float>(v);
+  if (static_cast<double>(f) < v) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+  return f;
+}
+
+// gamma_n = n·u / (1 - n·u), the recursive-summation constant.
+double Gamma(int64_t n, double u) {
+  const double nu = static_cast<double>(n) * u;
+  return nu < 0.5 ? nu / (1.0 - nu) : std::numeric_limits<double>::infinity();
+}
+
+}  // namespace
+
+FastExactScreen::FastExactScreen(int64_t d_in, int64_t d_sae, const Bf16Matmul* bf16,
+                                 const FastExactOptions& options)
+    : d_in_(d_in), d_sae_(d_sae), bf16_(bf16), bound_scale_(options.bound_scale) {
+  max_candidates_ = options.max_candidates > 0 ? options.max_candidates
+                                               : std::max<int64_t>(64, d_sae / 32);
+}
+
+absl::StatusOr<std::unique_ptr<FastExactScreen>> FastExactScreen::Create(
+    const float* w_enc, int64_t d_in, int64_t d_sae, const Bf16Matmul* bf16,
+    const FastExactOptions& options) {
+  if (w_enc == nullptr || bf16 == nullptr) {
+    return absl::InvalidArgumentError("fast exact screen: weights or bf16 matmul is null");
+  }
+  if (d_in <= 0 || d_sae <= 0 || bf16->k() != d_in || bf16->n() != d_sae) {
+    return absl::InvalidArgumentError(absl::StrCat("fast exact screen: shape ", d_in, "x", d_sae,
+                                                   " does not match the bf16 matmul's ",
+                                                   bf16->k(), "x", bf16->n()));
+  }
+  if (!(options.bound_scale > 0.0) || !std::isfinite(options.bound_scale)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fast exact screen: bound_scale must be > 0, got ", options.bound_scale));
+  }
+  std::unique_ptr<FastExactScreen> screen(new FastExactScreen(d_in, d_sae, bf16, options));
+  std::vector<double> w_sq(d_sae, 0.0), wt_sq(d_sae, 0.0), dw_sq(d_sae, 0.0);
+  std::vector<uint16_t> rounded(d_sae);
+  for (int64_t p = 0; p < d_in; ++p) {  // W_enc's storage order: one pass over memory
+    const float* row = w_enc + p * d_sae;
+    Bf16Matmul::RoundToBf16(row, d_sae, rounded.data());
+    for (int64_t j = 0; j < d_sae; ++j) {
+      const double w = row[j];
+      const double wt = Bf16BitsToFloat(rounded[j]);
+      w_sq[j] += w * w;
+      wt_sq[j] += wt * wt;
+      dw_sq[j] += (w - wt) * (w - wt);  // exact: w - wt is a float difference in double
+    }
+  }
+  // Double sums of d_in squares are within d_in·2^-53 relative; 2^-30 covers it.
+  constexpr double kSumSlack = 1.0 + 0x1p-30;
+  screen->w_norm_.resize(d_sae);
+  screen->w_bf16_norm_.resize(d_sae);
+  screen->dw_norm_.resize(d_sae);
+  for (int64_t j = 0; j < d_sae; ++j) {
+    screen->w_norm_[j] = RoundUpToFloat(std::sqrt(w_sq[j] * kSumSlack) * kSumSlack);
+    screen->w_bf16_norm_[j] = RoundUpToFloat(std::sqrt(wt_sq[j] * kSumSlack) * kSumSlack);
+    screen->dw_norm_[j] = RoundUpToFloat(std::sqrt(dw_sq[j] * kSumSlack) * kSumSlack);
+  }
+  return screen;
+}
+
+int64_t FastExactScreen::own_bytes() const {
+  return static_cast<int64_t>(3 * d_sae_ * sizeof(float));
+}
+
+void FastExactScreen::RoundTile(const float* a, int64_t m, uint16_t* a_bf16,
+                                std::vector<RowCoefficients>* coefficients) const {
+  coefficients->resize(m);
+  const double gamma_exact = Gamma(d_in_, 0x1p-24);
+  const double gamma_screen = Gamma(d_in_, 0x1p-23);
+  const double inflate = bound_scale_ * (1.0 + 4.0 / static_cast<double>(d_in_) + 0x1p-16) *
+                         (1.0 + 0x1p-30);
+  const double flush = 3.0 * static_cast<double>(d_in_) * 0x1p-126;
+  ParallelFor(m, std::max<int64_t>(1, (int64_t{1} << 15) / d_in_), [&](int64_t begin,
+                                                                        int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float* x = a + i * d_in_;
+      uint16_t* xt = a_bf16 + i * d_in_;
+      Bf16Matmul::RoundToBf16(x, d_in_, xt);
+      double x_sq = 0.0, xt_sq = 0.0, dx_sq = 0.0;
+      for (int64_t p = 0; p < d_in_; ++p) {
+        const double v = x[p];
+        const double vt = Bf16BitsToFloat(xt[p]);
+        x_sq += v * v;
+        xt_sq += vt * vt;
+        dx_sq += (v - vt) * (v - vt);
+      }
+      const double slack = 1.0 + 0x1p-30;
+      const double x_norm = std::sqrt(x_sq * slack) * slack;
+      const double xt_norm = std::sqrt(xt_sq * slack) * slack;
+      const double dx_norm = std::sqrt(dx_sq * slack) * slack;
+      RowCoefficients& co = (*coefficients)[i];
+      co.a = RoundUpToFloat((gamma_exact * x_norm + dx_norm) * inflate);
+      co.b = RoundUpToFloat(gamma_screen * xt_norm * inflate);
+      co.c = RoundUpToFloat((x_norm + dx_norm) * inflate);
+      co.d = RoundUpToFloat(flush * inflate);
+    }
+  });
+}
+
+void FastExactScreen::RowBound(const RowCoefficients& co, float* bound) const {
+  const float* w = w_norm_.data();
+  const float* wt = w_bf16_norm_.data();
+  const float* dw = dw_norm_.data();
+  for (int64_t j = 0; j < d_sae_; ++j) bound[j] = co.a * w[j] + co.b * wt[j] + co.c * dw[j] + co.d;
+}
+
+absl::Status FastExactScreen::ScreenWithBound(const float* a, int64_t m, float* c_screen,
+                                              float* bound) const {
+  std::vector<uint16_t> a_bf16(static_cast<size_t>(m * d_in_));
+  std::vector<RowCoefficients> coefficients;
+  RoundTile(a, m, a_bf16.data(), &coefficients);
+  if (absl::Status s = bf16_->RunBf16(a_bf16.data(), m, c_screen); !s.ok()) return s;
+  for (int64_t i = 0; i < m; ++i) RowBound(coefficients[i], bound + i * d_sae_);
+  return absl::OkStatus();
+}
+
+absl::Status FastExactScreen::CheckBound(const float* exact, const float* screen,
+                                         const float* bound, int64_t m, int64_t n) {
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t e = i * n + j;
+      const double miss = std::abs(static_cast<double>(exact[e]) - screen[e]);
+      if (!(miss <= bound[e])) {
+        return absl::InternalError(absl::StrCat(
+            "fast exact bound violated at row ", i, ", feature ", j, ": exact ", exact[e],
+            ", screen ", screen[e], ", |difference| ", miss, " > bound ", bound[e]));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// j with v[j] >= t, ascending, appended to `out`.
+void CollectAtLeast(const float* v, int64_t d, float t, std::vector<uint32_t>* out) {
+  int64_t j = 0;
+#if defined(__AVX512F__)
+  const __m512 tv = _mm512_set1_ps(t);
+  for (; j + 16 <= d; j += 16) {
+    for (uint32_t mask = _mm512_cmp_ps_mask(_mm512_loadu_ps(v + j), tv, _CMP_GE_OQ); mask != 0;
+         mask &= mask - 1) {
+      out->push_back(static_cast<uint32_t>(j + __builtin_ctz(mask)));
+    }
+  }
+#endif
+  for (; j < d; ++j) {
+    if (v[j] >= t) out->push_back(static_cast<uint32_t>(j));
+  }
+}
+
+// lower / upper = the activation's positive part at c - E and c + E, E from
+// the row's coefficients; false when any end is not finite.
+template <Architecture A, bool kScaled>
+bool IntervalOf(const ActivationParams& params, const float* __restrict w,
+                const float* __restrict wt, const float* __restrict dw, float ca, float cb,
+                float cc, float cd, const float* __restrict c, int64_t d, float* __restrict lower,
+                float* __restrict upper) {
+  // A local copy: stores to lower/upper cannot alias it, so its pointers
+  // stay in registers and the loop vectorizes.
+  const ActivationParams p = params;
+  uint32_t bad = 0;  // an all-ones exponent marks Inf or NaN (also from a NaN in c)
+  for (int64_t j = 0; j < d; ++j) {
+    const float e = ca * w[j] + cb * wt[j] + cc * dw[j] + cd;
+    const float lo = c[j] - e;
+    const float hi = c[j] + e;
+    bad |= static_cast<uint32_t>((std::bit_cast<uint32_t>(lo) & 0x7f800000u) == 0x7f800000u) |
+           static_cast<uint32_t>((std::bit_cast<uint32_t>(hi) & 0x7f800000u) == 0x7f800000u);
+    lower[j] = std::max(ActivatedValueOf<A, kScaled>(p, j, lo), 0.0f);
+    upper[j] = std::max(ActivatedValueOf<A, kScaled>(p, j, hi), 0.0f);
+  }
+  return bad == 0;
+}
+
+}  // namespace
+
+bool FastExactScreen::Interval(const ActivationParams& p, const RowCoefficients& co,
+                               const float* c, float* lower, float* upper) const {
+  const float* w = w_norm_.data();
+  const float* wt = w_bf16_norm_.data();
+  const float* dw = dw_norm_.data();
+  switch (p.architecture) {
+    case Architecture::kStandard:
+      return IntervalOf<Architecture::kStandard, false>(p, w, wt, dw, co.a, co.b, co.c, co.d, c,
+                                                        d_sae_, lower, upper);
+    case Architecture::kTopK:
+      return p.scale != nullptr
+                 ? IntervalOf<Architecture::kTopK, true>(p, w, wt, dw, co.a, co.b, co.c, co.d, c,
+                                                         d_sae_, lower, upper)
+                 : IntervalOf<Architecture::kTopK, false>(p, w, wt, dw, co.a, co.b, co.c, co.d,
+                                                          c, d_sae_, lower, upper);
+    case Architecture::kJumpReLU:
+      return IntervalOf<Architecture::kJumpReLU, false>(p, w, wt, dw, co.a, co.b, co.c, co.d, c,
+                                                        d_sae_, lower, upper);
+    case Architecture::kGated:
+      return IntervalOf<Architecture::kGated, false>(p, w, wt, dw, co.a, co.b, co.c, co.d, c,
+                                                     d_sae_, lower, upper);
+    case Architecture::kMatchingPursuit:
+      break;
+  }
+  return false;
+}
+
+absl::Status FastExactScreen::Run(const float* a, int64_t m, const ActivationParams& params,
+                                  const InvariantGemm& exact, float* scratch,
+                                  int64_t scratch_rows, ScreenedRows* out,
+                                  FastExactStats* stats) const {
+  if (scratch_rows <= 0) return absl::InvalidArgumentError("fast exact screen: no scratch rows");
+  const int64_t d = d_sae_;
+  out->features.resize(m);
+  out->values.resize(m);
+  out->dense_index.assign(m, -1);
+  out->dense.clear();
+  std::vector<uint16_t> a_bf16(static_cast<size_t>(std::min(m, scratch_rows) * d_in_));
+  std::vector<RowCoefficients> coefficients;
+  std::vector<uint8_t> fallback(m, 0);
+  const int32_t k = params.k;
+
+  // 1. Screen in sub-tiles of scratch_rows: candidates per row.
+  for (int64_t r0 = 0; r0 < m; r0 += scratch_rows) {
+    const int64_t rows = std::min(scratch_rows, m - r0);
+    RoundTile(a + r0 * d_in_, rows, a_bf16.data(), &coefficients);
+    if (absl::Status s = bf16_->RunBf16(a_bf16.data(), rows, scratch); !s.ok()) return s;
+    ParallelFor(rows, std::max<int64_t>(1, (int64_t{1} << 14) / d), [&](int64_t begin,
+                                                                         int64_t end) {
+      thread_local std::vector<float> lower, upper;
+      thread_local std::vector<uint32_t> top_indices;
+      thread_local std::vector<float> top_values;
+      lower.resize(d);
+      upper.resize(d);
+      for (int64_t i = begin; i < end; ++i) {
+        std::vector<uint32_t>& list = out->features[r0 + i];
+        list.clear();
+        if (!Interval(params, coefficients[i], scratch + i * d, lower.data(), upper.data())) {
+          fallback[r0 + i] = 1;
+          continue;
+        }
+        float tau = 0.0f;  // a lower bound of the k-th selected value
+        if (k > 0 && k < d) {
+          top_indices.clear();
+          top_values.clear();
+          if (SelectTopK(lower.data(), d, k, &top_indices, &top_values) == k) {
+            tau = *std::min_element(top_values.begin(), top_values.end());
+          }
+        }
+        // upper > 0 and upper >= tau, as one comparison.
+        CollectAtLeast(upper.data(), d, tau > 0.0f ? tau : std::numeric_limits<float>::denorm_min(),
+                       &list);
+        if (static_cast<int64_t>(list.size()) > max_candidates_) {
+          fallback[r0 + i] = 1;
+          list.clear();
+        }
+      }
+    });
+  }
+
+  // 2. Exact values of the candidates' 16-column blocks, grouped by block so
+  //    each block's weights are read once for all the rows that need it.
+  //    pair_offset[i]: row i's first (row, block) pair; pairs hold 16 floats.
+  const int64_t num_blocks = exact.num_blocks();
+  constexpr int64_t kW = InvariantGemm::kBlockWidth;
+  std::vector<int64_t> pair_offset(m + 1, 0);
+  std::vector<std::vector<int64_t>> block_pairs(num_blocks);  // pair ids per block
+  std::vector<int32_t> pair_row;
+  int64_t total_candidates = 0, num_dense = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    pair_offset[i + 1] = pair_offset[i];
+    if (fallback[i]) {
+      out->dense_index[i] = num_dense++;
+      continue;
+    }
+    int64_t last = -1;
+    for (uint32_t j : out->features[i]) {
+      const int64_t b = j / kW;
+      if (b == last) continue;
+      last = b;
+      block_pairs[b].push_back(pair_offset[i + 1]++);
+      pair_row.push_back(static_cast<int32_t>(i));
+    }
+    total_candidates += static_cast<int64_t>(out->features[i].size());
+  }
+  const int64_t num_pairs = pair_offset[m];
+  std::vector<float> pair_values(static_cast<size_t>(num_pairs * kW));
+  const int threads = Parallelism();
+  ParallelFor(num_blocks, std::max<int64_t>(1, num_blocks / (16 * threads)),
+              [&](int64_t begin, int64_t end) {
+                std::vector<const float*> a_rows;
+                std::vector<float*> c_rows;
+                for (int64_t b = begin; b < end; ++b) {
+                  const std::vector<int64_t>& pairs = block_pairs[b];
+                  if (pairs.empty()) continue;
+                  a_rows.clear();
+                  c_rows.clear();
+                  for (int64_t q : pairs) {
+                    a_rows.push_back(a + pair_row[q] * d_in_);
+                    c_rows.push_back(pair_values.data() + q * kW);
+                  }
+                  exact.MultiplyBlock(a_rows.data(), static_cast<int64_t>(pairs.size()), b,
+                                      c_rows.data());
+                }
+              });
+  // Each row's candidate values, from its pairs (blocks ascending like features).
+  ParallelFor(m, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const std::vector<uint32_t>& features = out->features[i];
+      std::vector<float>& values = out->values[i];
+      values.resize(features.size());
+      int64_t q = pair_offset[i] - 1, block = -1;
+      for (size_t e = 0; e < features.size(); ++e) {
+        const int64_t b = features[e] / kW;
+        if (b != block) {
+          block = b;
+          ++q;
+        }
+        values[e] = pair_values[q * kW + features[e] % kW];
+      }
+    }
+  });
+
+  // 3. Fallback rows, densely (the same chain as every other F32 value).
+  if (num_dense > 0) {
+    std::vector<float> rows_in(static_cast<size_t>(num_dense * d_in_));
+    for (int64_t i = 0; i < m; ++i) {
+      if (out->dense_index[i] >= 0) {
+        std::memcpy(rows_in.data() + out->dense_index[i] * d_in_, a + i * d_in_,
+                    d_in_ * sizeof(float));
+      }
+    }
+    out->dense.resize(static_cast<size_t>(num_dense * d));
+    exact.Multiply(rows_in.data(), num_dense, d_in_, out->dense.data(), d);
+  }
+  if (stats != nullptr) {
+    stats->rows += m;
+    stats->fallback_rows += num_dense;
+    stats->candidates += total_candidates;
+    stats->blocks += num_pairs;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace saedict::engine
