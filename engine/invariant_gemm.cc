@@ -120,37 +120,41 @@ void TilePortable(const float* a, int64_t lda, const float* panel, int64_t k, fl
 }
 
 // ---- Block kernels: 16 columns of a panel for up to 8 scattered rows -------
-// Row r reads a_rows[r][0, k) and writes c_rows[r][0, cols). `panel` points
-// at the block's first column inside its packed panel; `stride` is the panel
-// width. Each lane runs the same FMA chain as the tiles above.
+// Row r continues the chain held in c_rows[r][0, 16) over p in [0, k) of
+// a_rows[r] and writes it back (the caller offsets a_rows and `panel` to
+// the p range). `panel` points at the block's first column inside its packed
+// panel at the range's first p; `stride` is the panel width. Each lane runs
+// the same FMA chain as the tiles above. c_rows hold 16 floats each.
 template <int MR>
 __attribute__((target("avx512f,fma"))) void BlockAvx512(const float* const* a_rows,
                                                         const float* panel, int64_t stride,
-                                                        int64_t k, float* const* c_rows,
-                                                        int cols) {
+                                                        int64_t k, float* const* c_rows) {
   __m512 acc[MR];
+  const float* a[MR];
 #pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r) acc[r] = _mm512_setzero_ps();
+  for (int r = 0; r < MR; ++r) {
+    acc[r] = _mm512_loadu_ps(c_rows[r]);
+    a[r] = a_rows[r];
+  }
   for (int64_t p = 0; p < k; ++p) {
     const __m512 b = _mm512_loadu_ps(panel + p * stride);
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a_rows[r][p]), b, acc[r]);
+    for (int r = 0; r < MR; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r][p]), b, acc[r]);
   }
-  const __mmask16 mask = cols >= 16 ? __mmask16(0xffff) : __mmask16((1u << cols) - 1);
 #pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r) _mm512_mask_storeu_ps(c_rows[r], mask, acc[r]);
+  for (int r = 0; r < MR; ++r) _mm512_storeu_ps(c_rows[r], acc[r]);
 }
 
 template <int MR>
 __attribute__((target("avx2,fma"))) void BlockAvx2(const float* const* a_rows, const float* panel,
                                                    int64_t stride, int64_t k,
-                                                   float* const* c_rows, int cols) {
+                                                   float* const* c_rows) {
   __m256 acc0[MR];
   __m256 acc1[MR];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
-    acc0[r] = _mm256_setzero_ps();
-    acc1[r] = _mm256_setzero_ps();
+    acc0[r] = _mm256_loadu_ps(c_rows[r]);
+    acc1[r] = _mm256_loadu_ps(c_rows[r] + 8);
   }
   for (int64_t p = 0; p < k; ++p) {
     const __m256 b0 = _mm256_loadu_ps(panel + p * stride);
@@ -162,19 +166,18 @@ __attribute__((target("avx2,fma"))) void BlockAvx2(const float* const* a_rows, c
       acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
     }
   }
-  alignas(32) float tmp[16];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
-    _mm256_store_ps(tmp, acc0[r]);
-    _mm256_store_ps(tmp + 8, acc1[r]);
-    std::memcpy(c_rows[r], tmp, sizeof(float) * cols);
+    _mm256_storeu_ps(c_rows[r], acc0[r]);
+    _mm256_storeu_ps(c_rows[r] + 8, acc1[r]);
   }
 }
 
 template <int MR>
 void BlockPortable(const float* const* a_rows, const float* panel, int64_t stride, int64_t k,
-                   float* const* c_rows, int cols) {
-  float acc[MR][16] = {};
+                   float* const* c_rows) {
+  float acc[MR][16];
+  for (int r = 0; r < MR; ++r) std::memcpy(acc[r], c_rows[r], sizeof(acc[r]));
   for (int64_t p = 0; p < k; ++p) {
     const float* b = panel + p * stride;
     for (int r = 0; r < MR; ++r) {
@@ -182,10 +185,10 @@ void BlockPortable(const float* const* a_rows, const float* panel, int64_t strid
       for (int t = 0; t < 16; ++t) acc[r][t] = std::fma(av, b[t], acc[r][t]);
     }
   }
-  for (int r = 0; r < MR; ++r) std::memcpy(c_rows[r], acc[r], sizeof(float) * cols);
+  for (int r = 0; r < MR; ++r) std::memcpy(c_rows[r], acc[r], sizeof(acc[r]));
 }
 
-using BlockFn = void (*)(const float* const*, const float*, int64_t, int64_t, float* const*, int);
+using BlockFn = void (*)(const float* const*, const float*, int64_t, int64_t, float* const*);
 
 using TileFn = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, int);
 
@@ -327,16 +330,20 @@ void InvariantGemm::Multiply(const float* a, int64_t m, int64_t lda, float* c, i
 }
 
 void InvariantGemm::MultiplyBlock(const float* const* a_rows, int64_t num_rows, int64_t block,
-                                  float* const* c_rows) const {
+                                  int64_t p_begin, int64_t p_end, float* const* c_rows) const {
   const KernelInfo& info = Info(kernel_);
   const int64_t j0 = block * kBlockWidth;
-  const int cols = static_cast<int>(std::min<int64_t>(kBlockWidth, n_ - j0));
   const int64_t w = panel_width_;
-  const float* panel = packed_.get() + (j0 / w) * k_ * w + j0 % w;
+  const float* panel = packed_.get() + (j0 / w) * k_ * w + p_begin * w + j0 % w;
+  const int64_t steps = p_end - p_begin;
+  if (steps <= 0) return;
   const int mr = info.block_rows;
-  int64_t r = 0;
-  for (; r + mr <= num_rows; r += mr) info.blocks[mr](a_rows + r, panel, w, k_, c_rows + r, cols);
-  if (r < num_rows) info.blocks[num_rows - r](a_rows + r, panel, w, k_, c_rows + r, cols);
+  const float* a[8];
+  for (int64_t r = 0; r < num_rows; r += mr) {
+    const int rows = static_cast<int>(std::min<int64_t>(mr, num_rows - r));
+    for (int t = 0; t < rows; ++t) a[t] = a_rows[r + t] + p_begin;
+    info.blocks[rows](a, panel, w, steps, c_rows + r);
+  }
 }
 
 }  // namespace saedict::engine

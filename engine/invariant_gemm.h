@@ -54,13 +54,17 @@ class InvariantGemm {
   static constexpr int64_t kBlockWidth = 16;
   int64_t num_blocks() const { return (n_ + kBlockWidth - 1) / kBlockWidth; }
 
-  // The columns [16·block, min(16·block + 16, n)) of C for scattered rows:
-  // c_rows[r][t] = (a_rows[r] · B)[16·block + t], each a_rows[r] holding k
-  // floats — bit-identical to what Multiply writes for that row and column
-  // (the same FMA chain). For the fast exact encode, which needs a few
-  // columns of many rows. REQUIRES: 0 <= block < num_blocks(), num_rows >= 0.
-  void MultiplyBlock(const float* const* a_rows, int64_t num_rows, int64_t block,
-                     float* const* c_rows) const;
+  // The columns [16·block, 16·block + 16) of C for scattered rows, one
+  // stretch of the chain at a time: c_rows[r] holds 16 floats, the chain of
+  // each of the block's columns through p_begin (+0.0f for p_begin = 0), and
+  // on return through p_end, for the row a_rows[r] (k floats). Run over
+  // consecutive ranges covering [0, k) it leaves exactly what Multiply writes
+  // for that row and column (lanes past n hold 0). For the fast exact
+  // encode: a few columns of many rows, the p range split so the rows'
+  // slices stay in cache. REQUIRES: 0 <= block < num_blocks(),
+  // 0 <= p_begin <= p_end <= k, num_rows >= 0.
+  void MultiplyBlock(const float* const* a_rows, int64_t num_rows, int64_t block, int64_t p_begin,
+                     int64_t p_end, float* const* c_rows) const;
 
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
