@@ -9,10 +9,18 @@
 #                                       pass it replaced, same run)
 #   in-process BF16 / PyTorch F32       target >= 3
 #   BF16 selections identical to F32    target >= 0.99
+#   FAST_EXACT / faster sgemm alone     target >= 4 with AVX512-BF16/AMX (>= 2 on
+#                                       AVX2 only, where FAST_EXACT has no screen
+#                                       yet and runs F32)
+#   FAST_EXACT rows identical to F32    target 1 (bit for bit)
 #   gRPC loopback / in-process          (when encode_bench_grpc is built)
 #
 # Usage: bench/run_encode_bench.sh [--tokens=4096] [--reps=5] [--warmup=1]
 #                                  [--shape=2304x16384_k64]
+# OpenBLAS does not recognise every CPU (0.3.21 runs its SSE3 "Prescott"
+# kernels on Sapphire Rapids): encode_bench runs once more with
+# OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2), and the faster sgemm
+# of the two runs is the reference.
 # Environment: BUILD_DIR (default build, the dev.sh build; relative to the repo root),
 #   ROUNDS (default 1: each round runs C++ then torch; the best round counts),
 #   OUT_DIR (default: a fresh temporary directory; JSON files are kept there).
@@ -34,7 +42,7 @@ for arg in "$@"; do
   case "$arg" in
     --tokens=*|--reps=*|--warmup=*) CPP_ARGS+=("$arg"); PY_ARGS+=("$arg") ;;
     --shape=*) CPP_ARGS+=("$arg") ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -59,6 +67,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
     echo "== round $round/$ROUNDS: encode_bench_grpc" >&2
     "$GRPC_BENCH" "${CPP_ARGS[@]}" --json="$OUT_DIR/grpc_$round.json"
   fi
+  if grep -q avx512f /proc/cpuinfo; then CORETYPE=SkylakeX; else CORETYPE=Haswell; fi
+  echo "== round $round/$ROUNDS: encode_bench with OPENBLAS_CORETYPE=$CORETYPE" >&2
+  OPENBLAS_CORETYPE=$CORETYPE "$BENCH" "${CPP_ARGS[@]}" --json="$OUT_DIR/cpp_${round}_$CORETYPE.json"
   echo "== round $round/$ROUNDS: torch_encode.py" >&2
   "$PY" "$ROOT/bench/torch_encode.py" "${PY_ARGS[@]}" >"$OUT_DIR/torch_$round.json"
 done
@@ -129,7 +140,7 @@ for shape, m in cpp.items():
     modes, t = m["modes"], torch.get(shape, {})
     print("\n%s (d_in=%d d_sae=%d k=%d), best tokens/s:" % (shape, m["d_in"], m["d_sae"], m["k"]))
     for name in ["gemm_f32", "gemm_f32_tiled", "gemm_invariant", "encode_f32_blas", "encode_f32",
-                 "encode_bf16", "bf16_matmul",
+                 "encode_fast_exact", "encode_bf16", "bf16_matmul",
                  "grpc_encode_f32", "grpc_encode_bf16"]:
         if name in modes:
             print("  %-34s %10.0f   (median %.0f)" % (name, modes[name]["best_tok_s"],
@@ -158,7 +169,17 @@ for shape, m in cpp.items():
     show("gRPC F32 / in-process F32", m["metrics"].get("grpc_over_inprocess") or
          ratio(tok(modes, "grpc_encode_f32"), tok(modes, "encode_f32")))
     show("BF16 selections identical to F32", m["metrics"].get("bf16_agreement"), 0.99, "%.4f")
-    for key, v in sorted(m["metrics"].items()):
-        if key.startswith("bf16_rescore"):  # BF16 screen + F32 re-rank (accuracy only)
-            show("  probe: " + key, v, None, "%.4f")
+    fast = tok(modes, "encode_fast_exact")
+    cpu_flags = open("/proc/cpuinfo").read()
+    screen = "avx512_bf16" in cpu_flags or "amx_bf16" in cpu_flags
+    show("FAST_EXACT / faster sgemm alone", ratio(fast, gemm), 4 if screen else 2)
+    show("FAST_EXACT / in-process F32", ratio(fast, tok(modes, "encode_f32")))
+    show("FAST_EXACT / torch F32", ratio(fast, tok(t, "f32")))
+    show("FAST_EXACT rows identical to F32", m["metrics"].get("fast_exact_identical_rows"), 1,
+         "%.5f")
+    show("FAST_EXACT fallback rate", m["metrics"].get("fast_exact_fallback_rate"), None, "%.4f")
+    show("FAST_EXACT candidates per row", m["metrics"].get("fast_exact_candidates_per_row"), None,
+         "%.1f")
+    show("FAST_EXACT 16-wide blocks per row", m["metrics"].get("fast_exact_blocks_per_row"), None,
+         "%.1f")
 EOF

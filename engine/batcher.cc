@@ -46,6 +46,7 @@ bool SameGroup(const Request& a, const Request& b) {
 EncodeResult Slice(const EncodeResult& all, int64_t row, int64_t n, int64_t d_in) {
   EncodeResult out;
   out.codes = SliceRows(all.codes, row, row + n);
+  out.compute_mode = all.compute_mode;
   if (!all.reconstruction.empty()) {
     out.reconstruction.assign(all.reconstruction.begin() + row * d_in,
                               all.reconstruction.begin() + (row + n) * d_in);

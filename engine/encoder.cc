@@ -112,6 +112,11 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("tile_rows must be > 0, got ", options.tile_rows));
   }
+  if (options.default_compute_mode == ComputeMode::kBF16 && !Bf16Available()) {
+    return absl::UnimplementedError(
+        "default compute mode BF16 is not available: needs a build with oneDNN and a CPU with "
+        "avx512_bf16 or AMX");
+  }
   auto impl = std::make_unique<Impl>(dictionary, options);
   return std::unique_ptr<Encoder>(new Encoder(std::move(impl), std::move(dictionary)));
 }
@@ -129,6 +134,16 @@ bool Encoder::fast_exact_ready() const { return impl_->fast_exact() != nullptr; 
 
 ComputeMode Encoder::fastest_exact_mode() const {
   return fast_exact_ready() ? ComputeMode::kFastExact : ComputeMode::kF32;
+}
+
+ComputeMode Encoder::default_compute_mode() const {
+  return impl_->options().default_compute_mode.value_or(fastest_exact_mode());
+}
+
+int64_t Encoder::fast_exact_bytes() const {
+  if (!fast_exact_ready()) return 0;
+  const DictionaryConfig& c = dictionary_->config;
+  return 2 * c.d_in * c.d_sae + impl_->fast_exact()->own_bytes();
 }
 
 std::string_view Encoder::f32_kernel_name() const { return impl_->gemm().kernel_name(); }

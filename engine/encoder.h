@@ -29,6 +29,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,6 +78,7 @@ struct FeatureEdit {
 struct InterveneResult {
   std::vector<float> activations;  // [n, d_in] = x + (f' - f) W_dec (normalization undone)
   SparseCodes edited_codes;        // f'
+  ComputeMode compute_mode = ComputeMode::kF32;  // the mode the encode ran in
 };
 
 struct EncoderOptions {
@@ -88,11 +90,15 @@ struct EncoderOptions {
   // selects by threshold or top-k (not matching pursuit).
   bool fast_exact = true;
   FastExactOptions fast_exact_options;
+  // The mode callers get when they do not choose one (default_compute_mode());
+  // unset: fastest_exact_mode(). kBF16 needs Bf16Available().
+  std::optional<ComputeMode> default_compute_mode;
 };
 
 class Encoder {
  public:
-  // INVALID_ARGUMENT when dictionary->Validate() fails.
+  // INVALID_ARGUMENT when dictionary->Validate() fails; UNIMPLEMENTED for a
+  // default_compute_mode of kBF16 without BF16 here.
   static absl::StatusOr<std::unique_ptr<Encoder>> Create(
       std::shared_ptr<const Dictionary> dictionary, const EncoderOptions& options = {});
   ~Encoder();
@@ -127,6 +133,10 @@ class Encoder {
   bool fast_exact_ready() const;
   // The fastest mode that is exact here: kFastExact when ready, else kF32.
   ComputeMode fastest_exact_mode() const;
+  // EncoderOptions::default_compute_mode, else fastest_exact_mode().
+  ComputeMode default_compute_mode() const;
+  // Bytes of the FAST_EXACT screen's bf16 weights and norms (0 when not ready).
+  int64_t fast_exact_bytes() const;
 
  private:
   class Impl;

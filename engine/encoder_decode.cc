@@ -152,6 +152,7 @@ absl::StatusOr<InterveneResult> Encoder::Intervene(absl::Span<const float> x, in
   }
 
   InterveneResult result;
+  result.compute_mode = impl_->EffectiveMode(options.compute_mode);
   result.activations.assign(x.begin(), x.end());
   SparseCodes& g = result.edited_codes;
   g.num_rows = n;

@@ -36,6 +36,7 @@ class Encoder::Impl {
   const Dictionary& dict() const { return *dictionary_; }
   const DictionaryConfig& config() const { return dictionary_->config; }
   const InvariantGemm& gemm() const { return *gemm_; }
+  const EncoderOptions& options() const { return options_; }
 
   // INVALID_ARGUMENT for a size mismatch, a non-finite value or a bad top_k;
   // UNIMPLEMENTED for kBF16 when unavailable.

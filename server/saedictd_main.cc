@@ -14,6 +14,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "engine/encoder.h"
 #include "server/server.h"
 #include "util/log.h"
 
@@ -28,6 +29,10 @@ ABSL_FLAG(bool, demo, true, "Create and load the demo dictionary 'demo' when abs
 ABSL_FLAG(bool, demo_corpus, true,
           "With --demo: ingest the synthetic demo corpus 'demo' into the demo dictionary when "
           "it holds no documents");
+ABSL_FLAG(std::string, default_compute_mode, "auto",
+          "Compute mode of requests that name none, for dictionaries loaded without one: "
+          "auto (the fastest exact mode here: fast_exact where this CPU has AVX512-BF16/AMX, "
+          "else f32), f32, fast_exact or bf16 (approximate)");
 ABSL_FLAG(int64_t, max_batch_tokens, 4096, "Dynamic batcher: rows per encode batch");
 ABSL_FLAG(int64_t, max_queue_delay_us, 2000, "Dynamic batcher: longest wait to fill a batch");
 ABSL_FLAG(int64_t, max_queued_tokens, 1 << 20,
@@ -79,6 +84,22 @@ int main(int argc, char** argv) {
   options.demo = absl::GetFlag(FLAGS_demo);
   options.demo_corpus = absl::GetFlag(FLAGS_demo_corpus);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  if (const std::string mode = absl::GetFlag(FLAGS_default_compute_mode); mode == "f32") {
+    options.default_compute_mode = saedict::engine::ComputeMode::kF32;
+  } else if (mode == "fast_exact") {
+    options.default_compute_mode = saedict::engine::ComputeMode::kFastExact;
+  } else if (mode == "bf16") {
+    if (!saedict::engine::Encoder::Bf16Available()) {
+      std::cerr << "saedictd: --default_compute_mode=bf16 needs AVX512-BF16 or AMX and a build "
+                   "with oneDNN; this machine has neither\n";
+      return 2;
+    }
+    options.default_compute_mode = saedict::engine::ComputeMode::kBF16;
+  } else if (mode != "auto") {
+    std::cerr << "saedictd: --default_compute_mode=" << mode
+              << " is not a mode; expected auto, f32, fast_exact or bf16\n";
+    return 2;
+  }
   options.batcher.max_batch_tokens = absl::GetFlag(FLAGS_max_batch_tokens);
   options.batcher.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
   options.batcher.max_queued_tokens = absl::GetFlag(FLAGS_max_queued_tokens);

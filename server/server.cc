@@ -45,7 +45,9 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
   SAEDICT_ASSIGN_OR_RETURN(state->store, storage::Store::Open({options.data_dir / "db"}));
   SAEDICT_ASSIGN_OR_RETURN(
       state->registry,
-      service::DictionaryRegistry::Create({options.data_dir, options.dictionary_root}, state->store.get()));
+      service::DictionaryRegistry::Create(
+          {options.data_dir, options.dictionary_root, options.default_compute_mode},
+          state->store.get()));
   if (options.demo && !state->registry->Get(service::kDemoDictionaryId).ok()) {
     SAEDICT_RETURN_IF_ERROR(
         state->registry

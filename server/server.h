@@ -10,11 +10,13 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/batcher.h"
+#include "engine/encoder.h"
 #include "service/similarity_index.h"
 
 namespace saedict::server {
@@ -27,6 +29,10 @@ struct ServerOptions {
   int64_t max_message_bytes = 256 << 20;
   engine::BatcherOptions batcher;
   service::SimilarityOptions similarity;  // index_dir defaults to <data_dir>/index
+  // Compute mode of requests that name none, for dictionaries loaded without
+  // one; unset: the fastest exact mode on this CPU (FAST_EXACT where the
+  // screen runs, else F32).
+  std::optional<engine::ComputeMode> default_compute_mode;
   bool demo = false;  // make and load the demo dictionary "demo" when absent
   // With demo: ingest the demo corpus "demo" into it when it holds no documents.
   bool demo_corpus = true;

@@ -49,14 +49,23 @@ absl::Status DictionaryRegistry::Restore() {
     const std::string& id = record.info().id();
     absl::StatusOr<engine::Dictionary> dict =
         formats::ReadCanonical(WeightsDir() / record.weights_file());
+    std::optional<engine::ComputeMode> default_mode;
+    if (record.info().has_default_compute_mode()) {
+      absl::StatusOr<engine::ComputeMode> mode = ToEngine(
+          static_cast<v1::ComputeMode>(record.info().default_compute_mode()),
+          "default_compute_mode");
+      if (mode.ok()) default_mode = *mode;
+    }
+    v1::DictionaryInfo info = FromRecord(record.info());
     absl::StatusOr<std::unique_ptr<engine::Encoder>> encoder =
-        dict.ok()
-            ? engine::Encoder::Create(std::make_shared<const engine::Dictionary>(std::move(*dict)))
-            : absl::StatusOr<std::unique_ptr<engine::Encoder>>(dict.status());
+        dict.ok() ? MakeEncoder(std::make_shared<const engine::Dictionary>(std::move(*dict)),
+                                default_mode, &info)
+                  : absl::StatusOr<std::unique_ptr<engine::Encoder>>(dict.status());
     if (!encoder.ok()) {
       LogError(absl::StrCat("dictionary '", id, "' not restored: ", encoder.status().ToString()));
       continue;
     }
+    info.set_weights_sha256((*encoder)->content_sha256());
     if (record.info().weights_sha256() != (*encoder)->content_sha256()) {
       // Records written before content hashes existed (or by another build): fill it in.
       record.mutable_info()->set_weights_sha256((*encoder)->content_sha256());
@@ -66,7 +75,7 @@ absl::Status DictionaryRegistry::Restore() {
       }
     }
     absl::MutexLock lock(&mu_);
-    entries_[id] = Entry{FromRecord(record.info()), record.weights_file(), std::move(*encoder)};
+    entries_[id] = Entry{std::move(info), record.weights_file(), std::move(*encoder)};
   }
   // Canonical files no record points at are left-overs of interrupted loads.
   std::error_code ec;
@@ -112,7 +121,13 @@ absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::Load(
     info.set_source_format(ToProto(loaded.format));
     info.set_source_dtype(ToProto(loaded.source_dtype));
     info.set_source_path(request.path());
-    return Publish(request.id(), request.replace(), std::move(dict), std::move(info));
+    std::optional<engine::ComputeMode> default_mode;
+    if (request.has_default_compute_mode()) {
+      SAEDICT_ASSIGN_OR_RETURN(default_mode,
+                               ToEngine(request.default_compute_mode(), "default_compute_mode"));
+    }
+    return Publish(request.id(), request.replace(), std::move(dict), std::move(info),
+                   default_mode);
   };
   absl::StatusOr<v1::DictionaryInfo> result = load();
   ReleaseId(request.id());
@@ -128,15 +143,37 @@ absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::LoadBuilt(
   info.set_source_format(v1::SOURCE_FORMAT_BUILTIN);
   info.set_source_dtype(v1::DTYPE_F32);
   absl::StatusOr<v1::DictionaryInfo> result =
-      Publish(id, /*replace=*/false, std::move(dict), std::move(info));
+      Publish(id, /*replace=*/false, std::move(dict), std::move(info), std::nullopt);
   ReleaseId(id);
   return result;
 }
 
+absl::StatusOr<std::unique_ptr<engine::Encoder>> DictionaryRegistry::MakeEncoder(
+    std::shared_ptr<const engine::Dictionary> dict, std::optional<engine::ComputeMode> default_mode,
+    v1::DictionaryInfo* info) const {
+  engine::EncoderOptions options;
+  options.default_compute_mode =
+      default_mode.has_value() ? default_mode : options_.default_compute_mode;
+  absl::StatusOr<std::unique_ptr<engine::Encoder>> encoder =
+      engine::Encoder::Create(std::move(dict), options);
+  if (!encoder.ok()) {
+    if (absl::IsUnimplemented(encoder.status())) {  // a BF16 default without BF16 here
+      return absl::Status(encoder.status().code(),
+                          absl::StrCat("default_compute_mode: ", encoder.status().message()));
+    }
+    return encoder.status();
+  }
+  info->set_default_compute_mode(ToProto((*encoder)->default_compute_mode()));
+  info->set_fast_exact_ready((*encoder)->fast_exact_ready());
+  info->set_fast_exact_bytes((*encoder)->fast_exact_bytes());
+  return encoder;
+}
+
 absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::Publish(
     const std::string& id, bool replace, std::shared_ptr<const engine::Dictionary> dict,
-    v1::DictionaryInfo info) {
-  SAEDICT_ASSIGN_OR_RETURN(std::unique_ptr<engine::Encoder> encoder, engine::Encoder::Create(dict));
+    v1::DictionaryInfo info, std::optional<engine::ComputeMode> default_mode) {
+  SAEDICT_ASSIGN_OR_RETURN(std::unique_ptr<engine::Encoder> encoder,
+                           MakeEncoder(dict, default_mode, &info));
   const absl::Time now = absl::Now();
   info.set_id(id);
   info.mutable_loaded_at()->set_seconds(absl::ToUnixSeconds(now));
@@ -147,6 +184,9 @@ absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::Publish(
   SAEDICT_RETURN_IF_ERROR(formats::WriteCanonical(*dict, weights_path));
   records::v1::DictionaryRecord record;
   *record.mutable_info() = ToRecord(info);
+  if (default_mode.has_value()) {
+    record.mutable_info()->set_default_compute_mode(ToProto(*default_mode));
+  }
   record.set_weights_file(weights_file);
   // A replace drops the latents stored for the old weights and writes the new
   // record in one atomic step, serialised with ingest writes: a batch encoded

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -32,6 +33,9 @@ namespace saedict::service {
 struct RegistryOptions {
   std::filesystem::path data_dir;         // canonical weights go to data_dir/dictionaries
   std::filesystem::path dictionary_root;  // LoadDictionary paths must resolve inside it
+  // Requests without a compute mode get the dictionary's default: the one
+  // asked for at load, else this, else the fastest exact mode on this CPU.
+  std::optional<engine::ComputeMode> default_compute_mode;
 };
 
 class DictionaryRegistry {
@@ -63,7 +67,13 @@ class DictionaryRegistry {
   // Persists and publishes; `info` has everything but id-independent fields set.
   absl::StatusOr<v1::DictionaryInfo> Publish(const std::string& id, bool replace,
                                              std::shared_ptr<const engine::Dictionary> dict,
-                                             v1::DictionaryInfo info);
+                                             v1::DictionaryInfo info,
+                                             std::optional<engine::ComputeMode> default_mode);
+  // The encoder for dict with the default mode resolved (see RegistryOptions),
+  // and its mode fields filled into info.
+  absl::StatusOr<std::unique_ptr<engine::Encoder>> MakeEncoder(
+      std::shared_ptr<const engine::Dictionary> dict,
+      std::optional<engine::ComputeMode> default_mode, v1::DictionaryInfo* info) const;
   absl::Status ReserveId(const std::string& id, bool replace);
   void ReleaseId(const std::string& id);
   std::filesystem::path WeightsDir() const;

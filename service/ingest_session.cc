@@ -114,8 +114,12 @@ absl::StatusOr<std::pair<storage::IngestBatch, engine::ComputeMode>> IngestSessi
   batch.corpus = corpus_;
   SAEDICT_ASSIGN_OR_RETURN(batch.precision, ToStorage(request.value_precision()));
   engine::EncodeOptions encode_options;
-  SAEDICT_ASSIGN_OR_RETURN(encode_options.compute_mode,
-                           ToEngine(request.compute_mode(), "compute_mode"));
+  if (request.has_compute_mode()) {
+    SAEDICT_ASSIGN_OR_RETURN(encode_options.compute_mode,
+                             ToEngine(request.compute_mode(), "compute_mode"));
+  } else {
+    encode_options.compute_mode = encoder_->default_compute_mode();
+  }
 
   const engine::DictionaryConfig& config = encoder_->dictionary().config;
   batch.d_sae = config.d_sae;
@@ -152,7 +156,7 @@ absl::StatusOr<std::pair<storage::IngestBatch, engine::ComputeMode>> IngestSessi
     doc.codes = SliceRows(codes, row, row + n);
     row += n;
   }
-  return std::make_pair(std::move(batch), encode_options.compute_mode);
+  return std::make_pair(std::move(batch), encoded.compute_mode);
 }
 
 void IngestSession::RecordError(int64_t index, const absl::Status& status) {

@@ -97,7 +97,15 @@ v1::DictionaryInfo InfoFromDictionary(const engine::Dictionary& d) {
 }
 
 v1::ComputeMode ToProto(engine::ComputeMode m) {
-  return m == engine::ComputeMode::kBF16 ? v1::COMPUTE_MODE_BF16 : v1::COMPUTE_MODE_F32;
+  switch (m) {
+    case engine::ComputeMode::kBF16:
+      return v1::COMPUTE_MODE_BF16;
+    case engine::ComputeMode::kFastExact:
+      return v1::COMPUTE_MODE_FAST_EXACT;
+    case engine::ComputeMode::kF32:
+      break;
+  }
+  return v1::COMPUTE_MODE_F32;
 }
 
 v1::ValuePrecision ToProto(storage::ValuePrecision p) {
@@ -123,13 +131,18 @@ absl::StatusOr<engine::ComputeMode> ToEngine(v1::ComputeMode m, absl::string_vie
       return engine::ComputeMode::kF32;
     case v1::COMPUTE_MODE_BF16:
       return engine::ComputeMode::kBF16;
+    case v1::COMPUTE_MODE_FAST_EXACT:
+      return engine::ComputeMode::kFastExact;
     default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ": ", static_cast<int>(m), " is not a ComputeMode; expected F32 or BF16"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": ", static_cast<int>(m),
+                       " is not a ComputeMode; expected F32, BF16 or FAST_EXACT"));
   }
 }
 
-absl::StatusOr<engine::EncodeOptions> ToEngine(const v1::EncodeOptions& o, int64_t d_sae) {
+absl::StatusOr<engine::EncodeOptions> ToEngine(const v1::EncodeOptions& o,
+                                               const engine::Encoder& encoder) {
+  const int64_t d_sae = encoder.dictionary().config.d_sae;
   if (o.top_k() < 0 || o.top_k() > d_sae) {
     return absl::InvalidArgumentError(absl::StrCat("options.top_k: ", o.top_k(),
                                                    " is out of range; expected 0 (the "
@@ -140,7 +153,12 @@ absl::StatusOr<engine::EncodeOptions> ToEngine(const v1::EncodeOptions& o, int64
   out.top_k = o.top_k();
   out.return_reconstruction = o.return_reconstruction();
   out.return_row_error = o.return_error();
-  SAEDICT_ASSIGN_OR_RETURN(out.compute_mode, ToEngine(o.compute_mode(), "options.compute_mode"));
+  if (o.has_compute_mode()) {
+    SAEDICT_ASSIGN_OR_RETURN(out.compute_mode,
+                             ToEngine(o.compute_mode(), "options.compute_mode"));
+  } else {
+    out.compute_mode = encoder.default_compute_mode();
+  }
   return out;
 }
 

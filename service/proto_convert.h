@@ -33,7 +33,9 @@ absl::StatusOr<formats::SourceFormat> FromProto(v1::SourceFormat f);
 absl::StatusOr<engine::ComputeMode> ToEngine(v1::ComputeMode m, absl::string_view field);
 absl::StatusOr<storage::ValuePrecision> ToStorage(v1::ValuePrecision p);
 // top_k must be in [0, d_sae]; fields are named "options.<name>".
-absl::StatusOr<engine::EncodeOptions> ToEngine(const v1::EncodeOptions& o, int64_t d_sae);
+// An unset compute_mode becomes the encoder's default_compute_mode().
+absl::StatusOr<engine::EncodeOptions> ToEngine(const v1::EncodeOptions& o,
+                                               const engine::Encoder& encoder);
 // `index` names the edit in messages ("edits[index].op").
 absl::StatusOr<engine::FeatureEdit> ToEngine(const v1::FeatureEdit& e, int index);
 

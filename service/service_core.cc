@@ -120,7 +120,7 @@ absl::StatusOr<ServiceCore::EncodeInput> ServiceCore::ParseEncodeInput(const Req
   EncodeInput in;
   SAEDICT_ASSIGN_OR_RETURN(in.encoder, EncoderFor(r.dictionary_id()));
   const engine::DictionaryConfig& config = in.encoder->dictionary().config;
-  SAEDICT_ASSIGN_OR_RETURN(in.options, ToEngine(r.options(), config.d_sae));
+  SAEDICT_ASSIGN_OR_RETURN(in.options, ToEngine(r.options(), *in.encoder));
   SAEDICT_ASSIGN_OR_RETURN(in.x, wire::DecodeMatrix(r.activations(), config.d_in, "activations"));
   return in;
 }
@@ -136,7 +136,7 @@ absl::StatusOr<v1::EncodeResponse> ServiceCore::Encode(const v1::EncodeRequest& 
   v1::EncodeResponse out;
   *out.mutable_codes() = wire::EncodeCodes(result.codes);
   out.set_weights_sha256(encoder->content_sha256());
-  out.set_compute_mode(ToProto(options.compute_mode));
+  out.set_compute_mode(ToProto(result.compute_mode));
   if (options.return_reconstruction) {
     *out.mutable_reconstruction() = wire::EncodeTensor(result.reconstruction, {x.rows, x.cols});
   }
@@ -172,7 +172,7 @@ absl::StatusOr<v1::InterveneResponse> ServiceCore::Intervene(const v1::Intervene
   *out.mutable_activations() = wire::EncodeTensor(result.activations, {x.rows, x.cols});
   *out.mutable_codes() = wire::EncodeCodes(result.edited_codes);
   out.set_weights_sha256(encoder->content_sha256());
-  out.set_compute_mode(ToProto(options.compute_mode));
+  out.set_compute_mode(ToProto(result.compute_mode));
   return out;
 }
 

@@ -133,4 +133,27 @@ std::string FormatCount(int64_t n) {
 
 std::string FormatValue(double v) { return absl::StrFormat("%.4g", v); }
 
+absl::StatusOr<std::optional<v1::ComputeMode>> ComputeModeArg(absl::string_view flag_value,
+                                                              bool bf16_shorthand) {
+  std::optional<v1::ComputeMode> mode;
+  if (flag_value == "f32") {
+    mode = v1::COMPUTE_MODE_F32;
+  } else if (flag_value == "fast_exact") {
+    mode = v1::COMPUTE_MODE_FAST_EXACT;
+  } else if (flag_value == "bf16") {
+    mode = v1::COMPUTE_MODE_BF16;
+  } else if (!flag_value.empty()) {
+    return InputError(absl::InvalidArgumentError(
+        absl::StrCat("--compute_mode must be f32, fast_exact or bf16, got '", flag_value, "'")));
+  }
+  if (bf16_shorthand) {
+    if (mode.has_value() && *mode != v1::COMPUTE_MODE_BF16) {
+      return InputError(absl::InvalidArgumentError(
+          absl::StrCat("--bf16 contradicts --compute_mode=", flag_value)));
+    }
+    mode = v1::COMPUTE_MODE_BF16;
+  }
+  return mode;
+}
+
 }  // namespace saedict::client

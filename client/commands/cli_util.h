@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/commands/command.h"
+#include "saedict/v1/saedict.pb.h"
 
 namespace saedict::client {
 
@@ -37,6 +38,11 @@ absl::StatusOr<bool> UseColor(absl::string_view color_flag, const std::ostream& 
 // InputError naming `what` ("--corpus", "NAME") otherwise.
 absl::Status CheckName(absl::string_view what, absl::string_view name);
 
+// --compute_mode: "" (unset: the dictionary's default), "f32", "fast_exact"
+// or "bf16"; `bf16_shorthand` (--bf16) means "bf16" and conflicts with any
+// other value. InputError for anything else.
+absl::StatusOr<std::optional<v1::ComputeMode>> ComputeModeArg(absl::string_view flag_value,
+                                                              bool bf16_shorthand);
 // An integer argument in [min, max]; InputError naming `what` otherwise.
 absl::StatusOr<int64_t> ParseIntArg(absl::string_view what, absl::string_view text, int64_t min,
                                     int64_t max);

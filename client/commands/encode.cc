@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/commands/array_files.h"
+#include "client/commands/cli_util.h"
 #include "client/commands/command.h"
 #include "client/commands/output.h"
 #include "util/status_macros.h"
@@ -84,7 +85,9 @@ absl::Status RunEncode(CommandEnv& env) {
   options.set_top_k(static_cast<int32_t>(top_k));
   options.set_return_reconstruction(args.GetBool("reconstruction"));
   options.set_return_error(args.GetBool("error"));
-  options.set_compute_mode(args.GetBool("bf16") ? v1::COMPUTE_MODE_BF16 : v1::COMPUTE_MODE_F32);
+  SAEDICT_ASSIGN_OR_RETURN(std::optional<v1::ComputeMode> mode,
+                           ComputeModeArg(args.GetString("compute_mode"), args.GetBool("bf16")));
+  if (mode.has_value()) options.set_compute_mode(*mode);
 
   const int64_t row_bytes = input.cols * wire::DTypeSize(input.dtype);
   if (batch_rows == 0 && input.rows * row_bytes > kAutoChunkBytes) {
@@ -171,7 +174,11 @@ const Command& EncodeCommand() {
                           "keep the N largest latents per row; 0 = the dictionary's own k"),
                 BoolFlag("reconstruction", "also write the reconstruction x_hat"),
                 BoolFlag("error", "also write each row's squared error |x - x_hat|^2"),
-                BoolFlag("bf16", "compute in bf16 with f32 accumulation (faster, approximate)"),
+                ValueFlag("compute_mode", FlagKind::kString, "", "MODE",
+                          "f32 (exact), fast_exact (the f32 codes bit for bit, faster where "
+                          "the server has AVX512-BF16/AMX) or bf16 (approximate); default: "
+                          "the dictionary's default_compute_mode"),
+                BoolFlag("bf16", "same as --compute_mode=bf16"),
                 ValueFlag("batch_rows", FlagKind::kInt, "0", "N",
                           "stream through EncodeStream, N rows per message; "
                           "0 = automatic (about 3 MiB per message)")},

@@ -111,7 +111,9 @@ absl::Status RunIngest(CommandEnv& env) {
   base.set_dictionary_id(dictionary);
   base.set_corpus(corpus);
   base.set_value_precision(precision);
-  base.set_compute_mode(args.GetBool("bf16") ? v1::COMPUTE_MODE_BF16 : v1::COMPUTE_MODE_F32);
+  SAEDICT_ASSIGN_OR_RETURN(std::optional<v1::ComputeMode> mode,
+                           ComputeModeArg(args.GetString("compute_mode"), args.GetBool("bf16")));
+  if (mode.has_value()) base.set_compute_mode(*mode);
 
   std::optional<ProgressBar> progress;
   if (args.GetBool("progress") || IsTerminal(env.err())) {
@@ -211,7 +213,10 @@ const Command& IngestCommand() {
                           "tokens per message (whole documents)"),
                 ValueFlag("values", FlagKind::kString, "f32", "f32|f16",
                           "precision the latent values are stored in"),
-                BoolFlag("bf16", "encode in bf16 with f32 accumulation (faster, approximate)"),
+                ValueFlag("compute_mode", FlagKind::kString, "", "MODE",
+                          "f32, fast_exact (the f32 codes, faster) or bf16 (approximate); "
+                          "default: the dictionary's default_compute_mode"),
+                BoolFlag("bf16", "same as --compute_mode=bf16"),
                 ValueFlag("limit_docs", FlagKind::kInt, "0", "N",
                           "ingest only the first N documents; 0 = all"),
                 BoolFlag("progress", "show progress on stderr even when it is not a terminal")},

@@ -1,6 +1,7 @@
 // `saedict load ID PATH`: LoadDictionary from a path under the server's
 // dictionary root. Thread safety: see command.h.
 #include "absl/strings/str_cat.h"
+#include "client/commands/cli_util.h"
 #include "client/commands/command.h"
 #include "client/commands/output.h"
 #include "util/status_macros.h"
@@ -16,6 +17,9 @@ absl::Status RunLoad(CommandEnv& env) {
                            ParseSourceFormat(env.args().GetString("format")));
   req.set_format(format);
   req.set_replace(env.args().GetBool("replace"));
+  SAEDICT_ASSIGN_OR_RETURN(std::optional<v1::ComputeMode> mode,
+                           ComputeModeArg(env.args().GetString("default_compute_mode"), false));
+  if (mode.has_value()) req.set_default_compute_mode(*mode);
   SAEDICT_ASSIGN_OR_RETURN(Client * client, env.client());
   SAEDICT_ASSIGN_OR_RETURN(v1::LoadDictionaryResponse resp, client->LoadDictionary(req));
   if (env.global().json) {
@@ -39,7 +43,10 @@ const Command& LoadCommand() {
           "PATH is a folder or params.npz relative to the server's --dictionary_root.",
       .flags = {ValueFlag("format", FlagKind::kString, "auto", "FORMAT",
                           "auto | saelens | sparsify | gemma_scope"),
-                BoolFlag("replace", "replace a loaded dictionary with the same ID")},
+                BoolFlag("replace", "replace a loaded dictionary with the same ID"),
+                ValueFlag("default_compute_mode", FlagKind::kString, "", "MODE",
+                          "compute mode of requests that name none: f32, fast_exact or bf16; "
+                          "default: the server's --default_compute_mode")},
       .run = &RunLoad,
   };
   return *kCommand;

@@ -117,6 +117,18 @@ void WriteKeyValues(std::ostream& out,
   }
 }
 
+std::string ComputeModeName(v1::ComputeMode mode) {
+  switch (mode) {
+    case v1::COMPUTE_MODE_BF16:
+      return "bf16";
+    case v1::COMPUTE_MODE_FAST_EXACT:
+      return "fast_exact";
+    default:
+      return "f32";
+  }
+}
+
+
 std::vector<std::pair<std::string, std::string>> DescribeDictionary(const v1::DictionaryInfo& d) {
   std::vector<std::pair<std::string, std::string>> kv = {
       {"id", d.id()},
@@ -140,6 +152,11 @@ std::vector<std::pair<std::string, std::string>> DescribeDictionary(const v1::Di
   kv.emplace_back("source_path", d.source_path());
   kv.emplace_back("source_dtype", std::string(wire::DTypeName(d.source_dtype())));
   kv.emplace_back("weight_bytes", FormatBytes(d.weight_bytes()));
+  kv.emplace_back("default_compute_mode", ComputeModeName(d.default_compute_mode()));
+  kv.emplace_back("fast_exact", d.fast_exact_ready()
+                                    ? absl::StrCat("ready (", FormatBytes(d.fast_exact_bytes()),
+                                                   " of bf16 weights)")
+                                    : "not available (runs f32)");
   if (d.has_loaded_at()) {
     const absl::Time t =
         absl::FromUnixSeconds(d.loaded_at().seconds()) + absl::Nanoseconds(d.loaded_at().nanos());

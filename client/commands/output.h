@@ -54,6 +54,9 @@ void WriteKeyValues(std::ostream& out,
                     const std::vector<std::pair<std::string, std::string>>& pairs);
 
 // Every field of a DictionaryInfo as (name, human-readable value).
+// "f32", "fast_exact", "bf16".
+std::string ComputeModeName(v1::ComputeMode mode);
+
 std::vector<std::pair<std::string, std::string>> DescribeDictionary(const v1::DictionaryInfo& d);
 
 // The similarity index of a dictionary (DictionaryInfo.index) as (name,

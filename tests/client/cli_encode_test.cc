@@ -130,6 +130,19 @@ TEST_F(CliEncodeTest, StreamsInChunksWithSameResult) {
     EXPECT_THAT(r.err, HasSubstr("compute_mode BF16 is not available"));
   }
 
+  // Without --compute_mode the request leaves it unset (the dictionary's
+  // default); --compute_mode names one; fast_exact gives the f32 codes.
+  ASSERT_EQ(Run({"encode", "d4", input_, Path("d.npz")}).code, kExitOk);
+  EXPECT_FALSE(Sent().Last<v1::EncodeRequest>("Encode").options().has_compute_mode());
+  for (const char* mode : {"f32", "fast_exact"}) {
+    const std::string out = Path(std::string(mode) + ".npz");
+    r = Run({"encode", "d4", input_, out, std::string("--compute_mode=") + mode});
+    ASSERT_EQ(r.code, kExitOk) << r.err;
+    EXPECT_EQ(Sent().Last<v1::EncodeRequest>("Encode").options().compute_mode(),
+              std::string(mode) == "f32" ? v1::COMPUTE_MODE_F32 : v1::COMPUTE_MODE_FAST_EXACT);
+    EXPECT_EQ(ReadNpz(out)["values"].data, ReadNpz(unary)["values"].data) << mode;
+  }
+
   ASSERT_EQ(Run({"encode", "d4", input_, streamed, "--batch_rows=2", "--reconstruction"}).code,
             kExitOk);
   std::map<std::string, NpyArray> a = ReadNpz(unary), b = ReadNpz(streamed);
@@ -186,6 +199,13 @@ TEST_F(CliEncodeTest, InputErrors) {
             "error: INVALID_ARGUMENT: activations.shape: [1,3] does not match d_in 4; expected "
             "[n, 4]\n");
 
+  r = Run({"encode", "d4", input_, Path("o.npz"), "--compute_mode=fast"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_EQ(r.err,
+            "error: INVALID_ARGUMENT: --compute_mode must be f32, fast_exact or bf16, got 'fast'\n");
+  r = Run({"encode", "d4", input_, Path("o.npz"), "--compute_mode=f32", "--bf16"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("--bf16 contradicts --compute_mode=f32"));
   r = Run({"encode", "d4", input_, Path("o.npz"), "--top_k=-1"});
   EXPECT_THAT(r.err, StartsWith("error: INVALID_ARGUMENT: --top_k must be >= 0"));
   r = Run({"encode", "nope", input_, Path("o.npz")});

@@ -60,7 +60,21 @@ def test_stream_and_intervene(server):
     assert len(info.weights_sha256) == 64
     assert whole_codes.weights_sha256 == info.weights_sha256
     assert all(c.weights_sha256 == info.weights_sha256 for c in chunks)
-    assert whole_codes.compute_mode == "f32"
+    # No mode asked: the dictionary's default, an exact mode (FAST_EXACT gives the F32 bits).
+    assert info.default_compute_mode in (pb.COMPUTE_MODE_F32, pb.COMPUTE_MODE_FAST_EXACT)
+    assert whole_codes.compute_mode == {pb.COMPUTE_MODE_F32: "f32",
+                                        pb.COMPUTE_MODE_FAST_EXACT: "fast_exact"}[
+                                            info.default_compute_mode]
+    exact = server.client.encode("s", x, compute_mode="f32")
+    assert exact.compute_mode == "f32"
+    np.testing.assert_array_equal(exact.to_dense(), whole)
+    with pytest.raises(ValueError, match="compute_mode must be"):
+        server.client.encode("s", x, compute_mode="fast")
+    with pytest.raises(ValueError, match="contradicts"):
+        server.client.encode("s", x, compute_mode="f32", bf16=True)
+    pinned = server.client.load_dictionary("s_f32", "s", default_compute_mode="f32")
+    assert pinned.default_compute_mode == pb.COMPUTE_MODE_F32
+    assert server.client.encode("s_f32", x).compute_mode == "f32"
     f = whole[0]
     feature = int(np.flatnonzero(f)[0])
     edited, codes = server.client.intervene("s", x, [(feature, "ablate", 0.0, [0])])

@@ -14,6 +14,12 @@
 namespace saedict::testing {
 namespace {
 
+// What a request without compute_mode runs: FAST_EXACT where this CPU has the
+// bf16 screen, else F32 (the same codes either way).
+v1::ComputeMode FastestExactMode() {
+  return engine::Encoder::Bf16Available() ? v1::COMPUTE_MODE_FAST_EXACT : v1::COMPUTE_MODE_F32;
+}
+
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using Arch = engine::Architecture;
@@ -277,7 +283,7 @@ TEST_F(EncodeErrorTest, AnswersNameTheWeightsHashAndComputeMode) {
   const std::string hash = info.dictionary().weights_sha256();
   EXPECT_EQ(hash.size(), 64u);
   EXPECT_EQ(response.weights_sha256(), hash);
-  EXPECT_EQ(response.compute_mode(), v1::COMPUTE_MODE_F32);
+  EXPECT_EQ(response.compute_mode(), FastestExactMode());
 
   v1::InterveneRequest iv;
   iv.set_dictionary_id("d");
@@ -285,7 +291,7 @@ TEST_F(EncodeErrorTest, AnswersNameTheWeightsHashAndComputeMode) {
   v1::InterveneResponse iv_out;
   ASSERT_THAT(stub_->Intervene(Ctx().get(), iv, &iv_out), GrpcOk());
   EXPECT_EQ(iv_out.weights_sha256(), hash);
-  EXPECT_EQ(iv_out.compute_mode(), v1::COMPUTE_MODE_F32);
+  EXPECT_EQ(iv_out.compute_mode(), FastestExactMode());
 
   ASSERT_THAT(Load("d", "topk", nullptr, /*replace=*/true), GrpcOk());
   ASSERT_THAT(stub_->GetDictionary(Ctx().get(), get, &info), GrpcOk());

@@ -1,6 +1,8 @@
 // The storage records' own package reads records written before it existed
 // (a DictionaryRecord that embedded saedict.v1.DictionaryInfo) field for
-// field, and ToRecord / FromRecord round-trip every DictionaryInfo field.
+// field, and ToRecord / FromRecord round-trip every DictionaryInfo field
+// that is stored (the index state and the served compute-mode fields are live
+// state, decided when the dictionary is served).
 #include "service/proto_convert.h"
 
 #include "google/protobuf/io/coded_stream.h"
@@ -35,12 +37,17 @@ v1::DictionaryInfo FullInfo() {
   return info;
 }
 
+bool IsLiveState(const std::string& field) {
+  return field == "index" || field == "default_compute_mode" || field == "fast_exact_ready" ||
+         field == "fast_exact_bytes";
+}
+
 TEST(ProtoConvertTest, RecordRoundTripKeepsEveryField) {
   const v1::DictionaryInfo info = FullInfo();
   // Every field is set, so a field ToRecord/FromRecord forgot shows up here.
   const google::protobuf::Descriptor* d = v1::DictionaryInfo::descriptor();
   for (int i = 0; i < d->field_count(); ++i) {
-    if (d->field(i)->name() == "index") continue;  // live state, never stored
+    if (IsLiveState(d->field(i)->name())) continue;  // never stored
     const google::protobuf::FieldDescriptor* f = d->field(i);
     EXPECT_TRUE(f->is_repeated() ? info.GetReflection()->FieldSize(info, f) > 0
                                  : info.GetReflection()->HasField(info, f))
@@ -49,7 +56,16 @@ TEST(ProtoConvertTest, RecordRoundTripKeepsEveryField) {
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(FromRecord(ToRecord(info)), info));
   v1::DictionaryInfo live = info;
   live.mutable_index()->set_state(v1::INDEX_STATE_READY);
-  EXPECT_FALSE(FromRecord(ToRecord(live)).has_index()) << "the index state is not stored";
+  live.set_default_compute_mode(v1::COMPUTE_MODE_FAST_EXACT);
+  live.set_fast_exact_ready(true);
+  live.set_fast_exact_bytes(1 << 20);
+  const v1::DictionaryInfo back = FromRecord(ToRecord(live));
+  EXPECT_FALSE(back.has_index()) << "the index state is not stored";
+  EXPECT_EQ(back.default_compute_mode(), v1::COMPUTE_MODE_F32) << "resolved when served";
+  EXPECT_FALSE(back.fast_exact_ready());
+  EXPECT_EQ(back.fast_exact_bytes(), 0);
+  EXPECT_FALSE(ToRecord(live).has_default_compute_mode())
+      << "only a mode asked for at load is stored (by the registry)";
 }
 
 TEST(ProtoConvertTest, ReadsRecordsWrittenWithTheApiMessageEmbedded) {

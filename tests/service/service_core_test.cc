@@ -29,6 +29,12 @@
 namespace saedict::service {
 namespace {
 
+// What a request without compute_mode runs: FAST_EXACT where this CPU has the
+// bf16 screen, else F32 (the same codes either way).
+v1::ComputeMode FastestExactMode() {
+  return engine::Encoder::Bf16Available() ? v1::COMPUTE_MODE_FAST_EXACT : v1::COMPUTE_MODE_F32;
+}
+
 namespace fs = std::filesystem;
 using ::saedict::testing::InMemoryStore;
 using ::saedict::testing::IsOk;
@@ -241,7 +247,7 @@ TEST_F(ServiceCoreTest, EncodeMatchesTheEngineAndNamesWeights) {
   std::memcpy(row_error.data(), resp.row_error().data().data(), sizeof(float) * 5);
   EXPECT_EQ(row_error, want.row_squared_error);
   EXPECT_EQ(resp.weights_sha256(), reference_->content_sha256());
-  EXPECT_EQ(resp.compute_mode(), v1::COMPUTE_MODE_F32);
+  EXPECT_EQ(resp.compute_mode(), FastestExactMode());
 
   req.mutable_options()->set_top_k(2);
   SAEDICT_ASSERT_OK_AND_ASSIGN(resp, core_->Encode(req));
@@ -320,7 +326,7 @@ TEST_F(ServiceCoreTest, InterveneKeepsTheErrorTermAndNamesWeights) {
     EXPECT_NE(edited_codes.indices[e], feature);
   }
   EXPECT_EQ(resp.weights_sha256(), reference_->content_sha256());
-  EXPECT_EQ(resp.compute_mode(), v1::COMPUTE_MODE_F32);
+  EXPECT_EQ(resp.compute_mode(), FastestExactMode());
 
   edit->set_feature(kDSae);
   EXPECT_THAT(core_->Intervene(req),
@@ -346,7 +352,7 @@ TEST_F(ServiceCoreTest, IngestStoresEncodedCodesAndAcksEachBatch) {
   EXPECT_EQ(acks[1].total_tokens(), 9);
   for (const v1::IngestAck& ack : acks) {
     EXPECT_EQ(ack.weights_sha256(), reference_->content_sha256());
-    EXPECT_EQ(ack.compute_mode(), v1::COMPUTE_MODE_F32);
+    EXPECT_EQ(ack.compute_mode(), FastestExactMode());
   }
   // The store holds exactly the engine's codes.
   for (auto [doc, x] :

@@ -47,6 +47,22 @@ _FORMATS = {"auto": pb.SOURCE_FORMAT_AUTO, "saelens": pb.SOURCE_FORMAT_SAELENS,
             "sparsify": pb.SOURCE_FORMAT_SPARSIFY, "gemma_scope": pb.SOURCE_FORMAT_GEMMA_SCOPE}
 _EDIT_OPS = {"set": pb.EDIT_OP_SET, "add": pb.EDIT_OP_ADD, "scale": pb.EDIT_OP_SCALE,
              "ablate": pb.EDIT_OP_ABLATE}
+_COMPUTE_MODES = {"f32": pb.COMPUTE_MODE_F32, "fast_exact": pb.COMPUTE_MODE_FAST_EXACT,
+                  "bf16": pb.COMPUTE_MODE_BF16}
+_COMPUTE_MODE_NAMES = {v: k for k, v in _COMPUTE_MODES.items()}
+
+
+def _compute_mode(name, bf16):
+    """The EncodeOptions / IngestRequest compute_mode, or None to leave it unset."""
+    if name is not None and name not in _COMPUTE_MODES:
+        raise ValueError(f"compute_mode must be 'f32', 'fast_exact' or 'bf16', got {name!r}")
+    if bf16:
+        if name not in (None, "bf16"):
+            raise ValueError(f"bf16=True contradicts compute_mode={name!r}")
+        return pb.COMPUTE_MODE_BF16
+    return None if name is None else _COMPUTE_MODES[name]
+
+
 _PRECISIONS = {"f32": pb.VALUE_PRECISION_F32, "f16": pb.VALUE_PRECISION_F16}
 _PRECISION_NAMES = {v: k for k, v in _PRECISIONS.items()}
 
@@ -62,7 +78,8 @@ class SparseCodes:
     row_error: np.ndarray = None       # float32 [n] when asked
     precision: str = None              # "f32" / "f16": how stored codes were kept
     weights_sha256: str = None         # content hash of the weights that encoded these codes
-    compute_mode: str = None           # "f32" (exact, batch-invariant) or "bf16"
+    compute_mode: str = None           # the mode that ran: "f32", "fast_exact" (both exact,
+                                       # batch-invariant, bit-identical) or "bf16"
 
     @property
     def num_rows(self):
@@ -151,7 +168,7 @@ def _codes(proto, response=None):
         codes.row_error = from_tensor(response.row_error)
     if response is not None and hasattr(response, "weights_sha256"):
         codes.weights_sha256 = response.weights_sha256
-        codes.compute_mode = "bf16" if response.compute_mode == pb.COMPUTE_MODE_BF16 else "f32"
+        codes.compute_mode = _COMPUTE_MODE_NAMES.get(response.compute_mode, "f32")
     return codes
 
 
@@ -337,9 +354,14 @@ class Client:
     def close(self):
         self._channel.close()
 
-    def load_dictionary(self, id, path, format="auto", replace=False):
+    def load_dictionary(self, id, path, format="auto", replace=False, default_compute_mode=None):
+        """default_compute_mode: the mode of requests that name none ("f32",
+        "fast_exact", "bf16"); None: the server's --default_compute_mode."""
         req = pb.LoadDictionaryRequest(id=id, path=str(path), format=_FORMATS[format],
                                        replace=replace)
+        mode = _compute_mode(default_compute_mode, False)
+        if mode is not None:
+            req.default_compute_mode = mode
         return self._stub.LoadDictionary(req, timeout=self._timeout).dictionary
 
     def list_dictionaries(self):
@@ -354,14 +376,22 @@ class Client:
         self._stub.DeleteDictionary(pb.DeleteDictionaryRequest(id=id), timeout=self._timeout)
 
     @staticmethod
-    def _options(top_k, reconstruction, error, bf16):
-        return pb.EncodeOptions(top_k=top_k, return_reconstruction=reconstruction,
-                                return_error=error,
-                                compute_mode=pb.COMPUTE_MODE_BF16 if bf16 else pb.COMPUTE_MODE_F32)
+    def _options(top_k, reconstruction, error, bf16, compute_mode=None):
+        options = pb.EncodeOptions(top_k=top_k, return_reconstruction=reconstruction,
+                                   return_error=error)
+        mode = _compute_mode(compute_mode, bf16)
+        if mode is not None:
+            options.compute_mode = mode
+        return options
 
-    def encode(self, id, activations, top_k=0, reconstruction=False, error=False, bf16=False):
+    def encode(self, id, activations, top_k=0, reconstruction=False, error=False, bf16=False,
+               compute_mode=None):
+        """compute_mode: None (the dictionary's default_compute_mode), "f32",
+        "fast_exact" (the f32 codes bit for bit, faster where the server has
+        AVX512-BF16/AMX) or "bf16" (approximate; bf16=True says the same)."""
         req = pb.EncodeRequest(dictionary_id=id, activations=tensor(activations),
-                               options=self._options(top_k, reconstruction, error, bf16))
+                               options=self._options(top_k, reconstruction, error, bf16,
+                                                     compute_mode))
         resp = self._stub.Encode(req, timeout=self._timeout)
         return _codes(resp.codes, resp)
 
@@ -392,7 +422,7 @@ class Client:
     # --- corpus --------------------------------------------------------------
 
     def ingest(self, dictionary_id, corpus, documents, batch_tokens=8192, value_precision="f32",
-               bf16=False, progress=None, timeout=None):
+               bf16=False, progress=None, timeout=None, compute_mode=None):
         """Stores documents and their sparse codes under `dictionary_id`.
 
         documents: an iterable (a generator is fine: it is read as the stream
@@ -404,7 +434,7 @@ class Client:
         atomically and acknowledges it. value_precision: "f32" or "f16" (how
         the latent values are stored). progress: None, True (a line on stderr)
         or a callable given each IngestAck as it arrives. timeout: seconds for
-        the whole stream, None for no deadline.
+        the whole stream, None for no deadline. compute_mode: as in encode().
 
         Returns {"documents", "tokens", "replaced_documents", "acks"} (acks: the
         IngestAck messages, one per batch). A server error raises grpc.RpcError;
@@ -414,6 +444,7 @@ class Client:
         """
         if value_precision not in _PRECISIONS:
             raise ValueError(f"value_precision must be 'f32' or 'f16', got {value_precision!r}")
+        mode = _compute_mode(compute_mode, bf16)
         if batch_tokens < 1:
             raise ValueError(f"batch_tokens must be positive, got {batch_tokens}")
         if progress is True:
@@ -424,10 +455,12 @@ class Client:
         def requests():
             def request(docs):
                 sent.append((len(docs), sum(len(d.token_ids) // 4 for d in docs)))
-                return pb.IngestRequest(
+                req = pb.IngestRequest(
                     dictionary_id=dictionary_id, corpus=corpus, documents=docs,
-                    value_precision=_PRECISIONS[value_precision],
-                    compute_mode=pb.COMPUTE_MODE_BF16 if bf16 else pb.COMPUTE_MODE_F32)
+                    value_precision=_PRECISIONS[value_precision])
+                if mode is not None:
+                    req.compute_mode = mode
+                return req
             pending, tokens = [], 0
             try:
                 for doc in documents:
