@@ -84,16 +84,13 @@ Encoder::Impl::Impl(std::shared_ptr<const Dictionary> dictionary, const EncoderO
                                       options.kernel)
               : InvariantGemm::Create(d.w_enc.data(), c.d_in, c.d_sae, InvariantGemm::Layout::kKByN,
                                       options.kernel);
-  // The FAST_EXACT screen shares the BF16 mode's bf16 weights. Without it
-  // (no BF16 here, or oneDNN failing) kFastExact runs the F32 path.
+  // Without the FAST_EXACT screen (no AMX here, or turned off) kFastExact
+  // runs the F32 path.
   if (options.fast_exact && c.architecture != Architecture::kMatchingPursuit &&
-      Bf16Matmul::Available()) {
-    auto bf16 = GetBf16();
-    if (bf16.ok()) {
-      auto screen = FastExactScreen::Create(d.w_enc.data(), c.d_in, c.d_sae, *bf16,
-                                            options.fast_exact_options);
-      if (screen.ok()) fast_exact_ = std::move(screen).value();
-    }
+      FastExactScreen::Available()) {
+    auto screen =
+        FastExactScreen::Create(d.w_enc.data(), c.d_in, c.d_sae, options.fast_exact_options);
+    if (screen.ok()) fast_exact_ = std::move(screen).value();
   }
 }
 
@@ -132,6 +129,8 @@ bool Encoder::Bf16Available() { return Bf16Matmul::Available(); }
 
 bool Encoder::fast_exact_ready() const { return impl_->fast_exact() != nullptr; }
 
+bool Encoder::FastExactAvailable() { return FastExactScreen::Available(); }
+
 ComputeMode Encoder::fastest_exact_mode() const {
   return fast_exact_ready() ? ComputeMode::kFastExact : ComputeMode::kF32;
 }
@@ -141,9 +140,7 @@ ComputeMode Encoder::default_compute_mode() const {
 }
 
 int64_t Encoder::fast_exact_bytes() const {
-  if (!fast_exact_ready()) return 0;
-  const DictionaryConfig& c = dictionary_->config;
-  return 2 * c.d_in * c.d_sae + impl_->fast_exact()->own_bytes();
+  return fast_exact_ready() ? impl_->fast_exact()->bytes() : 0;
 }
 
 std::string_view Encoder::f32_kernel_name() const { return impl_->gemm().kernel_name(); }

@@ -45,7 +45,7 @@ namespace saedict::engine {
 
 // kFastExact: the F32 result, bit for bit, by the screened path where the
 // dictionary has one (fast_exact_ready()); elsewhere (matching pursuit, no
-// BF16 on this CPU, screen turned off) it runs the F32 path, and
+// AMX on this CPU, screen turned off) it runs the F32 path, and
 // EncodeResult::compute_mode says kF32.
 enum class ComputeMode { kF32, kBF16, kFastExact };
 
@@ -85,9 +85,9 @@ struct EncoderOptions {
   int64_t tile_rows = 256;  // rows per GEMM tile
   // F32 GEMM kernel; kAuto: the widest this CPU runs. All give identical bits.
   InvariantGemm::Kernel kernel = InvariantGemm::Kernel::kAuto;
-  // Build the FAST_EXACT screen at Create (the bf16 copy of W_enc, 2 bytes
-  // per weight) when this CPU and build can run it and the architecture
-  // selects by threshold or top-k (not matching pursuit).
+  // Build the FAST_EXACT screen at Create (a bf16 copy of W_enc, 2 bytes
+  // per weight) when this CPU can run it (FastExactAvailable()) and the
+  // architecture selects by threshold or top-k (not matching pursuit).
   bool fast_exact = true;
   FastExactOptions fast_exact_options;
   // The mode callers get when they do not choose one (default_compute_mode());
@@ -128,6 +128,9 @@ class Encoder {
 
   // True when this build and CPU can run ComputeMode::kBF16.
   static bool Bf16Available();
+
+  // True when this CPU can run the FAST_EXACT screen (AMX-BF16).
+  static bool FastExactAvailable();
 
   // True when kFastExact runs the screened path for this dictionary.
   bool fast_exact_ready() const;

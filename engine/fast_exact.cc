@@ -19,6 +19,7 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
+#include "engine/bf16_matmul.h"
 #include "engine/parallel.h"
 
 namespace saedict::engine {
@@ -46,29 +47,29 @@ double Gamma(int64_t n, double u) {
 
 }  // namespace
 
-FastExactScreen::FastExactScreen(int64_t d_in, int64_t d_sae, const Bf16Matmul* bf16,
-                                 const FastExactOptions& options)
-    : d_in_(d_in), d_sae_(d_sae), bf16_(bf16), bound_scale_(options.bound_scale) {
+FastExactScreen::FastExactScreen(int64_t d_in, int64_t d_sae, const FastExactOptions& options)
+    : d_in_(d_in), d_sae_(d_sae), bound_scale_(options.bound_scale) {
   max_candidates_ = options.max_candidates > 0 ? options.max_candidates
                                                : std::max<int64_t>(64, d_sae / 32);
 }
 
+bool FastExactScreen::Available() { return AmxBf16Gemm::Available(); }
+
 absl::StatusOr<std::unique_ptr<FastExactScreen>> FastExactScreen::Create(
-    const float* w_enc, int64_t d_in, int64_t d_sae, const Bf16Matmul* bf16,
-    const FastExactOptions& options) {
-  if (w_enc == nullptr || bf16 == nullptr) {
-    return absl::InvalidArgumentError("fast exact screen: weights or bf16 matmul is null");
-  }
-  if (d_in <= 0 || d_sae <= 0 || bf16->k() != d_in || bf16->n() != d_sae) {
-    return absl::InvalidArgumentError(absl::StrCat("fast exact screen: shape ", d_in, "x", d_sae,
-                                                   " does not match the bf16 matmul's ",
-                                                   bf16->k(), "x", bf16->n()));
+    const float* w_enc, int64_t d_in, int64_t d_sae, const FastExactOptions& options) {
+  if (w_enc == nullptr) return absl::InvalidArgumentError("fast exact screen: weights are null");
+  if (d_in <= 0 || d_sae <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fast exact screen: shape must be positive, got ", d_in, "x", d_sae));
   }
   if (!(options.bound_scale > 0.0) || !std::isfinite(options.bound_scale)) {
     return absl::InvalidArgumentError(
         absl::StrCat("fast exact screen: bound_scale must be > 0, got ", options.bound_scale));
   }
-  std::unique_ptr<FastExactScreen> screen(new FastExactScreen(d_in, d_sae, bf16, options));
+  std::unique_ptr<FastExactScreen> screen(new FastExactScreen(d_in, d_sae, options));
+  absl::StatusOr<std::unique_ptr<AmxBf16Gemm>> gemm = AmxBf16Gemm::Create(w_enc, d_in, d_sae);
+  if (!gemm.ok()) return gemm.status();
+  screen->gemm_ = std::move(gemm).value();
   std::vector<double> w_sq(d_sae, 0.0), wt_sq(d_sae, 0.0), dw_sq(d_sae, 0.0);
   std::vector<uint16_t> rounded(d_sae);
   for (int64_t p = 0; p < d_in; ++p) {  // W_enc's storage order: one pass over memory
@@ -95,8 +96,8 @@ absl::StatusOr<std::unique_ptr<FastExactScreen>> FastExactScreen::Create(
   return screen;
 }
 
-int64_t FastExactScreen::own_bytes() const {
-  return static_cast<int64_t>(3 * d_sae_ * sizeof(float));
+int64_t FastExactScreen::bytes() const {
+  return gemm_->packed_bytes() + static_cast<int64_t>(3 * d_sae_ * sizeof(float));
 }
 
 void FastExactScreen::RoundTile(const float* a, int64_t m, uint16_t* a_bf16,
@@ -146,7 +147,7 @@ absl::Status FastExactScreen::ScreenWithBound(const float* a, int64_t m, float* 
   std::vector<uint16_t> a_bf16(static_cast<size_t>(m * d_in_));
   std::vector<RowCoefficients> coefficients;
   RoundTile(a, m, a_bf16.data(), &coefficients);
-  if (absl::Status s = bf16_->RunBf16(a_bf16.data(), m, c_screen); !s.ok()) return s;
+  gemm_->Multiply(a_bf16.data(), m, c_screen, d_sae_);
   for (int64_t i = 0; i < m; ++i) RowBound(coefficients[i], bound + i * d_sae_);
   return absl::OkStatus();
 }
@@ -257,7 +258,7 @@ absl::Status FastExactScreen::Run(const float* a, int64_t m, const ActivationPar
   for (int64_t r0 = 0; r0 < m; r0 += scratch_rows) {
     const int64_t rows = std::min(scratch_rows, m - r0);
     RoundTile(a + r0 * d_in_, rows, a_bf16.data(), &coefficients);
-    if (absl::Status s = bf16_->RunBf16(a_bf16.data(), rows, scratch); !s.ok()) return s;
+    gemm_->Multiply(a_bf16.data(), rows, scratch, d);
     ParallelFor(rows, std::max<int64_t>(1, (int64_t{1} << 14) / d), [&](int64_t begin,
                                                                          int64_t end) {
       thread_local std::vector<float> lower, upper;

@@ -3,8 +3,10 @@
 // features that can still be in the answer.
 //
 // For one tile of preprocessed rows x (DESIGN.md §2) and every feature j:
-//  1. c~_j = bf16(x) · bf16(W_j) with float32 accumulation (Bf16Matmul:
-//     AMX or AVX512-BF16 through oneDNN).
+//  1. c~_j = bf16(x) · bf16(W_j) with float32 accumulation (AmxBf16Gemm,
+//     saedict's own AMX kernel: oneDNN 2.6's matmul measured 2.3× slower
+//     here, and its AVX512-BF16 path slower than the F32 kernel, so CPUs
+//     without AMX run F32 instead).
 //  2. A proven bound E_j with |c_j - c~_j| <= E_j, where c_j is the exact
 //     path's value (InvariantGemm's fixed FMA chain). Writing dx = x - bf16(x)
 //     and dW_j = W_j - bf16(W_j) (both known exactly), and u = 2^-24:
@@ -31,8 +33,8 @@
 //     fixed chain. A row with more than max_candidates candidates, or a
 //     non-finite c~, is computed densely by InvariantGemm (a "fallback").
 //
-// Memory: the bf16 copy of W_enc (2 bytes per weight, shared with the BF16
-// mode) plus three floats per feature, beside the F32 packed copy.
+// Memory: the AMX-packed bf16 copy of W_enc (2 bytes per weight, padded to
+// multiples of 32) plus three floats per feature, beside the F32 packed copy.
 //
 // Thread safety: immutable after Create; Run is const and may be called
 // concurrently (each call brings its own scratch).
@@ -46,7 +48,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/activation.h"
-#include "engine/bf16_matmul.h"
+#include "engine/amx_gemm.h"
 #include "engine/invariant_gemm.h"
 
 namespace saedict::engine {
@@ -78,12 +80,13 @@ struct FastExactOptions {
 
 class FastExactScreen {
  public:
-  // w_enc: [d_in, d_sae] row-major, read during the call only. `bf16` holds
-  // the same weights rounded by Bf16Matmul::RoundToBf16 (what its Create
-  // does) and must outlive the screen. INVALID_ARGUMENT for bad shapes.
+  // True when Create can succeed here (AmxBf16Gemm::Available()).
+  static bool Available();
+
+  // w_enc: [d_in, d_sae] row-major, read during the call only.
+  // INVALID_ARGUMENT for bad shapes or options; UNIMPLEMENTED without AMX.
   static absl::StatusOr<std::unique_ptr<FastExactScreen>> Create(const float* w_enc, int64_t d_in,
                                                                  int64_t d_sae,
-                                                                 const Bf16Matmul* bf16,
                                                                  const FastExactOptions& options);
 
   // a: [m, d_in] preprocessed rows (m may be large: the exact blocks are
@@ -107,12 +110,11 @@ class FastExactScreen {
                                  int64_t m, int64_t n);
 
   int64_t max_candidates() const { return max_candidates_; }
-  // Bytes this screen holds itself (the per-feature norms; not the bf16 copy).
-  int64_t own_bytes() const;
+  // Bytes this screen holds: the packed bf16 weights and the norms.
+  int64_t bytes() const;
 
  private:
-  FastExactScreen(int64_t d_in, int64_t d_sae, const Bf16Matmul* bf16,
-                  const FastExactOptions& options);
+  FastExactScreen(int64_t d_in, int64_t d_sae, const FastExactOptions& options);
 
   struct RowCoefficients {
     float a, b, c, d;  // E_j = a·w_norm_j + b·w_bf16_norm_j + c·dw_norm_j + d
@@ -129,7 +131,7 @@ class FastExactScreen {
 
   int64_t d_in_;
   int64_t d_sae_;
-  const Bf16Matmul* bf16_;
+  std::unique_ptr<AmxBf16Gemm> gemm_;
   int64_t max_candidates_;
   double bound_scale_;
   std::vector<float> w_norm_;       // ||W_j||, rounded up

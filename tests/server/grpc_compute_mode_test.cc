@@ -16,7 +16,7 @@ using ::testing::HasSubstr;
 using Arch = engine::Architecture;
 
 v1::ComputeMode FastestExact() {
-  return engine::Encoder::Bf16Available() ? v1::COMPUTE_MODE_FAST_EXACT : v1::COMPUTE_MODE_F32;
+  return engine::Encoder::FastExactAvailable() ? v1::COMPUTE_MODE_FAST_EXACT : v1::COMPUTE_MODE_F32;
 }
 
 class ComputeModeTest : public GrpcServerTest {
@@ -55,8 +55,8 @@ TEST_F(ComputeModeTest, UnsetGetsTheFastestExactModeWithTheF32Codes) {
   v1::DictionaryInfo info;
   ASSERT_THAT(Load("d", "topk", &info), GrpcOk());
   EXPECT_EQ(info.default_compute_mode(), FastestExact());
-  EXPECT_EQ(info.fast_exact_ready(), engine::Encoder::Bf16Available());
-  EXPECT_EQ(info.fast_exact_bytes() > 0, engine::Encoder::Bf16Available());
+  EXPECT_EQ(info.fast_exact_ready(), engine::Encoder::FastExactAvailable());
+  EXPECT_EQ(info.fast_exact_bytes() > 0, engine::Encoder::FastExactAvailable());
 
   v1::EncodeRequest request = Rows("d");
   v1::EncodeResponse unset, f32, fast;
@@ -91,7 +91,7 @@ TEST_F(ComputeModeTest, ThePerDictionaryDefaultIsKeptAcrossARestart) {
   RestartServer();
   EXPECT_EQ(Info("exact").default_compute_mode(), v1::COMPUTE_MODE_F32);
   EXPECT_EQ(Info("auto").default_compute_mode(), FastestExact());
-  EXPECT_EQ(Info("auto").fast_exact_ready(), engine::Encoder::Bf16Available());
+  EXPECT_EQ(Info("auto").fast_exact_ready(), engine::Encoder::FastExactAvailable());
   ASSERT_THAT(Encode(Rows("exact"), &response), GrpcOk());
   EXPECT_EQ(response.compute_mode(), v1::COMPUTE_MODE_F32);
 }

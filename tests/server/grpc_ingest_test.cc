@@ -17,9 +17,9 @@ namespace saedict::testing {
 namespace {
 
 // What a request without compute_mode runs: FAST_EXACT where this CPU has the
-// bf16 screen, else F32 (the same codes either way).
+// AMX screen, else F32 (the same codes either way).
 v1::ComputeMode FastestExactMode() {
-  return engine::Encoder::Bf16Available() ? v1::COMPUTE_MODE_FAST_EXACT : v1::COMPUTE_MODE_F32;
+  return engine::Encoder::FastExactAvailable() ? v1::COMPUTE_MODE_FAST_EXACT : v1::COMPUTE_MODE_F32;
 }
 
 using ::testing::AllOf;
