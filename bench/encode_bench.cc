@@ -167,21 +167,25 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* 
                      SAEDICT_ASSIGN_OR_RETURN(f32_result, encoder->Encode(x, n, f32_options));
                      return absl::OkStatus();
                    }});
-  std::unique_ptr<engine::Bf16Matmul> bf16;
-  if (engine::Encoder::Bf16Available()) {
-    SAEDICT_ASSIGN_OR_RETURN(
-        bf16, engine::Bf16Matmul::Create(dict->w_enc.data(), shape.d_in, shape.d_sae));
+  if (encoder->fast_exact_ready()) {
     modes.push_back({"encode_fast_exact", [&]() -> absl::Status {
                        SAEDICT_ASSIGN_OR_RETURN(fast_result, encoder->Encode(x, n, fast_options));
                        return absl::OkStatus();
                      }});
+  } else {
+    std::fprintf(stderr, "FAST_EXACT has no screen here (no AMX-BF16): it would run F32\n");
+  }
+  std::unique_ptr<engine::Bf16Matmul> bf16;
+  if (engine::Encoder::Bf16Available()) {
+    SAEDICT_ASSIGN_OR_RETURN(
+        bf16, engine::Bf16Matmul::Create(dict->w_enc.data(), shape.d_in, shape.d_sae));
     modes.push_back({"encode_bf16", [&]() -> absl::Status {
                        SAEDICT_ASSIGN_OR_RETURN(bf16_result, encoder->Encode(x, n, bf16_options));
                        return absl::OkStatus();
                      }});
     modes.push_back({"bf16_matmul", [&] { return bf16->Run(x.data(), n, c.data()); }});
   } else {
-    std::fprintf(stderr, "BF16 unavailable (no oneDNN or no AVX512-BF16/AMX): F32 modes only\n");
+    std::fprintf(stderr, "BF16 unavailable (no oneDNN or no AVX512-BF16/AMX): no BF16 modes\n");
   }
 
   report->AddShape(shape);
@@ -192,6 +196,8 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* 
   report->AddMetric("blas_agreement", SelectionAgreement(f32_result.codes, blas_result.codes));
   if (bf16 != nullptr) {
     report->AddMetric("bf16_agreement", SelectionAgreement(f32_result.codes, bf16_result.codes));
+  }
+  if (encoder->fast_exact_ready()) {
     report->AddMetric("fast_exact_identical_rows", IdenticalRows(f32_result.codes, fast_result.codes));
     const engine::FastExactStats& st = fast_result.fast_exact;
     const double screened = static_cast<double>(std::max<int64_t>(1, st.rows - st.fallback_rows));

@@ -9,9 +9,9 @@
 #                                       pass it replaced, same run)
 #   in-process BF16 / PyTorch F32       target >= 3
 #   BF16 selections identical to F32    target >= 0.99
-#   FAST_EXACT / faster sgemm alone     target >= 4 with AVX512-BF16/AMX (>= 2 on
-#                                       AVX2 only, where FAST_EXACT has no screen
-#                                       yet and runs F32)
+#   FAST_EXACT / faster sgemm alone     target >= 4 with AMX (>= 2 on AVX2 only,
+#                                       where FAST_EXACT has no screen yet and
+#                                       runs F32)
 #   FAST_EXACT rows identical to F32    target 1 (bit for bit)
 #   gRPC loopback / in-process          (when encode_bench_grpc is built)
 #
@@ -171,7 +171,7 @@ for shape, m in cpp.items():
     show("BF16 selections identical to F32", m["metrics"].get("bf16_agreement"), 0.99, "%.4f")
     fast = tok(modes, "encode_fast_exact")
     cpu_flags = open("/proc/cpuinfo").read()
-    screen = "avx512_bf16" in cpu_flags or "amx_bf16" in cpu_flags
+    screen = "amx_bf16" in cpu_flags
     show("FAST_EXACT / faster sgemm alone", ratio(fast, gemm), 4 if screen else 2)
     show("FAST_EXACT / in-process F32", ratio(fast, tok(modes, "encode_f32")))
     show("FAST_EXACT / torch F32", ratio(fast, tok(t, "f32")))

@@ -31,7 +31,7 @@ ABSL_FLAG(bool, demo_corpus, true,
           "it holds no documents");
 ABSL_FLAG(std::string, default_compute_mode, "auto",
           "Compute mode of requests that name none, for dictionaries loaded without one: "
-          "auto (the fastest exact mode here: fast_exact where this CPU has AVX512-BF16/AMX, "
+          "auto (the fastest exact mode here: fast_exact where this CPU has AMX-BF16, "
           "else f32), f32, fast_exact or bf16 (approximate)");
 ABSL_FLAG(int64_t, max_batch_tokens, 4096, "Dynamic batcher: rows per encode batch");
 ABSL_FLAG(int64_t, max_queue_delay_us, 2000, "Dynamic batcher: longest wait to fill a batch");

@@ -176,7 +176,7 @@ const Command& EncodeCommand() {
                 BoolFlag("error", "also write each row's squared error |x - x_hat|^2"),
                 ValueFlag("compute_mode", FlagKind::kString, "", "MODE",
                           "f32 (exact), fast_exact (the f32 codes bit for bit, faster where "
-                          "the server has AVX512-BF16/AMX) or bf16 (approximate); default: "
+                          "the server has AMX) or bf16 (approximate); default: "
                           "the dictionary's default_compute_mode"),
                 BoolFlag("bf16", "same as --compute_mode=bf16"),
                 ValueFlag("batch_rows", FlagKind::kInt, "0", "N",

@@ -388,7 +388,7 @@ class Client:
                compute_mode=None):
         """compute_mode: None (the dictionary's default_compute_mode), "f32",
         "fast_exact" (the f32 codes bit for bit, faster where the server has
-        AVX512-BF16/AMX) or "bf16" (approximate; bf16=True says the same)."""
+        AMX) or "bf16" (approximate; bf16=True says the same)."""
         req = pb.EncodeRequest(dictionary_id=id, activations=tensor(activations),
                                options=self._options(top_k, reconstruction, error, bf16,
                                                      compute_mode))
