@@ -234,8 +234,12 @@ TEST(FastExactTest, FallbackRowsAreExactToo) {
     const EncodeResult want = EncodeOrDie(**encoder, x, n, ComputeMode::kF32);
     const EncodeResult got = EncodeOrDie(**encoder, x, n, ComputeMode::kFastExact);
     EXPECT_TRUE(Identical(want.codes, got.codes));
-    if (limit == 1) EXPECT_EQ(got.fast_exact.fallback_rows, n);
-    if (limit == 1000) EXPECT_EQ(got.fast_exact.fallback_rows, 0);
+    if (limit == 1) {
+      EXPECT_EQ(got.fast_exact.fallback_rows, n);
+    }
+    if (limit == 1000) {
+      EXPECT_EQ(got.fast_exact.fallback_rows, 0);
+    }
     if (limit == 20) {  // k = 20: rows without a doubtful feature pass, the others fall back
       EXPECT_GT(got.fast_exact.fallback_rows, 0);
       EXPECT_LT(got.fast_exact.fallback_rows, n);

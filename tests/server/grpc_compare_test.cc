@@ -53,7 +53,9 @@ class GrpcCompareTest : public GrpcServerTest {
         if (out.summaries == 0) out.summary_before_matches = false;
         ++out.match_messages;
         auto& list = m.matches().side() == v1::COMPARE_SIDE_A ? out.a : out.b;
-        if (m.matches().side() == v1::COMPARE_SIDE_A) EXPECT_TRUE(out.b.empty()) << "A before B";
+        if (m.matches().side() == v1::COMPARE_SIDE_A) {
+          EXPECT_TRUE(out.b.empty()) << "A before B";
+        }
         for (const v1::FeatureMatch& f : m.matches().matches()) list.push_back(f);
       }
     }
