@@ -105,6 +105,20 @@ __attribute__((noinline)) float Cut(std::vector<Candidate>& buf, size_t keep) {
   return buf[keep - 1].value;
 }
 
+// Cuts `buf` to its `keep` best (when it holds more) and appends them in
+// ascending index order. Returns how many.
+int64_t AppendBest(std::vector<Candidate>& buf, size_t keep, std::vector<uint32_t>* indices,
+                   std::vector<float>* values) {
+  if (buf.size() > keep) Cut(buf, keep);
+  std::sort(buf.begin(), buf.end(),
+            [](const Candidate& a, const Candidate& b) { return a.index < b.index; });
+  for (const Candidate& c : buf) {
+    indices->push_back(c.index);
+    values->push_back(c.value);
+  }
+  return static_cast<int64_t>(buf.size());
+}
+
 }  // namespace
 
 int64_t SelectTopK(const float* v, int64_t d, int32_t k, std::vector<uint32_t>* indices,
@@ -139,14 +153,7 @@ int64_t SelectTopK(const float* v, int64_t d, int32_t k, std::vector<uint32_t>* 
   for (; j < d; ++j) {
     if (v[j] > t) buf.push_back({v[j], static_cast<uint32_t>(j)});
   }
-  if (buf.size() > keep) Cut(buf, keep);
-  std::sort(buf.begin(), buf.end(),
-            [](const Candidate& a, const Candidate& b) { return a.index < b.index; });
-  for (const Candidate& c : buf) {
-    indices->push_back(c.index);
-    values->push_back(c.value);
-  }
-  return static_cast<int64_t>(buf.size());
+  return AppendBest(buf, keep, indices, values);
 }
 
 int64_t ActivateRow(const ActivationParams& p, float* row, std::vector<uint32_t>* indices,
@@ -192,17 +199,7 @@ int64_t ActivateListed(const ActivationParams& p, const uint32_t* features, cons
     const float v = ActivatedValue(p, features[e], c[e]);
     if (v > 0.0f) buf.push_back({v, features[e]});
   }
-  if (p.k > 0 && buf.size() > static_cast<size_t>(p.k)) {
-    std::nth_element(buf.begin(), buf.begin() + (p.k - 1), buf.end(), Better);
-    buf.resize(p.k);
-    std::sort(buf.begin(), buf.end(),
-              [](const Candidate& a, const Candidate& b) { return a.index < b.index; });
-  }
-  for (const Candidate& cand : buf) {
-    indices->push_back(cand.index);
-    values->push_back(cand.value);
-  }
-  return static_cast<int64_t>(buf.size());
+  return AppendBest(buf, p.k > 0 ? static_cast<size_t>(p.k) : buf.size(), indices, values);
 }
 
 }  // namespace saedict::engine
