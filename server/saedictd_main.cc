@@ -33,6 +33,9 @@ ABSL_FLAG(std::string, default_compute_mode, "auto",
           "Compute mode of requests that name none, for dictionaries loaded without one: "
           "auto (the fastest exact mode here: fast_exact where this CPU has AMX-BF16, "
           "else f32), f32, fast_exact or bf16 (approximate)");
+ABSL_FLAG(bool, fast_exact, true,
+          "Build each dictionary's FAST_EXACT screen where this CPU has AMX (a bf16 copy of "
+          "W_enc, 2 bytes per weight); false saves that memory and serves fast_exact with f32");
 ABSL_FLAG(int64_t, max_batch_tokens, 4096, "Dynamic batcher: rows per encode batch");
 ABSL_FLAG(int64_t, max_queue_delay_us, 2000, "Dynamic batcher: longest wait to fill a batch");
 ABSL_FLAG(int64_t, max_queued_tokens, 1 << 20,
@@ -84,6 +87,7 @@ int main(int argc, char** argv) {
   options.demo = absl::GetFlag(FLAGS_demo);
   options.demo_corpus = absl::GetFlag(FLAGS_demo_corpus);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.fast_exact = absl::GetFlag(FLAGS_fast_exact);
   if (const std::string mode = absl::GetFlag(FLAGS_default_compute_mode); mode == "f32") {
     options.default_compute_mode = saedict::engine::ComputeMode::kF32;
   } else if (mode == "fast_exact") {

@@ -46,7 +46,8 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
   SAEDICT_ASSIGN_OR_RETURN(
       state->registry,
       service::DictionaryRegistry::Create(
-          {options.data_dir, options.dictionary_root, options.default_compute_mode},
+          {options.data_dir, options.dictionary_root, options.default_compute_mode,
+           options.fast_exact},
           state->store.get()));
   if (options.demo && !state->registry->Get(service::kDemoDictionaryId).ok()) {
     SAEDICT_RETURN_IF_ERROR(

@@ -152,6 +152,7 @@ absl::StatusOr<std::unique_ptr<engine::Encoder>> DictionaryRegistry::MakeEncoder
     std::shared_ptr<const engine::Dictionary> dict, std::optional<engine::ComputeMode> default_mode,
     v1::DictionaryInfo* info) const {
   engine::EncoderOptions options;
+  options.fast_exact = options_.fast_exact;
   options.default_compute_mode =
       default_mode.has_value() ? default_mode : options_.default_compute_mode;
   absl::StatusOr<std::unique_ptr<engine::Encoder>> encoder =

@@ -36,6 +36,8 @@ struct RegistryOptions {
   // Requests without a compute mode get the dictionary's default: the one
   // asked for at load, else this, else the fastest exact mode on this CPU.
   std::optional<engine::ComputeMode> default_compute_mode;
+  // Build each dictionary's FAST_EXACT screen (engine::EncoderOptions::fast_exact).
+  bool fast_exact = true;
 };
 
 class DictionaryRegistry {

@@ -156,5 +156,23 @@ TEST_F(ServerDefaultModeTest, TheServerFlagSetsTheDefaultOfDictionariesLoadedWit
   EXPECT_EQ(response.compute_mode(), FastestExact());
 }
 
+class NoScreenTest : public ComputeModeTest {
+ protected:
+  void Customize(server::ServerOptions* options) override { options->fast_exact = false; }
+};
+
+TEST_F(NoScreenTest, WithoutTheScreenFastExactRunsF32AndHoldsNoCopy) {
+  v1::DictionaryInfo info;
+  ASSERT_THAT(Load("d", "topk", &info), GrpcOk());
+  EXPECT_FALSE(info.fast_exact_ready());
+  EXPECT_EQ(info.fast_exact_bytes(), 0);
+  EXPECT_EQ(info.default_compute_mode(), v1::COMPUTE_MODE_F32);
+  v1::EncodeRequest request = Rows("d");
+  request.mutable_options()->set_compute_mode(v1::COMPUTE_MODE_FAST_EXACT);
+  v1::EncodeResponse response;
+  ASSERT_THAT(Encode(request, &response), GrpcOk());
+  EXPECT_EQ(response.compute_mode(), v1::COMPUTE_MODE_F32);
+}
+
 }  // namespace
 }  // namespace saedict::testing
