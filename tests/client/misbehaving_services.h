@@ -51,8 +51,9 @@ class FaultyIngestService final : public v1::Saedict::Service {
 
 class StallingService final : public v1::Saedict::Service {
  public:
-  // Waits until the deadline passes or the client cancels (at most a
-  // minute without a deadline), then answers DEADLINE_EXCEEDED.
+  // Waits until the call is cancelled (by the client, or by its deadline
+  // passing; at most a minute), then answers DEADLINE_EXCEEDED — which the
+  // client never sees, so it reports its own deadline.
   grpc::Status GetDictionary(grpc::ServerContext* context, const v1::GetDictionaryRequest* request,
                              v1::GetDictionaryResponse* response) override;
 };
