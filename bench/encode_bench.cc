@@ -23,6 +23,8 @@
 //                              the F32 codes bit for bit (must be 1);
 //   fast_exact_fallback_rate   fraction of rows the screen sent to the dense
 //                              exact path (too many candidates);
+//   fast_exact_mib / fast_exact_create_extra_s  the screen's memory (bf16
+//                              copy + norms) and what it adds to Encoder::Create;
 //   fast_exact_candidates_per_row / fast_exact_blocks_per_row  mean over the
 //                              screened rows (16-column blocks recomputed).
 // The gRPC loopback numbers come from a separate executable
@@ -39,6 +41,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "bench/bench_common.h"
 #include "engine/bf16_matmul.h"
 #include "engine/activation.h"
@@ -116,8 +120,17 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* 
   const int64_t n = flags.tokens;
   auto dict = MakeRandomTopKDictionary(shape, /*seed=*/1);
   const std::vector<float> x = MakeActivations(n, shape.d_in, /*seed=*/2);
+  // Load cost of the FAST_EXACT screen: Encoder::Create with and without it.
+  const absl::Time before_plain = absl::Now();
+  SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Encoder> plain,
+                           engine::Encoder::Create(dict, {.kernel = flags.kernel,
+                                                          .fast_exact = false}));
+  const absl::Duration create_plain = absl::Now() - before_plain;
+  plain.reset();
+  const absl::Time before_screen = absl::Now();
   SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Encoder> encoder,
                            engine::Encoder::Create(dict, {.kernel = flags.kernel}));
+  const absl::Duration create_screen = absl::Now() - before_screen;
   std::vector<float> c(n * shape.d_sae);
   engine::EncodeResult f32_result, bf16_result, fast_result;
   engine::EncodeOptions f32_options, bf16_options, fast_options;
@@ -205,6 +218,9 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* 
                       static_cast<double>(st.fallback_rows) / std::max<int64_t>(1, st.rows));
     report->AddMetric("fast_exact_candidates_per_row", st.candidates / screened);
     report->AddMetric("fast_exact_blocks_per_row", st.blocks / screened);
+    report->AddMetric("fast_exact_mib", encoder->fast_exact_bytes() / 1048576.0);
+    report->AddMetric("fast_exact_create_extra_s",
+                      absl::ToDoubleSeconds(create_screen - create_plain));
   }
   return absl::OkStatus();
 }

@@ -182,4 +182,7 @@ for shape, m in cpp.items():
          "%.1f")
     show("FAST_EXACT 16-wide blocks per row", m["metrics"].get("fast_exact_blocks_per_row"), None,
          "%.1f")
+    show("FAST_EXACT memory (MiB)", m["metrics"].get("fast_exact_mib"), None, "%.1f")
+    show("FAST_EXACT extra load time (s)", m["metrics"].get("fast_exact_create_extra_s"), None,
+         "%.2f")
 EOF
