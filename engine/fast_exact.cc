@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -135,11 +134,21 @@ void FastExactScreen::RoundTile(const float* a, int64_t m, uint16_t* a_bf16,
   });
 }
 
+namespace {
+
+// E_j from a row's coefficients: the one formula the screen (IntervalOf) and
+// ScreenWithBound, which the bound tests check, both evaluate.
+inline float BoundAt(float ca, float cb, float cc, float cd, float w, float wt, float dw) {
+  return ca * w + cb * wt + cc * dw + cd;
+}
+
+}  // namespace
+
 void FastExactScreen::RowBound(const RowCoefficients& co, float* bound) const {
   const float* w = w_norm_.data();
   const float* wt = w_bf16_norm_.data();
   const float* dw = dw_norm_.data();
-  for (int64_t j = 0; j < d_sae_; ++j) bound[j] = co.a * w[j] + co.b * wt[j] + co.c * dw[j] + co.d;
+  for (int64_t j = 0; j < d_sae_; ++j) bound[j] = BoundAt(co.a, co.b, co.c, co.d, w[j], wt[j], dw[j]);
 }
 
 absl::Status FastExactScreen::ScreenWithBound(const float* a, int64_t m, float* c_screen,
@@ -199,7 +208,7 @@ bool IntervalOf(const ActivationParams& params, const float* __restrict w,
   const ActivationParams p = params;
   uint32_t bad = 0;  // an all-ones exponent marks Inf or NaN (also from a NaN in c)
   for (int64_t j = 0; j < d; ++j) {
-    const float e = ca * w[j] + cb * wt[j] + cc * dw[j] + cd;
+    const float e = BoundAt(ca, cb, cc, cd, w[j], wt[j], dw[j]);
     const float lo = c[j] - e;
     const float hi = c[j] + e;
     bad |= static_cast<uint32_t>((std::bit_cast<uint32_t>(lo) & 0x7f800000u) == 0x7f800000u) |

@@ -15,10 +15,6 @@ namespace {
 using ::testing::HasSubstr;
 using Arch = engine::Architecture;
 
-v1::ComputeMode FastestExact() {
-  return engine::Encoder::FastExactAvailable() ? v1::COMPUTE_MODE_FAST_EXACT : v1::COMPUTE_MODE_F32;
-}
-
 class ComputeModeTest : public GrpcServerTest {
  protected:
   void SetUp() override {
@@ -54,7 +50,7 @@ class ComputeModeTest : public GrpcServerTest {
 TEST_F(ComputeModeTest, UnsetGetsTheFastestExactModeWithTheF32Codes) {
   v1::DictionaryInfo info;
   ASSERT_THAT(Load("d", "topk", &info), GrpcOk());
-  EXPECT_EQ(info.default_compute_mode(), FastestExact());
+  EXPECT_EQ(info.default_compute_mode(), FastestExactMode());
   EXPECT_EQ(info.fast_exact_ready(), engine::Encoder::FastExactAvailable());
   EXPECT_EQ(info.fast_exact_bytes() > 0, engine::Encoder::FastExactAvailable());
 
@@ -65,9 +61,9 @@ TEST_F(ComputeModeTest, UnsetGetsTheFastestExactModeWithTheF32Codes) {
   ASSERT_THAT(Encode(request, &f32), GrpcOk());
   request.mutable_options()->set_compute_mode(v1::COMPUTE_MODE_FAST_EXACT);
   ASSERT_THAT(Encode(request, &fast), GrpcOk());
-  EXPECT_EQ(unset.compute_mode(), FastestExact());
+  EXPECT_EQ(unset.compute_mode(), FastestExactMode());
   EXPECT_EQ(f32.compute_mode(), v1::COMPUTE_MODE_F32);
-  EXPECT_EQ(fast.compute_mode(), FastestExact()) << "FAST_EXACT without a screen runs F32";
+  EXPECT_EQ(fast.compute_mode(), FastestExactMode()) << "FAST_EXACT without a screen runs F32";
   EXPECT_EQ(unset.codes().SerializeAsString(), f32.codes().SerializeAsString());
   EXPECT_EQ(fast.codes().SerializeAsString(), f32.codes().SerializeAsString());
 
@@ -76,7 +72,7 @@ TEST_F(ComputeModeTest, UnsetGetsTheFastestExactModeWithTheF32Codes) {
   *iv.mutable_activations() = request.activations();
   v1::InterveneResponse iv_out;
   ASSERT_THAT(stub_->Intervene(Ctx().get(), iv, &iv_out), GrpcOk());
-  EXPECT_EQ(iv_out.compute_mode(), FastestExact());
+  EXPECT_EQ(iv_out.compute_mode(), FastestExactMode());
 }
 
 TEST_F(ComputeModeTest, ThePerDictionaryDefaultIsKeptAcrossARestart) {
@@ -90,7 +86,7 @@ TEST_F(ComputeModeTest, ThePerDictionaryDefaultIsKeptAcrossARestart) {
 
   RestartServer();
   EXPECT_EQ(Info("exact").default_compute_mode(), v1::COMPUTE_MODE_F32);
-  EXPECT_EQ(Info("auto").default_compute_mode(), FastestExact());
+  EXPECT_EQ(Info("auto").default_compute_mode(), FastestExactMode());
   EXPECT_EQ(Info("auto").fast_exact_ready(), engine::Encoder::FastExactAvailable());
   ASSERT_THAT(Encode(Rows("exact"), &response), GrpcOk());
   EXPECT_EQ(response.compute_mode(), v1::COMPUTE_MODE_F32);
@@ -113,7 +109,7 @@ TEST_F(ComputeModeTest, IngestWithoutAModeUsesTheDefaultAndSaysSo) {
   stream->WritesDone();
   v1::IngestAck ack;
   ASSERT_TRUE(stream->Read(&ack));
-  EXPECT_EQ(ack.compute_mode(), FastestExact());
+  EXPECT_EQ(ack.compute_mode(), FastestExactMode());
   EXPECT_THAT(stream->Finish(), GrpcOk());
 }
 
@@ -153,7 +149,7 @@ TEST_F(ServerDefaultModeTest, TheServerFlagSetsTheDefaultOfDictionariesLoadedWit
   ASSERT_THAT(Encode(Rows("d"), &response), GrpcOk());
   EXPECT_EQ(response.compute_mode(), v1::COMPUTE_MODE_F32);
   ASSERT_THAT(Encode(Rows("fast"), &response), GrpcOk());
-  EXPECT_EQ(response.compute_mode(), FastestExact());
+  EXPECT_EQ(response.compute_mode(), FastestExactMode());
 }
 
 class NoScreenTest : public ComputeModeTest {

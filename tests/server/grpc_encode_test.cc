@@ -14,12 +14,6 @@
 namespace saedict::testing {
 namespace {
 
-// What a request without compute_mode runs: FAST_EXACT where this CPU has the
-// AMX screen, else F32 (the same codes either way).
-v1::ComputeMode FastestExactMode() {
-  return engine::Encoder::FastExactAvailable() ? v1::COMPUTE_MODE_FAST_EXACT : v1::COMPUTE_MODE_F32;
-}
-
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using Arch = engine::Architecture;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/encoder.h"
 #include "wire/wire_codec.h"
 #include "util/half.h"
 
@@ -55,6 +56,10 @@ std::vector<float> FloatsOf(const v1::Tensor& tensor) {
   std::vector<float> out(tensor.data().size() / 4);
   if (!out.empty()) std::memcpy(out.data(), tensor.data().data(), tensor.data().size());
   return out;
+}
+
+v1::ComputeMode FastestExactMode() {
+  return engine::Encoder::FastExactAvailable() ? v1::COMPUTE_MODE_FAST_EXACT : v1::COMPUTE_MODE_F32;
 }
 
 engine::SparseCodes CodesOf(const v1::SparseCodes& codes) {

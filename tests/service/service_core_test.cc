@@ -21,6 +21,7 @@
 #include "service/dictionary_registry.h"
 #include "storage/store.h"
 #include "tests/formats/sae_fixtures.h"
+#include "tests/server/grpc_test_util.h"
 #include "tests/test_util/in_memory_store.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/test_env.h"
@@ -29,13 +30,8 @@
 namespace saedict::service {
 namespace {
 
-// What a request without compute_mode runs: FAST_EXACT where this CPU has the
-// AMX screen, else F32 (the same codes either way).
-v1::ComputeMode FastestExactMode() {
-  return engine::Encoder::FastExactAvailable() ? v1::COMPUTE_MODE_FAST_EXACT : v1::COMPUTE_MODE_F32;
-}
-
 namespace fs = std::filesystem;
+using ::saedict::testing::FastestExactMode;
 using ::saedict::testing::InMemoryStore;
 using ::saedict::testing::IsOk;
 using ::saedict::testing::ScratchDir;
