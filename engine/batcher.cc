@@ -99,6 +99,7 @@ class BatcherImpl final : public EncodeBatcher {
       absl::MutexLock lock(&mu_);
       if (shutdown_) return absl::UnavailableError("encode batcher is shutting down");
       if (queued_tokens_ + n > options_.max_queued_tokens) {
+        if (options_.observer != nullptr) options_.observer->OnRejected(n);
         return absl::ResourceExhaustedError(
             absl::StrCat("encode queue full: ", queued_tokens_, " rows queued + ", n,
                          " rows requested > max_queued_tokens ", options_.max_queued_tokens));
@@ -188,6 +189,7 @@ class BatcherImpl final : public EncodeBatcher {
         continue;
       }
       queued_tokens_ -= r->n;
+      if (options_.observer != nullptr) options_.observer->OnExpired(r->n);
       r->result = absl::DeadlineExceededError(absl::StrCat(
           "the request's deadline passed after ", absl::FormatDuration(now - r->enqueued),
           " in the encode queue (", queued_tokens_, " rows still queued)"));
@@ -196,24 +198,32 @@ class BatcherImpl final : public EncodeBatcher {
     queue_.swap(live);
   }
 
-  static void Run(const std::vector<Request*>& batch) {
+  void Run(const std::vector<Request*>& batch) {
     // Copies: a caller may return (destroying its request) once notified.
     const std::shared_ptr<const Encoder> keep_alive = batch.front()->encoder;
     const Encoder& encoder = *keep_alive;
     const EncodeOptions options = batch.front()->options;
+    BatchReport report;
+    report.requests = static_cast<int>(batch.size());
+    report.compute_mode = options.compute_mode;
+    const absl::Time start = clock_->Now();
+    for (const Request* r : batch) {
+      report.rows += r->n;
+      report.queue_delay = std::max(report.queue_delay, start - r->enqueued);
+    }
     if (batch.size() == 1) {
       Request* r = batch.front();
       r->result = encoder.Encode(r->x, r->n, options);
+      Report(report, start, r->result);
       r->done.Notify();
       return;
     }
     const int64_t d_in = encoder.dictionary().config.d_in;
-    int64_t total = 0;
-    for (const Request* r : batch) total += r->n;
     std::vector<float> x;
-    x.reserve(static_cast<size_t>(total * d_in));
+    x.reserve(static_cast<size_t>(report.rows * d_in));
     for (const Request* r : batch) x.insert(x.end(), r->x.begin(), r->x.end());
-    absl::StatusOr<EncodeResult> all = encoder.Encode(x, total, options);
+    absl::StatusOr<EncodeResult> all = encoder.Encode(x, report.rows, options);
+    Report(report, start, all);
     int64_t row = 0;
     for (Request* r : batch) {
       if (all.ok()) {
@@ -224,6 +234,14 @@ class BatcherImpl final : public EncodeBatcher {
       row += r->n;
       r->done.Notify();
     }
+  }
+
+  void Report(BatchReport& report, absl::Time start, const absl::StatusOr<EncodeResult>& result) {
+    if (options_.observer == nullptr) return;
+    report.encode_time = clock_->Now() - start;
+    report.ok = result.ok();
+    if (result.ok()) report.compute_mode = result->compute_mode;
+    options_.observer->OnBatch(report);
   }
 
   const BatcherOptions options_;

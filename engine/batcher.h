@@ -27,6 +27,28 @@
 
 namespace saedict::engine {
 
+// What the batcher reports about each batch it runs, for metrics.
+struct BatchReport {
+  int64_t rows = 0;                              // rows encoded in one Encoder::Encode call
+  int requests = 0;                              // callers merged into it
+  absl::Duration queue_delay;                    // how long its oldest request waited
+  absl::Duration encode_time;                    // Encoder::Encode's wall time
+  ComputeMode compute_mode = ComputeMode::kF32;  // the mode that ran (requested on failure)
+  bool ok = true;
+};
+
+// Receives BatchReports. Called from the batch threads and from Encode()
+// callers (rejections), so implementations must be thread-safe and quick.
+class BatchObserver {
+ public:
+  virtual ~BatchObserver() = default;
+  virtual void OnBatch(const BatchReport& report) = 0;
+  // A request of `rows` rows refused because the queue was full.
+  virtual void OnRejected(int64_t rows) = 0;
+  // A queued request of `rows` rows dropped because its deadline passed.
+  virtual void OnExpired(int64_t rows) = 0;
+};
+
 struct BatcherOptions {
   int64_t max_batch_tokens = 4096;
   absl::Duration max_queue_delay = absl::Milliseconds(2);
@@ -35,6 +57,8 @@ struct BatcherOptions {
   // Time source of the queue delay and request deadlines; null: Clock::Real().
   // Must outlive the batcher.
   Clock* clock = nullptr;
+  // Told about every batch; null: nobody. Must outlive the batcher.
+  BatchObserver* observer = nullptr;
 };
 
 class EncodeBatcher {

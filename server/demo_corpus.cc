@@ -63,8 +63,8 @@ std::vector<v1::IngestRequest> MakeDemoCorpusRequests(const engine::Dictionary& 
         for (int64_t i = 0; i < d_in; ++i) row[i] += a * dict.w_dec[f * d_in + i];
       }
     }
-    out->set_token_ids(std::string(reinterpret_cast<const char*>(ids.data()),
-                                   ids.size() * sizeof(int32_t)));
+    out->set_token_ids(
+        std::string(reinterpret_cast<const char*>(ids.data()), ids.size() * sizeof(int32_t)));
     v1::Tensor* acts = out->mutable_activations();
     acts->set_dtype(v1::DTYPE_F32);
     acts->add_shape(kTokensPerDocument);
@@ -81,7 +81,8 @@ absl::Status EnsureDemoCorpus(service::ServiceCore& core, storage::CorpusStore& 
   SAEDICT_ASSIGN_OR_RETURN(storage::DictionaryTotals totals,
                            store.GetDictionaryTotals(dictionary_id));
   if (totals.documents > 0) return absl::OkStatus();
-  std::unique_ptr<service::IngestSession> session = core.StartIngest([](const v1::IngestAck&) { return true; });
+  std::unique_ptr<service::IngestSession> session =
+      core.StartIngest([](const v1::IngestAck&) { return true; });
   for (v1::IngestRequest& request : MakeDemoCorpusRequests(dict, dictionary_id)) {
     SAEDICT_RETURN_IF_ERROR(session->Submit(std::move(request)));
   }

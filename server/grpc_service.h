@@ -1,17 +1,22 @@
 // SaedictGrpcService: the gRPC adapter for saedict.v1.Saedict. Each handler
-// calls service::ServiceCore and converts the status; nothing else lives here.
+// first asks the CallPolicy (auth, role, deadline, stream cap), then calls
+// service::ServiceCore and converts the status; nothing else lives here.
 // Thread safety: gRPC calls handlers concurrently; the core is thread-safe.
 #ifndef SAEDICT_SERVER_GRPC_SERVICE_H_
 #define SAEDICT_SERVER_GRPC_SERVICE_H_
 
 #include "saedict/v1/saedict.grpc.pb.h"
+#include "server/call_policy.h"
+#include "server/metrics.h"
 #include "service/service_core.h"
 
 namespace saedict::server {
 
 class SaedictGrpcService final : public v1::Saedict::Service {
  public:
-  explicit SaedictGrpcService(service::ServiceCore* core) : core_(core) {}
+  // core and policy must outlive the service; metrics may be null.
+  SaedictGrpcService(service::ServiceCore* core, CallPolicy* policy, ServerMetrics* metrics)
+      : core_(core), policy_(policy), metrics_(metrics) {}
 
   grpc::Status LoadDictionary(grpc::ServerContext*, const v1::LoadDictionaryRequest*,
                               v1::LoadDictionaryResponse*) override;
@@ -56,6 +61,8 @@ class SaedictGrpcService final : public v1::Saedict::Service {
 
  private:
   service::ServiceCore* const core_;
+  CallPolicy* const policy_;
+  ServerMetrics* const metrics_;
 };
 
 }  // namespace saedict::server

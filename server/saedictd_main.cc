@@ -1,6 +1,7 @@
 // saedictd: the saedict server. Every flag has an embedded default, so a
 // bare `saedictd` serves from ./var on 127.0.0.1:50051 with the CPU backend
-// and the demo dictionary. SIGTERM/SIGINT drain in-flight calls and exit.
+// and the demo dictionary, metrics on 127.0.0.1:9464. SIGTERM/SIGINT drain
+// in-flight calls (--drain_grace) and exit 0; SIGHUP re-reads the token file.
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,6 +15,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "engine/encoder.h"
 #include "server/server.h"
 #include "util/log.h"
@@ -42,6 +44,34 @@ ABSL_FLAG(int64_t, max_queued_tokens, 1 << 20,
           "Dynamic batcher: queued rows beyond this get RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, batch_threads, 1, "Dynamic batcher: threads running batches");
 ABSL_FLAG(int64_t, max_message_bytes, 256 << 20, "Largest gRPC message accepted or sent");
+ABSL_FLAG(int, metrics_port, 9464,
+          "Prometheus /metrics port (text format); 0 picks a free one (see --metrics_port_file), "
+          "-1 serves none");
+ABSL_FLAG(std::string, metrics_address, "",
+          "Address of the metrics port; empty: the same as --listen_address");
+ABSL_FLAG(std::string, metrics_port_file, "", "If set, write the bound metrics port here");
+ABSL_FLAG(std::string, auth_tokens_file, "",
+          "Bearer tokens with roles, one 'ROLE SHA256_HEX NAME' line each (make one with "
+          "`saedict new-token ROLE NAME`); re-read on SIGHUP. Empty: auth off");
+ABSL_FLAG(bool, insecure, false,
+          "Allow a non-loopback --listen_address without --auth_tokens_file (every caller "
+          "is admin)");
+ABSL_FLAG(std::string, tls_cert_file, "", "PEM server certificate chain: serve gRPC over TLS");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA bundle: require client certificates it signed (mutual TLS)");
+ABSL_FLAG(absl::Duration, default_deadline, absl::Seconds(60),
+          "Deadline of unary calls that bring none; 0: none");
+ABSL_FLAG(absl::Duration, default_stream_deadline, absl::ZeroDuration(),
+          "Deadline of streaming calls (Ingest, EncodeStream, ...) that bring none; 0: none");
+ABSL_FLAG(int, max_streams_per_client, 16,
+          "Streaming calls one client (token name, or peer IP without auth) may have open; "
+          "0: no cap");
+ABSL_FLAG(int64_t, max_request_tokens, 1 << 20,
+          "Activation rows in one Encode/Intervene request or EncodeStream/Ingest message; "
+          "0: no limit");
+ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(10),
+          "On SIGTERM/SIGINT: how long in-flight calls may run before they are cancelled");
 ABSL_FLAG(std::string, index_factory, "auto",
           "FAISS factory string of the similarity indexes (\"Flat\", \"IVF1024,Flat\", "
           "\"HNSW32\", ...); auto: Flat up to d_sae x d_in = 40 Mi, IVF above");
@@ -56,6 +86,12 @@ int g_signal_pipe[2] = {-1, -1};
 void OnStopSignal(int signal) {
   const unsigned char byte = static_cast<unsigned char>(signal);
   [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &byte, 1);  // async-signal-safe
+}
+
+void WritePortFile(const std::string& path, int port) {
+  if (path.empty()) return;
+  std::ofstream(path + ".tmp") << port << "\n";
+  std::rename((path + ".tmp").c_str(), path.c_str());
 }
 
 }  // namespace
@@ -78,6 +114,7 @@ int main(int argc, char** argv) {
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGHUP, &action, nullptr);
 
   saedict::server::ServerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen_address);
@@ -104,6 +141,27 @@ int main(int argc, char** argv) {
               << " is not a mode; expected auto, f32, fast_exact or bf16\n";
     return 2;
   }
+  options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
+  options.insecure = absl::GetFlag(FLAGS_insecure);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  auto or_none = [](absl::Duration d) {
+    return d == absl::ZeroDuration() ? absl::InfiniteDuration() : d;
+  };
+  options.default_deadline = or_none(absl::GetFlag(FLAGS_default_deadline));
+  options.default_stream_deadline = or_none(absl::GetFlag(FLAGS_default_stream_deadline));
+  options.max_streams_per_client = absl::GetFlag(FLAGS_max_streams_per_client);
+  options.max_request_tokens = absl::GetFlag(FLAGS_max_request_tokens);
+  if (absl::GetFlag(FLAGS_default_deadline) < absl::ZeroDuration() ||
+      absl::GetFlag(FLAGS_default_stream_deadline) < absl::ZeroDuration() ||
+      absl::GetFlag(FLAGS_drain_grace) < absl::ZeroDuration()) {
+    std::cerr << "saedictd: --default_deadline, --default_stream_deadline and --drain_grace must "
+                 "be >= 0\n";
+    return 2;
+  }
   options.batcher.max_batch_tokens = absl::GetFlag(FLAGS_max_batch_tokens);
   options.batcher.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
   options.batcher.max_queued_tokens = absl::GetFlag(FLAGS_max_queued_tokens);
@@ -111,7 +169,8 @@ int main(int argc, char** argv) {
   options.similarity.config.factory = absl::GetFlag(FLAGS_index_factory);
   options.similarity.config.ivf_nprobe = absl::GetFlag(FLAGS_index_nprobe);
   options.similarity.neighbours_per_feature = absl::GetFlag(FLAGS_neighbours_per_feature);
-  if (options.similarity.neighbours_per_feature < 1 || options.similarity.neighbours_per_feature > 1000) {
+  if (options.similarity.neighbours_per_feature < 1 ||
+      options.similarity.neighbours_per_feature > 1000) {
     std::cerr << "saedictd: --neighbours_per_feature=" << options.similarity.neighbours_per_feature
               << " is out of range; expected 1..1000\n";
     return 2;
@@ -123,16 +182,27 @@ int main(int argc, char** argv) {
     std::cerr << "saedictd: " << server.status() << "\n";
     return 1;
   }
-  if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
-    std::ofstream(port_file + ".tmp") << (*server)->port() << "\n";
-    std::rename((port_file + ".tmp").c_str(), port_file.c_str());
-  }
+  WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
+  WritePortFile(absl::GetFlag(FLAGS_metrics_port_file), (*server)->metrics_port());
+  const absl::Duration drain_grace = absl::GetFlag(FLAGS_drain_grace);
   std::thread watcher([&] {
-    unsigned char signal = 0;
-    while (read(g_signal_pipe[0], &signal, 1) < 0 && errno == EINTR) {
+    for (;;) {
+      unsigned char signal = 0;
+      const ssize_t n = read(g_signal_pipe[0], &signal, 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 1 && signal == SIGHUP) {
+        const absl::Status reloaded = (*server)->ReloadAuth();
+        saedict::LogInfo(reloaded.ok() ? std::string("SIGHUP: token file re-read")
+                                       : absl::StrCat("SIGHUP: token file NOT re-read, the old "
+                                                      "tokens stay in force: ",
+                                                      reloaded.ToString()));
+        continue;
+      }
+      saedict::LogInfo(absl::StrCat("signal ", static_cast<int>(signal), ": draining for up to ",
+                                    absl::FormatDuration(drain_grace)));
+      (*server)->Shutdown(drain_grace);
+      return;
     }
-    saedict::LogInfo(absl::StrCat("signal ", static_cast<int>(signal), ": draining"));
-    (*server)->Shutdown(absl::Seconds(10));
   });
   (*server)->Wait();
   // Wait() returns only after Shutdown(); the watcher has done its work.

@@ -1,17 +1,25 @@
 #include "server/server.h"
 
+#include <fstream>
+#include <sstream>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "server/call_policy.h"
 #include "server/demo_corpus.h"
+#include "server/grpc_service.h"
+#include "server/metrics.h"
+#include "server/rpc_metrics_interceptor.h"
+#include "service/access_policy.h"
 #include "service/demo_dictionary.h"
 #include "service/dictionary_registry.h"
-#include "server/grpc_service.h"
 #include "service/service_core.h"
 #include "storage/store.h"
 #include "util/log.h"
@@ -19,12 +27,66 @@
 
 namespace saedict::server {
 
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::filesystem::path& path, const char* flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, "=", path.string(), ": cannot read the file"));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  if (text.str().find("-----BEGIN") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, "=", path.string(), ": not a PEM file (no -----BEGIN line)"));
+  }
+  return text.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(
+    const ServerOptions& options) {
+  const bool cert = !options.tls_cert_file.empty(), key = !options.tls_key_file.empty();
+  if (cert != key) {
+    return absl::InvalidArgumentError(
+        "--tls_cert_file and --tls_key_file go together: give both or neither");
+  }
+  if (!cert) {
+    if (!options.tls_client_ca_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--tls_client_ca_file needs --tls_cert_file and --tls_key_file (mutual TLS is TLS)");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  grpc::SslServerCredentialsOptions ssl;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  SAEDICT_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem(options.tls_cert_file, "tls_cert_file"));
+  SAEDICT_ASSIGN_OR_RETURN(pair.private_key, ReadPem(options.tls_key_file, "tls_key_file"));
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!options.tls_client_ca_file.empty()) {
+    SAEDICT_ASSIGN_OR_RETURN(ssl.pem_root_certs,
+                             ReadPem(options.tls_client_ca_file, "tls_client_ca_file"));
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+bool IsLoopbackAddress(const std::string& address) {
+  return absl::StartsWith(address, "127.") || address == "::1" || address == "[::1]" ||
+         address == "localhost";
+}
+
 struct SaedictServer::State {
   // Destroyed in reverse order: gRPC first, the store last.
+  std::unique_ptr<ServerMetrics> metrics;  // observes the batcher: outlives it
+  std::unique_ptr<service::Authenticator> auth;
   std::unique_ptr<storage::Store> store;
   std::unique_ptr<service::DictionaryRegistry> registry;
   std::unique_ptr<engine::EncodeBatcher> batcher;
   std::unique_ptr<service::ServiceCore> core;
+  std::unique_ptr<CallPolicy> policy;
   std::unique_ptr<SaedictGrpcService> service;
   std::unique_ptr<grpc::Server> grpc_server;
   int port = 0;
@@ -32,10 +94,29 @@ struct SaedictServer::State {
 
 SaedictServer::SaedictServer(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
-SaedictServer::~SaedictServer() { Shutdown(absl::ZeroDuration()); }
+SaedictServer::~SaedictServer() {
+  if (state_ == nullptr) return;
+  Shutdown(absl::ZeroDuration());
+  state_->metrics->StopServing();  // no scrape may read the components destroyed next
+}
 
 absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const ServerOptions& options) {
   auto state = std::make_unique<State>();
+  if (!options.auth_tokens_file.empty()) {
+    SAEDICT_ASSIGN_OR_RETURN(state->auth,
+                             service::Authenticator::FromFile(options.auth_tokens_file));
+  } else {
+    state->auth = std::make_unique<service::Authenticator>();
+  }
+  if (!IsLoopbackAddress(options.listen_address) && !state->auth->enabled() && !options.insecure) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to listen on ", options.listen_address,
+        " (not loopback) without auth: give --auth_tokens_file (and TLS), or --insecure to serve "
+        "every caller as admin"));
+  }
+  SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                           MakeCredentials(options));
+  state->metrics = std::make_unique<ServerMetrics>();
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
   if (ec) {
@@ -43,53 +124,103 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
         absl::StrCat("--data_dir ", options.data_dir.string(), ": cannot create: ", ec.message()));
   }
   SAEDICT_ASSIGN_OR_RETURN(state->store, storage::Store::Open({options.data_dir / "db"}));
-  SAEDICT_ASSIGN_OR_RETURN(
-      state->registry,
-      service::DictionaryRegistry::Create(
-          {options.data_dir, options.dictionary_root, options.default_compute_mode,
-           options.fast_exact},
-          state->store.get()));
+  SAEDICT_ASSIGN_OR_RETURN(state->registry, service::DictionaryRegistry::Create(
+                                                {options.data_dir, options.dictionary_root,
+                                                 options.default_compute_mode, options.fast_exact},
+                                                state->store.get()));
   if (options.demo && !state->registry->Get(service::kDemoDictionaryId).ok()) {
-    SAEDICT_RETURN_IF_ERROR(
-        state->registry
-            ->LoadBuilt(service::kDemoDictionaryId, service::MakeDemoDictionary(), "embedded demo (random topk SAE)")
-            .status());
+    SAEDICT_RETURN_IF_ERROR(state->registry
+                                ->LoadBuilt(service::kDemoDictionaryId,
+                                            service::MakeDemoDictionary(),
+                                            "embedded demo (random topk SAE)")
+                                .status());
   }
-  SAEDICT_ASSIGN_OR_RETURN(state->batcher, engine::EncodeBatcher::Create(options.batcher));
-  state->core = std::make_unique<service::ServiceCore>(state->registry.get(), state->batcher.get(),
-                                             state->store.get(), options.data_dir,
-                                             options.similarity);
+  engine::BatcherOptions batcher_options = options.batcher;
+  batcher_options.observer = state->metrics.get();
+  SAEDICT_ASSIGN_OR_RETURN(state->batcher, engine::EncodeBatcher::Create(batcher_options));
+  if (options.max_request_tokens < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_request_tokens must be >= 0, got ", options.max_request_tokens));
+  }
+  state->core = std::make_unique<service::ServiceCore>(
+      state->registry.get(), state->batcher.get(), state->store.get(), options.data_dir,
+      options.similarity, service::CoreLimits{options.max_request_tokens});
   if (options.demo && options.demo_corpus) {
     // The demo corpus goes into the demo dictionary while it is the built-in one.
     absl::StatusOr<v1::DictionaryInfo> demo = state->registry->Get(service::kDemoDictionaryId);
     if (demo.ok() && demo->source_format() == v1::SOURCE_FORMAT_BUILTIN) {
       SAEDICT_RETURN_IF_ERROR(EnsureDemoCorpus(*state->core, *state->store->corpus(),
-                                               *service::MakeDemoDictionary(), service::kDemoDictionaryId));
+                                               *service::MakeDemoDictionary(),
+                                               service::kDemoDictionaryId));
     }
   }
-  state->service = std::make_unique<SaedictGrpcService>(state->core.get());
+  if (options.max_streams_per_client < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--max_streams_per_client must be >= 0, got ",
+                                                   options.max_streams_per_client));
+  }
+  if (options.default_deadline <= absl::ZeroDuration() ||
+      options.default_stream_deadline <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "--default_deadline and --default_stream_deadline must be "
+        "positive (or 0 on the command line: none)");
+  }
+  CallPolicyOptions policy;
+  policy.auth = state->auth.get();
+  policy.default_deadline = options.default_deadline;
+  policy.default_stream_deadline = options.default_stream_deadline;
+  policy.max_streams_per_client = options.max_streams_per_client;
+  policy.metrics = state->metrics.get();
+  state->policy = std::make_unique<CallPolicy>(policy);
+  state->service = std::make_unique<SaedictGrpcService>(state->core.get(), state->policy.get(),
+                                                        state->metrics.get());
+  state->metrics->AttachSources({state->store.get(), state->registry.get(),
+                                 &state->core->similarity(), state->batcher.get()});
+  if (options.metrics_port >= 0) {
+    SAEDICT_RETURN_IF_ERROR(state->metrics->StartServing(
+        options.metrics_address.empty() ? options.listen_address : options.metrics_address,
+        options.metrics_port));
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   const std::string address = absl::StrCat(options.listen_address, ":", options.port);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &state->port);
+  builder.AddListeningPort(address, credentials, &state->port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
   builder.RegisterService(state->service.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<RpcMetricsInterceptorFactory>(state->metrics.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   state->grpc_server = builder.BuildAndStart();
   if (state->grpc_server == nullptr || state->port == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", address, " (in use, or not a local address?)"));
   }
   state->grpc_server->GetHealthCheckService()->SetServingStatus(true);
-  LogInfo(absl::StrCat("saedictd listening on ", options.listen_address, ":", state->port,
-                       " data_dir=", options.data_dir.string(),
-                       " dictionary_root=", options.dictionary_root.string()));
+  LogInfo(absl::StrCat(
+      "saedictd listening on ", options.listen_address, ":", state->port,
+      options.tls_cert_file.empty()        ? " (plaintext)"
+      : options.tls_client_ca_file.empty() ? " (TLS)"
+                                           : " (mutual TLS)",
+      state->auth->enabled() ? absl::StrCat(", auth on (", state->auth->token_count(), " tokens)")
+                             : std::string(", auth off"),
+      state->metrics->port() > 0 ? absl::StrCat(", metrics on :", state->metrics->port())
+                                 : std::string(),
+      " data_dir=", options.data_dir.string(),
+      " dictionary_root=", options.dictionary_root.string()));
+  if (state->auth->enabled() && options.tls_cert_file.empty() &&
+      !IsLoopbackAddress(options.listen_address)) {
+    LogInfo("warning: bearer tokens travel in plaintext: give --tls_cert_file/--tls_key_file");
+  }
   return std::unique_ptr<SaedictServer>(new SaedictServer(std::move(state)));
 }
 
 int SaedictServer::port() const { return state_->port; }
+
+int SaedictServer::metrics_port() const { return state_->metrics->port(); }
+
+absl::Status SaedictServer::ReloadAuth() { return state_->auth->Reload(); }
 
 void SaedictServer::Wait() { state_->grpc_server->Wait(); }
 

@@ -3,8 +3,8 @@
 // reflection services. saedictd's main() and the end-to-end tests both build
 // it, so tests exercise exactly what users run.
 //
-// Thread safety: Shutdown() may be called from any thread (e.g. a signal
-// watcher) while another thread is in Wait().
+// Thread safety: Shutdown() and ReloadAuth() may be called from any thread
+// (e.g. a signal watcher) while another thread is in Wait().
 #ifndef SAEDICT_SERVER_SERVER_H_
 #define SAEDICT_SERVER_SERVER_H_
 
@@ -40,7 +40,29 @@ struct ServerOptions {
   bool demo = false;  // make and load the demo dictionary "demo" when absent
   // With demo: ingest the demo corpus "demo" into it when it holds no documents.
   bool demo_corpus = true;
+
+  // Prometheus /metrics on metrics_address:metrics_port (0: a free port; -1:
+  // not served). An empty address: listen_address.
+  int metrics_port = -1;
+  std::string metrics_address;
+
+  // Bearer-token auth (service/access_policy.h): empty: off. A listen
+  // address that is not loopback needs it unless `insecure`.
+  std::filesystem::path auth_tokens_file;
+  bool insecure = false;
+  // TLS for gRPC: both or neither of cert and key (PEM files). With a client
+  // CA, clients must present a certificate it signed (mutual TLS).
+  std::filesystem::path tls_cert_file, tls_key_file, tls_client_ca_file;
+
+  // Limits (0 / InfiniteDuration: none).
+  absl::Duration default_deadline = absl::Seconds(60);  // unary calls without one
+  absl::Duration default_stream_deadline = absl::InfiniteDuration();
+  int max_streams_per_client = 16;
+  int64_t max_request_tokens = 1 << 20;
 };
+
+// Whether `address` is a loopback address (127.0.0.0/8, ::1, localhost).
+bool IsLoopbackAddress(const std::string& address);
 
 class SaedictServer {
  public:
@@ -49,6 +71,9 @@ class SaedictServer {
   ~SaedictServer();
 
   int port() const;
+  int metrics_port() const;  // 0 when metrics are not served
+  // Re-reads the token file (SIGHUP); on error the old tokens stay in force.
+  absl::Status ReloadAuth();
   void Wait();
   // Stops accepting calls, lets in-flight calls finish until `grace`, then
   // cancels the rest.

@@ -140,8 +140,14 @@ absl::StatusOr<std::pair<storage::IngestBatch, engine::ComputeMode>> IngestSessi
                                                      out.token_ids.size(),
                                                      " token ids; expected one row per token"));
     }
-    x.insert(x.end(), rows.values.begin(), rows.values.end());
     total_tokens += rows.rows;
+    if (options_.max_request_tokens > 0 && total_tokens > options_.max_request_tokens) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "documents: more than ", options_.max_request_tokens,
+          " tokens in one message (the server's --max_request_tokens, reached at documents[", i,
+          "]); send fewer documents per message"));
+    }
+    x.insert(x.end(), rows.values.begin(), rows.values.end());
   }
   SAEDICT_ASSIGN_OR_RETURN(
       engine::EncodeResult encoded,

@@ -51,6 +51,9 @@ struct IngestSessionOptions {
   // is called directly.
   engine::EncodeBatcher* batcher = nullptr;
   absl::Time deadline = absl::InfiniteFuture();  // the stream's
+  // Tokens (activation rows) one request message may carry; 0: no limit.
+  // A bigger message fails with RESOURCE_EXHAUSTED before it is encoded.
+  int64_t max_request_tokens = 0;
 };
 
 class IngestSession {

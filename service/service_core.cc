@@ -19,11 +19,12 @@ absl::StatusOr<std::shared_ptr<const engine::Encoder>> ServiceCore::EncoderFor(
 
 ServiceCore::ServiceCore(DictionaryRegistry* registry, engine::EncodeBatcher* batcher,
                          storage::Store* store, std::filesystem::path data_dir,
-                         SimilarityOptions similarity)
+                         SimilarityOptions similarity, CoreLimits limits)
     : registry_(registry),
       batcher_(batcher),
       store_(store),
       data_dir_(std::move(data_dir)),
+      limits_(limits),
       queries_(registry, store->corpus()),
       similarity_(std::make_unique<SimilarityIndex>(
           registry, store->corpus(),
@@ -122,6 +123,12 @@ absl::StatusOr<ServiceCore::EncodeInput> ServiceCore::ParseEncodeInput(const Req
   const engine::DictionaryConfig& config = in.encoder->dictionary().config;
   SAEDICT_ASSIGN_OR_RETURN(in.options, ToEngine(r.options(), *in.encoder));
   SAEDICT_ASSIGN_OR_RETURN(in.x, wire::DecodeMatrix(r.activations(), config.d_in, "activations"));
+  if (limits_.max_request_tokens > 0 && in.x.rows > limits_.max_request_tokens) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "activations: ", in.x.rows, " rows > ", limits_.max_request_tokens,
+        " per request (the server's --max_request_tokens); split the rows over several "
+        "requests or an EncodeStream"));
+  }
   return in;
 }
 
@@ -181,6 +188,7 @@ std::unique_ptr<IngestSession> ServiceCore::StartIngest(IngestSession::AckSink s
   IngestSessionOptions options;
   options.batcher = batcher_;
   options.deadline = deadline;
+  options.max_request_tokens = limits_.max_request_tokens;
   // Every stored batch changes the corpus the families were counted on.
   auto noting_sink = [this, sink = std::move(sink)](const v1::IngestAck& ack) {
     families_.CorpusChanged();

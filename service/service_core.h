@@ -52,13 +52,21 @@ class EncodeStreamSession {
   int64_t index_ = 0;
 };
 
+// Per-request limits of the core (saedictd flags); 0: no limit.
+struct CoreLimits {
+  // Activation rows of one Encode / EncodeStream message / Intervene request
+  // and tokens of one Ingest message: more fail with RESOURCE_EXHAUSTED.
+  int64_t max_request_tokens = 0;
+};
+
 class ServiceCore {
  public:
   // registry, batcher and store must outlive the core; data_dir is where
   // checkpoints go (<data_dir>/backups) and indexes (<data_dir>/index).
   // Every dictionary of the registry is queued for its similarity index.
   ServiceCore(DictionaryRegistry* registry, engine::EncodeBatcher* batcher, storage::Store* store,
-              std::filesystem::path data_dir, SimilarityOptions similarity = {});
+              std::filesystem::path data_dir, SimilarityOptions similarity = {},
+              CoreLimits limits = {});
 
   absl::StatusOr<v1::LoadDictionaryResponse> LoadDictionary(const v1::LoadDictionaryRequest& r);
   absl::StatusOr<v1::ListDictionariesResponse> ListDictionaries(
@@ -139,6 +147,7 @@ class ServiceCore {
   engine::EncodeBatcher* const batcher_;
   storage::Store* const store_;
   const std::filesystem::path data_dir_;
+  const CoreLimits limits_;
   const CorpusQueries queries_;
   std::unique_ptr<SimilarityIndex> similarity_;
   FamilyQueries families_;

@@ -311,6 +311,30 @@ v1::IndexStatus SimilarityIndex::Status(const std::string& id) const {
   return out;
 }
 
+std::vector<IndexSize> SimilarityIndex::Sizes() const {
+  std::vector<IndexSize> out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, e] : entries_) {
+    auto add = [&](const char* kind, const Stage& stage,
+                   const std::shared_ptr<const index::FeatureIndex>& index) {
+      IndexSize& size = out.emplace_back();
+      size.dictionary = id;
+      size.kind = kind;
+      size.state = stage.state;
+      size.build_seconds = stage.seconds;
+      if (index != nullptr) {
+        size.vectors = index->size();
+        size.memory_bytes = index->memory_bytes();
+      }
+    };
+    add("decoder", e.decoder, e.decoder_index);
+    add("encoder", e.encoder, e.encoder_index);
+    add("neighbours", e.neighbours, nullptr);
+    out.back().vectors = e.neighbours_done;
+  }
+  return out;
+}
+
 absl::Status SimilarityIndex::WaitUntilReady(const std::string& id, absl::Duration timeout) const {
   absl::MutexLock lock(&mu_);
   auto settled = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

@@ -47,6 +47,16 @@ struct SimilarityOptions {
   int neighbours_per_feature = 32;
 };
 
+// One index (or the neighbours) of one dictionary, for metrics.
+struct IndexSize {
+  std::string dictionary;
+  std::string kind;  // "decoder", "encoder" or "neighbours"
+  v1::IndexState state = v1::INDEX_STATE_UNSPECIFIED;
+  int64_t vectors = 0;       // directions in the index (features with neighbours)
+  int64_t memory_bytes = 0;  // the FAISS index in memory (0 for neighbours)
+  double build_seconds = 0;  // the last build's (or load's) wall time
+};
+
 class SimilarityIndex {
  public:
   // registry and store must outlive this object. Starts the builder thread.
@@ -65,6 +75,8 @@ class SimilarityIndex {
   // The state of `id`'s decoder index and neighbours (UNSPECIFIED when never
   // scheduled).
   v1::IndexStatus Status(const std::string& id) const;
+  // Every scheduled dictionary's decoder index, encoder index and neighbours.
+  std::vector<IndexSize> Sizes() const;
   // Blocks until the decoder index and the neighbours of `id` are READY
   // (OK) or FAILED (its error), or `timeout` passes (DEADLINE_EXCEEDED).
   absl::Status WaitUntilReady(const std::string& id, absl::Duration timeout) const;

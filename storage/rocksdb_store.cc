@@ -109,6 +109,18 @@ class RocksDbStore final : public Store {
                        absl::StrCat("checkpoint to ", target.string()));
   }
 
+  std::vector<FamilySize> FamilySizes() override {
+    std::vector<FamilySize> sizes;
+    for (rocksdb::ColumnFamilyHandle* h : handles_) {
+      FamilySize& size = sizes.emplace_back();
+      size.name = h->GetName();
+      db_->GetIntProperty(h, rocksdb::DB::Properties::kTotalSstFilesSize, &size.sst_bytes);
+      db_->GetIntProperty(h, rocksdb::DB::Properties::kSizeAllMemTables, &size.memtable_bytes);
+      db_->GetIntProperty(h, rocksdb::DB::Properties::kEstimateNumKeys, &size.estimated_keys);
+    }
+    return sizes;
+  }
+
  private:
   static rocksdb::WriteOptions SyncWrite() {
     rocksdb::WriteOptions w;

@@ -19,10 +19,18 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "storage/corpus_store.h"
 #include "saedict/records/v1/records.pb.h"
+#include "storage/corpus_store.h"
 
 namespace saedict::storage {
+
+// Size of one column family, for metrics (RocksDB's own estimates).
+struct FamilySize {
+  std::string name;             // the column family ("docs", "forward", ...)
+  uint64_t sst_bytes = 0;       // rocksdb.total-sst-files-size
+  uint64_t memtable_bytes = 0;  // rocksdb.size-all-mem-tables
+  uint64_t estimated_keys = 0;  // rocksdb.estimate-num-keys
+};
 
 struct StoreOptions {
   std::filesystem::path path;  // RocksDB directory; created when missing
@@ -58,6 +66,10 @@ class Store {
   // A consistent RocksDB checkpoint (hard links where possible) of the whole
   // database in `dir`, which must not exist yet (ALREADY_EXISTS otherwise).
   virtual absl::Status Checkpoint(const std::filesystem::path& dir) = 0;
+
+  // Every column family's size, in FamilyIndex order (none for a store
+  // without column families).
+  virtual std::vector<FamilySize> FamilySizes() = 0;
 };
 
 }  // namespace saedict::storage

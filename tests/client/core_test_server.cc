@@ -207,7 +207,9 @@ absl::StatusOr<std::unique_ptr<CoreTestServer>> CoreTestServer::Start() {
   SAEDICT_ASSIGN_OR_RETURN(s->batcher_, engine::EncodeBatcher::Create({}));
   s->core_ = std::make_unique<service::ServiceCore>(s->registry_.get(), s->batcher_.get(),
                                                     &s->store_, s->data_dir_);
-  s->service_ = std::make_unique<server::SaedictGrpcService>(s->core_.get());
+  s->policy_ = std::make_unique<server::CallPolicy>(server::CallPolicyOptions{});
+  s->service_ =
+      std::make_unique<server::SaedictGrpcService>(s->core_.get(), s->policy_.get(), nullptr);
   SAEDICT_ASSIGN_OR_RETURN(s->grpc_, LocalGrpcServer::Start(s->service_.get(), &s->log_));
   return s;
 }

@@ -151,6 +151,7 @@ class CoreTestServer {
   std::unique_ptr<service::DictionaryRegistry> registry_;
   std::unique_ptr<engine::EncodeBatcher> batcher_;
   std::unique_ptr<service::ServiceCore> core_;
+  std::unique_ptr<server::CallPolicy> policy_;  // auth off, default limits
   std::unique_ptr<server::SaedictGrpcService> service_;
   RequestLog log_;
   std::unique_ptr<LocalGrpcServer> grpc_;

@@ -68,6 +68,7 @@ absl::StatusOr<std::unique_ptr<SaedictdProcess>> SaedictdProcess::Start(const Op
       "--port=0",
       "--listen_address=127.0.0.1",
       "--port_file=" + options.port_file.string(),
+      "--metrics_port=0",  // tests run in parallel: never the fixed default port
       "--data_dir=" + options.data_dir.string(),
       "--dictionary_root=" + options.dictionary_root.string(),
   };
@@ -117,7 +118,9 @@ std::optional<int> SaedictdProcess::SignalAndWait(int signal, absl::Duration tim
 }
 
 std::optional<int> RunSaedictd(const std::vector<std::string>& args, absl::Duration timeout) {
-  absl::StatusOr<pid_t> pid = Spawn(args);
+  std::vector<std::string> all = {"--metrics_port=0"};  // before `args`: they may override it
+  all.insert(all.end(), args.begin(), args.end());
+  absl::StatusOr<pid_t> pid = Spawn(all);
   if (!pid.ok()) return std::nullopt;
   std::optional<int> status = WaitFor(*pid, timeout);
   if (!status) KillAndReap(*pid);

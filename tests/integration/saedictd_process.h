@@ -1,5 +1,6 @@
 // SaedictdProcess: the real `saedictd` binary as a child process, for
-// end-to-end tests. Start() spawns it with --port=0 and --port_file and waits
+// end-to-end tests. Start() spawns it with --port=0, --metrics_port=0 (extra
+// flags may override them) and --port_file and waits
 // until the port file appears; the destructor always kills (SIGKILL) and reaps
 // a child still running, so a failing test never leaks a server.
 //
@@ -57,7 +58,7 @@ class SaedictdProcess {
   bool reaped_ = false;
 };
 
-// Runs saedictd to completion with `args` (no port file wait); the wait
+// Runs saedictd to completion with --metrics_port=0 and `args` (no port file wait); the wait
 // status, or nullopt when it ran past `timeout` (then killed and reaped).
 std::optional<int> RunSaedictd(const std::vector<std::string>& args, absl::Duration timeout);
 

@@ -59,7 +59,7 @@ class Server:
         self.root.mkdir()
         port_file = tmp_path / "port"
         self.proc = subprocess.Popen(
-            [os.environ["SAEDICT_SAEDICTD"], "--port=0", f"--port_file={port_file}",
+            [os.environ["SAEDICT_SAEDICTD"], "--port=0", f"--port_file={port_file}", "--metrics_port=0",
              f"--data_dir={self.data_dir}", f"--dictionary_root={self.root}",
              "--demo_corpus=false"],  # the corpus tests count what they store in `demo`
             stderr=open(tmp_path / "saedictd.log", "w"))

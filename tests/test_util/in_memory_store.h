@@ -110,6 +110,8 @@ class InMemoryStore final : public storage::Store {
   absl::Status ReplaceDictionary(const records::v1::DictionaryRecord& record) override;
   storage::CorpusStore* corpus() override { return &corpus_; }
   absl::Status Checkpoint(const std::filesystem::path& dir) override;
+  // No column families in memory: none to report.
+  std::vector<storage::FamilySize> FamilySizes() override { return {}; }
 
  private:
   std::unique_ptr<InMemoryState> state_;
