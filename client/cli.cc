@@ -2,6 +2,7 @@
 #include "client/cli.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <exception>
 
 #include "absl/status/status.h"
@@ -21,6 +22,17 @@ const std::vector<FlagSpec>& GlobalFlags() {
       BoolFlag("json", "print machine-readable JSON on stdout"),
       ValueFlag("timeout", FlagKind::kDuration, "60s", "DURATION",
                 "deadline of each request: 30s, 500ms, 2m, ..."),
+      ValueFlag("token", FlagKind::kString, "", "TOKEN",
+                "bearer token of a server with auth (default: $SAEDICT_TOKEN; the environment "
+                "keeps it out of `ps`)"),
+      BoolFlag("tls", "connect with TLS, verified against the system's CA roots"),
+      ValueFlag("tls_ca", FlagKind::kString, "", "FILE",
+                "TLS, verified against this PEM CA bundle (implies --tls)"),
+      ValueFlag("tls_cert", FlagKind::kString, "", "FILE",
+                "PEM client certificate for mutual TLS (with --tls_key)"),
+      ValueFlag("tls_key", FlagKind::kString, "", "FILE", "PEM private key of --tls_cert"),
+      ValueFlag("tls_server_name", FlagKind::kString, "", "NAME",
+                "the name the server's certificate must carry, when not the --server host"),
       BoolFlag("help", "show usage"),
   };
   return *kFlags;
@@ -62,7 +74,9 @@ size_t FindCommandIndex(const std::vector<std::string>& args) {
     const std::string& a = args[i];
     if (a == "--") return i + 1;
     if (a.size() >= 2 && a[0] == '-') {
-      if (a == "--server" || a == "--timeout") ++i;
+      for (const FlagSpec& f : GlobalFlags()) {
+        if (f.kind != FlagKind::kBool && a == "--" + f.name) ++i;  // `--flag VALUE`
+      }
       continue;
     }
     return i;
@@ -91,7 +105,8 @@ int UsageError(std::ostream& err, absl::string_view message, const std::string& 
 
 std::string TopLevelUsage() {
   std::string out =
-      "usage: saedict [--server=HOST:PORT] [--json] [--timeout=DURATION] COMMAND [ARGS...]\n\n"
+      "usage: saedict [--server=HOST:PORT] [--json] [--timeout=DURATION] [--token=TOKEN]\n"
+      "               [--tls_ca=FILE [--tls_cert=FILE --tls_key=FILE]] COMMAND [ARGS...]\n\n"
       "Client for the saedictd sparse-autoencoder dictionary server.\n\ncommands:\n";
   size_t width = 0;
   for (const Command* c : AllCommands()) width = std::max(width, c->name.size());
@@ -175,6 +190,15 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   global.server = parsed->GetString("server");
   global.json = !CommandOwnsFlag(command, "json") && parsed->GetBool("json");
   global.timeout = parsed->GetDuration("timeout");
+  global.token = parsed->GetString("token");
+  if (global.token.empty()) {
+    if (const char* env = std::getenv("SAEDICT_TOKEN"); env != nullptr) global.token = env;
+  }
+  global.tls = parsed->GetBool("tls");
+  global.tls_ca = parsed->GetString("tls_ca");
+  global.tls_cert = parsed->GetString("tls_cert");
+  global.tls_key = parsed->GetString("tls_key");
+  global.tls_server_name = parsed->GetString("tls_server_name");
   CommandEnv env(*parsed, global, out, err);
   absl::Status status;
   try {

@@ -47,11 +47,29 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(absl::string_view target
     return absl::InvalidArgumentError(
         absl::StrCat("max_message_bytes must be positive or -1, got ", options.max_message_bytes));
   }
+  if (options.tls.cert_chain_pem.empty() != options.tls.private_key_pem.empty()) {
+    return absl::InvalidArgumentError(
+        "TLS client certificate and private key go together: give both or neither");
+  }
+  if (options.token.find_first_of("\r\n") != std::string::npos) {
+    return absl::InvalidArgumentError("token contains a line break");
+  }
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (options.tls.enabled) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls.root_certs_pem;
+    ssl.pem_cert_chain = options.tls.cert_chain_pem;
+    ssl.pem_private_key = options.tls.private_key_pem;
+    credentials = grpc::SslCredentials(ssl);
+    if (!options.tls.server_name_override.empty()) {
+      args.SetSslTargetNameOverride(options.tls.server_name_override);
+    }
+  }
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(ChannelTarget(target), grpc::InsecureChannelCredentials(), args);
+      grpc::CreateCustomChannel(ChannelTarget(target), credentials, args);
   if (channel == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("cannot create a channel to '", target, "'"));
   }
@@ -80,6 +98,7 @@ Client::Client(std::string target, std::shared_ptr<grpc::Channel> channel, Clien
 Client::~Client() = default;
 
 void Client::Prepare(grpc::ClientContext& ctx, const CallOptions& call) const {
+  if (!options_.token.empty()) ctx.AddMetadata("authorization", "Bearer " + options_.token);
   const absl::Duration timeout = call.timeout.value_or(options_.timeout);
   // Beyond a year is "no deadline" (and keeps the chrono addition in range).
   if (timeout == absl::InfiniteDuration() || timeout > absl::Hours(24 * 365)) return;

@@ -37,6 +37,20 @@ struct ClientOptions {
   // When positive, Connect waits this long for the channel to connect and
   // fails with UNAVAILABLE otherwise; zero connects lazily on the first call.
   absl::Duration connect_timeout = absl::ZeroDuration();
+  // Bearer token sent with every call ("authorization: Bearer TOKEN"); empty:
+  // none (a server with auth on then answers UNAUTHENTICATED).
+  std::string token;
+  // TLS: when `enabled`, the channel is TLS, verified against root_certs_pem
+  // (empty: the system's roots). cert_chain_pem + private_key_pem: the client
+  // certificate of mutual TLS. server_name_override: the name the server's
+  // certificate must carry when it is not the target's host (tests).
+  struct Tls {
+    bool enabled = false;
+    std::string root_certs_pem;
+    std::string cert_chain_pem;
+    std::string private_key_pem;
+    std::string server_name_override;
+  } tls;
 };
 
 // Per-call settings; unset fields fall back to ClientOptions.
@@ -50,7 +64,8 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 
 class Client {
  public:
-  // Opens an insecure channel to `target` ("host:port", any gRPC target URI).
+  // Opens a channel to `target` ("host:port", any gRPC target URI):
+  // plaintext, or TLS per options.tls.
   // INVALID_ARGUMENT for an empty target or bad options; UNAVAILABLE when
   // options.connect_timeout > 0 and the server cannot be reached in time.
   static absl::StatusOr<std::unique_ptr<Client>> Connect(absl::string_view target,
@@ -148,8 +163,7 @@ class Client {
 
   // Evaluate: writes the requests `next_request` yields (until nullopt or an
   // error, which cancels the call and is returned), then the report.
-  using NextEvaluateRequest =
-      std::function<absl::StatusOr<std::optional<v1::EvaluateRequest>>()>;
+  using NextEvaluateRequest = std::function<absl::StatusOr<std::optional<v1::EvaluateRequest>>()>;
   absl::StatusOr<v1::EvaluateResponse> Evaluate(const NextEvaluateRequest& next_request,
                                                 const CallOptions& call = {});
 

@@ -1,7 +1,5 @@
-// DictionaryContentSha256 (see content_hash.h), with OpenSSL's EVP SHA-256.
+// DictionaryContentSha256 (see content_hash.h), with util/sha256.h.
 #include "engine/content_hash.h"
-
-#include <openssl/evp.h>
 
 #include <bit>
 #include <cstdint>
@@ -10,17 +8,17 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/strings/escaping.h"
+#include "util/sha256.h"
 
 namespace saedict::engine {
 namespace {
 
 static_assert(std::endian::native == std::endian::little, "floats are hashed as stored");
 
-class Sha256 {
+// Sha256 with the framing of the content hash: sizes before payloads.
+class ContentSha256 {
  public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr); }
-  void Add(const void* data, size_t size) { EVP_DigestUpdate(ctx_.get(), data, size); }
+  void Add(const void* data, size_t size) { sha_.Add(data, size); }
   void AddU64(uint64_t v) { Add(&v, sizeof(v)); }
   void AddString(std::string_view s) {
     AddU64(s.size());
@@ -31,25 +29,17 @@ class Sha256 {
     AddU64(values.size());
     Add(values.data(), values.size() * sizeof(float));
   }
-  std::string HexDigest() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int size = 0;
-    EVP_DigestFinal_ex(ctx_.get(), digest, &size);
-    return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), size));
-  }
+  std::string HexDigest() { return sha_.HexDigest(); }
 
  private:
-  struct Free {
-    void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-  };
-  std::unique_ptr<EVP_MD_CTX, Free> ctx_;
+  Sha256 sha_;
 };
 
 }  // namespace
 
 std::string DictionaryContentSha256(const Dictionary& d) {
   const DictionaryConfig& c = d.config;
-  Sha256 h;
+  ContentSha256 h;
   h.AddString("saedict-dictionary-content-v1");
   h.AddString(ArchitectureName(c.architecture));
   h.AddString(NormalizationName(c.normalization));

@@ -99,6 +99,7 @@ class ServerMetrics final : public engine::BatchObserver {
   std::shared_ptr<Collector> collector_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
+  std::string bound_address_;
 
   prometheus::Family<prometheus::Histogram>& rpc_duration_;
   prometheus::Family<prometheus::Gauge>& rpc_in_flight_;

@@ -1,7 +1,5 @@
 #include "service/access_policy.h"
 
-#include <openssl/evp.h>
-
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -11,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "util/sha256.h"
 
 namespace saedict::service {
 
@@ -66,19 +65,7 @@ std::optional<Role> RequiredRole(absl::string_view method) {
   return std::nullopt;
 }
 
-std::string TokenSha256(absl::string_view token) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_Digest(token.data(), token.size(), digest, &size, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * size);
-  for (unsigned int i = 0; i < size; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 15]);
-  }
-  return hex;
-}
+std::string TokenSha256(absl::string_view token) { return Sha256Hex(token); }
 
 absl::StatusOr<TokenTable> TokenTable::Parse(absl::string_view text, absl::string_view source) {
   TokenTable table;

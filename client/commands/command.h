@@ -28,6 +28,10 @@ struct GlobalOptions {
   std::string server = "localhost:50051";
   bool json = false;                           // machine-readable output on stdout
   absl::Duration timeout = absl::Seconds(60);  // deadline of each RPC
+  std::string token;                           // --token, else $SAEDICT_TOKEN
+  bool tls = false;                            // --tls (implied by the other tls flags)
+  std::string tls_ca, tls_cert, tls_key;       // PEM file paths
+  std::string tls_server_name;
 };
 
 // What a command sees when it runs.
@@ -98,6 +102,7 @@ const Command& IngestCommand();
 const Command& DocCommand();
 const Command& FeatureCommand();
 const Command& CheckpointCommand();
+const Command& NewTokenCommand();
 const Command& SimilarCommand();
 const Command& FamilyCommand();
 const Command& FamiliesCommand();

@@ -1,15 +1,48 @@
 // The list of CLI commands and CommandEnv's lazy connection; see command.h.
 #include <array>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
 #include "client/commands/command.h"
+#include "util/status_macros.h"
 
 namespace saedict::client {
+
+namespace {
+
+absl::StatusOr<std::string> ReadPemFile(const std::string& path, absl::string_view flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return InputError(absl::StrCat("--", flag, "=", path, ": cannot read the file"));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
 
 absl::StatusOr<Client*> CommandEnv::client() {
   if (client_ == nullptr) {
     ClientOptions options;
     options.timeout = global_.timeout;
+    options.token = global_.token;
+    if (global_.tls || !global_.tls_ca.empty() || !global_.tls_cert.empty() ||
+        !global_.tls_key.empty()) {
+      options.tls.enabled = true;
+      if (!global_.tls_ca.empty()) {
+        SAEDICT_ASSIGN_OR_RETURN(options.tls.root_certs_pem, ReadPemFile(global_.tls_ca, "tls_ca"));
+      }
+      if (!global_.tls_cert.empty()) {
+        SAEDICT_ASSIGN_OR_RETURN(options.tls.cert_chain_pem,
+                                 ReadPemFile(global_.tls_cert, "tls_cert"));
+      }
+      if (!global_.tls_key.empty()) {
+        SAEDICT_ASSIGN_OR_RETURN(options.tls.private_key_pem,
+                                 ReadPemFile(global_.tls_key, "tls_key"));
+      }
+      options.tls.server_name_override = global_.tls_server_name;
+    }
     absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(global_.server, options);
     if (!c.ok()) return c.status();
     client_ = std::move(*c);
@@ -46,11 +79,11 @@ bool IsThresholdMissed(const absl::Status& status) {
 }
 
 std::span<const Command* const> AllCommands() {
-  static const std::array<const Command*, 15> kCommands = {
-      &LoadCommand(),     &ListCommand(),     &InfoCommand(),     &DeleteCommand(),
-      &EncodeCommand(),   &DecodeCommand(),   &IngestCommand(),   &DocCommand(),
-      &FeatureCommand(),  &SimilarCommand(),  &FamilyCommand(),   &FamiliesCommand(),
-      &CompareCommand(),  &EvalCommand(),     &CheckpointCommand(),
+  static const std::array<const Command*, 16> kCommands = {
+      &LoadCommand(),    &ListCommand(),    &InfoCommand(),       &DeleteCommand(),
+      &EncodeCommand(),  &DecodeCommand(),  &IngestCommand(),     &DocCommand(),
+      &FeatureCommand(), &SimilarCommand(), &FamilyCommand(),     &FamiliesCommand(),
+      &CompareCommand(), &EvalCommand(),    &CheckpointCommand(), &NewTokenCommand(),
   };
   return kCommands;
 }

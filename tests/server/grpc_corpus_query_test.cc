@@ -25,7 +25,8 @@ class CorpusQueryTest : public GrpcServerTest {
     docs_ = MakeDocs(20, 1, 60, kDIn, 42);
     std::vector<v1::IngestRequest> requests;
     for (int b = 0; b < 4; ++b) {
-      requests.push_back(MakeIngestRequest("d", "c", {docs_.begin() + 5 * b, docs_.begin() + 5 * b + 5}));
+      requests.push_back(
+          MakeIngestRequest("d", "c", {docs_.begin() + 5 * b, docs_.begin() + 5 * b + 5}));
     }
     ASSERT_THAT(RunIngest(*stub_, requests).status, GrpcOk());
     for (const TestDoc& d : docs_) ids_.push_back(d.id);
@@ -52,7 +53,8 @@ class CorpusQueryTest : public GrpcServerTest {
     const int64_t n = doc.tokens.size();
     const int64_t first = std::max<int64_t>(0, e.position() - window);
     const int64_t last = std::min<int64_t>(n - 1, e.position() + window);
-    ASSERT_EQ(e.context_size(), last - first + 1) << "doc " << e.doc_id() << " pos " << e.position();
+    ASSERT_EQ(e.context_size(), last - first + 1)
+        << "doc " << e.doc_id() << " pos " << e.position();
     EXPECT_EQ(e.peak_index(), e.position() - first);
     EXPECT_EQ(e.context(e.peak_index()).value(), e.value());
     for (int i = 0; i < e.context_size(); ++i) {
@@ -314,13 +316,16 @@ TEST_F(CorpusQueryTest, ErrorPaths) {
     v1::GetFeatureResponse out;
     r.set_dictionary_id("d");
     r.set_feature(kDSae);
-    EXPECT_THAT(stub_->GetFeature(Ctx().get(), r, &out),
-                GrpcStatusIs(C::NOT_FOUND, HasSubstr("feature 64 not found: dictionary 'd' has d_sae 64")));
+    EXPECT_THAT(
+        stub_->GetFeature(Ctx().get(), r, &out),
+        GrpcStatusIs(C::NOT_FOUND, HasSubstr("feature 64 not found: dictionary 'd' has d_sae 64")));
     r.set_feature(1);
     r.set_top_n(1001);
-    EXPECT_THAT(stub_->GetFeature(Ctx().get(), r, &out), GrpcStatusIs(C::INVALID_ARGUMENT, HasSubstr("top_n: 1001")));
+    EXPECT_THAT(stub_->GetFeature(Ctx().get(), r, &out),
+                GrpcStatusIs(C::INVALID_ARGUMENT, HasSubstr("top_n: 1001")));
     r.set_top_n(-1);
-    EXPECT_THAT(stub_->GetFeature(Ctx().get(), r, &out), GrpcStatusIs(C::INVALID_ARGUMENT, HasSubstr("top_n: -1")));
+    EXPECT_THAT(stub_->GetFeature(Ctx().get(), r, &out),
+                GrpcStatusIs(C::INVALID_ARGUMENT, HasSubstr("top_n: -1")));
     r.set_top_n(0);
     r.set_context_window(257);
     EXPECT_THAT(stub_->GetFeature(Ctx().get(), r, &out),
@@ -329,7 +334,8 @@ TEST_F(CorpusQueryTest, ErrorPaths) {
     EXPECT_THAT(stub_->GetFeature(Ctx().get(), r, &out),
                 GrpcStatusIs(C::INVALID_ARGUMENT, HasSubstr("context_window: -1")));
     r.set_dictionary_id("nope");
-    EXPECT_THAT(stub_->GetFeature(Ctx().get(), r, &out), GrpcStatusIs(C::NOT_FOUND, HasSubstr("nope")));
+    EXPECT_THAT(stub_->GetFeature(Ctx().get(), r, &out),
+                GrpcStatusIs(C::NOT_FOUND, HasSubstr("nope")));
     r.set_dictionary_id("");
     EXPECT_THAT(stub_->GetFeature(Ctx().get(), r, &out),
                 GrpcStatusIs(C::INVALID_ARGUMENT, HasSubstr("dictionary_id: empty")));
@@ -363,7 +369,8 @@ TEST_F(CorpusQueryTest, ErrorPaths) {
                 GrpcStatusIs(C::NOT_FOUND, HasSubstr("document 999 of corpus 'c' not found")));
     r.set_corpus("other");
     r.set_doc_id(1);
-    EXPECT_THAT(stub_->GetDocument(Ctx().get(), r, &out), GrpcStatusIs(C::NOT_FOUND, HasSubstr("'other'")));
+    EXPECT_THAT(stub_->GetDocument(Ctx().get(), r, &out),
+                GrpcStatusIs(C::NOT_FOUND, HasSubstr("'other'")));
     r.set_corpus("");
     EXPECT_THAT(stub_->GetDocument(Ctx().get(), r, &out),
                 GrpcStatusIs(C::INVALID_ARGUMENT, HasSubstr("corpus: empty")));
@@ -378,7 +385,8 @@ TEST_F(CorpusQueryTest, ErrorPaths) {
                 GrpcStatusIs(C::NOT_FOUND, HasSubstr("document 999")));
     r.set_dictionary_id("nope");
     r.set_doc_id(1);
-    EXPECT_THAT(stub_->GetActivations(Ctx().get(), r, &out), GrpcStatusIs(C::NOT_FOUND, HasSubstr("nope")));
+    EXPECT_THAT(stub_->GetActivations(Ctx().get(), r, &out),
+                GrpcStatusIs(C::NOT_FOUND, HasSubstr("nope")));
     r.set_dictionary_id("d");
     r.set_corpus("");
     EXPECT_THAT(stub_->GetActivations(Ctx().get(), r, &out),
@@ -398,10 +406,12 @@ TEST_F(CorpusQueryTest, ErrorPaths) {
                 GrpcStatusIs(C::INVALID_ARGUMENT, HasSubstr("position: -1")));
     r.clear_position();
     r.set_n(-3);
-    EXPECT_THAT(stub_->DocumentFeatures(Ctx().get(), r, &out), GrpcStatusIs(C::INVALID_ARGUMENT, HasSubstr("n: -3")));
+    EXPECT_THAT(stub_->DocumentFeatures(Ctx().get(), r, &out),
+                GrpcStatusIs(C::INVALID_ARGUMENT, HasSubstr("n: -3")));
     r.set_n(0);
     r.set_doc_id(12345);
-    EXPECT_THAT(stub_->DocumentFeatures(Ctx().get(), r, &out), GrpcStatusIs(C::NOT_FOUND, HasSubstr("12345")));
+    EXPECT_THAT(stub_->DocumentFeatures(Ctx().get(), r, &out),
+                GrpcStatusIs(C::NOT_FOUND, HasSubstr("12345")));
   }
 }
 
@@ -425,8 +435,9 @@ TEST_F(CorpusQueryTest, CheckpointRestoresToTheSameAnswers) {
   v1::GetFeatureResponse before;
   ASSERT_THAT(stub_->GetFeature(Ctx().get(), fr, &before), GrpcOk());
   // Changes after the checkpoint must not show up in it.
-  ASSERT_THAT(RunIngest(*stub_, {MakeIngestRequest("d", "c", MakeDocs(3, 30, 30, kDIn, 77, 500))}).status,
-              GrpcOk());
+  ASSERT_THAT(
+      RunIngest(*stub_, {MakeIngestRequest("d", "c", MakeDocs(3, 30, 30, kDIn, 77, 500))}).status,
+      GrpcOk());
   StopServer();
   options_.data_dir = data_dir_ / "backups" / "snap-1";
   StartServer();
@@ -444,7 +455,8 @@ TEST_F(CorpusQueryTest, CheckpointRestoresToTheSameAnswers) {
   dr.set_corpus("c");
   dr.set_doc_id(500);
   v1::GetDocumentResponse doc;
-  EXPECT_THAT(stub_->GetDocument(Ctx().get(), dr, &doc), GrpcStatusIs(grpc::StatusCode::NOT_FOUND, HasSubstr("500")));
+  EXPECT_THAT(stub_->GetDocument(Ctx().get(), dr, &doc),
+              GrpcStatusIs(grpc::StatusCode::NOT_FOUND, HasSubstr("500")));
 }
 
 }  // namespace

@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "google/protobuf/util/message_differencer.h"
-#include "tests/test_util/dictionary_info_compare.h"
 #include "tests/formats/sae_fixtures.h"
 #include "tests/server/grpc_test_fixture.h"
+#include "tests/test_util/dictionary_info_compare.h"
 
 namespace saedict::testing {
 namespace {
@@ -125,7 +125,8 @@ TEST_F(GrpcServerTest, SecondLoadOfSameIdIsAlreadyExists) {
   get.set_id("dup");
   v1::GetDictionaryResponse got;
   ASSERT_THAT(stub_->GetDictionary(Ctx().get(), get, &got), GrpcOk());
-  EXPECT_TRUE(::saedict::testing::SameStoredInfo(got.dictionary(), first)) << "the first load survives";
+  EXPECT_TRUE(::saedict::testing::SameStoredInfo(got.dictionary(), first))
+      << "the first load survives";
 }
 
 TEST_F(GrpcServerTest, ReplaceSwapsTheDictionary) {

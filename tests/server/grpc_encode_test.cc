@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "wire/wire_codec.h"
 #include "tests/formats/sae_fixtures.h"
 #include "tests/server/grpc_test_fixture.h"
+#include "wire/wire_codec.h"
 
 namespace saedict::testing {
 namespace {

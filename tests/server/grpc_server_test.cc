@@ -11,11 +11,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "tests/test_util/dictionary_info_compare.h"
-#include "wire/wire_codec.h"
 #include "tests/formats/sae_fixtures.h"
 #include "tests/server/grpc_test_fixture.h"
 #include "tests/server/protos/health.grpc.pb.h"
+#include "tests/test_util/dictionary_info_compare.h"
+#include "wire/wire_codec.h"
 
 namespace saedict::testing {
 namespace {
@@ -135,7 +135,8 @@ TEST_F(GrpcServerTest, DictionariesSurviveARestart) {
       << listed["topk"].DebugString();
   EXPECT_TRUE(::saedict::testing::SameStoredInfo(listed["gated"], gated_info))
       << listed["gated"].DebugString();
-  EXPECT_TRUE(::saedict::testing::SameStoredInfo(listed["gs"], gs_info)) << listed["gs"].DebugString();
+  EXPECT_TRUE(::saedict::testing::SameStoredInfo(listed["gs"], gs_info))
+      << listed["gs"].DebugString();
   for (const std::string id : {"topk", "gated", "gs"}) {
     v1::EncodeResponse after;
     ASSERT_THAT(EncodeRows(id, x, n, kDIn, &after, options), GrpcOk());
@@ -262,8 +263,7 @@ TEST_F(ConcurrencyTest, ConcurrentCallersGetTheUnbatchedResult) {
         }
         auto got = wire::DecodeCodes(response.codes(), kDSae);
         if (!got.ok() || got->row_offsets != expected->codes.row_offsets ||
-            got->indices != expected->codes.indices ||
-            got->values != expected->codes.values) {
+            got->indices != expected->codes.indices || got->values != expected->codes.values) {
           ++mismatches;
           absl::MutexLock lock(&mu);
           if (first_mismatch.empty()) {

@@ -115,7 +115,8 @@ TEST_F(GrpcSimilarityTest, EncoderSearchBeforeItsIndexIsFailedPrecondition) {
   // naming its state (unless the builder was faster than the reply).
   const grpc::Status first = stub_->SearchSimilar(Ctx().get(), r, &out);
   if (!first.ok()) {
-    EXPECT_THAT(first, GrpcStatusIs(grpc::StatusCode::FAILED_PRECONDITION, HasSubstr("encoder index")));
+    EXPECT_THAT(first,
+                GrpcStatusIs(grpc::StatusCode::FAILED_PRECONDITION, HasSubstr("encoder index")));
   }
   grpc::Status later;
   for (int i = 0; i < 1200; ++i) {

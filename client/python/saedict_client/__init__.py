@@ -31,8 +31,10 @@ Needs the generated stubs (package `saedict.v1`, made by the CMake target
 A grpc.RpcError carries the server's status code and message unchanged; a
 bad argument found before anything is sent raises ValueError.
 """
+import collections
 import datetime
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -341,14 +343,74 @@ _COMPARE_METHODS = {"decoder": pb.COMPARE_METHOD_DECODER,
                     "activation": pb.COMPARE_METHOD_ACTIVATION}
 
 
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds `authorization: Bearer TOKEN` to every call of the channel."""
+
+    def __init__(self, token):
+        self._header = ("authorization", "Bearer " + token)
+
+    def _details(self, details):
+        metadata = list(details.metadata or []) + [self._header]
+        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
+                            getattr(details, "wait_for_ready", None),
+                            getattr(details, "compression", None))
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+
+class _CallDetails(collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
+                         "compression")), grpc.ClientCallDetails):
+    pass
+
+
+def _read_pem(path):
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
 class Client:
-    def __init__(self, target="localhost:50051", max_message_bytes=256 << 20, timeout=60.0):
+    def __init__(self, target="localhost:50051", max_message_bytes=256 << 20, timeout=60.0,
+                 token=None, tls=False, root_certificates=None, certificate_chain=None,
+                 private_key=None, server_name=None):
+        """token: the bearer token of a server with auth (default: $SAEDICT_TOKEN).
+        tls=True, or any of the PEM file paths root_certificates (CA bundle; None:
+        the system's), certificate_chain + private_key (mutual TLS): a TLS channel.
+        server_name: the name the server's certificate carries, when not the host."""
         options = [("grpc.max_send_message_length", max_message_bytes),
                    ("grpc.max_receive_message_length", max_message_bytes)]
         if target.startswith("localhost:"):  # RFC 6761 loopback; needs no /etc/hosts or DNS
             target = "ipv4:127.0.0.1:" + target[len("localhost:"):]
-        self._channel = grpc.insecure_channel(target, options=options)
-        self._stub = pb_grpc.SaedictStub(self._channel)
+        if (certificate_chain is None) != (private_key is None):
+            raise ValueError("certificate_chain and private_key go together: give both or neither")
+        if tls or root_certificates or certificate_chain:
+            if server_name:
+                options.append(("grpc.ssl_target_name_override", server_name))
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read_pem(root_certificates),
+                private_key=_read_pem(private_key),
+                certificate_chain=_read_pem(certificate_chain))
+            self._channel = grpc.secure_channel(target, credentials, options=options)
+        else:
+            self._channel = grpc.insecure_channel(target, options=options)
+        token = token if token is not None else os.environ.get("SAEDICT_TOKEN")
+        channel = self._channel
+        if token:
+            channel = grpc.intercept_channel(channel, _BearerToken(token))
+        self._stub = pb_grpc.SaedictStub(channel)
         self._timeout = timeout
 
     def close(self):
