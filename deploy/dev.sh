@@ -23,7 +23,30 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   python3 python3-grpcio python3-numpy python3-pytest python3-protobuf
   python3-scipy  # tests: the exact assignment against scipy.optimize.linear_sum_assignment
+  openssl        # tests: TLS certificates
+  python3-yaml docker-compose  # tests: deployment files (docker-compose config, manifests)
 )
+
+# promtool (tests: `promtool check metrics` / `check config`) comes from
+# Debian's prometheus package, which also installs and starts a Prometheus
+# server; only the promtool binary is extracted into $BUILD_DIR/tools/bin.
+fetch_promtool() {
+  local bin="$BUILD_DIR/tools/bin"
+  [ -x "$bin/promtool" ] && return 0
+  if command -v promtool >/dev/null 2>&1; then
+    mkdir -p "$bin" && ln -sf "$(command -v promtool)" "$bin/promtool"
+    return 0
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  if (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1) &&
+     dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"; then
+    mkdir -p "$bin" && cp "$tmp/x/usr/bin/promtool" "$bin/promtool"
+  else
+    echo "saedict: could not fetch promtool (apt-get download prometheus); its tests will SKIP" >&2
+  fi
+  rm -rf "$tmp"
+}
 
 install_missing_packages() {
   local missing=()
@@ -45,6 +68,7 @@ install_missing_packages() {
 
 build() {
   install_missing_packages
+  fetch_promtool
   if [ ! -f "$BUILD_DIR/build.ninja" ]; then
     cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
   fi

@@ -29,6 +29,9 @@ CallPolicy::Admission::~Admission() {
 
 absl::StatusOr<CallPolicy::Admission> CallPolicy::Admit(const grpc::ServerContext* context,
                                                         absl::string_view method, CallKind kind) {
+  if (draining_.load()) {
+    return absl::UnavailableError("the server is shutting down; retry on another server");
+  }
   const service::Authenticator& auth = options_.auth != nullptr ? *options_.auth : anonymous_;
   std::optional<absl::string_view> header;
   const auto& metadata = context->client_metadata();

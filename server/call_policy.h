@@ -16,6 +16,7 @@
 #ifndef SAEDICT_SERVER_CALL_POLICY_H_
 #define SAEDICT_SERVER_CALL_POLICY_H_
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -67,6 +68,9 @@ class CallPolicy {
   absl::StatusOr<Admission> Admit(const grpc::ServerContext* context, absl::string_view method,
                                   CallKind kind);
 
+  // From now on Admit() answers UNAVAILABLE ("shutting down"): the drain.
+  void StartDraining() { draining_.store(true); }
+
   // Streams `client` has open now (tests).
   int open_streams(const std::string& client) const;
 
@@ -75,6 +79,7 @@ class CallPolicy {
 
   const CallPolicyOptions options_;
   const service::Authenticator anonymous_;  // used when options_.auth is null
+  std::atomic<bool> draining_{false};
   mutable absl::Mutex mu_;
   std::map<std::string, int> open_streams_ ABSL_GUARDED_BY(mu_);
 };

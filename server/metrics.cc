@@ -7,11 +7,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <thread>
-
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -20,6 +19,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "CivetServer.h"
+#include "civetweb.h"
 #include "prometheus/exposer.h"
 #include "prometheus/text_serializer.h"
 
@@ -128,6 +129,19 @@ ProcessStats ReadProcessStats() {
     }
   }
   return stats;
+}
+
+// civetweb 1.15 (Debian) can crash formatting its own error pages (seen:
+// its 404 page brought the whole server down), so error pages are this one,
+// and every path has a handler (StartServing), so there is no 404 path.
+int PlainHttpError(mg_connection* conn, int status, const char* /*message*/) {
+  const std::string body = absl::StrCat("saedictd metrics: HTTP ", status, "; scrape /metrics\n");
+  const std::string head = absl::StrCat("HTTP/1.1 ", status,
+                                        " Error\r\nContent-Type: text/plain\r\nContent-Length: ",
+                                        body.size(), "\r\nConnection: close\r\n\r\n");
+  mg_write(conn, head.data(), head.size());
+  mg_write(conn, body.data(), body.size());
+  return 0;  // handled: civetweb's own error page is never built
 }
 
 }  // namespace
@@ -239,6 +253,7 @@ class ServerMetrics::Collector final : public prometheus::Collectable {
 ServerMetrics::ServerMetrics()
     : registry_(std::make_shared<prometheus::Registry>()),
       collector_(std::make_shared<Collector>(registry_)),
+      empty_(std::make_shared<prometheus::Registry>()),
       rpc_duration_(prometheus::BuildHistogram()
                         .Name("saedict_rpc_duration_seconds")
                         .Help("Latency of finished RPCs by service, method and gRPC status code")
@@ -321,11 +336,13 @@ void ServerMetrics::ObserveRpc(absl::string_view full_method, absl::string_view 
 }
 
 void ServerMetrics::RpcStarted(absl::string_view full_method) {
+  in_flight_.fetch_add(1);
   auto [service, method] = SplitMethod(full_method);
   rpc_in_flight_.Add({{"service", service}, {"method", method}}).Increment();
 }
 
 void ServerMetrics::RpcFinished(absl::string_view full_method) {
+  in_flight_.fetch_sub(1);
   auto [service, method] = SplitMethod(full_method);
   rpc_in_flight_.Add({{"service", service}, {"method", method}}).Decrement();
 }
@@ -368,13 +385,20 @@ void ServerMetrics::OnExpired(int64_t rows) {
 absl::Status ServerMetrics::StartServing(const std::string& address, int port) {
   const std::string bind = absl::StrCat(address, ":", port);
   try {
-    exposer_ = std::make_unique<prometheus::Exposer>(bind, 1);
+    static const CivetCallbacks* const kCallbacks = [] {
+      auto* callbacks = new CivetCallbacks();
+      callbacks->http_error = &PlainHttpError;
+      return callbacks;
+    }();
+    exposer_ = std::make_unique<prometheus::Exposer>(bind, 1, kCallbacks);
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("--metrics_port: cannot listen on ", bind, ": ", e.what()));
   }
   bound_address_ = address;
   exposer_->RegisterCollectable(collector_);
+  // A handler for every other path (200), so civetweb never builds its 404 page.
+  exposer_->RegisterCollectable(empty_, "/");
   const std::vector<int> ports = exposer_->GetListeningPorts();
   port_ = ports.empty() ? 0 : ports.front();
   return absl::OkStatus();

@@ -1,5 +1,6 @@
 // ServerMetrics: saedictd's Prometheus metrics (prometheus-cpp), served as
-// text on their own port (--metrics_port) at /metrics.
+// text on their own port (--metrics_port) at /metrics (every other path
+// answers 200 too: civetweb's 404 page crashed the server, StartServing).
 //
 // Names follow Prometheus conventions: the saedict_ prefix, base units
 // (seconds, bytes), _total counters. Labels are bounded sets only — method,
@@ -73,6 +74,8 @@ class ServerMetrics final : public engine::BatchObserver {
   void ObserveRpc(absl::string_view full_method, absl::string_view code, absl::Duration latency);
   void RpcStarted(absl::string_view full_method);
   void RpcFinished(absl::string_view full_method);
+  // Calls of any service between RpcStarted and RpcFinished right now.
+  int64_t in_flight() const { return in_flight_.load(); }
   void ObserveAuthDenied(absl::string_view reason);
   void ObserveStreamLimitRejection();
   void ObserveIngestRequest(int64_t bytes);
@@ -97,9 +100,11 @@ class ServerMetrics final : public engine::BatchObserver {
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<Collector> collector_;
+  std::shared_ptr<prometheus::Registry> empty_;  // the handler of every other path
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
   std::string bound_address_;
+  std::atomic<int64_t> in_flight_{0};
 
   prometheus::Family<prometheus::Histogram>& rpc_duration_;
   prometheus::Family<prometheus::Gauge>& rpc_in_flight_;

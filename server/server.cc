@@ -234,10 +234,19 @@ absl::Status SaedictServer::ReloadAuth() { return state_->auth->Reload(); }
 
 void SaedictServer::Wait() { state_->grpc_server->Wait(); }
 
+// gRPC's own Shutdown(deadline) also waits for idle client connections to
+// go away (about 5 s per drain), so the drain is done here: refuse new
+// calls, wait until no call is in flight or `grace` is over, then shut gRPC
+// down at once (cancelling what is left).
 void SaedictServer::Shutdown(absl::Duration grace) {
   if (state_ == nullptr || state_->grpc_server == nullptr) return;
   state_->grpc_server->GetHealthCheckService()->SetServingStatus(false);
-  state_->grpc_server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  state_->policy->StartDraining();
+  const absl::Time deadline = absl::Now() + grace;
+  while (state_->metrics->in_flight() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  state_->grpc_server->Shutdown(absl::ToChronoTime(absl::Now()));
 }
 
 }  // namespace saedict::server

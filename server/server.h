@@ -75,8 +75,9 @@ class SaedictServer {
   // Re-reads the token file (SIGHUP); on error the old tokens stay in force.
   absl::Status ReloadAuth();
   void Wait();
-  // Stops accepting calls, lets in-flight calls finish until `grace`, then
-  // cancels the rest.
+  // Stops accepting calls (health NOT_SERVING, new saedict.v1 calls
+  // UNAVAILABLE), lets in-flight calls finish until `grace`, then cancels the
+  // rest. Idle client connections do not hold it. Blocks until then.
   void Shutdown(absl::Duration grace = absl::Seconds(5));
 
  private:

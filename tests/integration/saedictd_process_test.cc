@@ -26,6 +26,7 @@
 #include "tests/server/protos/health.grpc.pb.h"
 #include "tests/server/protos/reflection.grpc.pb.h"
 #include "tests/test_util/test_env.h"
+#include "util/sha256.h"
 
 namespace saedict::testing {
 namespace {
@@ -72,9 +73,8 @@ class SaedictdProcessTest : public ::testing::Test {
     stub_ = v1::Saedict::NewStub(channel_);
   }
 
-  // SIGTERM → drained exit with status 0. (With an idle client connection
-  // still open, gRPC's drain takes ~5 s more; the tests close theirs first
-  // except where said.)
+  // SIGTERM → drained exit with status 0 (idle client connections do not
+  // hold it: IdleConnectedClientsDoNotHoldTheDrain).
   void StopGracefully(bool keep_channel = false) {
     if (!keep_channel) {
       stub_.reset();
@@ -172,6 +172,78 @@ TEST_F(SaedictdProcessTest, AcknowledgedLoadSurvivesKillNine) {
   v1::GetDictionaryResponse got;
   ASSERT_THAT(stub_->GetDictionary(Ctx().get(), get, &got), GrpcOk());
   EXPECT_EQ(got.dictionary().architecture(), v1::ARCHITECTURE_STANDARD);
+  StopGracefully();
+}
+
+TEST_F(SaedictdProcessTest, IdleConnectedClientsDoNotHoldTheDrain) {
+  Start({"--drain_grace=20s"});
+  ASSERT_TRUE(Load("a", "topk").ok());
+  // Three idle, connected clients (one has made a call, two never did).
+  std::vector<std::shared_ptr<grpc::Channel>> idle = {channel_, process_->Connect(),
+                                                      process_->Connect()};
+  for (const auto& c : idle) ASSERT_EQ(c->GetState(false), GRPC_CHANNEL_READY);
+  const absl::Time start = absl::Now();
+  std::optional<int> status = process_->SignalAndWait(SIGTERM, absl::Seconds(30));
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "wait status " << *status;
+  EXPECT_LT(took, absl::Seconds(3))
+      << "an idle client held the drain for " << absl::FormatDuration(took);
+  process_.reset();
+}
+
+TEST_F(SaedictdProcessTest, DrainCancelsWorkPastTheGracePeriod) {
+  // A stream that never ends: the drain waits --drain_grace, then cancels it.
+  Start({"--drain_grace=1s"});
+  ASSERT_TRUE(Load("a", "topk").ok());
+  grpc::ClientContext ctx;
+  auto stream = stub_->EncodeStream(&ctx);
+  v1::EncodeRequest request;
+  request.set_dictionary_id("a");
+  *request.mutable_activations() = F32Tensor(std::vector<float>(kDIn, 0.5f), {1, kDIn});
+  ASSERT_TRUE(stream->Write(request));
+  v1::EncodeResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  const absl::Time start = absl::Now();
+  std::optional<int> status = process_->SignalAndWait(SIGTERM, absl::Seconds(30));
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "wait status " << *status;
+  EXPECT_GE(took, absl::Milliseconds(900)) << "the open stream had its grace period";
+  EXPECT_LT(took, absl::Seconds(4));
+  EXPECT_FALSE(stream->Read(&response));
+  EXPECT_FALSE(stream->Finish().ok());
+  process_.reset();
+}
+
+TEST_F(SaedictdProcessTest, SighupReloadsTheTokenFile) {
+  const fs::path tokens = scratch_.path() / "tokens";
+  auto write_tokens = [&](const std::string& text) {
+    std::ofstream(tokens.string() + ".tmp") << text;
+    fs::rename(tokens.string() + ".tmp", tokens);
+  };
+  write_tokens("read " + Sha256Hex("first") + " a\n");
+  Start({"--auth_tokens_file=" + tokens.string()});
+  auto list = [&](const std::string& token) {
+    auto ctx = Ctx();
+    ctx->AddMetadata("authorization", "Bearer " + token);
+    v1::ListDictionariesResponse response;
+    return stub_->ListDictionaries(ctx.get(), {}, &response).error_code();
+  };
+  EXPECT_EQ(list("first"), grpc::StatusCode::OK);
+  EXPECT_EQ(list("second"), grpc::StatusCode::UNAUTHENTICATED);
+  write_tokens("read " + Sha256Hex("second") + " b\n");
+  kill(process_->pid(), SIGHUP);
+  grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
+  for (int i = 0; i < 100 && (code = list("second")) != grpc::StatusCode::OK; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(code, grpc::StatusCode::OK);
+  EXPECT_EQ(list("first"), grpc::StatusCode::UNAUTHENTICATED);
+  write_tokens("this line is not a token line\n");
+  kill(process_->pid(), SIGHUP);
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(list("second"), grpc::StatusCode::OK) << "a bad file keeps the old tokens";
   StopGracefully();
 }
 

@@ -166,10 +166,15 @@ TEST_F(GrpcMetricsTest, PromtoolAcceptsTheExposition) {
   EXPECT_EQ(out.str(), "") << "promtool lint findings";
 }
 
-TEST_F(GrpcMetricsTest, UnknownPathIsNotFound) {
-  absl::StatusOr<HttpResponse> r = HttpGet(server_->metrics_port(), "/nothing");
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->status, 404);
+TEST_F(GrpcMetricsTest, OtherPathsAndMalformedRequestsDoNotHurtTheServer) {
+  for (const char* path : {"/nothing", "/", "/metrics/x", "/%s%s%n"}) {
+    absl::StatusOr<HttpResponse> r = HttpGet(server_->metrics_port(), path);
+    ASSERT_TRUE(r.ok()) << path << ": " << r.status();
+    EXPECT_EQ(r->status, 200) << path << " (civetweb's 404 page crashed the server)";
+  }
+  EXPECT_THAT(Scrape(), HasSubstr("saedict_dictionaries 0")) << "still serving";
+  v1::ListDictionariesResponse list;
+  EXPECT_THAT(stub_->ListDictionaries(Ctx().get(), {}, &list), GrpcOk());
 }
 
 }  // namespace
