@@ -320,7 +320,14 @@ ServerMetrics::ServerMetrics()
                          .Name("saedict_ingest_tokens_total")
                          .Help("Tokens durably stored by ingest")
                          .Register(*registry_)
-                         .Add({})) {}
+                         .Add({})) {
+  // Series of bounded label sets exist from the start (0), so dashboards and
+  // rate() see them before the first event.
+  for (const char* reason : {"unauthenticated", "permission_denied"}) {
+    auth_denied_.Add({{"reason", reason}});
+  }
+  for (const char* reason : {"queue_full", "deadline"}) encode_rejected_.Add({{"reason", reason}});
+}
 
 ServerMetrics::~ServerMetrics() { StopServing(); }
 

@@ -182,8 +182,9 @@ int main(int argc, char** argv) {
     std::cerr << "saedictd: " << server.status() << "\n";
     return 1;
   }
-  WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
+  // The metrics port first: once the gRPC port file exists, both do.
   WritePortFile(absl::GetFlag(FLAGS_metrics_port_file), (*server)->metrics_port());
+  WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
   const absl::Duration drain_grace = absl::GetFlag(FLAGS_drain_grace);
   std::thread watcher([&] {
     for (;;) {

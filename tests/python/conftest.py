@@ -58,8 +58,10 @@ class Server:
         self.root = tmp_path / "root"
         self.root.mkdir()
         port_file = tmp_path / "port"
+        metrics_port_file = tmp_path / "metrics_port"
         self.proc = subprocess.Popen(
             [os.environ["SAEDICT_SAEDICTD"], "--port=0", f"--port_file={port_file}", "--metrics_port=0",
+             f"--metrics_port_file={metrics_port_file}",
              f"--data_dir={self.data_dir}", f"--dictionary_root={self.root}",
              "--demo_corpus=false"],  # the corpus tests count what they store in `demo`
             stderr=open(tmp_path / "saedictd.log", "w"))
@@ -69,6 +71,9 @@ class Server:
                 raise RuntimeError((tmp_path / "saedictd.log").read_text())
             time.sleep(0.05)
         self.target = f"127.0.0.1:{port_file.read_text().strip()}"
+        while not metrics_port_file.exists():  # written right after the gRPC port
+            time.sleep(0.05)
+        self.metrics_port = int(metrics_port_file.read_text().strip())
         self.client = Client(self.target)
 
     def stop(self):
