@@ -53,7 +53,7 @@ def write_saelens(folder, cfg, sae):
 
 
 class Server:
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, extra_flags=(), token=None):
         self.data_dir = tmp_path / "var"
         self.root = tmp_path / "root"
         self.root.mkdir()
@@ -63,7 +63,7 @@ class Server:
             [os.environ["SAEDICT_SAEDICTD"], "--port=0", f"--port_file={port_file}", "--metrics_port=0",
              f"--metrics_port_file={metrics_port_file}",
              f"--data_dir={self.data_dir}", f"--dictionary_root={self.root}",
-             "--demo_corpus=false"],  # the corpus tests count what they store in `demo`
+             "--demo_corpus=false", *extra_flags],  # the corpus tests count what they store in `demo`
             stderr=open(tmp_path / "saedictd.log", "w"))
         deadline = time.time() + 30
         while not port_file.exists():
@@ -74,7 +74,7 @@ class Server:
         while not metrics_port_file.exists():  # written right after the gRPC port
             time.sleep(0.05)
         self.metrics_port = int(metrics_port_file.read_text().strip())
-        self.client = Client(self.target)
+        self.client = Client(self.target, token=token)
 
     def stop(self):
         self.client.close()
