@@ -4,6 +4,8 @@
 #   bash deploy/dev.sh run   [saedictd flags...]   install what is missing, build, start the server
 #   bash deploy/dev.sh test  [ctest args...]       install what is missing, build, run every test
 #   bash deploy/dev.sh build                        install what is missing, build
+#   bash deploy/dev.sh fuzz  [SECONDS]              clang ASan+UBSan build (build-fuzz/), run each
+#                                                   libFuzzer target SECONDS (default 60)
 #
 # Missing Debian packages are installed with apt-get when run as root (a
 # non-root user gets the apt-get line to run). The build lives in ./build
@@ -48,9 +50,11 @@ fetch_promtool() {
   rm -rf "$tmp"
 }
 
+FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+
 install_missing_packages() {
   local missing=()
-  for p in "${PACKAGES[@]}"; do
+  for p in "${PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
       missing+=("$p")
   done
@@ -87,7 +91,18 @@ case "$cmd" in
     build
     cd "$BUILD_DIR"
     exec ctest --output-on-failure -j "$JOBS" --timeout 600 "$@" ;;
+  fuzz)
+    seconds=${1:-60}
+    install_missing_packages "${FUZZ_PACKAGES[@]}"
+    FUZZ_DIR=${SAEDICT_FUZZ_BUILD_DIR:-build-fuzz}
+    cmake -S . -B "$FUZZ_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DSAEDICT_FUZZ=ON \
+      -DSAEDICT_FUZZ_SECONDS="$seconds" >/dev/null
+    cmake --build "$FUZZ_DIR" -j "$JOBS" --target npy_fuzzer npz_fuzzer safetensors_fuzzer \
+      json_fuzzer request_fuzzer
+    cd "$FUZZ_DIR"
+    exec ctest --output-on-failure -j "$JOBS" -L fuzz ;;
   *)
-    sed -n '2,12p' "$0" >&2
+    sed -n '2,14p' "$0" >&2
     exit 2 ;;
 esac

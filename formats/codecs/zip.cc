@@ -306,6 +306,7 @@ absl::StatusOr<std::string> BuildStoredZip(
     const uint32_t crc = Crc32(data);
     const uint32_t offset = static_cast<uint32_t>(out.size());
     const uint32_t size = static_cast<uint32_t>(data.size());
+    const uint16_t name_size = static_cast<uint16_t>(name.size());  // (clang 14: no binding captures)
     // Fixed timestamp (1980-01-01 00:00) keeps archives reproducible.
     auto common = [&](std::string* s) {
       Put16(s, 20);    // version needed: 2.0
@@ -316,7 +317,7 @@ absl::StatusOr<std::string> BuildStoredZip(
       Put32(s, crc);
       Put32(s, size);
       Put32(s, size);
-      Put16(s, static_cast<uint16_t>(name.size()));
+      Put16(s, name_size);
       Put16(s, 0);  // extra length
     };
     Put32(&out, kLocalSig);
