@@ -2,6 +2,7 @@
 with --auth_tokens_file: the token= argument and $SAEDICT_TOKEN, the error
 codes without or with a too-weak token, and `saedict new-token` lines that
 the server takes after SIGHUP."""
+import json
 import os
 import signal
 import subprocess
@@ -20,7 +21,6 @@ CLI = os.environ["SAEDICT_CLI"]
 def new_token(role, name):
     out = subprocess.run([CLI, "--json", "new-token", role, name], capture_output=True, text=True,
                          check=True)
-    import json
     return json.loads(out.stdout)
 
 
