@@ -15,7 +15,10 @@
 //                codes, bit for bit, from a bf16 screen with a proven bound
 //                plus exact re-computation of the candidates (when available);
 //   encode_bf16  Encoder::Encode, ComputeMode::kBF16 (when available);
-//   bf16_matmul  Bf16Matmul::Run alone on the same M, K, N.
+//   bf16_matmul  Bf16Matmul::Run alone on the same M, K, N;
+//   screen_gemm  the FAST_EXACT screen's bf16 GEMM alone (ScreenGemm:
+//                AMX or AVX512-BF16), on rows already rounded to bf16, in
+//                the encoder's row tiles (when available).
 // Metrics:
 //   bf16_agreement             fraction of (row, feature) selections of the F32
 //                              encode that the BF16 encode also selects;
@@ -45,6 +48,7 @@
 #include "absl/time/time.h"
 #include "bench/bench_common.h"
 #include "engine/bf16_matmul.h"
+#include "engine/screen_gemm.h"
 #include "engine/activation.h"
 #include "engine/invariant_gemm.h"
 #include "engine/parallel.h"
@@ -186,7 +190,25 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* 
                        return absl::OkStatus();
                      }});
   } else {
-    std::fprintf(stderr, "FAST_EXACT has no screen here (no AMX-BF16): it would run F32\n");
+    std::fprintf(stderr,
+                 "FAST_EXACT has no screen here (no AMX-BF16, no AVX512-BF16): it would run "
+                 "F32\n");
+  }
+  std::unique_ptr<engine::ScreenGemm> screen_gemm;
+  std::vector<uint16_t> x_bf16;
+  if (engine::ScreenGemmAvailable()) {
+    SAEDICT_ASSIGN_OR_RETURN(screen_gemm, engine::CreateScreenGemm(dict->w_enc.data(),
+                                                                   shape.d_in, shape.d_sae));
+    std::fprintf(stderr, "screen GEMM: %s\n", std::string(screen_gemm->name()).c_str());
+    x_bf16.resize(x.size());
+    engine::Bf16Matmul::RoundToBf16(x.data(), static_cast<int64_t>(x.size()), x_bf16.data());
+    modes.push_back({"screen_gemm", [&] {
+                       for (int64_t r0 = 0; r0 < n; r0 += tile) {
+                         screen_gemm->Multiply(x_bf16.data() + r0 * shape.d_in,
+                                               std::min(tile, n - r0), c.data(), shape.d_sae);
+                       }
+                       return absl::OkStatus();
+                     }});
   }
   std::unique_ptr<engine::Bf16Matmul> bf16;
   if (engine::Encoder::Bf16Available()) {

@@ -92,10 +92,7 @@ void AmxBf16Gemm::FreeDeleter::operator()(uint16_t* p) const { std::free(p); }
 
 bool AmxBf16Gemm::Available() {
   static const bool available = [] {
-    if (const char* off = std::getenv("SAEDICT_NO_AMX"); off != nullptr && *off != '\0' &&
-                                                           std::strcmp(off, "0") != 0) {
-      return false;
-    }
+    if (EnvironmentSwitchSet("SAEDICT_NO_AMX")) return false;
     if (!CpuHasAmxBf16()) return false;
     return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
   }();

@@ -1,6 +1,7 @@
 // AmxBf16Gemm: C[m, n] = A[m, k] · B[k, n] with bfloat16 inputs and float32
 // accumulation on Intel AMX (TDPBF16PS), for the FAST_EXACT screen
-// (engine/fast_exact.h).
+// (engine/fast_exact.h); one of the ScreenGemm implementations
+// (engine/screen_gemm.h).
 //
 // B is rounded to bf16 by Bf16Matmul::RoundToBf16 at Create and packed in
 // tile order: per 32-column panel and 32-deep k block, two 16×(16 pairs)
@@ -27,29 +28,31 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "absl/status/statusor.h"
+#include "engine/screen_gemm.h"
 
 namespace saedict::engine {
 
-class AmxBf16Gemm {
+class AmxBf16Gemm final : public ScreenGemm {
  public:
   static bool Available();
 
   // b: [k, n] row-major float32, read during the call only. INVALID_ARGUMENT
   // for a null b or k, n <= 0; UNIMPLEMENTED when !Available().
-  static absl::StatusOr<std::unique_ptr<AmxBf16Gemm>> Create(const float* b, int64_t k,
-                                                             int64_t n);
+  static absl::StatusOr<std::unique_ptr<AmxBf16Gemm>> Create(const float* b, int64_t k, int64_t n);
 
   // a_bf16: [m, k] row-major bf16 bits (Bf16Matmul::RoundToBf16); c: rows of
   // ldc >= n floats, columns [0, n) of the first m rows overwritten.
-  void Multiply(const uint16_t* a_bf16, int64_t m, float* c, int64_t ldc) const;
+  void Multiply(const uint16_t* a_bf16, int64_t m, float* c, int64_t ldc) const override;
 
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
-  int64_t packed_bytes() const { return k_pad_ * n_pad_ * 2; }
+  int64_t packed_bytes() const override { return k_pad_ * n_pad_ * 2; }
+  std::string_view name() const override { return "amx-bf16"; }
 
-  ~AmxBf16Gemm();
+  ~AmxBf16Gemm() override;
 
  private:
   AmxBf16Gemm(int64_t k, int64_t n);

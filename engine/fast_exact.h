@@ -3,10 +3,11 @@
 // features that can still be in the answer.
 //
 // For one tile of preprocessed rows x (DESIGN.md §2) and every feature j:
-//  1. c~_j = bf16(x) · bf16(W_j) with float32 accumulation (AmxBf16Gemm,
-//     saedict's own AMX kernel: oneDNN 2.6's matmul measured 2.3× slower
-//     here, and its AVX512-BF16 path slower than the F32 kernel, so CPUs
-//     without AMX run F32 instead).
+//  1. c~_j = bf16(x) · bf16(W_j) with float32 accumulation (a ScreenGemm,
+//     engine/screen_gemm.h: saedict's own AMX kernel, or its AVX512-BF16
+//     kernel on CPUs without AMX; oneDNN 2.6's matmul measured 2.3× slower
+//     on AMX and its AVX512-BF16 path slower than the F32 kernel; CPUs with
+//     neither run F32 instead).
 //  2. A proven bound E_j with |c_j - c~_j| <= E_j, where c_j is the exact
 //     path's value (InvariantGemm's fixed FMA chain). Writing dx = x - bf16(x)
 //     and dW_j = W_j - bf16(W_j) (both known exactly), and u = 2^-24:
@@ -33,8 +34,9 @@
 //     fixed chain. A row with more than max_candidates candidates, or a
 //     non-finite c~, is computed densely by InvariantGemm (a "fallback").
 //
-// Memory: the AMX-packed bf16 copy of W_enc (2 bytes per weight, padded to
-// multiples of 32) plus three floats per feature, beside the F32 packed copy.
+// Memory: the packed bf16 copy of W_enc (2 bytes per weight, padded to
+// multiples of 32 (AMX) or 64 columns (AVX512-BF16)) plus three floats per
+// feature, beside the F32 packed copy.
 //
 // Thread safety: immutable after Create; Run is const and may be called
 // concurrently (each call brings its own scratch).
@@ -43,13 +45,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/activation.h"
-#include "engine/amx_gemm.h"
 #include "engine/invariant_gemm.h"
+#include "engine/screen_gemm.h"
 
 namespace saedict::engine {
 
@@ -73,6 +76,9 @@ struct FastExactOptions {
   // 0: d_sae / 32 (at that point the candidate blocks cost about as much as
   // the dense row), at least 64.
   int64_t max_candidates = 0;
+  // Rows per group of the exact phase (Run); 0: about 8 MiB of rows, at
+  // least 256. Changes speed only; tests set it small to cross groups.
+  int64_t exact_group_rows = 0;
   // Multiplies the proven bound. Only tests set it below 1, to show that a
   // bound too small is caught by CheckBound and changes results.
   double bound_scale = 1.0;
@@ -80,11 +86,12 @@ struct FastExactOptions {
 
 class FastExactScreen {
  public:
-  // True when Create can succeed here (AmxBf16Gemm::Available()).
+  // True when Create can succeed here (ScreenGemmAvailable()).
   static bool Available();
 
   // w_enc: [d_in, d_sae] row-major, read during the call only.
-  // INVALID_ARGUMENT for bad shapes or options; UNIMPLEMENTED without AMX.
+  // INVALID_ARGUMENT for bad shapes or options; UNIMPLEMENTED without a
+  // screen GEMM (no AMX-BF16 and no AVX512-BF16).
   static absl::StatusOr<std::unique_ptr<FastExactScreen>> Create(const float* w_enc, int64_t d_in,
                                                                  int64_t d_sae,
                                                                  const FastExactOptions& options);
@@ -112,6 +119,8 @@ class FastExactScreen {
   int64_t max_candidates() const { return max_candidates_; }
   // Bytes this screen holds: the packed bf16 weights and the norms.
   int64_t bytes() const;
+  // The screen GEMM in use ("amx-bf16", "avx512-bf16").
+  std::string_view gemm_name() const { return gemm_->name(); }
 
  private:
   FastExactScreen(int64_t d_in, int64_t d_sae, const FastExactOptions& options);
@@ -126,13 +135,14 @@ class FastExactScreen {
   void RowBound(const RowCoefficients& co, float* bound) const;
   // The activation interval of every feature of one row with GEMM outputs
   // c (see the header comment); false when c or an end is not finite.
-  bool Interval(const ActivationParams& p, const RowCoefficients& co, const float* c,
-                float* lower, float* upper) const;
+  bool Interval(const ActivationParams& p, const RowCoefficients& co, const float* c, float* lower,
+                float* upper) const;
 
   int64_t d_in_;
   int64_t d_sae_;
-  std::unique_ptr<AmxBf16Gemm> gemm_;
+  std::unique_ptr<ScreenGemm> gemm_;
   int64_t max_candidates_;
+  int64_t exact_group_rows_;
   double bound_scale_;
   std::vector<float> w_norm_;       // ||W_j||, rounded up
   std::vector<float> w_bf16_norm_;  // ||bf16(W_j)||, rounded up

@@ -27,10 +27,11 @@ using testing::DictSpec;
 using testing::MakeDictionary;
 using testing::RandomInput;
 
-#define REQUIRE_FAST_EXACT()                                                        \
-  if (!Encoder::FastExactAvailable()) {                                             \
-    GTEST_SKIP() << "SKIPPED: no AMX-BF16 here (or SAEDICT_NO_AMX is set): "        \
-                    "FAST_EXACT runs the F32 path, nothing to compare";             \
+#define REQUIRE_FAST_EXACT()                                                         \
+  if (!Encoder::FastExactAvailable()) {                                              \
+    GTEST_SKIP() << "SKIPPED: no AMX-BF16 or AVX512-BF16 here (or SAEDICT_NO_AMX / " \
+                    "SAEDICT_NO_AVX512_BF16 is set): FAST_EXACT runs the F32 path, " \
+                    "nothing to compare";                                            \
   }
 
 // Same rows, same features, same float bits.
@@ -167,6 +168,33 @@ TEST(FastExactTest, BatchInvariantLikeF32) {
   }
 }
 
+// The exact phase walks the rows in groups (FastExactOptions::
+// exact_group_rows); groups of 1, 7 and 64 rows over 300 rows give the codes
+// of one group, which equal F32's.
+TEST(FastExactTest, ExactPhaseRowGroupsDoNotChangeCodes) {
+  REQUIRE_FAST_EXACT();
+  DictSpec spec;
+  spec.architecture = Architecture::kTopK;
+  spec.d_in = 48;
+  spec.d_sae = 400;
+  spec.k = 9;
+  const int64_t n = 300;
+  const std::vector<float> x = RandomInput(n, spec.d_in, 5);
+  auto whole = Encoder::Create(MakeDictionary(spec));
+  ASSERT_TRUE(whole.ok());
+  const EncodeResult want = EncodeOrDie(**whole, x, n, ComputeMode::kF32);
+  for (int64_t group : {1, 7, 64}) {
+    EncoderOptions options;
+    options.fast_exact_options.exact_group_rows = group;
+    auto encoder = Encoder::Create(MakeDictionary(spec), options);
+    ASSERT_TRUE(encoder.ok());
+    ASSERT_TRUE((*encoder)->fast_exact_ready());
+    const EncodeResult got = EncodeOrDie(**encoder, x, n, ComputeMode::kFastExact);
+    EXPECT_GT(got.fast_exact.candidates, 0);
+    EXPECT_TRUE(Identical(want.codes, got.codes)) << "groups of " << group << " rows";
+  }
+}
+
 // Columns that tie exactly, or differ by one ulp in one weight, with the
 // k-th selected feature: the screen cannot tell them apart, so all become
 // candidates and the exact values (and the lower-index tie rule) decide.
@@ -195,7 +223,8 @@ TEST(FastExactTest, PlantedTiesAndNearTiesAtTheBoundary) {
   }
   const int64_t d_sae = spec.d_sae;
   auto copy_column = [&](uint32_t from, uint32_t to, int nudge_ulps) {
-    for (int64_t p = 0; p < spec.d_in; ++p) dict->w_enc[p * d_sae + to] = dict->w_enc[p * d_sae + from];
+    for (int64_t p = 0; p < spec.d_in; ++p)
+      dict->w_enc[p * d_sae + to] = dict->w_enc[p * d_sae + from];
     dict->b_enc[to] = dict->b_enc[from];
     float& w = dict->w_enc[(spec.d_in / 2) * d_sae + to];
     for (int u = 0; u < std::abs(nudge_ulps); ++u) {
@@ -259,7 +288,8 @@ TEST(FastExactTest, BoundHoldsAndATooSmallBoundIsCaught) {
   auto good = FastExactScreen::Create(w.data(), d_in, d_sae, {});
   ASSERT_TRUE(good.ok());
   ASSERT_TRUE((*good)->ScreenWithBound(a.data(), m, screen.data(), bound.data()).ok());
-  EXPECT_TRUE(FastExactScreen::CheckBound(exact.data(), screen.data(), bound.data(), m, d_sae).ok());
+  EXPECT_TRUE(
+      FastExactScreen::CheckBound(exact.data(), screen.data(), bound.data(), m, d_sae).ok());
   // Not vacuous: the screen's error uses a real part of the bound.
   double worst = 0.0;
   for (int64_t e = 0; e < m * d_sae; ++e) {
@@ -307,6 +337,16 @@ TEST(FastExactTest, RejectsBadOptions) {
   zero.bound_scale = 0.0;
   EXPECT_EQ(FastExactScreen::Create(w.data(), 16, 32, zero).status().code(),
             absl::StatusCode::kInvalidArgument);
+  FastExactOptions negative_group;
+  negative_group.exact_group_rows = -1;
+  const absl::Status group_status =
+      FastExactScreen::Create(w.data(), 16, 32, negative_group).status();
+  EXPECT_EQ(group_status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(group_status.message().find("exact_group_rows"), std::string::npos) << group_status;
+  FastExactOptions negative_limit;
+  negative_limit.max_candidates = -5;
+  EXPECT_EQ(FastExactScreen::Create(w.data(), 16, 32, negative_limit).status().code(),
+            absl::StatusCode::kInvalidArgument);
   if (!FastExactScreen::Available()) {
     EXPECT_EQ(FastExactScreen::Create(w.data(), 16, 32, {}).status().code(),
               absl::StatusCode::kUnimplemented);
@@ -336,10 +376,10 @@ TEST(FastExactTest, Stories260kEqualsF32) {
     const char* path;
     const char* acts;
   };
-  for (const Sae& sae : {Sae{"topk_l2_a", "acts_layer2.npy"}, Sae{"topk_l2_b", "acts_layer2.npy"},
-                         Sae{"jumprelu_l2", "acts_layer2.npy"},
-                         Sae{"jumprelu_l2.npz", "acts_layer2.npy"},
-                         Sae{"relu_l4", "acts_layer4.npy"}}) {
+  for (const Sae& sae :
+       {Sae{"topk_l2_a", "acts_layer2.npy"}, Sae{"topk_l2_b", "acts_layer2.npy"},
+        Sae{"jumprelu_l2", "acts_layer2.npy"}, Sae{"jumprelu_l2.npz", "acts_layer2.npy"},
+        Sae{"relu_l4", "acts_layer4.npy"}}) {
     SCOPED_TRACE(sae.path);
     auto loaded = formats::LoadDictionary(dir / sae.path);
     ASSERT_TRUE(loaded.ok()) << loaded.status();
