@@ -6,6 +6,12 @@
 #   bash deploy/dev.sh build                        install what is missing, build
 #   bash deploy/dev.sh fuzz  [SECONDS]              clang ASan+UBSan build (build-fuzz/), run each
 #                                                   libFuzzer target SECONDS (default 60)
+#   bash deploy/dev.sh sanitize [ctest args...]     ASan+UBSan build of everything (build-asan/),
+#                                                   then the test suite in it
+#   bash deploy/dev.sh slow                          the slow reliability suite: tests labelled
+#                                                   `slow`, the kill -9 cycles test with
+#                                                   SAEDICT_CRASH_CYCLES (200), `sanitize`, and
+#                                                   each fuzzer for SAEDICT_FUZZ_SECONDS (300)
 #
 # Missing Debian packages are installed with apt-get when run as root (a
 # non-root user gets the apt-get line to run). The build lives in ./build
@@ -79,6 +85,21 @@ build() {
   cmake --build "$BUILD_DIR" -j "$JOBS"
 }
 
+# The ASan + UBSan build of everything and the suite (minus `slow`) in it.
+# Leak checking stays on; a sanitizer report fails the test that caused it.
+sanitize() {
+  install_missing_packages
+  local dir=${SAEDICT_SANITIZE_BUILD_DIR:-build-asan}
+  if [ ! -f "$dir/build.ninja" ]; then
+    cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAEDICT_SANITIZE=ON
+  fi
+  cmake --build "$dir" -j "$JOBS"
+  (cd "$dir" &&
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:detect_odr_violation=0} \
+    UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+    ctest --output-on-failure -j "$JOBS" --timeout 1800 -LE slow "$@")
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -90,7 +111,17 @@ case "$cmd" in
   test)
     build
     cd "$BUILD_DIR"
-    exec ctest --output-on-failure -j "$JOBS" --timeout 600 "$@" ;;
+    exec ctest --output-on-failure -j "$JOBS" --timeout 600 -LE slow "$@" ;;
+  sanitize)
+    sanitize "$@" ;;
+  slow)
+    build
+    (cd "$BUILD_DIR" &&
+      ctest --output-on-failure -j "$JOBS" --timeout 3600 -L slow --no-tests=ignore &&
+      SAEDICT_CRASH_CYCLES=${SAEDICT_CRASH_CYCLES:-200} \
+        ctest --output-on-failure --timeout 3600 -R ManyKillNineCycles)
+    sanitize
+    exec bash "$0" fuzz "${SAEDICT_FUZZ_SECONDS:-300}" ;;
   fuzz)
     seconds=${1:-60}
     install_missing_packages "${FUZZ_PACKAGES[@]}"

@@ -70,6 +70,9 @@ ABSL_FLAG(int, max_streams_per_client, 16,
 ABSL_FLAG(int64_t, max_request_tokens, 1 << 20,
           "Activation rows in one Encode/Intervene request or EncodeStream/Ingest message; "
           "0: no limit");
+ABSL_FLAG(int64_t, min_free_disk_mb, 64,
+          "Writes that add data (ingest, dictionaries, neighbours) fail with RESOURCE_EXHAUSTED "
+          "while the data directory's disk has less free space (MiB); 0: never refused");
 ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(10),
           "On SIGTERM/SIGINT: how long in-flight calls may run before they are cancelled");
 ABSL_FLAG(std::string, index_factory, "auto",
@@ -155,6 +158,12 @@ int main(int argc, char** argv) {
   options.default_stream_deadline = or_none(absl::GetFlag(FLAGS_default_stream_deadline));
   options.max_streams_per_client = absl::GetFlag(FLAGS_max_streams_per_client);
   options.max_request_tokens = absl::GetFlag(FLAGS_max_request_tokens);
+  if (const int64_t mb = absl::GetFlag(FLAGS_min_free_disk_mb); mb < 0 || mb > (int64_t{1} << 30)) {
+    std::cerr << "saedictd: --min_free_disk_mb must be in [0, 2^30], got " << mb << "\n";
+    return 2;
+  } else {
+    options.min_free_disk_bytes = static_cast<uint64_t>(mb) << 20;
+  }
   if (absl::GetFlag(FLAGS_default_deadline) < absl::ZeroDuration() ||
       absl::GetFlag(FLAGS_default_stream_deadline) < absl::ZeroDuration() ||
       absl::GetFlag(FLAGS_drain_grace) < absl::ZeroDuration()) {

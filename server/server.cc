@@ -132,7 +132,10 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
     return absl::UnavailableError(
         absl::StrCat("--data_dir ", options.data_dir.string(), ": cannot create: ", ec.message()));
   }
-  SAEDICT_ASSIGN_OR_RETURN(state->store, storage::Store::Open({options.data_dir / "db"}));
+  storage::StoreOptions store_options;
+  store_options.path = options.data_dir / "db";
+  store_options.min_free_bytes = options.min_free_disk_bytes;
+  SAEDICT_ASSIGN_OR_RETURN(state->store, storage::Store::Open(store_options));
   SAEDICT_ASSIGN_OR_RETURN(state->registry, service::DictionaryRegistry::Create(
                                                 {options.data_dir, options.dictionary_root,
                                                  options.default_compute_mode, options.fast_exact},

@@ -27,6 +27,9 @@ struct ServerOptions {
   std::filesystem::path data_dir = "./var";
   std::filesystem::path dictionary_root = ".";
   int64_t max_message_bytes = 256 << 20;
+  // Writes that add data are refused (RESOURCE_EXHAUSTED) while data_dir's
+  // disk has fewer bytes available (storage/disk_space.h); 0: never.
+  uint64_t min_free_disk_bytes = 0;
   engine::BatcherOptions batcher;
   service::SimilarityOptions similarity;  // index_dir defaults to <data_dir>/index
   // Compute mode of requests that name none, for dictionaries loaded without

@@ -80,8 +80,9 @@ std::string RocksDbCorpusStore::CodesName(const std::string& dict, const std::st
 }
 
 absl::StatusOr<std::unique_ptr<RocksDbCorpusStore>> RocksDbCorpusStore::Open(
-    rocksdb::DB* db, const CorpusFamilies& families) {
-  std::unique_ptr<RocksDbCorpusStore> store(new RocksDbCorpusStore(db, families));
+    rocksdb::DB* db, const CorpusFamilies& families, DiskSpaceGuard guard) {
+  std::unique_ptr<RocksDbCorpusStore> store(
+      new RocksDbCorpusStore(db, families, std::move(guard)));
   SAEDICT_RETURN_IF_ERROR(store->LoadNames());
   return store;
 }
@@ -192,6 +193,7 @@ absl::StatusOr<RocksDbCorpusStore::Numbers> RocksDbCorpusStore::ResolveNumbers(
   if (wb.Count() > 0) {
     SAEDICT_RETURN_IF_ERROR(
         FromRocksDb(wb.Put(cf_.names, keys::kNextNumberKey, U32Value(next)), "allocate number"));
+    SAEDICT_RETURN_IF_ERROR(guard_.Check("allocate numbers"));
     SAEDICT_RETURN_IF_ERROR(
         FromRocksDb(db_->Write(SyncWrite(), &wb),
                     absl::StrCat("allocate numbers of dictionary '", batch.dictionary_id,
@@ -342,6 +344,7 @@ absl::StatusOr<IngestBatchResult> RocksDbCorpusStore::WriteIngestBatch(const Ing
                                deltas.TotalsRecord().SerializeAsString()),
                       "batch merge"));
     }
+    SAEDICT_RETURN_IF_ERROR(guard_.Check("write ingest batch"));
     SAEDICT_RETURN_IF_ERROR(
         FromRocksDb(db_->Write(SyncWrite(), &wb),
                     absl::StrCat("write ingest batch of dictionary '", batch.dictionary_id,

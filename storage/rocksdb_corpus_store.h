@@ -26,6 +26,7 @@
 #include "rocksdb/db.h"
 #include "saedict/records/v1/records.pb.h"
 #include "storage/corpus_store.h"
+#include "storage/disk_space.h"
 
 namespace saedict::storage {
 
@@ -43,8 +44,11 @@ class RocksDbCorpusStore final : public CorpusStore {
  public:
   // Loads the names family; INTERNAL when an entry is malformed.
   // REQUIRES: `db` and the handles outlive the store.
-  static absl::StatusOr<std::unique_ptr<RocksDbCorpusStore>> Open(rocksdb::DB* db,
-                                                                  const CorpusFamilies& families);
+  // `guard` is asked before every write that adds data (disk_space.h); the
+  // default never refuses.
+  static absl::StatusOr<std::unique_ptr<RocksDbCorpusStore>> Open(
+      rocksdb::DB* db, const CorpusFamilies& families,
+      DiskSpaceGuard guard = DiskSpaceGuard({}, 0));
 
   absl::StatusOr<IngestBatchResult> WriteIngestBatch(const IngestBatch& batch) override;
   absl::StatusOr<std::optional<StoredDocument>> GetDocument(const std::string& corpus,
@@ -89,7 +93,8 @@ class RocksDbCorpusStore final : public CorpusStore {
     uint32_t corpus = 0;
   };
 
-  RocksDbCorpusStore(rocksdb::DB* db, const CorpusFamilies& families) : db_(db), cf_(families) {}
+  RocksDbCorpusStore(rocksdb::DB* db, const CorpusFamilies& families, DiskSpaceGuard guard)
+      : db_(db), cf_(families), guard_(std::move(guard)) {}
 
   absl::Status LoadNames();
   class FeatureScan;  // one feature's index entries under a snapshot (rocksdb_corpus_reads.cc)
@@ -119,6 +124,7 @@ class RocksDbCorpusStore final : public CorpusStore {
 
   rocksdb::DB* const db_;
   const CorpusFamilies cf_;
+  const DiskSpaceGuard guard_;
 
   // Lock order: a dictionary's lock, then document stripes (ascending), then
   // write_mu_, then names_mu_.

@@ -143,6 +143,7 @@ absl::Status RocksDbCorpusStore::PutNeighbours(
                records[i].SerializeAsString()),
         "batch put"));
   }
+  SAEDICT_RETURN_IF_ERROR(guard_.Check("put neighbours"));
   return FromRocksDb(db_->Write(SyncWrite(), &wb),
                      absl::StrCat("put neighbours of dictionary '", dictionary_id, "'"));
 }
@@ -156,6 +157,7 @@ absl::StatusOr<std::optional<records::v1::NeighboursRecord>> RocksDbCorpusStore:
 
 absl::Status RocksDbCorpusStore::PutNeighboursManifest(
     const std::string& dictionary_id, const records::v1::NeighboursManifest& manifest) {
+  SAEDICT_RETURN_IF_ERROR(guard_.Check("put neighbours manifest"));
   return FromRocksDb(
       db_->Put(SyncWrite(), cf_.neighbours, keys::NeighboursManifestKey(dictionary_id),
                manifest.SerializeAsString()),

@@ -12,6 +12,10 @@ absl::Status FromRocksDb(const rocksdb::Status& s, absl::string_view what) {
   if (s.IsInvalidArgument()) return absl::InvalidArgumentError(message);
   if (s.IsNotSupported()) return absl::UnimplementedError(message);
   if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) return absl::UnavailableError(message);
+  if (s.IsNoSpace()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(message, " (the data directory's disk is full)"));
+  }
   if (s.IsIOError()) return absl::UnavailableError(message);
   return absl::InternalError(message);
 }

@@ -12,6 +12,7 @@
 #include "rocksdb/options.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "storage/column_families.h"
+#include "storage/disk_space.h"
 #include "storage/rocksdb_corpus_store.h"
 #include "storage/rocksdb_status.h"
 #include "storage/store.h"
@@ -22,8 +23,9 @@ namespace {
 
 class RocksDbStore final : public Store {
  public:
-  RocksDbStore(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> handles)
-      : db_(std::move(db)), handles_(std::move(handles)) {}
+  RocksDbStore(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> handles,
+               DiskSpaceGuard guard)
+      : db_(std::move(db)), handles_(std::move(handles)), guard_(std::move(guard)) {}
 
   ~RocksDbStore() override {
     corpus_.reset();
@@ -40,13 +42,14 @@ class RocksDbStore final : public Store {
     families.inverted = handles_[kInvertedFamily];
     families.stats = handles_[kStatsFamily];
     families.neighbours = handles_[kNeighboursFamily];
-    SAEDICT_ASSIGN_OR_RETURN(corpus_, RocksDbCorpusStore::Open(db_.get(), families));
+    SAEDICT_ASSIGN_OR_RETURN(corpus_, RocksDbCorpusStore::Open(db_.get(), families, guard_));
     return absl::OkStatus();
   }
 
   absl::Status PutDictionary(const records::v1::DictionaryRecord& record) override {
     const std::string& id = record.info().id();
     if (id.empty()) return absl::InvalidArgumentError("storage: dictionary record has no id");
+    SAEDICT_RETURN_IF_ERROR(guard_.Check(absl::StrCat("put dictionary '", id, "'")));
     return FromRocksDb(db_->Put(SyncWrite(), dictionaries(), id, record.SerializeAsString()),
                        absl::StrCat("put dictionary '", id, "'"));
   }
@@ -131,6 +134,7 @@ class RocksDbStore final : public Store {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // indexed by FamilyIndex
+  const DiskSpaceGuard guard_;
   std::unique_ptr<RocksDbCorpusStore> corpus_;
 };
 
@@ -144,8 +148,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   rocksdb::Status s =
       rocksdb::DB::Open(db_options, options.path.string(), StoreColumnFamilies(), &handles, &raw);
   SAEDICT_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("open ", options.path.string())));
-  auto store =
-      std::make_unique<RocksDbStore>(std::unique_ptr<rocksdb::DB>(raw), std::move(handles));
+  auto store = std::make_unique<RocksDbStore>(std::unique_ptr<rocksdb::DB>(raw), std::move(handles),
+                                              DiskSpaceGuard(options.path, options.min_free_bytes));
   SAEDICT_RETURN_IF_ERROR(store->Init());
   return store;
 }

@@ -6,7 +6,8 @@
 // index and feature statistics in the same RocksDB instance. Writes are
 // synced to the WAL before they return, so an acknowledged write survives
 // kill -9. RocksDB errors become absl::Status here and nowhere else:
-// corruption -> INTERNAL, I/O errors -> UNAVAILABLE.
+// corruption -> INTERNAL, I/O errors -> UNAVAILABLE, a full disk ->
+// RESOURCE_EXHAUSTED (checked before the write, see disk_space.h).
 //
 // Thread safety: every method may be called concurrently (RocksDB is).
 #ifndef SAEDICT_STORAGE_STORE_H_
@@ -35,6 +36,9 @@ struct FamilySize {
 struct StoreOptions {
   std::filesystem::path path;  // RocksDB directory; created when missing
   bool create_if_missing = true;
+  // Writes that add data fail with RESOURCE_EXHAUSTED while the directory's
+  // filesystem has fewer bytes available (disk_space.h); 0: never refused.
+  uint64_t min_free_bytes = 0;
 };
 
 class Store {

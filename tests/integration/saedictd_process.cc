@@ -1,5 +1,6 @@
 #include "tests/integration/saedictd_process.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -19,7 +20,8 @@ namespace {
 
 // fork + exec rather than posix_spawn so the child can ask to be killed when
 // the test process dies (PR_SET_PDEATHSIG): a crashed test leaks no server.
-absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& args) {
+// stderr_fd >= 0: the child's stderr goes there.
+absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& args, int stderr_fd = -1) {
   std::vector<char*> argv;
   const std::string binary = SaedictdBinary().string();
   argv.push_back(const_cast<char*>(binary.c_str()));
@@ -32,6 +34,7 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& args) {
     // Child: only async-signal-safe calls until exec.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
+    if (stderr_fd >= 0 && dup2(stderr_fd, STDERR_FILENO) < 0) _exit(127);
     execv(binary.c_str(), argv.data());
     _exit(127);
   }
@@ -73,7 +76,16 @@ absl::StatusOr<std::unique_ptr<SaedictdProcess>> SaedictdProcess::Start(const Op
       "--dictionary_root=" + options.dictionary_root.string(),
   };
   args.insert(args.end(), options.extra_flags.begin(), options.extra_flags.end());
-  absl::StatusOr<pid_t> pid = Spawn(args);
+  int stderr_fd = -1;
+  if (!options.stderr_file.empty()) {
+    stderr_fd = open(options.stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (stderr_fd < 0) {
+      return absl::InternalError(
+          absl::StrCat("open ", options.stderr_file.string(), ": ", strerror(errno)));
+    }
+  }
+  absl::StatusOr<pid_t> pid = Spawn(args, stderr_fd);
+  if (stderr_fd >= 0) close(stderr_fd);
   if (!pid.ok()) return pid.status();
   const absl::Time deadline = absl::Now() + options.start_timeout;
   while (absl::Now() < deadline) {

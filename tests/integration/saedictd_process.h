@@ -32,6 +32,7 @@ class SaedictdProcess {
     std::filesystem::path dictionary_root;
     std::filesystem::path port_file;  // removed before the start
     std::vector<std::string> extra_flags;
+    std::filesystem::path stderr_file;  // empty: the child shares the test's stderr
     absl::Duration start_timeout = absl::Seconds(60);
   };
 
