@@ -10,7 +10,8 @@
 #                                                   then the test suite in it
 #   bash deploy/dev.sh slow                          the slow reliability suite: tests labelled
 #                                                   `slow`, the kill -9 cycles test with
-#                                                   SAEDICT_CRASH_CYCLES (200), `sanitize`, and
+#                                                   SAEDICT_CRASH_CYCLES (200), the load test
+#                                                   for SAEDICT_LOAD_SECONDS (600), `sanitize`, and
 #                                                   each fuzzer for SAEDICT_FUZZ_SECONDS (300)
 #
 # Missing Debian packages are installed with apt-get when run as root (a
@@ -119,7 +120,9 @@ case "$cmd" in
     (cd "$BUILD_DIR" &&
       ctest --output-on-failure -j "$JOBS" --timeout 3600 -L slow --no-tests=ignore &&
       SAEDICT_CRASH_CYCLES=${SAEDICT_CRASH_CYCLES:-200} \
-        ctest --output-on-failure --timeout 3600 -R ManyKillNineCycles)
+        ctest --output-on-failure --timeout 3600 -R ManyKillNineCycles &&
+      SAEDICT_LOAD_SECONDS=${SAEDICT_LOAD_SECONDS:-600} \
+        ctest --output-on-failure --timeout 3600 -R LoadTest)
     sanitize
     exec bash "$0" fuzz "${SAEDICT_FUZZ_SECONDS:-300}" ;;
   fuzz)

@@ -52,6 +52,19 @@ class DiskFullTest : public IngestCrashFixture {
     return mount("tmpfs", data_.c_str(), "tmpfs", MS_REMOUNT | flags, options.c_str()) == 0;
   }
 
+  // Batch b alone in one Ingest stream: its final status; *acked whether
+  // its ack arrived.
+  grpc::Status IngestOneBatch(int b, bool* acked) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    auto stream = stub_->Ingest(&ctx);
+    stream->Write(MakeIngestRequest("d", "c", CrashBatchDocs(b)));
+    stream->WritesDone();
+    v1::IngestAck ack;
+    *acked = stream->Read(&ack);
+    return stream->Finish();
+  }
+
   fs::path data_;
   bool mounted_ = false;
   std::string skip_reason_;
@@ -67,14 +80,8 @@ TEST_F(DiskFullTest, IngestIntoAFullDiskFailsCleanlyAndRecoversWhenSpaceReturns)
   int batch = 0, acked_batches = 0;
   grpc::Status failure;
   for (; batch < 2000; ++batch) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    auto stream = stub_->Ingest(&ctx);
-    ASSERT_TRUE(stream->Write(MakeIngestRequest("d", "c", CrashBatchDocs(batch))));
-    stream->WritesDone();
-    v1::IngestAck ack;
-    const bool got_ack = stream->Read(&ack);
-    grpc::Status status = stream->Finish();
+    bool got_ack = false;
+    const grpc::Status status = IngestOneBatch(batch, &got_ack);
     if (!status.ok()) {
       ASSERT_FALSE(got_ack) << "an acknowledged batch's stream failed: " << status.error_message();
       failure = status;
@@ -110,17 +117,11 @@ TEST_F(DiskFullTest, IngestIntoAFullDiskFailsCleanlyAndRecoversWhenSpaceReturns)
   ASSERT_TRUE(Remount("size=128m")) << std::strerror(errno);
   int recovered = 0;
   for (int b = batch; b < batch + 3; ++b) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    auto stream = stub_->Ingest(&ctx);
-    ASSERT_TRUE(stream->Write(MakeIngestRequest("d", "c", CrashBatchDocs(b))));
-    stream->WritesDone();
-    v1::IngestAck ack;
-    EXPECT_TRUE(stream->Read(&ack));
-    const grpc::Status status = stream->Finish();
-    EXPECT_TRUE(status.ok()) << "after space returned, batch " << b << ": "
-                             << status.error_message();
-    recovered += status.ok();
+    bool acked = false;
+    const grpc::Status status = IngestOneBatch(b, &acked);
+    EXPECT_TRUE(status.ok() && acked)
+        << "after space returned, batch " << b << ": " << status.error_message();
+    recovered += status.ok() && acked;
   }
   ASSERT_EQ(recovered, 3);
   check(batch + 3, batch + 3);
@@ -138,15 +139,9 @@ TEST_F(DiskFullTest, ReadOnlyDataDirectoryIsRefusedAtStartAndLeftUntouched) {
   extra_flags_ = {"--demo=false", "--min_free_disk_mb=1"};
   Start();
   LoadDictionary();
-  {
-    grpc::ClientContext ctx;
-    auto stream = stub_->Ingest(&ctx);
-    ASSERT_TRUE(stream->Write(MakeIngestRequest("d", "c", CrashBatchDocs(0))));
-    stream->WritesDone();
-    v1::IngestAck ack;
-    ASSERT_TRUE(stream->Read(&ack));
-    ASSERT_THAT(stream->Finish(), GrpcOk());
-  }
+  bool acked = false;
+  ASSERT_THAT(IngestOneBatch(0, &acked), GrpcOk());
+  ASSERT_TRUE(acked);
   std::optional<int> stopped = process_->SignalAndWait(SIGTERM, absl::Seconds(30));
   ASSERT_TRUE(stopped.has_value() && WIFEXITED(*stopped) && WEXITSTATUS(*stopped) == 0);
   process_.reset();
