@@ -90,7 +90,7 @@ build() {
 # Leak checking stays on; a sanitizer report fails the test that caused it.
 sanitize() {
   install_missing_packages
-  local dir=${SAEDICT_SANITIZE_BUILD_DIR:-build-asan}
+  local dir=${SAEDICT_SANITIZE_BUILD_DIR:-build-asan} root=$PWD
   if [ ! -f "$dir/build.ninja" ]; then
     cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAEDICT_SANITIZE=ON
   fi
@@ -98,6 +98,7 @@ sanitize() {
   (cd "$dir" &&
     ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:detect_odr_violation=0} \
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+    LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/sanitizer/lsan.supp} \
     ctest --output-on-failure -j "$JOBS" --timeout 1800 -LE slow "$@")
 }
 

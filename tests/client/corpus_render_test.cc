@@ -129,7 +129,10 @@ TEST(ProgressBarTest, FormatEta) {
 
 TEST(CliUtilTest, NamesCountsAndInputErrors) {
   EXPECT_THAT(CheckName("--corpus", "web-text_v1.2"), IsOk());
-  for (const char* bad : {"", "a b", "x/y", "..", std::string(129, 'a').c_str()}) {
+  // Declared outside the loop: a temporary in a range-for's initializer is
+  // gone before the body runs (before C++23; ASan caught it).
+  const std::string too_long(129, 'a');
+  for (const char* bad : {"", "a b", "x/y", "..", too_long.c_str()}) {
     const absl::Status s = CheckName("--corpus", bad);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_TRUE(IsInputError(s)) << bad;
