@@ -2,7 +2,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -131,6 +134,12 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
   if (ec) {
     return absl::UnavailableError(
         absl::StrCat("--data_dir ", options.data_dir.string(), ": cannot create: ", ec.message()));
+  }
+  // A read-only directory (or file system) is refused here in plain words,
+  // before RocksDB fails on its first rename.
+  if (access(options.data_dir.c_str(), R_OK | W_OK | X_OK) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat("--data_dir ", options.data_dir.string(),
+                                                      " is not writable: ", strerror(errno)));
   }
   storage::StoreOptions store_options;
   store_options.path = options.data_dir / "db";
