@@ -23,16 +23,8 @@ absl::StatusOr<std::unique_ptr<ScreenGemm>> CreateScreenGemm(const float* b, int
     return absl::InvalidArgumentError(
         absl::StrCat("screen GEMM: bad weights (", k, "x", n, ", null: ", b == nullptr, ")"));
   }
-  if (AmxBf16Gemm::Available()) {
-    absl::StatusOr<std::unique_ptr<AmxBf16Gemm>> amx = AmxBf16Gemm::Create(b, k, n);
-    if (!amx.ok()) return amx.status();
-    return std::unique_ptr<ScreenGemm>(std::move(amx).value());
-  }
-  if (Avx512Bf16Gemm::Available()) {
-    absl::StatusOr<std::unique_ptr<Avx512Bf16Gemm>> avx = Avx512Bf16Gemm::Create(b, k, n);
-    if (!avx.ok()) return avx.status();
-    return std::unique_ptr<ScreenGemm>(std::move(avx).value());
-  }
+  if (AmxBf16Gemm::Available()) return CreateScreenGemmAs<AmxBf16Gemm>(b, k, n);
+  if (Avx512Bf16Gemm::Available()) return CreateScreenGemmAs<Avx512Bf16Gemm>(b, k, n);
   return absl::UnimplementedError(
       "screen GEMM: this CPU has neither AMX-BF16 nor AVX512-BF16 (or SAEDICT_NO_AMX / "
       "SAEDICT_NO_AVX512_BF16 switched them off)");

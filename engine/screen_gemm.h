@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/statusor.h"
 
@@ -48,6 +49,16 @@ bool ScreenGemmAvailable();
 // b: [k, n] row-major float32, read during the call only. INVALID_ARGUMENT
 // for a null b or k, n <= 0; UNIMPLEMENTED when !ScreenGemmAvailable().
 absl::StatusOr<std::unique_ptr<ScreenGemm>> CreateScreenGemm(const float* b, int64_t k, int64_t n);
+
+// Gemm::Create (an implementation above) as a ScreenGemm: the one upcast that
+// CreateScreenGemm and the implementation tests share.
+template <typename Gemm>
+absl::StatusOr<std::unique_ptr<ScreenGemm>> CreateScreenGemmAs(const float* b, int64_t k,
+                                                               int64_t n) {
+  absl::StatusOr<std::unique_ptr<Gemm>> gemm = Gemm::Create(b, k, n);
+  if (!gemm.ok()) return gemm.status();
+  return std::unique_ptr<ScreenGemm>(std::move(gemm).value());
+}
 
 // True when the environment variable `name` is set to something other than
 // "" or "0" (the implementations' off switches).

@@ -48,13 +48,6 @@ struct Implementation {
 // gtest names a failing parameter by this instead of its bytes.
 void PrintTo(const Implementation& implementation, std::ostream* os) { *os << implementation.name; }
 
-template <typename Gemm>
-absl::StatusOr<std::unique_ptr<ScreenGemm>> CreateAs(const float* b, int64_t k, int64_t n) {
-  absl::StatusOr<std::unique_ptr<Gemm>> gemm = Gemm::Create(b, k, n);
-  if (!gemm.ok()) return gemm.status();
-  return std::unique_ptr<ScreenGemm>(std::move(gemm).value());
-}
-
 class ScreenGemmTest : public ::testing::TestWithParam<Implementation> {
  protected:
   void SetUp() override {
@@ -68,9 +61,9 @@ class ScreenGemmTest : public ::testing::TestWithParam<Implementation> {
 INSTANTIATE_TEST_SUITE_P(
     Implementations, ScreenGemmTest,
     ::testing::Values(Implementation{"amx", [] { return AmxBf16Gemm::Available(); },
-                                     CreateAs<AmxBf16Gemm>, "SAEDICT_NO_AMX"},
+                                     CreateScreenGemmAs<AmxBf16Gemm>, "SAEDICT_NO_AMX"},
                       Implementation{"avx512bf16", [] { return Avx512Bf16Gemm::Available(); },
-                                     CreateAs<Avx512Bf16Gemm>, "SAEDICT_NO_AVX512_BF16"},
+                                     CreateScreenGemmAs<Avx512Bf16Gemm>, "SAEDICT_NO_AVX512_BF16"},
                       Implementation{"chosen", [] { return ScreenGemmAvailable(); },
                                      CreateScreenGemm,
                                      "SAEDICT_NO_AMX and SAEDICT_NO_AVX512_BF16"}),
@@ -137,11 +130,11 @@ TEST(ScreenGemmRejectTest, RejectsBadWeightsAndMissingHardware) {
   std::vector<float> w(8, 1.0f);
   for (const auto& create : {std::function<absl::Status(const float*, int64_t, int64_t)>(
                                  [](const float*b, int64_t k, int64_t n) {
-                                   return CreateAs<AmxBf16Gemm>(b, k, n).status();
+                                   return CreateScreenGemmAs<AmxBf16Gemm>(b, k, n).status();
                                  }),
                              std::function<absl::Status(const float*, int64_t, int64_t)>(
                                  [](const float*b, int64_t k, int64_t n) {
-                                   return CreateAs<Avx512Bf16Gemm>(b, k, n).status();
+                                   return CreateScreenGemmAs<Avx512Bf16Gemm>(b, k, n).status();
                                  }),
                              std::function<absl::Status(const float*, int64_t, int64_t)>(
                                  [](const float*b, int64_t k, int64_t n) {

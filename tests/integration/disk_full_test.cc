@@ -34,14 +34,13 @@ class DiskFullTest : public IngestCrashFixture {
  protected:
   void TearDown() override {
     process_.reset();  // the server first: then nothing holds the mount
-    if (mounted_) umount2(data_.c_str(), MNT_DETACH);
+    if (mounted_) umount2(DataDir().c_str(), MNT_DETACH);
   }
   // Mounts a tmpfs of `size` (mount(8) syntax) at the data directory.
   bool MountData(const std::string& size) {
-    data_ = scratch_.path() / "data";
-    fs::create_directories(data_);
+    fs::create_directories(DataDir());
     const std::string options = "size=" + size + ",mode=0755";
-    if (mount("tmpfs", data_.c_str(), "tmpfs", 0, options.c_str()) != 0) {
+    if (mount("tmpfs", DataDir().c_str(), "tmpfs", 0, options.c_str()) != 0) {
       skip_reason_ = std::string("SKIPPED: cannot mount a tmpfs for the data directory (") +
                      std::strerror(errno) + "; needs root / CAP_SYS_ADMIN)";
       return false;
@@ -50,7 +49,7 @@ class DiskFullTest : public IngestCrashFixture {
     return true;
   }
   bool Remount(const std::string& options, unsigned long flags = 0) {
-    return mount("tmpfs", data_.c_str(), "tmpfs", MS_REMOUNT | flags, options.c_str()) == 0;
+    return mount("tmpfs", DataDir().c_str(), "tmpfs", MS_REMOUNT | flags, options.c_str()) == 0;
   }
 
   // Batch b alone in one Ingest stream: its final status; *acked whether
@@ -66,7 +65,6 @@ class DiskFullTest : public IngestCrashFixture {
     return stream->Finish();
   }
 
-  fs::path data_;
   bool mounted_ = false;
   std::string skip_reason_;
 };
@@ -149,12 +147,8 @@ TEST_F(DiskFullTest, ReadOnlyDataDirectoryIsRefusedAtStartAndLeftUntouched) {
   ASSERT_TRUE(Remount("size=16m", MS_RDONLY)) << std::strerror(errno);
 
   // Refused with a clear error, exit status non-zero, no crash.
-  SaedictdProcess::Options options;
-  options.data_dir = data_;
-  options.dictionary_root = root_;
-  options.port_file = scratch_.path() / "port";
+  SaedictdProcess::Options options = ProcessOptions();
   options.start_timeout = absl::Seconds(30);
-  options.extra_flags = extra_flags_;
   const fs::path log = scratch_.path() / "stderr.log";
   options.stderr_file = log;
   absl::StatusOr<std::unique_ptr<SaedictdProcess>> refused = SaedictdProcess::Start(options);
@@ -163,8 +157,8 @@ TEST_F(DiskFullTest, ReadOnlyDataDirectoryIsRefusedAtStartAndLeftUntouched) {
   std::string err;
   ASSERT_TRUE(ReadFileToString(log, &err));
   std::cout << "[ info ] saedictd said: " << err;
-  EXPECT_THAT(err, ::testing::HasSubstr("--data_dir " + data_.string() +
-                                         " is not writable: Read-only file system"));
+  EXPECT_THAT(err, ::testing::HasSubstr("--data_dir " + DataDir().string() +
+                                        " is not writable: Read-only file system"));
 
   // Writable again: everything from before is there.
   ASSERT_TRUE(Remount("size=16m")) << std::strerror(errno);

@@ -62,13 +62,22 @@ class IngestCrashFixture : public ::testing::Test {
                     .ok());
   }
 
-  void Start() {
+  std::filesystem::path DataDir() const { return scratch_.path() / "data"; }
+
+  // How every Start() runs saedictd (tests that expect a start to fail
+  // adjust these and call SaedictdProcess::Start themselves).
+  SaedictdProcess::Options ProcessOptions() const {
     SaedictdProcess::Options options;
-    options.data_dir = scratch_.path() / "data";
+    options.data_dir = DataDir();
     options.dictionary_root = root_;
     options.port_file = scratch_.path() / "port";
     options.extra_flags = extra_flags_;
-    absl::StatusOr<std::unique_ptr<SaedictdProcess>> process = SaedictdProcess::Start(options);
+    return options;
+  }
+
+  void Start() {
+    absl::StatusOr<std::unique_ptr<SaedictdProcess>> process =
+        SaedictdProcess::Start(ProcessOptions());
     ASSERT_TRUE(process.ok()) << process.status();
     process_ = *std::move(process);
     stub_ = v1::Saedict::NewStub(process_->Connect());
