@@ -142,6 +142,10 @@ SAEDICT_CLIENT_UNARY_(CreateCheckpoint, CreateCheckpointRequest, CreateCheckpoin
 SAEDICT_CLIENT_UNARY_(SearchSimilar, SearchSimilarRequest, SearchSimilarResponse)
 SAEDICT_CLIENT_UNARY_(FeatureFamily, FeatureFamilyRequest, FeatureFamilyResponse)
 SAEDICT_CLIENT_UNARY_(ListFamilies, ListFamiliesRequest, ListFamiliesResponse)
+SAEDICT_CLIENT_UNARY_(SetExplanation, SetExplanationRequest, SetExplanationResponse)
+SAEDICT_CLIENT_UNARY_(DeleteExplanation, DeleteExplanationRequest, DeleteExplanationResponse)
+SAEDICT_CLIENT_UNARY_(ListExplanations, ListExplanationsRequest, ListExplanationsResponse)
+SAEDICT_CLIENT_UNARY_(SearchExplanations, SearchExplanationsRequest, SearchExplanationsResponse)
 
 #undef SAEDICT_CLIENT_UNARY_
 
@@ -242,27 +246,65 @@ absl::Status Client::CompareDictionaries(const v1::CompareDictionariesRequest& r
   return FromGrpcStatus(reader->Finish());
 }
 
-absl::StatusOr<v1::EvaluateResponse> Client::Evaluate(const NextEvaluateRequest& next_request,
-                                                      const CallOptions& call) {
-  grpc::ClientContext ctx;
-  Prepare(ctx, call);
-  v1::EvaluateResponse response;
-  std::unique_ptr<grpc::ClientWriter<v1::EvaluateRequest>> writer =
-      stub_->Evaluate(&ctx, &response);
+namespace {
+
+// One client stream: writes what `next` yields (an error cancels the call
+// and is returned; the server ending the call early stops the writes and
+// Finish says why), then the single response.
+template <typename Req, typename Resp, typename Open>
+absl::StatusOr<Resp> RunClientStream(grpc::ClientContext& ctx, Open open,
+                                     const std::function<absl::StatusOr<std::optional<Req>>()>& next) {
+  Resp response;
+  std::unique_ptr<grpc::ClientWriter<Req>> writer = open(&ctx, &response);
   for (;;) {
-    absl::StatusOr<std::optional<v1::EvaluateRequest>> next = next_request();
-    if (!next.ok()) {
+    absl::StatusOr<std::optional<Req>> request = next();
+    if (!request.ok()) {
       ctx.TryCancel();
       writer->Finish().ok();
-      return next.status();
+      return request.status();
     }
-    if (!next->has_value()) break;
-    if (!writer->Write(**next)) break;  // the server ended the call: Finish says why
+    if (!request->has_value()) break;
+    if (!writer->Write(**request)) break;
   }
   writer->WritesDone();
   grpc::Status status = writer->Finish();
   if (!status.ok()) return FromGrpcStatus(status);
   return response;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::EvaluateResponse> Client::Evaluate(const NextEvaluateRequest& next_request,
+                                                      const CallOptions& call) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, call);
+  return RunClientStream<v1::EvaluateRequest, v1::EvaluateResponse>(
+      ctx, [&](grpc::ClientContext* c, v1::EvaluateResponse* r) { return stub_->Evaluate(c, r); },
+      next_request);
+}
+
+absl::StatusOr<v1::UploadDictionaryResponse> Client::UploadDictionary(
+    const NextUploadRequest& next_request, const CallOptions& call) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, call);
+  return RunClientStream<v1::UploadDictionaryRequest, v1::UploadDictionaryResponse>(
+      ctx,
+      [&](grpc::ClientContext* c, v1::UploadDictionaryResponse* r) {
+        return stub_->UploadDictionary(c, r);
+      },
+      next_request);
+}
+
+absl::StatusOr<v1::ImportExplanationsResponse> Client::ImportExplanations(
+    const NextImportRequest& next_request, const CallOptions& call) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, call);
+  return RunClientStream<v1::ImportExplanationsRequest, v1::ImportExplanationsResponse>(
+      ctx,
+      [&](grpc::ClientContext* c, v1::ImportExplanationsResponse* r) {
+        return stub_->ImportExplanations(c, r);
+      },
+      next_request);
 }
 
 absl::Status Client::Ingest(const NextIngestRequest& next_request, const OnIngestAck& on_ack,

@@ -167,6 +167,32 @@ class Client {
   absl::StatusOr<v1::EvaluateResponse> Evaluate(const NextEvaluateRequest& next_request,
                                                 const CallOptions& call = {});
 
+  // UploadDictionary: writes the messages `next_request` yields (the first
+  // with the header listing the files, then their chunks in order) and
+  // returns the loaded dictionary. client/upload_files.h builds the stream
+  // from a folder or file.
+  using NextUploadRequest =
+      std::function<absl::StatusOr<std::optional<v1::UploadDictionaryRequest>>()>;
+  absl::StatusOr<v1::UploadDictionaryResponse> UploadDictionary(
+      const NextUploadRequest& next_request, const CallOptions& call = {});
+
+  // Explanations (unary; NOT_FOUND for an unknown dictionary, feature or
+  // explanation id, INVALID_ARGUMENT for bad text / query / top_n).
+  absl::StatusOr<v1::SetExplanationResponse> SetExplanation(const v1::SetExplanationRequest& req,
+                                                            const CallOptions& call = {});
+  absl::StatusOr<v1::DeleteExplanationResponse> DeleteExplanation(
+      const v1::DeleteExplanationRequest& req, const CallOptions& call = {});
+  absl::StatusOr<v1::ListExplanationsResponse> ListExplanations(
+      const v1::ListExplanationsRequest& req, const CallOptions& call = {});
+  absl::StatusOr<v1::SearchExplanationsResponse> SearchExplanations(
+      const v1::SearchExplanationsRequest& req, const CallOptions& call = {});
+  // ImportExplanations: writes the messages `next_request` yields (the first
+  // with the header), like Evaluate, then returns the import's counts.
+  using NextImportRequest =
+      std::function<absl::StatusOr<std::optional<v1::ImportExplanationsRequest>>()>;
+  absl::StatusOr<v1::ImportExplanationsResponse> ImportExplanations(
+      const NextImportRequest& next_request, const CallOptions& call = {});
+
  private:
   Client(std::string target, std::shared_ptr<grpc::Channel> channel, ClientOptions options);
 

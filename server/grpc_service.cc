@@ -225,4 +225,75 @@ grpc::Status SaedictGrpcService::Evaluate(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status SaedictGrpcService::UploadDictionary(
+    grpc::ServerContext* context, grpc::ServerReader<v1::UploadDictionaryRequest>* reader,
+    v1::UploadDictionaryResponse* response) {
+  absl::StatusOr<CallPolicy::Admission> admission =
+      policy_->Admit(context, "UploadDictionary", CallKind::kStream);
+  if (!admission.ok()) return ToGrpcStatus(admission.status());
+  // Destroying an unfinished upload removes what it wrote (cut-off streams).
+  std::unique_ptr<service::DictionaryUpload> upload = core_->StartUpload();
+  v1::UploadDictionaryRequest request;
+  while (reader->Read(&request)) {
+    if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+    if (absl::Status s = upload->Add(request); !s.ok()) return ToGrpcStatus(s);
+    request.Clear();
+  }
+  if (context->IsCancelled()) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled; nothing of the upload was kept");
+  }
+  absl::StatusOr<v1::UploadDictionaryResponse> out = core_->FinishUpload(*upload);
+  if (!out.ok()) return ToGrpcStatus(out.status());
+  *response = std::move(*out);
+  return grpc::Status::OK;
+}
+
+grpc::Status SaedictGrpcService::SetExplanation(grpc::ServerContext* c,
+                                                const v1::SetExplanationRequest* req,
+                                                v1::SetExplanationResponse* resp) {
+  return Unary(*policy_, c, "SetExplanation", resp,
+               [&](absl::Time) { return core_->SetExplanation(*req); });
+}
+
+grpc::Status SaedictGrpcService::DeleteExplanation(grpc::ServerContext* c,
+                                                   const v1::DeleteExplanationRequest* req,
+                                                   v1::DeleteExplanationResponse* resp) {
+  return Unary(*policy_, c, "DeleteExplanation", resp,
+               [&](absl::Time) { return core_->DeleteExplanation(*req); });
+}
+
+grpc::Status SaedictGrpcService::ListExplanations(grpc::ServerContext* c,
+                                                  const v1::ListExplanationsRequest* req,
+                                                  v1::ListExplanationsResponse* resp) {
+  return Unary(*policy_, c, "ListExplanations", resp,
+               [&](absl::Time) { return core_->ListExplanations(*req); });
+}
+
+grpc::Status SaedictGrpcService::SearchExplanations(grpc::ServerContext* c,
+                                                    const v1::SearchExplanationsRequest* req,
+                                                    v1::SearchExplanationsResponse* resp) {
+  return Unary(*policy_, c, "SearchExplanations", resp,
+               [&](absl::Time) { return core_->SearchExplanations(*req); });
+}
+
+grpc::Status SaedictGrpcService::ImportExplanations(
+    grpc::ServerContext* context, grpc::ServerReader<v1::ImportExplanationsRequest>* reader,
+    v1::ImportExplanationsResponse* response) {
+  absl::StatusOr<CallPolicy::Admission> admission =
+      policy_->Admit(context, "ImportExplanations", CallKind::kStream);
+  if (!admission.ok()) return ToGrpcStatus(admission.status());
+  std::unique_ptr<service::ExplanationImport> import = core_->StartImportExplanations();
+  v1::ImportExplanationsRequest request;
+  while (reader->Read(&request)) {
+    if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+    if (absl::Status s = import->Add(request); !s.ok()) return ToGrpcStatus(s);
+    request.Clear();
+  }
+  if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+  absl::StatusOr<v1::ImportExplanationsResponse> out = import->Finish();
+  if (!out.ok()) return ToGrpcStatus(out.status());
+  *response = std::move(*out);
+  return grpc::Status::OK;
+}
+
 }  // namespace saedict::server

@@ -58,6 +58,20 @@ class SaedictGrpcService final : public v1::Saedict::Service {
       grpc::ServerWriter<v1::CompareDictionariesResponse>* writer) override;
   grpc::Status Evaluate(grpc::ServerContext*, grpc::ServerReader<v1::EvaluateRequest>* reader,
                         v1::EvaluateResponse* response) override;
+  grpc::Status UploadDictionary(grpc::ServerContext*,
+                                grpc::ServerReader<v1::UploadDictionaryRequest>* reader,
+                                v1::UploadDictionaryResponse* response) override;
+  grpc::Status SetExplanation(grpc::ServerContext*, const v1::SetExplanationRequest*,
+                              v1::SetExplanationResponse*) override;
+  grpc::Status DeleteExplanation(grpc::ServerContext*, const v1::DeleteExplanationRequest*,
+                                 v1::DeleteExplanationResponse*) override;
+  grpc::Status ListExplanations(grpc::ServerContext*, const v1::ListExplanationsRequest*,
+                                v1::ListExplanationsResponse*) override;
+  grpc::Status SearchExplanations(grpc::ServerContext*, const v1::SearchExplanationsRequest*,
+                                  v1::SearchExplanationsResponse*) override;
+  grpc::Status ImportExplanations(grpc::ServerContext*,
+                                  grpc::ServerReader<v1::ImportExplanationsRequest>* reader,
+                                  v1::ImportExplanationsResponse* response) override;
 
  private:
   service::ServiceCore* const core_;

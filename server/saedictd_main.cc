@@ -70,6 +70,8 @@ ABSL_FLAG(int, max_streams_per_client, 16,
 ABSL_FLAG(int64_t, max_request_tokens, 1 << 20,
           "Activation rows in one Encode/Intervene request or EncodeStream/Ingest message; "
           "0: no limit");
+ABSL_FLAG(int64_t, max_upload_mb, 8192,
+          "Largest dictionary UploadDictionary accepts (all its files together, MiB)");
 ABSL_FLAG(int64_t, min_free_disk_mb, 64,
           "Writes that add data (ingest, dictionaries, neighbours) fail with RESOURCE_EXHAUSTED "
           "while the data directory's disk has less free space (MiB); 0: never refused");
@@ -158,6 +160,12 @@ int main(int argc, char** argv) {
   options.default_stream_deadline = or_none(absl::GetFlag(FLAGS_default_stream_deadline));
   options.max_streams_per_client = absl::GetFlag(FLAGS_max_streams_per_client);
   options.max_request_tokens = absl::GetFlag(FLAGS_max_request_tokens);
+  if (const int64_t mb = absl::GetFlag(FLAGS_max_upload_mb); mb < 1 || mb > (int64_t{1} << 30)) {
+    std::cerr << "saedictd: --max_upload_mb must be in [1, 2^30], got " << mb << "\n";
+    return 2;
+  } else {
+    options.max_upload_bytes = mb << 20;
+  }
   if (const int64_t mb = absl::GetFlag(FLAGS_min_free_disk_mb); mb < 0 || mb > (int64_t{1} << 30)) {
     std::cerr << "saedictd: --min_free_disk_mb must be in [0, 2^30], got " << mb << "\n";
     return 2;

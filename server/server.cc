@@ -163,9 +163,17 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
     return absl::InvalidArgumentError(
         absl::StrCat("--max_request_tokens must be >= 0, got ", options.max_request_tokens));
   }
+  if (options.max_upload_bytes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_upload_mb must be >= 0, got bytes ", options.max_upload_bytes));
+  }
+  // What uploads cut off by a crash left behind.
+  SAEDICT_RETURN_IF_ERROR(service::RemoveUploadLeftovers(options.data_dir / "uploads"));
   state->core = std::make_unique<service::ServiceCore>(
       state->registry.get(), state->batcher.get(), state->store.get(), options.data_dir,
-      options.similarity, service::CoreLimits{options.max_request_tokens});
+      options.similarity,
+      service::CoreLimits{options.max_request_tokens,
+                          static_cast<uint64_t>(options.max_upload_bytes)});
   if (options.demo && options.demo_corpus) {
     // The demo corpus goes into the demo dictionary while it is the built-in one.
     absl::StatusOr<v1::DictionaryInfo> demo = state->registry->Get(service::kDemoDictionaryId);

@@ -62,6 +62,8 @@ struct ServerOptions {
   absl::Duration default_stream_deadline = absl::InfiniteDuration();
   int max_streams_per_client = 16;
   int64_t max_request_tokens = 1 << 20;
+  // All files of one UploadDictionary stream together (--max_upload_mb).
+  int64_t max_upload_bytes = 8ll << 30;
 };
 
 // Whether `address` is a loopback address (127.0.0.0/8, ::1, localhost).

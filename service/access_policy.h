@@ -5,7 +5,8 @@
 // what the gRPC service and the HTTP gateway both enforce:
 //   read   every query and every computation that stores nothing (encode,
 //          decode, intervene, search, compare, evaluate, ...);
-//   write  what adds or replaces stored data (LoadDictionary, Ingest);
+//   write  what adds or replaces stored data (LoadDictionary, UploadDictionary,
+//          Ingest, Set/Delete/ImportExplanation(s));
 //   admin  what removes data or touches the data directory
 //          (DeleteDictionary, CreateCheckpoint).
 //

@@ -107,20 +107,38 @@ void DictionaryRegistry::ReleaseId(const std::string& id) {
 
 absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::Load(
     const v1::LoadDictionaryRequest& request) {
+  return LoadFrom(request, std::nullopt, request.path());
+}
+
+absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::LoadUploaded(
+    const v1::LoadDictionaryRequest& request, const fs::path& folder, const fs::path& path,
+    const std::string& source_description) {
+  return LoadFrom(request, std::make_pair(folder, path), source_description);
+}
+
+absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::LoadFrom(
+    const v1::LoadDictionaryRequest& request,
+    const std::optional<std::pair<fs::path, fs::path>>& uploaded,
+    const std::string& source_description) {
   SAEDICT_RETURN_IF_ERROR(ReserveId(request.id(), request.replace()));
   auto load = [&]() -> absl::StatusOr<v1::DictionaryInfo> {
-    SAEDICT_ASSIGN_OR_RETURN(fs::path path,
-                             ResolveUnderRoot(options_.dictionary_root, request.path()));
+    fs::path path, root;
+    if (uploaded.has_value()) {
+      root = uploaded->first;
+      path = uploaded->second;
+    } else {
+      SAEDICT_ASSIGN_OR_RETURN(path, ResolveUnderRoot(options_.dictionary_root, request.path()));
+      root = options_.dictionary_root;
+    }
     SAEDICT_ASSIGN_OR_RETURN(formats::SourceFormat format, FromProto(request.format()));
     // Every file the loader opens must also resolve inside the root.
-    SAEDICT_ASSIGN_OR_RETURN(
-        formats::LoadedDictionary loaded,
-        formats::LoadDictionary(path, {.format = format, .root = options_.dictionary_root}));
+    SAEDICT_ASSIGN_OR_RETURN(formats::LoadedDictionary loaded,
+                             formats::LoadDictionary(path, {.format = format, .root = root}));
     auto dict = std::make_shared<const engine::Dictionary>(std::move(loaded.dictionary));
     v1::DictionaryInfo info = InfoFromDictionary(*dict);
     info.set_source_format(ToProto(loaded.format));
     info.set_source_dtype(ToProto(loaded.source_dtype));
-    info.set_source_path(request.path());
+    info.set_source_path(source_description);
     std::optional<engine::ComputeMode> default_mode;
     if (request.has_default_compute_mode()) {
       SAEDICT_ASSIGN_OR_RETURN(default_mode,

@@ -49,6 +49,15 @@ class DictionaryRegistry {
                                                                     storage::Store* store);
 
   absl::StatusOr<v1::DictionaryInfo> Load(const v1::LoadDictionaryRequest& request);
+  // Loads the dictionary at `path` (a folder, or a .npz) inside `folder`
+  // (an upload's verified files, outside the dictionary root; every file the
+  // loader opens must be inside the folder) exactly like Load;
+  // request.path is ignored and DictionaryInfo's source_path is
+  // `source_description`.
+  absl::StatusOr<v1::DictionaryInfo> LoadUploaded(const v1::LoadDictionaryRequest& request,
+                                                  const std::filesystem::path& folder,
+                                                  const std::filesystem::path& path,
+                                                  const std::string& source_description);
   // Loads an already-built dictionary (the embedded demo) under `id`.
   absl::StatusOr<v1::DictionaryInfo> LoadBuilt(const std::string& id,
                                                std::shared_ptr<const engine::Dictionary> dict,
@@ -66,6 +75,12 @@ class DictionaryRegistry {
   };
   DictionaryRegistry(const RegistryOptions& options, storage::Store* store);
   absl::Status Restore();
+  // Load and LoadUploaded: `uploaded` = (folder, path) when set, else
+  // request.path under the dictionary root.
+  absl::StatusOr<v1::DictionaryInfo> LoadFrom(
+      const v1::LoadDictionaryRequest& request,
+      const std::optional<std::pair<std::filesystem::path, std::filesystem::path>>& uploaded,
+      const std::string& source_description);
   // Persists and publishes; `info` has everything but id-independent fields set.
   absl::StatusOr<v1::DictionaryInfo> Publish(const std::string& id, bool replace,
                                              std::shared_ptr<const engine::Dictionary> dict,

@@ -33,7 +33,8 @@ ServiceCore::ServiceCore(DictionaryRegistry* registry, engine::EncodeBatcher* ba
             return similarity;
           }())),
       families_(registry, store->corpus(), similarity_.get()),
-      comparisons_(registry, store->corpus(), batcher) {
+      comparisons_(registry, store->corpus(), batcher),
+      explanations_(registry, store->explanations()) {
   for (const v1::DictionaryInfo& info : registry_->List()) similarity_->Schedule(info.id());
 }
 
@@ -42,6 +43,19 @@ absl::StatusOr<v1::LoadDictionaryResponse> ServiceCore::LoadDictionary(
   v1::LoadDictionaryResponse out;
   SAEDICT_ASSIGN_OR_RETURN(*out.mutable_dictionary(), registry_->Load(r));
   families_.CorpusChanged();  // a replace dropped the dictionary's stored latents
+  similarity_->Schedule(out.dictionary().id(), /*force=*/true);
+  *out.mutable_dictionary()->mutable_index() = similarity_->Status(out.dictionary().id());
+  return out;
+}
+
+std::unique_ptr<DictionaryUpload> ServiceCore::StartUpload() {
+  return std::make_unique<DictionaryUpload>(
+      registry_, UploadOptions{data_dir_ / "uploads", limits_.max_upload_bytes});
+}
+
+absl::StatusOr<v1::UploadDictionaryResponse> ServiceCore::FinishUpload(DictionaryUpload& upload) {
+  SAEDICT_ASSIGN_OR_RETURN(v1::UploadDictionaryResponse out, upload.Finish());
+  families_.CorpusChanged();
   similarity_->Schedule(out.dictionary().id(), /*force=*/true);
   *out.mutable_dictionary()->mutable_index() = similarity_->Status(out.dictionary().id());
   return out;
@@ -84,6 +98,9 @@ absl::StatusOr<v1::GetFeatureResponse> ServiceCore::GetFeature(const v1::GetFeat
         absl::StrCat("neighbours: ", r.neighbours(), "; expected 0 (default 10) or more"));
   }
   SAEDICT_ASSIGN_OR_RETURN(v1::GetFeatureResponse out, queries_.GetFeature(r));
+  SAEDICT_ASSIGN_OR_RETURN(std::vector<v1::Explanation> explanations,
+                           explanations_.ForFeature(r.dictionary_id(), r.feature()));
+  for (v1::Explanation& e : explanations) *out.add_explanations() = std::move(e);
   const v1::IndexStatus status = similarity_->Status(r.dictionary_id());
   out.set_neighbours_state(status.neighbours_state());
   if (status.neighbours_state() != v1::INDEX_STATE_READY) return out;

@@ -24,6 +24,9 @@
 #include "service/comparisons.h"
 #include "service/corpus_queries.h"
 #include "service/dictionary_registry.h"
+#include "service/dictionary_upload.h"
+#include "service/explanation_import.h"
+#include "service/explanations.h"
 #include "service/family_queries.h"
 #include "service/similarity_index.h"
 #include "service/ingest_session.h"
@@ -57,6 +60,8 @@ struct CoreLimits {
   // Activation rows of one Encode / EncodeStream message / Intervene request
   // and tokens of one Ingest message: more fail with RESOURCE_EXHAUSTED.
   int64_t max_request_tokens = 0;
+  // All files of one UploadDictionary stream together.
+  uint64_t max_upload_bytes = 8ull << 30;
 };
 
 class ServiceCore {
@@ -69,6 +74,11 @@ class ServiceCore {
               CoreLimits limits = {});
 
   absl::StatusOr<v1::LoadDictionaryResponse> LoadDictionary(const v1::LoadDictionaryRequest& r);
+  // One UploadDictionary stream: Add() its messages to the upload, then
+  // FinishUpload() it (which loads it like LoadDictionary and queues its
+  // index). Uploads are written under <data_dir>/uploads.
+  std::unique_ptr<DictionaryUpload> StartUpload();
+  absl::StatusOr<v1::UploadDictionaryResponse> FinishUpload(DictionaryUpload& upload);
   absl::StatusOr<v1::ListDictionariesResponse> ListDictionaries(
       const v1::ListDictionariesRequest& r);
   absl::StatusOr<v1::GetDictionaryResponse> GetDictionary(const v1::GetDictionaryRequest& r);
@@ -96,8 +106,8 @@ class ServiceCore {
       const v1::GetActivationsRequest& r) const {
     return queries_.GetActivations(r);
   }
-  // Statistics and top examples (CorpusQueries), the precomputed
-  // neighbours and, unless skip_family, the family.
+  // Statistics and top examples (CorpusQueries), the explanations, the
+  // precomputed neighbours and, unless skip_family, the family.
   absl::StatusOr<v1::GetFeatureResponse> GetFeature(const v1::GetFeatureRequest& r);
   absl::StatusOr<v1::TopActivationsResponse> TopActivations(
       const v1::TopActivationsRequest& r) const {
@@ -130,6 +140,27 @@ class ServiceCore {
     return comparisons_.StartEvaluate(deadline);
   }
 
+  // Explanations (explanations.h): several per feature, BM25 search, and
+  // bulk import (one ExplanationImport per ImportExplanations stream).
+  absl::StatusOr<v1::SetExplanationResponse> SetExplanation(const v1::SetExplanationRequest& r) {
+    return explanations_.Set(r);
+  }
+  absl::StatusOr<v1::DeleteExplanationResponse> DeleteExplanation(
+      const v1::DeleteExplanationRequest& r) {
+    return explanations_.Delete(r);
+  }
+  absl::StatusOr<v1::ListExplanationsResponse> ListExplanations(
+      const v1::ListExplanationsRequest& r) {
+    return explanations_.List(r);
+  }
+  absl::StatusOr<v1::SearchExplanationsResponse> SearchExplanations(
+      const v1::SearchExplanationsRequest& r) {
+    return explanations_.Search(r);
+  }
+  std::unique_ptr<ExplanationImport> StartImportExplanations() {
+    return std::make_unique<ExplanationImport>(&explanations_);
+  }
+
   // The indexes (their state, WaitUntilReady for tools and tests).
   SimilarityIndex& similarity() { return *similarity_; }
 
@@ -152,6 +183,7 @@ class ServiceCore {
   std::unique_ptr<SimilarityIndex> similarity_;
   FamilyQueries families_;
   const Comparisons comparisons_;
+  Explanations explanations_;
 };
 
 }  // namespace saedict::service

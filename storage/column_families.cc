@@ -88,6 +88,11 @@ std::vector<rocksdb::ColumnFamilyDescriptor> StoreColumnFamilies(const FamilyTun
       rocksdb::NewFixedPrefixTransform(8));
   families[kStatsFamily] = {"stats", stats};
   families[kNeighboursFamily] = {"neighbours", small(/*bloom=*/true, /*dynamic_levels=*/true)};
+  // Explanations are read by feature prefix and postings by term prefix:
+  // no point-lookup bloom filters.
+  families[kExplanationsFamily] = {"explanations", small(/*bloom=*/false, /*dynamic_levels=*/true)};
+  families[kExplanationTermsFamily] = {"explanation_terms",
+                                       small(/*bloom=*/false, /*dynamic_levels=*/true)};
   return families;
 }
 

@@ -29,6 +29,8 @@ enum FamilyIndex : size_t {
   kInvertedFamily,
   kStatsFamily,
   kNeighboursFamily,
+  kExplanationsFamily,
+  kExplanationTermsFamily,
   kNumFamilies,
 };
 

@@ -29,6 +29,7 @@ class RocksDbStore final : public Store {
 
   ~RocksDbStore() override {
     corpus_.reset();
+    explanations_.reset();
     for (rocksdb::ColumnFamilyHandle* h : handles_) db_->DestroyColumnFamilyHandle(h);
     db_->Close();
   }
@@ -43,6 +44,8 @@ class RocksDbStore final : public Store {
     families.stats = handles_[kStatsFamily];
     families.neighbours = handles_[kNeighboursFamily];
     SAEDICT_ASSIGN_OR_RETURN(corpus_, RocksDbCorpusStore::Open(db_.get(), families, guard_));
+    explanations_ = std::make_unique<ExplanationStore>(
+        db_.get(), handles_[kExplanationsFamily], handles_[kExplanationTermsFamily], guard_);
     return absl::OkStatus();
   }
 
@@ -84,6 +87,7 @@ class RocksDbStore final : public Store {
   }
 
   absl::Status DeleteDictionary(const std::string& id) override {
+    SAEDICT_RETURN_IF_ERROR(explanations_->DeleteDictionary(id));
     return corpus_->DeleteDictionary(id);
   }
 
@@ -92,6 +96,7 @@ class RocksDbStore final : public Store {
   }
 
   CorpusStore* corpus() override { return corpus_.get(); }
+  ExplanationStore* explanations() override { return explanations_.get(); }
 
   absl::Status Checkpoint(const std::filesystem::path& dir) override {
     std::error_code ec;
@@ -136,6 +141,7 @@ class RocksDbStore final : public Store {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // indexed by FamilyIndex
   const DiskSpaceGuard guard_;
   std::unique_ptr<RocksDbCorpusStore> corpus_;
+  std::unique_ptr<ExplanationStore> explanations_;
 };
 
 }  // namespace

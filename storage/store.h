@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "saedict/records/v1/records.pb.h"
 #include "storage/corpus_store.h"
+#include "storage/explanation_store.h"
 
 namespace saedict::storage {
 
@@ -55,17 +56,21 @@ class Store {
       const std::string& id) = 0;
   // All records in id order.
   virtual absl::StatusOr<std::vector<records::v1::DictionaryRecord>> ListDictionaries() = 0;
-  // Removes the record and every corpus record of the dictionary (forward,
-  // inverted, stats; see CorpusStore::DeleteDictionaryData), serialised with
-  // ingest writes so no batch lands after it. OK whether or not it existed.
+  // Removes the dictionary's explanations, then the record and every corpus
+  // record of the dictionary (forward, inverted, stats; see
+  // CorpusStore::DeleteDictionaryData), serialised with ingest writes so no
+  // batch lands after it. OK whether or not it existed.
   virtual absl::Status DeleteDictionary(const std::string& id) = 0;
   // Writes `record` in place of the existing one and drops every corpus
   // record of the dictionary (latents of the old weights), atomically and
-  // serialised with ingest writes.
+  // serialised with ingest writes. Explanations stay (each names the
+  // weights it was written for).
   virtual absl::Status ReplaceDictionary(const records::v1::DictionaryRecord& record) = 0;
 
   // Documents, latents, statistics. Owned by the Store; valid while it lives.
   virtual CorpusStore* corpus() = 0;
+  // Feature explanations and their search index. Owned by the Store.
+  virtual ExplanationStore* explanations() = 0;
 
   // A consistent RocksDB checkpoint (hard links where possible) of the whole
   // database in `dir`, which must not exist yet (ALREADY_EXISTS otherwise).

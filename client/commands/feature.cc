@@ -52,11 +52,24 @@ void WriteGeometry(std::ostream& out, const v1::GetFeatureResponse& f, bool with
   }
 }
 
+void WriteExplanations(std::ostream& out, const v1::GetFeatureResponse& f) {
+  if (f.explanations_size() == 0) return;  // 'saedict explain' adds them
+  out << "explanations:\n";
+  for (const v1::Explanation& e : f.explanations()) {
+    out << "  " << e.text() << "  (" << e.source();
+    if (e.has_score()) out << ", score " << absl::StrFormat("%.3g", e.score());
+    if (!e.explainer_model().empty()) out << ", by " << e.explainer_model();
+    if (!e.author().empty()) out << ", author " << e.author();
+    out << ", id " << e.id() << ")\n";
+  }
+}
+
 void WriteText(std::ostream& out, const v1::GetFeatureResponse& f,
                const v1::TopActivationsResponse* top, int64_t context, bool ansi,
                bool with_family) {
   const v1::FeatureStats& s = f.stats();
   out << "feature " << f.feature() << " of " << f.dictionary_id() << "\n";
+  WriteExplanations(out, f);
   if (s.count() == 0) {
     out << "no stored activations (inactive on all " << FormatCount(s.total_tokens())
         << " stored tokens)\n";

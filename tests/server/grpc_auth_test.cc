@@ -57,6 +57,26 @@ const std::map<std::string, MethodCall>& AllMethodCalls() {
       {"FeatureFamily", UnaryCall(&S::FeatureFamily)},
       {"ListFamilies", UnaryCall(&S::ListFamilies)},
       {"CreateCheckpoint", UnaryCall(&S::CreateCheckpoint)},
+      {"SetExplanation", UnaryCall(&S::SetExplanation)},
+      {"DeleteExplanation", UnaryCall(&S::DeleteExplanation)},
+      {"ListExplanations", UnaryCall(&S::ListExplanations)},
+      {"SearchExplanations", UnaryCall(&S::SearchExplanations)},
+      {"ImportExplanations",
+       [](S& stub, grpc::ClientContext& ctx) {
+         v1::ImportExplanationsResponse response;
+         auto writer = stub.ImportExplanations(&ctx, &response);
+         writer->Write(v1::ImportExplanationsRequest());
+         writer->WritesDone();
+         return writer->Finish();
+       }},
+      {"UploadDictionary",
+       [](S& stub, grpc::ClientContext& ctx) {
+         v1::UploadDictionaryResponse response;
+         auto writer = stub.UploadDictionary(&ctx, &response);
+         writer->Write(v1::UploadDictionaryRequest());
+         writer->WritesDone();
+         return writer->Finish();
+       }},
       {"EncodeStream",
        [](S& stub, grpc::ClientContext& ctx) {
          auto stream = stub.EncodeStream(&ctx);

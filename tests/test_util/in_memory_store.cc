@@ -2,6 +2,8 @@
 #include "tests/test_util/in_memory_store.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -12,6 +14,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "rocksdb/db.h"
+#include "rocksdb/env.h"
 #include "storage/ingest_prep.h"
 #include "storage/keys.h"
 #include "storage/token_ranking.h"
@@ -288,6 +292,19 @@ absl::Status WriteCheckpoint(const InMemoryContents& contents, const fs::path& d
   return absl::OkStatus();
 }
 
+// The explanations of `from` into the checkpoint database at `dir`.
+absl::Status CopyExplanations(storage::ExplanationStore* from, const fs::path& dir) {
+  std::vector<storage::StoredExplanation> all;
+  SAEDICT_RETURN_IF_ERROR(from->ForEach("", [&](const storage::StoredExplanation& e) {
+    all.push_back(e);
+    return absl::OkStatus();
+  }));
+  if (all.empty()) return absl::OkStatus();
+  SAEDICT_ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> db,
+                           storage::Store::Open({dir, /*create_if_missing=*/false}));
+  return db->explanations()->Write({}, all);
+}
+
 }  // namespace
 
 // --- InMemoryCorpusStore -----------------------------------------------------
@@ -558,9 +575,44 @@ absl::Status InMemoryCorpusStore::DeleteNeighbours(const std::string& dictionary
 
 // --- InMemoryStore -----------------------------------------------------------
 
-InMemoryStore::InMemoryStore() : state_(std::make_unique<InMemoryState>()), corpus_(state_.get()) {}
+// The explanation store on a RocksDB database that lives in memory.
+struct MemoryEnvExplanations {
+  MemoryEnvExplanations() : env(rocksdb::NewMemEnv(rocksdb::Env::Default())) {
+    rocksdb::DBOptions options;
+    options.env = env.get();
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+        {rocksdb::kDefaultColumnFamilyName, {}}, {"explanations", {}}, {"explanation_terms", {}}};
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(options, "/in-memory-explanations", families, &handles, &raw);
+    if (!s.ok()) {
+      std::fprintf(stderr, "InMemoryStore: memory-env RocksDB: %s\n", s.ToString().c_str());
+      std::abort();
+    }
+    db.reset(raw);
+    store = std::make_unique<storage::ExplanationStore>(db.get(), handles[1], handles[2]);
+  }
+  ~MemoryEnvExplanations() {
+    store.reset();
+    for (rocksdb::ColumnFamilyHandle* h : handles) db->DestroyColumnFamilyHandle(h);
+    db->Close();
+    db.reset();
+  }
+  std::unique_ptr<rocksdb::Env> env;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  std::unique_ptr<rocksdb::DB> db;
+  std::unique_ptr<storage::ExplanationStore> store;
+};
+
+InMemoryStore::InMemoryStore()
+    : state_(std::make_unique<InMemoryState>()),
+      corpus_(state_.get()),
+      explanations_(std::make_unique<MemoryEnvExplanations>()) {}
 
 InMemoryStore::~InMemoryStore() = default;
+
+storage::ExplanationStore* InMemoryStore::explanations() { return explanations_->store.get(); }
 
 absl::Status InMemoryStore::PutDictionary(const records::v1::DictionaryRecord& record) {
   if (record.info().id().empty()) {
@@ -588,6 +640,7 @@ absl::StatusOr<std::vector<records::v1::DictionaryRecord>> InMemoryStore::ListDi
 }
 
 absl::Status InMemoryStore::DeleteDictionary(const std::string& id) {
+  SAEDICT_RETURN_IF_ERROR(explanations_->store->DeleteDictionary(id));
   absl::MutexLock lock(&state_->mu);
   DropDictionaryData(state_->contents, id);
   state_->contents.records.erase(id);
@@ -621,6 +674,7 @@ absl::Status InMemoryStore::Checkpoint(const fs::path& dir) {
     copy = state_->contents;
   }
   absl::Status s = WriteCheckpoint(copy, target);
+  if (s.ok()) s = CopyExplanations(explanations_->store.get(), target);
   if (!s.ok()) fs::remove_all(target, ec);  // a failed checkpoint leaves nothing behind
   return s;
 }

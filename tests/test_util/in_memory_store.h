@@ -23,6 +23,9 @@
 //    stored objects themselves, shared: stored values are immutable).
 //  - Feature statistics are recomputed from the stored codes on each call
 //    (RocksDB keeps running sums: sums may differ in the last bits).
+//  - explanations() is the real storage::ExplanationStore over a RocksDB
+//    database in RocksDB's in-memory Env (no files), so explanation search
+//    is never reimplemented; a delete removes the dictionary's explanations.
 //  - Checkpoint(dir) writes a real RocksDB database at `dir` (through
 //    storage::Store::Open) holding the same records, documents and codes, so
 //    service::CreateCheckpoint and a restore with Store::Open work on it.
@@ -53,6 +56,7 @@
 namespace saedict::testing {
 
 struct InMemoryState;  // in_memory_store.cc
+struct MemoryEnvExplanations;
 
 class InMemoryCorpusStore final : public storage::CorpusStore {
  public:
@@ -109,6 +113,7 @@ class InMemoryStore final : public storage::Store {
   absl::Status DeleteDictionary(const std::string& id) override;
   absl::Status ReplaceDictionary(const records::v1::DictionaryRecord& record) override;
   storage::CorpusStore* corpus() override { return &corpus_; }
+  storage::ExplanationStore* explanations() override;
   absl::Status Checkpoint(const std::filesystem::path& dir) override;
   // No column families in memory: none to report.
   std::vector<storage::FamilySize> FamilySizes() override { return {}; }
@@ -116,6 +121,7 @@ class InMemoryStore final : public storage::Store {
  private:
   std::unique_ptr<InMemoryState> state_;
   InMemoryCorpusStore corpus_;
+  std::unique_ptr<MemoryEnvExplanations> explanations_;
 };
 
 }  // namespace saedict::testing
