@@ -227,6 +227,27 @@ absl::Status Client::EncodeStream(const NextRequest& next_request, const OnRespo
       "responses", "requests");
 }
 
+namespace {
+
+// One server stream: every message to `on_message` in order; its first
+// error cancels the call and is returned, else the stream's status.
+template <typename Resp>
+absl::Status RunServerStream(grpc::ClientContext& ctx, grpc::ClientReader<Resp>& reader,
+                             const std::function<absl::Status(Resp&&)>& on_message) {
+  Resp message;
+  while (reader.Read(&message)) {
+    if (absl::Status s = on_message(std::move(message)); !s.ok()) {
+      ctx.TryCancel();
+      reader.Finish().ok();  // drain; the callback's error is what the caller sees
+      return s;
+    }
+    message.Clear();
+  }
+  return FromGrpcStatus(reader.Finish());
+}
+
+}  // namespace
+
 absl::Status Client::CompareDictionaries(const v1::CompareDictionariesRequest& req,
                                          const OnCompareMessage& on_message,
                                          const CallOptions& call) {
@@ -234,16 +255,16 @@ absl::Status Client::CompareDictionaries(const v1::CompareDictionariesRequest& r
   Prepare(ctx, call);
   std::unique_ptr<grpc::ClientReader<v1::CompareDictionariesResponse>> reader =
       stub_->CompareDictionaries(&ctx, req);
-  v1::CompareDictionariesResponse message;
-  while (reader->Read(&message)) {
-    if (absl::Status s = on_message(std::move(message)); !s.ok()) {
-      ctx.TryCancel();
-      reader->Finish().ok();  // drain; the callback's error is what the caller sees
-      return s;
-    }
-    message.Clear();
-  }
-  return FromGrpcStatus(reader->Finish());
+  return RunServerStream<v1::CompareDictionariesResponse>(ctx, *reader, on_message);
+}
+
+absl::Status Client::ExportLatents(const v1::ExportLatentsRequest& req,
+                                   const OnExportMessage& on_message, const CallOptions& call) {
+  grpc::ClientContext ctx;
+  Prepare(ctx, call);
+  std::unique_ptr<grpc::ClientReader<v1::ExportLatentsResponse>> reader =
+      stub_->ExportLatents(&ctx, req);
+  return RunServerStream<v1::ExportLatentsResponse>(ctx, *reader, on_message);
 }
 
 namespace {

@@ -167,6 +167,14 @@ class Client {
   absl::StatusOr<v1::EvaluateResponse> Evaluate(const NextEvaluateRequest& next_request,
                                                 const CallOptions& call = {});
 
+  // ExportLatents: hands every streamed message (header, sequences, split
+  // chunks) to `on_message` in order; an error it returns cancels the call
+  // and is returned, otherwise the stream's final status.
+  // client/commands/delphi_cache.h writes them as delphi's latent cache.
+  using OnExportMessage = std::function<absl::Status(v1::ExportLatentsResponse&&)>;
+  absl::Status ExportLatents(const v1::ExportLatentsRequest& req,
+                             const OnExportMessage& on_message, const CallOptions& call = {});
+
   // UploadDictionary: writes the messages `next_request` yields (the first
   // with the header listing the files, then their chunks in order) and
   // returns the loaded dictionary. client/upload_files.h builds the stream

@@ -225,6 +225,23 @@ grpc::Status SaedictGrpcService::Evaluate(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status SaedictGrpcService::ExportLatents(
+    grpc::ServerContext* context, const v1::ExportLatentsRequest* req,
+    grpc::ServerWriter<v1::ExportLatentsResponse>* writer) {
+  absl::StatusOr<CallPolicy::Admission> admission =
+      policy_->Admit(context, "ExportLatents", CallKind::kStream);
+  if (!admission.ok()) return ToGrpcStatus(admission.status());
+  const absl::Time deadline = admission->deadline;
+  absl::Status s = core_->ExportLatents(
+      *req, [writer](const v1::ExportLatentsResponse& m) { return writer->Write(m); },
+      [context, deadline] { return context->IsCancelled() || absl::Now() >= deadline; });
+  if (!s.ok() && absl::Now() >= deadline && !context->IsCancelled()) {
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                        "the export ran past the call's deadline");
+  }
+  return ToGrpcStatus(s);
+}
+
 grpc::Status SaedictGrpcService::UploadDictionary(
     grpc::ServerContext* context, grpc::ServerReader<v1::UploadDictionaryRequest>* reader,
     v1::UploadDictionaryResponse* response) {

@@ -58,6 +58,8 @@ class SaedictGrpcService final : public v1::Saedict::Service {
       grpc::ServerWriter<v1::CompareDictionariesResponse>* writer) override;
   grpc::Status Evaluate(grpc::ServerContext*, grpc::ServerReader<v1::EvaluateRequest>* reader,
                         v1::EvaluateResponse* response) override;
+  grpc::Status ExportLatents(grpc::ServerContext*, const v1::ExportLatentsRequest*,
+                             grpc::ServerWriter<v1::ExportLatentsResponse>* writer) override;
   grpc::Status UploadDictionary(grpc::ServerContext*,
                                 grpc::ServerReader<v1::UploadDictionaryRequest>* reader,
                                 v1::UploadDictionaryResponse* response) override;

@@ -52,6 +52,7 @@ const std::vector<std::pair<std::string, Role>>& MethodRoles() {
       {"Evaluate", Role::kRead},
       {"ListExplanations", Role::kRead},
       {"SearchExplanations", Role::kRead},
+      {"ExportLatents", Role::kRead},
       {"LoadDictionary", Role::kWrite},
       {"Ingest", Role::kWrite},
       {"UploadDictionary", Role::kWrite},

@@ -34,7 +34,8 @@ ServiceCore::ServiceCore(DictionaryRegistry* registry, engine::EncodeBatcher* ba
           }())),
       families_(registry, store->corpus(), similarity_.get()),
       comparisons_(registry, store->corpus(), batcher),
-      explanations_(registry, store->explanations()) {
+      explanations_(registry, store->explanations()),
+      export_(registry, store->corpus()) {
   for (const v1::DictionaryInfo& info : registry_->List()) similarity_->Schedule(info.id());
 }
 

@@ -27,6 +27,7 @@
 #include "service/dictionary_upload.h"
 #include "service/explanation_import.h"
 #include "service/explanations.h"
+#include "service/latent_export.h"
 #include "service/family_queries.h"
 #include "service/similarity_index.h"
 #include "service/ingest_session.h"
@@ -161,6 +162,13 @@ class ServiceCore {
     return std::make_unique<ExplanationImport>(&explanations_);
   }
 
+  // ExportLatents (latent_export.h): the stored latents of a corpus in
+  // delphi's latent-cache order.
+  absl::Status ExportLatents(const v1::ExportLatentsRequest& r, const LatentExport::Sink& sink,
+                             const std::function<bool()>& cancelled = nullptr) const {
+    return export_.Export(r, sink, cancelled);
+  }
+
   // The indexes (their state, WaitUntilReady for tools and tests).
   SimilarityIndex& similarity() { return *similarity_; }
 
@@ -184,6 +192,7 @@ class ServiceCore {
   FamilyQueries families_;
   const Comparisons comparisons_;
   Explanations explanations_;
+  const LatentExport export_;
 };
 
 }  // namespace saedict::service

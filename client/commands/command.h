@@ -102,6 +102,7 @@ const Command& IngestCommand();
 const Command& DocCommand();
 const Command& ExplainCommand();
 const Command& UploadCommand();
+const Command& ExportCommand();
 const Command& SearchCommand();
 const Command& ImportExplanationsCommand();
 const Command& FeatureCommand();

@@ -79,12 +79,12 @@ bool IsThresholdMissed(const absl::Status& status) {
 }
 
 std::span<const Command* const> AllCommands() {
-  static const std::array<const Command*, 20> kCommands = {
+  static const std::array<const Command*, 21> kCommands = {
       &LoadCommand(),    &UploadCommand(),  &ListCommand(),    &InfoCommand(),       &DeleteCommand(),
       &EncodeCommand(),  &DecodeCommand(),  &IngestCommand(),     &DocCommand(),
       &FeatureCommand(), &SimilarCommand(), &FamilyCommand(),     &FamiliesCommand(),
       &CompareCommand(), &EvalCommand(),    &CheckpointCommand(), &NewTokenCommand(),
-      &ExplainCommand(), &SearchCommand(),    &ImportExplanationsCommand(),
+      &ExplainCommand(), &SearchCommand(),    &ImportExplanationsCommand(), &ExportCommand(),
   };
   return kCommands;
 }

@@ -61,6 +61,14 @@ const std::map<std::string, MethodCall>& AllMethodCalls() {
       {"DeleteExplanation", UnaryCall(&S::DeleteExplanation)},
       {"ListExplanations", UnaryCall(&S::ListExplanations)},
       {"SearchExplanations", UnaryCall(&S::SearchExplanations)},
+      {"ExportLatents",
+       [](S& stub, grpc::ClientContext& ctx) {
+         auto reader = stub.ExportLatents(&ctx, v1::ExportLatentsRequest());
+         v1::ExportLatentsResponse r;
+         while (reader->Read(&r)) {
+         }
+         return reader->Finish();
+       }},
       {"ImportExplanations",
        [](S& stub, grpc::ClientContext& ctx) {
          v1::ImportExplanationsResponse response;
