@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from saedict_client import Client
+import saedict
 
 
 def write_safetensors(path, tensors):
@@ -45,6 +45,35 @@ def random_sae(d_in, d_sae, seed, architecture="topk", k=8):
     return cfg, sae
 
 
+def read_safetensors(path):
+    """{name: float32 array} of a safetensors file of F32 tensors."""
+    raw = open(path, "rb").read()
+    (size,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + size])
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        assert t["dtype"] == "F32", (name, t["dtype"])
+        begin, end = t["data_offsets"]
+        out[name] = np.frombuffer(raw[8 + size + begin:8 + size + end], "<f4").reshape(t["shape"])
+    return out
+
+
+def reference_encode(cfg, sae, x):
+    """The codes of x in float64 (topk, jumprelu or standard; b_dec subtracted first)."""
+    x = x.astype(np.float64)
+    pre = (x - sae["b_dec"].astype(np.float64)) @ sae["W_enc"].astype(np.float64) + sae["b_enc"]
+    if cfg["architecture"] == "topk":
+        f = np.zeros_like(pre)
+        top = np.argsort(-pre, axis=1, kind="stable")[:, :cfg["k"]]
+        np.put_along_axis(f, top, np.take_along_axis(pre, top, axis=1), axis=1)
+        return np.maximum(f, 0)
+    if cfg["architecture"] == "jumprelu":
+        return pre * (pre > sae["threshold"])
+    return np.maximum(pre, 0)
+
+
 def write_saelens(folder, cfg, sae):
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "cfg.json"), "w") as f:
@@ -53,7 +82,12 @@ def write_saelens(folder, cfg, sae):
 
 
 class Server:
-    def __init__(self, tmp_path, extra_flags=(), token=None):
+    """saedictd on a free loopback port with its data under tmp_path; the demo
+    dictionary `demo` is made, its demo corpus only with demo_corpus=True
+    (the corpus tests count what they store in `demo`). `client` is a
+    saedict.Client for it (client_args go to saedict.connect)."""
+
+    def __init__(self, tmp_path, extra_flags=(), token=None, demo_corpus=False, **client_args):
         self.data_dir = tmp_path / "var"
         self.root = tmp_path / "root"
         self.root.mkdir()
@@ -63,7 +97,7 @@ class Server:
             [os.environ["SAEDICT_SAEDICTD"], "--port=0", f"--port_file={port_file}", "--metrics_port=0",
              f"--metrics_port_file={metrics_port_file}",
              f"--data_dir={self.data_dir}", f"--dictionary_root={self.root}",
-             "--demo_corpus=false", *extra_flags],  # the corpus tests count what they store in `demo`
+             f"--demo_corpus={str(demo_corpus).lower()}", *extra_flags],
             stderr=open(tmp_path / "saedictd.log", "w"))
         deadline = time.time() + 30
         while not port_file.exists():
@@ -74,7 +108,7 @@ class Server:
         while not metrics_port_file.exists():  # written right after the gRPC port
             time.sleep(0.05)
         self.metrics_port = int(metrics_port_file.read_text().strip())
-        self.client = Client(self.target, token=token)
+        self.client = saedict.connect(self.target, token=token, **client_args)
 
     def stop(self):
         self.client.close()

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import Server
-from saedict_client import Client
+import saedict
+from saedict import Client
 
 CLI = os.environ["SAEDICT_CLI"]
 
@@ -52,11 +53,13 @@ def test_python_client_token_roles(secured):
     with pytest.raises(grpc.RpcError) as denied:
         reader.delete_dictionary("demo")
     assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert isinstance(denied.value, saedict.PermissionDenied)
     assert "DeleteDictionary needs the admin role" in denied.value.details()
     anonymous = Client(secured.target, token="")
     with pytest.raises(grpc.RpcError) as unauthenticated:
         anonymous.list_dictionaries()
     assert unauthenticated.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert isinstance(unauthenticated.value, saedict.Unauthenticated)
     # Streams carry the token too.
     assert len(list(reader.encode_stream("demo", [x, x]))) == 2
     for c in (reader, anonymous):

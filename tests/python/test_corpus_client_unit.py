@@ -9,7 +9,7 @@ import pytest
 
 from saedict.v1 import saedict_pb2 as pb
 from saedict.v1 import saedict_pb2_grpc as pb_grpc
-from saedict_client import Client
+from saedict import Client
 
 
 class FakeCorpus(pb_grpc.SaedictServicer):
@@ -102,9 +102,11 @@ def test_ingest_rejects_bad_documents_after_sending_earlier_batches(fake):
         client.ingest("d", "web", good + [bad], batch_tokens=2)
     assert [[d.doc_id for d in r.documents] for r in servicer.requests] == [[100], [101]]
     with pytest.raises(ValueError, match="token_strings"):
-        client.ingest("d", "web", [(1, np.arange(2), np.zeros((2, 3)), ["a"])])
+        client.ingest("d", "web", [(1, np.arange(2), np.zeros((2, 3), np.float32), ["a"])])
     with pytest.raises(ValueError, match="integer"):
-        client.ingest("d", "web", [(1, np.zeros(2), np.zeros((2, 3)), None)])
+        client.ingest("d", "web", [(1, np.zeros(2), np.zeros((2, 3), np.float32), None)])
+    with pytest.raises(ValueError, match="document 1: activations: dtype float64 is not supported"):
+        client.ingest("d", "web", [(1, np.arange(2), np.zeros((2, 3)), None)])
     with pytest.raises(ValueError, match="value_precision"):
         client.ingest("d", "web", [], value_precision="f8")
 

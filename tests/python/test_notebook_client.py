@@ -9,21 +9,8 @@ import grpc
 import numpy as np
 import pytest
 
-from conftest import random_sae, write_saelens
+from conftest import random_sae, reference_encode, write_saelens
 from saedict.v1 import saedict_pb2 as pb
-
-
-def reference_encode(cfg, sae, x):
-    x = x.astype(np.float64)
-    pre = (x - sae["b_dec"].astype(np.float64)) @ sae["W_enc"].astype(np.float64) + sae["b_enc"]
-    if cfg["architecture"] == "topk":
-        f = np.zeros_like(pre)
-        top = np.argsort(-pre, axis=1, kind="stable")[:, :cfg["k"]]
-        np.put_along_axis(f, top, np.take_along_axis(pre, top, axis=1), axis=1)
-        return np.maximum(f, 0)
-    if cfg["architecture"] == "jumprelu":
-        return pre * (pre > sae["threshold"])
-    return np.maximum(pre, 0)
 
 
 @pytest.mark.parametrize("architecture", ["topk", "jumprelu", "standard"])

@@ -183,7 +183,7 @@ def test_feature_family(plant):
     assert page.neighbours_state == pb.INDEX_STATE_READY
     assert [n.feature for n in page.neighbours] == [0, 2]
     assert page.family.root == 0
-    assert not c.get_feature("plant", 1, skip_family=True).HasField("family")
+    assert c.get_feature("plant", 1, skip_family=True).family is None
 
     assert rpc_error(c.feature_family, "nope", 0)[0] == grpc.StatusCode.NOT_FOUND
     assert rpc_error(c.feature_family, "plant", D_SAE)[0] == grpc.StatusCode.NOT_FOUND
