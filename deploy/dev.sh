@@ -34,6 +34,7 @@ PACKAGES=(
   python3-scipy  # tests: the exact assignment against scipy.optimize.linear_sum_assignment
   openssl        # tests: TLS certificates
   python3-yaml docker-compose  # tests: deployment files (docker-compose config, manifests)
+  python3-pip python3-setuptools python3-wheel  # the saedict Python package: wheel, pip install
 )
 
 # promtool (tests: `promtool check metrics` / `check config`) comes from

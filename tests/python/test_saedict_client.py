@@ -27,7 +27,8 @@ import saedict.arrays
 import saedict.client
 import saedict.errors
 import saedict.results
-from conftest import Server, random_sae, read_safetensors, reference_encode, write_saelens
+from conftest import (Server, expect_reference_codes, random_sae, read_safetensors,
+                      reference_encode, write_saelens)
 from saedict._progress import ProgressBar
 from saedict.v1 import saedict_pb2 as pb
 from saedict.v1 import saedict_pb2_grpc as pb_grpc
@@ -93,7 +94,8 @@ def test_docstring_examples_run(demo):
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     out = io.StringIO()
-    for module in (saedict, saedict.errors, saedict.arrays, saedict.results, saedict.client):
+    for module in (saedict, saedict.errors, saedict.arrays, saedict.results, saedict.client,
+                   saedict.explanations, saedict.files):
         for test in finder.find(module, module.__name__, globs=globs):
             runner.run(test, out=out.write)
     result = runner.summarize(verbose=False)
@@ -632,33 +634,12 @@ def test_stories260k_through_python_matches_float64(server):
         pytest.skip("SKIPPED: ../shared/data/stories260k not found; real-data check not run")
     x = np.load(folder / "acts_layer2.npy")[:2048]  # float16, sent as it is
     assert x.dtype == np.float16
-    metrics = json.loads((folder / "reference/metrics.json").read_text())
     # A 64 KiB message limit: the 256 KiB of activations go as several messages.
     c = saedict.connect(server.target, max_message_bytes=64 << 10)
     for name in ("topk_l2_a", "jumprelu_l2"):
         shutil.copytree(folder / name, server.root / name)  # a symlink out of the root is refused
         c.load_dictionary(name, name)
         got = c.encode(name, x).to_dense()
-        ref_idx = np.load(folder / f"reference/{name}_indices.npy")
-        ref_val = np.load(folder / f"reference/{name}_values.npy")
-        if name == "topk_l2_a":
-            ties = set(metrics[name]["ref_near_tie_rows"])
-        else:  # rows with a pre-activation within float32 error of the threshold
-            sae = read_safetensors(folder / name / "sae_weights.safetensors")
-            x64 = x.astype(np.float64) - sae["b_dec"]
-            pre = x64 @ sae["W_enc"] + sae["b_enc"]
-            bound = 1e-5 * (np.abs(x64) @ np.abs(sae["W_enc"]) + np.abs(sae["b_enc"]))
-            ties = set(np.flatnonzero((np.abs(pre - sae["threshold"]) <= bound).any(axis=1)))
-        assert len(ties) < 50
-        for row in range(2048):
-            want = ref_idx[row][ref_idx[row] >= 0]
-            values = ref_val[row][:len(want)]
-            have = set(np.flatnonzero(got[row]))
-            if row in ties:  # a latent at the boundary may legitimately differ
-                assert len(have ^ set(want)) <= 2, (name, row)
-                keep = np.isin(want, list(have))
-                want, values = want[keep], values[keep]
-            else:
-                assert have == set(want), (name, row)
-            np.testing.assert_allclose(got[row, want], values, rtol=1e-4, atol=1e-5)
+        expect_reference_codes(got, folder, name, x,
+                               read_safetensors(folder / name / "sae_weights.safetensors"))
     assert c.max_message_bytes == 64 << 10

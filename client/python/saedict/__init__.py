@@ -30,6 +30,13 @@ for ``to_frame()`` are optional)::
     c.feature_family("sae", 123).children
     for family in c.iter_families("sae"): ...
 
+    # Dictionaries from this machine, explanations, export for delphi.
+    c.upload("gpt2-8-res", "path/to/sae_folder", progress=True)   # checksummed, atomic
+    c.set_explanation("sae", 123, "plural nouns", source="human")
+    c.search_explanations("plural nouns").to_frame()               # BM25, snippets
+    c.import_explanations("np_export/explanations", mapping={"gpt2-small/8-res-jb": "sae"})
+    c.export_latents("sae", "web", "latents/")                      # delphi's latent cache
+
     # Comparison and evaluation (for CI jobs and papers).
     cmp = c.compare_dictionaries("run_a", "run_b")  # .summary, .a.best_partner, ...
     report = c.evaluate("sae", acts)                 # SAEBench core report as a dict
@@ -49,6 +56,8 @@ saedictd with its demo dictionary ``demo`` and demo corpus ``demo``, with
 from saedict._version import __version__
 from saedict.arrays import BFloat16, SparseCodes, bfloat16
 from saedict.client import DEFAULT_MAX_MESSAGE_BYTES, Client, connect
+from saedict.explanations import (Explanation, ExplanationHit, ExplanationSearch,
+                                  ImportProblem, ImportResult)
 from saedict.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, DeadlineExceeded, Error,
                             FailedPrecondition, Internal, InvalidArgument, NotFound, OutOfRange,
                             PermissionDenied, ResourceExhausted, Unauthenticated, Unavailable,
@@ -68,5 +77,6 @@ __all__ = [
     "Comparison", "ContextToken", "Document", "Example", "ExampleList", "Family", "FamilyMember",
     "FamilyPage", "FamilyProvenance", "FeatureFamily", "FeatureMatches", "FeaturePage",
     "FeatureStats", "Histogram", "HistogramBin", "Neighbour", "QuantileBin", "SimilarResult",
-    "TopActivations",
+    "TopActivations", "Explanation", "ExplanationHit", "ExplanationSearch", "ImportProblem",
+    "ImportResult",
 ]

@@ -27,8 +27,10 @@ import grpc
 import numpy as np
 
 from saedict import errors
+from saedict import explanations as expl
+from saedict import files
 from saedict import results
-from saedict._progress import ProgressBar
+from saedict._progress import ByteProgress, ProgressBar
 from saedict.arrays import (BFloat16, Rows, SparseCodes, as_codes, as_rows, from_tensor,
                             split_rows)
 from saedict.v1 import saedict_pb2 as pb
@@ -1032,6 +1034,192 @@ class Client:
         if per_token_error_norms and corpus is None:
             report["per_token_error_norms"] = from_tensor(resp.per_token_error_norms)
         return report
+
+    # --- Dictionaries from anywhere -------------------------------------------
+
+    def upload(self, id: str, path, format: str = "auto", replace: bool = False,
+               default_compute_mode: Optional[str] = None, progress: bool = False,
+               chunk_bytes: int = 2 << 20, timeout=None):
+        """Sends the SAE at local `path` (a SAELens / sparsify folder, or a
+        Gemma Scope params.npz) to the server, which checks every file's size
+        and SHA-256, then loads it exactly like load_dictionary and serves it
+        from then on. Returns its DictionaryInfo. An interrupted or damaged
+        upload leaves nothing on the server. progress=True prints bytes/s on
+        stderr. Never retried; no deadline by default (big files).
+        AlreadyExists unless replace=True; ResourceExhausted above the
+        server's --max_upload_mb.
+        """
+        if format not in _FORMATS:
+            raise ValueError(f"format must be one of {sorted(_FORMATS)}, got {format!r}")
+        if not 1 <= chunk_bytes <= 4 << 20:
+            raise ValueError(f"chunk_bytes must be in [1, 4 MiB], got {chunk_bytes}")
+        plan = files.upload_plan(path)
+        header = pb.UploadDictionaryRequest.Header(id=id, format=_FORMATS[format], replace=replace)
+        mode = _compute_mode(default_compute_mode, False)
+        if mode is not None:
+            header.default_compute_mode = mode
+        for f in plan:
+            header.files.add(name=f.name, size=f.size, sha256=f.sha256)
+        bar = ByteProgress("upload", sum(f.size for f in plan)) if progress else None
+
+        def requests():
+            yield pb.UploadDictionaryRequest(header=header)
+            sent = 0
+            for i, f in enumerate(plan):
+                with open(f.path, "rb") as fh:
+                    offset = 0
+                    for block in iter(lambda: fh.read(chunk_bytes), b""):
+                        yield pb.UploadDictionaryRequest(file_index=i, offset=offset, data=block)
+                        offset += len(block)
+                        sent += len(block)
+                        if bar:
+                            bar.update(sent)
+
+        self._info.pop(id, None)
+        try:
+            resp = self._retrying("UploadDictionary", False, lambda: self._stub.UploadDictionary(
+                requests(), timeout=self._deadline(timeout)))
+        finally:
+            if bar:
+                bar.finish()
+        return resp.dictionary
+
+    # --- Explanations ----------------------------------------------------------
+
+    def set_explanation(self, dictionary_id: str, feature: int, text: str, source: str = "",
+                        score: Optional[float] = None, author: str = "",
+                        explainer_model: str = "", explanation_id: str = ""
+                        ) -> "expl.Explanation":
+        """Attaches `text` to a feature (source default "human"); with
+        explanation_id, rewrites that explanation instead. The same text
+        from the same source, author and model again updates it rather than
+        adding a copy. Returns the stored Explanation. Never retried.
+
+        >>> e = c.set_explanation("demo", 7, "doctest explanation", score=0.5)
+        >>> e.feature, e.source, e.score
+        (7, 'human', 0.5)
+        >>> c.delete_explanation("demo", 7, e.id)
+        """
+        req = pb.SetExplanationRequest(dictionary_id=dictionary_id, feature=_feature_index(feature),
+                                       text=text, source=source, author=author,
+                                       explainer_model=explainer_model,
+                                       explanation_id=explanation_id)
+        if score is not None:
+            req.score = float(score)
+        return expl.explanation(self._unary("SetExplanation", req, retry=False).explanation)
+
+    def delete_explanation(self, dictionary_id: str, feature: int, explanation_id: str) -> None:
+        """Removes one explanation (NotFound when the feature has no such id)."""
+        self._unary("DeleteExplanation", pb.DeleteExplanationRequest(
+            dictionary_id=dictionary_id, feature=_feature_index(feature),
+            explanation_id=explanation_id), retry=False)
+
+    def explanations(self, dictionary_id: str, feature: int) -> List["expl.Explanation"]:
+        """The feature's explanations: scored ones first (best first), then newest."""
+        resp = self._unary("ListExplanations", pb.ListExplanationsRequest(
+            dictionary_id=dictionary_id, feature=_feature_index(feature)))
+        return [expl.explanation(e) for e in resp.explanations]
+
+    def search_explanations(self, query: str, dictionaries: Optional[Sequence[str]] = None,
+                            top_n: int = 20, source: str = "") -> "expl.ExplanationSearch":
+        """Features whose explanations contain words of `query`, ranked by BM25
+        (k1 1.2, b 0.75; words are runs of letters and digits, ASCII case
+        folded, no stemming), best first, matched words marked [[like this]]
+        in each hit's snippet. `dictionaries`: only those; `source`: only
+        that source.
+
+        >>> e = c.set_explanation("demo", 9, "zebra crossings and zebras")
+        >>> hits = c.search_explanations("zebra", dictionaries=["demo"])
+        >>> hits.hits[0].explanation.feature, hits.hits[0].snippet
+        (9, '[[zebra]] crossings and zebras')
+        >>> c.delete_explanation("demo", 9, e.id)
+        """
+        if isinstance(dictionaries, str):
+            dictionaries = [dictionaries]
+        req = pb.SearchExplanationsRequest(query=query, dictionary_ids=list(dictionaries or []),
+                                           top_n=top_n, source=source)
+        return expl.explanation_search(self._unary("SearchExplanations", req))
+
+    def import_explanations(self, path, format: str = "auto", dictionary: Optional[str] = None,
+                            mapping: Optional[Dict[str, str]] = None,
+                            replace_same_source: bool = False, progress: bool = False,
+                            chunk_bytes: int = 1 << 20, timeout=None) -> "expl.ImportResult":
+        """Imports explanations from a Neuronpedia export
+        (explanations/batch-N.jsonl(.gz)) or a delphi run
+        ({module}_latent{index}.txt files): `path` is a file, a folder
+        (searched recursively) or a list of them. Rows go to the dictionary
+        `mapping` names for their "modelId/layer" (delphi: module), else to
+        `dictionary`. Malformed rows are skipped and listed in
+        result.problems with file and line; the rest is stored (importing
+        the same file again updates, never duplicates). Never retried.
+        """
+        if dictionary is None and not mapping:
+            raise ValueError("give dictionary= or mapping= to say where the rows go")
+        fmt, found = files.import_files(path, format)
+        header = pb.ImportExplanationsRequest.Header(
+            format=pb.EXPLANATION_FORMAT_NEURONPEDIA if fmt == "neuronpedia"
+            else pb.EXPLANATION_FORMAT_DELPHI,
+            dictionaries=dict(mapping or {}), default_dictionary_id=dictionary or "",
+            replace_same_source=replace_same_source)
+        bar = ByteProgress("import", sum(p.stat().st_size for p, _ in found)) if progress else None
+
+        def requests():
+            yield pb.ImportExplanationsRequest(header=header)
+            sent = 0
+            for p, name in found:
+                with open(p, "rb") as fh:
+                    for block in iter(lambda: fh.read(chunk_bytes), b""):
+                        yield pb.ImportExplanationsRequest(file_name=name, data=block)
+                        sent += len(block)
+                        if bar:
+                            bar.update(sent)
+
+        try:
+            resp = self._retrying("ImportExplanations", False, lambda: self._stub.ImportExplanations(
+                requests(), timeout=self._deadline(timeout)))
+        finally:
+            if bar:
+                bar.finish()
+        return expl.import_result(resp)
+
+    # --- Export for auto-interpretation ------------------------------------------
+
+    def export_latents(self, dictionary_id: str, corpus: str, directory, n_splits: int = 0,
+                       ctx_len: int = 0, pad_token_id: int = 0, progress: bool = False,
+                       timeout=None):
+        """Writes the latents stored for `corpus` under `dictionary_id` as
+        delphi's latent cache in `directory` (the same files as
+        `saedict export --format delphi`): {hookpoint}/{start}_{end}.safetensors
+        per latent range with locations [N, 3] (sequence, position,
+        latent - start), activations (f16) and tokens [n_sequences, ctx_len],
+        plus config.json and saedict_sequences.json (which document each
+        sequence holds). Documents become sequences of ctx_len tokens (0: the
+        longest), padded with pad_token_id. Returns the folder written; it
+        appears only when complete. n_splits 0: delphi's 5.
+        """
+        req = pb.ExportLatentsRequest(dictionary_id=dictionary_id, corpus=corpus,
+                                      n_splits=n_splits, ctx_len=ctx_len,
+                                      pad_token_id=pad_token_id)
+        writer = files.DelphiCacheWriter(directory, corpus, pad_token_id)
+        bar = None
+        try:
+            stream = self._stub.ExportLatents(req, timeout=self._deadline(timeout))
+            for m in stream:
+                writer.add(m)
+                if progress and m.WhichOneof("part") == "header":
+                    bar = ByteProgress("export", m.header.n_entries, unit="latents")
+                if bar and m.WhichOneof("part") == "chunk":
+                    bar.update(writer.entries)
+            return writer.finish()
+        except grpc.RpcError as raw:
+            writer.abort()
+            raise errors.from_rpc_error(raw, "ExportLatents", 1) from None
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            if bar:
+                bar.finish()
 
     def create_checkpoint(self, name: str):
         """Admin: a consistent backup under <data_dir>/backups/<name> on the

@@ -254,8 +254,9 @@ class FeaturePage:
     ``stats`` (FeatureStats), ``top_examples`` (ExampleList, highest value
     first), ``neighbours`` (nearest decoder directions, when
     ``neighbours_state`` is pb.INDEX_STATE_READY), ``family`` (None with
-    skip_family or before the neighbours are ready), ``explanations`` (the
-    Explanation messages) and ``proto`` (the whole GetFeatureResponse).
+    skip_family or before the neighbours are ready), ``explanations``
+    (saedict.explanations.Explanation, feature-page order) and ``proto``
+    (the whole GetFeatureResponse).
     """
     dictionary_id: str
     feature: int
@@ -377,6 +378,11 @@ def _neighbours(neighbours) -> List[Neighbour]:
     return [Neighbour(n.dictionary_id, n.feature, n.cosine) for n in neighbours]
 
 
+def _explanation(p):
+    from saedict.explanations import explanation  # explanations imports this module
+    return explanation(p)
+
+
 def feature_page(r) -> FeaturePage:
     s = r.stats
     stats = FeatureStats(s.count, s.total_tokens, s.density, s.mean, s.std, s.max,
@@ -384,7 +390,7 @@ def feature_page(r) -> FeaturePage:
     family = feature_family(r.family) if r.HasField("family") else None
     return FeaturePage(r.dictionary_id, r.feature, stats, _examples(r.top_examples),
                        _neighbours(r.neighbours), r.neighbours_state, family,
-                       list(r.explanations), r)
+                       [_explanation(e) for e in r.explanations], r)
 
 
 def top_activations(r, dictionary_id: str, feature: int) -> TopActivations:
