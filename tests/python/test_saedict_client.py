@@ -27,6 +27,7 @@ import saedict.arrays
 import saedict.client
 import saedict.errors
 import saedict.results
+import saedict._wire
 from conftest import (Server, expect_reference_codes, random_sae, read_safetensors,
                       reference_encode, write_saelens)
 from saedict._progress import ProgressBar
@@ -95,7 +96,7 @@ def test_docstring_examples_run(demo):
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     out = io.StringIO()
     for module in (saedict, saedict.errors, saedict.arrays, saedict.results, saedict.client,
-                   saedict.explanations, saedict.files):
+                   saedict.explanations, saedict.files, saedict._wire):
         for test in finder.find(module, module.__name__, globs=globs):
             runner.run(test, out=out.write)
     result = runner.summarize(verbose=False)
@@ -643,3 +644,22 @@ def test_stories260k_through_python_matches_float64(server):
         expect_reference_codes(got, folder, name, x,
                                read_safetensors(folder / name / "sae_weights.safetensors"))
     assert c.max_message_bytes == 64 << 10
+
+
+def test_encode_request_bytes_equal_protobufs_serialization():
+    """saedict._wire builds EncodeRequest bytes itself (one copy of the
+    activations); they must be what protobuf would serialize."""
+    from saedict._wire import encode_request_bytes
+    from saedict.arrays import as_rows
+    x = acts(37, d=64, seed=5)
+    for rows in (as_rows(x), as_rows(x.astype(np.float16)), as_rows(bf16_bits(x), "bfloat16"),
+                 as_rows(x[:, ::2])):
+        for start, stop in ((0, 37), (5, 6), (36, 37), (3, 3)):
+            for name, options in (("demo", pb.EncodeOptions()),
+                                  ("", pb.EncodeOptions(top_k=3, return_reconstruction=True)),
+                                  ("x" * 300, None)):
+                want = pb.EncodeRequest(dictionary_id=name, activations=rows.tensor(start, stop))
+                if options is not None:
+                    want.options.CopyFrom(options)
+                assert encode_request_bytes(name, rows, start, stop, options) == \
+                    want.SerializeToString(), (rows.dtype, start, stop, name)

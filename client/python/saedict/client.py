@@ -31,6 +31,7 @@ from saedict import explanations as expl
 from saedict import files
 from saedict import results
 from saedict._progress import ByteProgress, ProgressBar
+from saedict._wire import encode_request_bytes
 from saedict.arrays import (BFloat16, Rows, SparseCodes, as_codes, as_rows, from_tensor,
                             split_rows)
 from saedict.v1 import saedict_pb2 as pb
@@ -267,6 +268,13 @@ class Client:
         if token:
             channel = grpc.intercept_channel(channel, _BearerToken(token))
         self._stub = pb_grpc.SaedictStub(channel)
+        # Encode with requests serialized by _wire (one copy of the activations).
+        self._encode_raw = channel.unary_unary(
+            "/saedict.v1.Saedict/Encode", request_serializer=None,
+            response_deserializer=pb.EncodeResponse.FromString)
+        self._encode_stream_raw = channel.stream_stream(
+            "/saedict.v1.Saedict/EncodeStream", request_serializer=None,
+            response_deserializer=pb.EncodeResponse.FromString)
 
     def __repr__(self) -> str:
         return f"saedict.Client({self.target!r})"
@@ -501,14 +509,14 @@ class Client:
                               response_row=response_row)
 
         def send(chunks):
-            requests = (pb.EncodeRequest(dictionary_id=dictionary_id,
-                                         activations=rows.tensor(s, e), options=options)
+            requests = (encode_request_bytes(dictionary_id, rows, s, e, options)
                         for s, e in chunks)
             if len(chunks) == 1:
-                resp = self._stub.Encode(next(requests), timeout=self._deadline(timeout))
+                resp = self._encode_raw(next(requests), timeout=self._deadline(timeout))
                 yield self._codes(resp.codes, resp, dictionary_id)
                 return
-            call = self._stub.EncodeStream(requests, timeout=self._deadline(timeout, len(chunks)))
+            call = self._encode_stream_raw(requests,
+                                           timeout=self._deadline(timeout, len(chunks)))
             try:
                 for resp in call:
                     yield self._codes(resp.codes, resp, dictionary_id)
