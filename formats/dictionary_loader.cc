@@ -1,5 +1,6 @@
 // LoadDictionary: format detection and dispatch to the per-format loaders
-// (saelens_loader.cc, sparsify_loader.cc, gemma_scope_loader.cc). The
+// (saelens_loader.cc, sparsify_loader.cc, gemma_scope_loader.cc,
+// gemma_scope2_loader.cc). The
 // canonical file lives in canonical.cc.
 #include "formats/dictionary_loader.h"
 
@@ -22,6 +23,8 @@ const char* SourceFormatName(SourceFormat f) {
       return "sparsify";
     case SourceFormat::kGemmaScope:
       return "gemma_scope";
+    case SourceFormat::kGemmaScope2:
+      return "gemma_scope_2";
   }
   return "?";
 }
@@ -70,10 +73,15 @@ absl::StatusOr<LoadedDictionary> LoadDictionary(const fs::path& path, const Load
       if (found) format = SourceFormat::kGemmaScope;
     }
     if (!found) {
+      SAEDICT_ASSIGN_OR_RETURN(found, files.IsRegularFile(dir / "params.safetensors"));
+      if (found) format = SourceFormat::kGemmaScope2;
+    }
+    if (!found) {
       return absl::NotFoundError(
           absl::StrCat(dir.string(),
                        ": no SAE found: expected cfg.json + sae_weights.safetensors (SAELens), "
-                       "cfg.json + sae.safetensors (sparsify) or params.npz (Gemma Scope)"));
+                       "cfg.json + sae.safetensors (sparsify), params.npz (Gemma Scope) or "
+                       "params.safetensors (Gemma Scope 2)"));
     }
   }
   switch (format) {
@@ -83,6 +91,8 @@ absl::StatusOr<LoadedDictionary> LoadDictionary(const fs::path& path, const Load
       return internal::LoadSparsify(dir, files);
     case SourceFormat::kGemmaScope:
       return internal::LoadGemmaScope(dir / "params.npz", files);
+    case SourceFormat::kGemmaScope2:
+      return internal::LoadGemmaScope2(dir, files);
     case SourceFormat::kAuto:
       break;
   }

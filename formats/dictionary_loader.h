@@ -17,10 +17,10 @@
 
 namespace saedict::formats {
 
-enum class SourceFormat { kAuto, kSaeLens, kSparsify, kGemmaScope };
+enum class SourceFormat { kAuto, kSaeLens, kSparsify, kGemmaScope, kGemmaScope2 };
 enum class DType { kF32, kF16, kBF16 };
 
-const char* SourceFormatName(SourceFormat f);  // "auto", "saelens", "sparsify", "gemma_scope"
+const char* SourceFormatName(SourceFormat f);  // "auto", "saelens", "sparsify", "gemma_scope", "gemma_scope_2"
 
 struct LoadedDictionary {
   engine::Dictionary dictionary;              // canonical F32; Validate() already passed

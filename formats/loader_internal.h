@@ -32,6 +32,9 @@ absl::StatusOr<LoadedDictionary> LoadSparsify(const std::filesystem::path& dir,
                                               const FileRoot& files);
 absl::StatusOr<LoadedDictionary> LoadGemmaScope(const std::filesystem::path& npz,
                                                 const FileRoot& files);
+// Gemma Scope 2: the folder holding params.safetensors.
+absl::StatusOr<LoadedDictionary> LoadGemmaScope2(const std::filesystem::path& dir,
+                                                 const FileRoot& files);
 
 // "[64,512]".
 std::string ShapeToString(const std::vector<int64_t>& shape);

@@ -42,6 +42,8 @@ v1::SourceFormat ToProto(formats::SourceFormat f) {
       return v1::SOURCE_FORMAT_SPARSIFY;
     case formats::SourceFormat::kGemmaScope:
       return v1::SOURCE_FORMAT_GEMMA_SCOPE;
+    case formats::SourceFormat::kGemmaScope2:
+      return v1::SOURCE_FORMAT_GEMMA_SCOPE_2;
     case formats::SourceFormat::kAuto:
       break;
   }
@@ -58,10 +60,13 @@ absl::StatusOr<formats::SourceFormat> FromProto(v1::SourceFormat f) {
       return formats::SourceFormat::kSparsify;
     case v1::SOURCE_FORMAT_GEMMA_SCOPE:
       return formats::SourceFormat::kGemmaScope;
+    case v1::SOURCE_FORMAT_GEMMA_SCOPE_2:
+      return formats::SourceFormat::kGemmaScope2;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("format: ", static_cast<int>(f), " (", v1::SourceFormat_Name(f),
-                       ") cannot be loaded; expected AUTO, SAELENS, SPARSIFY or GEMMA_SCOPE"));
+                       ") cannot be loaded; expected AUTO, SAELENS, SPARSIFY, GEMMA_SCOPE or "
+                       "GEMMA_SCOPE_2"));
   }
 }
 

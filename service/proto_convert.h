@@ -28,7 +28,7 @@ v1::DType ToProto(formats::DType d);
 v1::ComputeMode ToProto(engine::ComputeMode m);
 v1::ValuePrecision ToProto(storage::ValuePrecision p);
 
-// Only the loadable formats (AUTO, SAELENS, SPARSIFY, GEMMA_SCOPE).
+// Only the loadable formats (AUTO, SAELENS, SPARSIFY, GEMMA_SCOPE, GEMMA_SCOPE_2).
 absl::StatusOr<formats::SourceFormat> FromProto(v1::SourceFormat f);
 absl::StatusOr<engine::ComputeMode> ToEngine(v1::ComputeMode m, absl::string_view field);
 absl::StatusOr<storage::ValuePrecision> ToStorage(v1::ValuePrecision p);

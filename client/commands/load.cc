@@ -42,7 +42,7 @@ const Command& LoadCommand() {
           "ID is the name to serve it under ([A-Za-z0-9._-], up to 128 characters).\n"
           "PATH is a folder or params.npz relative to the server's --dictionary_root.",
       .flags = {ValueFlag("format", FlagKind::kString, "auto", "FORMAT",
-                          "auto | saelens | sparsify | gemma_scope"),
+                          "auto | saelens | sparsify | gemma_scope | gemma_scope_2"),
                 BoolFlag("replace", "replace a loaded dictionary with the same ID"),
                 ValueFlag("default_compute_mode", FlagKind::kString, "", "MODE",
                           "compute mode of requests that name none: f32, fast_exact or bf16; "

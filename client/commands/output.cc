@@ -50,11 +50,12 @@ std::string IndexStateName(v1::IndexState s) {
 
 absl::StatusOr<v1::SourceFormat> ParseSourceFormat(absl::string_view name) {
   for (v1::SourceFormat f : {v1::SOURCE_FORMAT_AUTO, v1::SOURCE_FORMAT_SAELENS,
-                             v1::SOURCE_FORMAT_SPARSIFY, v1::SOURCE_FORMAT_GEMMA_SCOPE}) {
+                             v1::SOURCE_FORMAT_SPARSIFY, v1::SOURCE_FORMAT_GEMMA_SCOPE,
+                             v1::SOURCE_FORMAT_GEMMA_SCOPE_2}) {
     if (SourceFormatName(f) == name) return f;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("--format wants auto, saelens, sparsify or gemma_scope, got '", name, "'"));
+      absl::StrCat("--format wants auto, saelens, sparsify, gemma_scope or gemma_scope_2, got '", name, "'"));
 }
 
 std::string MessageToJson(const google::protobuf::Message& message) {

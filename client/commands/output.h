@@ -27,7 +27,7 @@ std::string NormalizationName(v1::Normalization n);
 // "queued", "building", "ready", "failed"; "not scheduled" for UNSPECIFIED.
 std::string IndexStateName(v1::IndexState s);
 
-// "auto" | "saelens" | "sparsify" | "gemma_scope" → SourceFormat.
+// "auto" | "saelens" | "sparsify" | "gemma_scope" | "gemma_scope_2" → SourceFormat.
 absl::StatusOr<v1::SourceFormat> ParseSourceFormat(absl::string_view name);
 
 // "512 B", "1.5 MiB (1572864 bytes)", "2.00 GiB (2147483648 bytes)".

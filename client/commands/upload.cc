@@ -69,7 +69,7 @@ const Command& UploadCommand() {
           "the dictionary exactly like 'saedict load'. An interrupted or damaged upload\n"
           "leaves nothing on the server. The server's --max_upload_mb caps the size.",
       .flags = {ValueFlag("format", FlagKind::kString, "auto", "FORMAT",
-                          "auto | saelens | sparsify | gemma_scope"),
+                          "auto | saelens | sparsify | gemma_scope | gemma_scope_2"),
                 BoolFlag("replace", "replace a loaded dictionary with the same ID"),
                 ValueFlag("default_compute_mode", FlagKind::kString, "", "MODE",
                           "compute mode of requests that name none: f32, fast_exact or bf16"),

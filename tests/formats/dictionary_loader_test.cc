@@ -28,6 +28,7 @@ using ::saedict::testing::CompareDictionaries;
 using ::saedict::testing::IsOk;
 using ::saedict::testing::RandomDictionary;
 using ::saedict::testing::StatusIs;
+using ::saedict::testing::WriteGemmaScope2Folder;
 using ::saedict::testing::WriteGemmaScopeNpz;
 using ::saedict::testing::WriteSaeLensFolder;
 using ::saedict::testing::WriteSparsifyFolder;
@@ -238,6 +239,65 @@ TEST_F(DictionaryLoaderTest, GemmaScopeRejectsBadArrays) {
   arrays["W_enc"] = NpyFromFloat32({8}, m);
   ASSERT_THAT(WriteNpzFile(p, arrays), IsOk());
   EXPECT_THAT(LoadDictionary(p), StatusIs(kInvalid, HasSubstr("'W_enc' has shape [8]")));
+}
+
+TEST_F(DictionaryLoaderTest, GemmaScope2ReadsLowercaseTensorsAndTheHookFromTheFolder) {
+  const Dictionary d = RandomDictionary(Architecture::kJumpReLU, 8, 16, 0, 4);
+  const fs::path folder = dir_.path() / "resid_post" / "layer_12_width_16k_l0_medium";
+  ASSERT_THAT(WriteGemmaScope2Folder(folder, d), IsOk());
+  for (const fs::path& p : {folder, folder / "params.safetensors"}) {
+    SAEDICT_ASSERT_OK_AND_ASSIGN(LoadedDictionary loaded, LoadDictionary(p));
+    EXPECT_EQ(loaded.format, SourceFormat::kGemmaScope2);
+    const Dictionary& g = loaded.dictionary;
+    EXPECT_FALSE(g.config.apply_b_dec_to_input);
+    EXPECT_EQ(g.config.architecture, Architecture::kJumpReLU);
+    EXPECT_EQ(g.config.hook_name, "blocks.12.hook_resid_post");
+    EXPECT_EQ(g.w_enc, d.w_enc);
+    EXPECT_EQ(g.w_dec, d.w_dec);
+    EXPECT_EQ(g.threshold, d.threshold);
+  }
+  SAEDICT_ASSERT_OK_AND_ASSIGN(LoadedDictionary forced,
+                               LoadDictionary(folder, SourceFormat::kGemmaScope2));
+  EXPECT_EQ(forced.format, SourceFormat::kGemmaScope2);
+  // A folder name without the pattern: no hook.
+  const fs::path renamed = dir_.path() / "x" / "mine";
+  ASSERT_THAT(WriteGemmaScope2Folder(renamed, d), IsOk());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(LoadedDictionary plain, LoadDictionary(renamed));
+  EXPECT_EQ(plain.dictionary.config.hook_name, "");
+  EXPECT_STREQ(SourceFormatName(SourceFormat::kGemmaScope2), "gemma_scope_2");
+}
+
+TEST_F(DictionaryLoaderTest, GemmaScope2RejectsTranscodersAndBadTensors) {
+  const fs::path p = dir_.path() / "gs2";
+  fs::create_directories(p);
+  const std::vector<float> m(8, 0.5f);
+  auto write = [&](std::vector<std::pair<std::string, std::vector<int64_t>>> tensors) {
+    std::vector<std::string> bytes;
+    std::vector<formats::SafetensorToWrite> out;
+    for (const auto& [name, shape] : tensors) {
+      int64_t n = 1;
+      for (int64_t s : shape) n *= s;
+      bytes.push_back(std::string(reinterpret_cast<const char*>(m.data()), 4 * n));
+    }
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      out.push_back({tensors[i].first, formats::StDType::kF32, tensors[i].second, bytes[i]});
+    }
+    ASSERT_THAT(formats::WriteSafetensorsFile(p / "params.safetensors", out), IsOk());
+  };
+  write({{"w_enc", {2, 4}}, {"w_dec", {4, 2}}, {"b_enc", {4}}, {"b_dec", {2}}});
+  EXPECT_THAT(LoadDictionary(p), StatusIs(kInvalid, HasSubstr("missing tensor 'threshold'")));
+  write({{"w_enc", {2, 4}}, {"w_dec", {2, 4}}, {"b_enc", {4}}, {"b_dec", {2}}, {"threshold", {4}}});
+  EXPECT_THAT(LoadDictionary(p), StatusIs(kInvalid, HasSubstr("'w_dec' has shape [2,4]")));
+  write({{"w_enc", {8}}, {"w_dec", {4, 2}}, {"b_enc", {4}}, {"b_dec", {2}}, {"threshold", {4}}});
+  EXPECT_THAT(LoadDictionary(p), StatusIs(kInvalid, HasSubstr("'w_enc' has shape [8]")));
+  write({{"w_enc", {2, 4}}, {"w_dec", {4, 2}}, {"b_enc", {4}}, {"b_dec", {2}}, {"threshold", {4}},
+         {"affine_skip_connection", {2, 2}}});
+  EXPECT_THAT(LoadDictionary(p), StatusIs(kInvalid, HasSubstr("transcoders are not supported")));
+  write({{"w_enc", {2, 4}}, {"w_dec", {4, 2}}, {"b_enc", {4}}, {"b_dec", {2}}, {"threshold", {4}}});
+  const fs::path tc = dir_.path() / "transcoder" / "layer_3_width_16k";
+  fs::create_directories(tc);
+  fs::copy_file(p / "params.safetensors", tc / "params.safetensors");
+  EXPECT_THAT(LoadDictionary(tc), StatusIs(kInvalid, HasSubstr("transcoder")));
 }
 
 TEST_F(DictionaryLoaderTest, DetectsFormatsAndReportsMissingPaths) {

@@ -263,6 +263,24 @@ absl::Status WriteSparsifyFolder(const std::filesystem::path& dir, const Diction
   return formats::WriteFileAtomically(dir / "cfg.json", cfg);
 }
 
+namespace {
+
+// b_enc for a format that does not subtract b_dec from the input:
+// (x - b_dec) W + b = x W + (b - b_dec W).
+std::vector<float> BEncWithoutBdec(const Dictionary& d) {
+  const engine::DictionaryConfig& c = d.config;
+  std::vector<float> b_enc = d.b_enc;
+  if (!c.apply_b_dec_to_input) return b_enc;
+  for (int64_t i = 0; i < c.d_sae; ++i) {
+    double acc = 0;
+    for (int64_t j = 0; j < c.d_in; ++j) acc += double{d.b_dec[j]} * d.w_enc[j * c.d_sae + i];
+    b_enc[i] = static_cast<float>(b_enc[i] - acc);
+  }
+  return b_enc;
+}
+
+}  // namespace
+
 absl::Status WriteGemmaScopeNpz(const std::filesystem::path& file, const Dictionary& d) {
   SAEDICT_RETURN_IF_ERROR(d.Validate());
   const engine::DictionaryConfig& c = d.config;
@@ -270,14 +288,7 @@ absl::Status WriteGemmaScopeNpz(const std::filesystem::path& file, const Diction
       c.normalization != engine::Normalization::kNone) {
     return absl::InvalidArgumentError("Gemma Scope holds only jumprelu SAEs without normalization");
   }
-  std::vector<float> b_enc = d.b_enc;
-  if (c.apply_b_dec_to_input) {  // fold: (x - b_dec) W + b = x W + (b - b_dec W)
-    for (int64_t i = 0; i < c.d_sae; ++i) {
-      double acc = 0;
-      for (int64_t j = 0; j < c.d_in; ++j) acc += double{d.b_dec[j]} * d.w_enc[j * c.d_sae + i];
-      b_enc[i] = static_cast<float>(b_enc[i] - acc);
-    }
-  }
+  const std::vector<float> b_enc = BEncWithoutBdec(d);
   if (file.has_parent_path()) SAEDICT_RETURN_IF_ERROR(MakeDir(file.parent_path()));
   std::map<std::string, formats::NpyArray> arrays;
   arrays["W_enc"] = formats::NpyFromFloat32({c.d_in, c.d_sae}, d.w_enc);
@@ -286,6 +297,24 @@ absl::Status WriteGemmaScopeNpz(const std::filesystem::path& file, const Diction
   arrays["b_dec"] = formats::NpyFromFloat32({c.d_in}, d.b_dec);
   arrays["threshold"] = formats::NpyFromFloat32({c.d_sae}, d.threshold);
   return formats::WriteNpzFile(file, arrays);
+}
+
+absl::Status WriteGemmaScope2Folder(const std::filesystem::path& dir, const Dictionary& d) {
+  SAEDICT_RETURN_IF_ERROR(d.Validate());
+  const engine::DictionaryConfig& c = d.config;
+  if (c.architecture != Architecture::kJumpReLU ||
+      c.normalization != engine::Normalization::kNone) {
+    return absl::InvalidArgumentError(
+        "Gemma Scope 2 holds only jumprelu SAEs without normalization");
+  }
+  SAEDICT_RETURN_IF_ERROR(MakeDir(dir));
+  TensorSet tensors(DType::kF32);
+  tensors.Add("w_enc", d.w_enc, {c.d_in, c.d_sae});
+  tensors.Add("w_dec", d.w_dec, {c.d_sae, c.d_in});
+  tensors.Add("b_enc", BEncWithoutBdec(d), {c.d_sae});
+  tensors.Add("b_dec", d.b_dec, {c.d_in});
+  tensors.Add("threshold", d.threshold, {c.d_sae});
+  return tensors.Write(dir / "params.safetensors");
 }
 
 absl::Status CompareDictionaries(const Dictionary& a, const Dictionary& b, float tol) {

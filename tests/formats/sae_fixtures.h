@@ -59,6 +59,10 @@ absl::Status WriteSparsifyFolder(const std::filesystem::path& dir, const engine:
 // loaded dictionary (apply_b_dec_to_input false) encodes the same codes.
 absl::Status WriteGemmaScopeNpz(const std::filesystem::path& file, const engine::Dictionary& d);
 
+// Writes a Gemma Scope 2 folder: params.safetensors with lowercase w_enc,
+// w_dec, b_enc, b_dec, threshold (float32), b_dec folded as for the npz.
+absl::Status WriteGemmaScope2Folder(const std::filesystem::path& dir, const engine::Dictionary& d);
+
 // OK when `a` and `b` have equal configs (mp_residual_threshold within
 // `tol`) and every tensor has the same size with values within `tol`
 // (absolute); otherwise INVALID_ARGUMENT naming the first difference.

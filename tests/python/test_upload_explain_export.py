@@ -1,4 +1,4 @@
-"""Upload, explanations and the delphi export through the installed Python
+"""Upload (SAELens, sparsify, Gemma Scope, Gemma Scope 2), explanations and the delphi export through the installed Python
 package against a real saedictd: each of the three formats uploaded from a
 folder outside --dictionary_root (encoded equal to the float64 reference;
 stories260k's real files when ../shared/data is there), a damaged and a cut
@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
 import struct
 import subprocess
 import time
@@ -39,6 +40,14 @@ def write_sparsify(folder, cfg, sae):
         {"activation": "topk", "k": cfg["k"], "num_latents": cfg["d_sae"], "d_in": cfg["d_in"]}))
 
 
+def write_gemma_scope_2(folder, sae):
+    """Gemma Scope 2's layout: params.safetensors with lowercase names."""
+    os.makedirs(folder, exist_ok=True)
+    write_safetensors(folder / "params.safetensors",
+                      {"w_enc": sae["W_enc"], "w_dec": sae["W_dec"], "b_enc": sae["b_enc"],
+                       "b_dec": sae["b_dec"], "threshold": sae["threshold"]})
+
+
 def write_gemma_scope(path, sae):
     os.makedirs(path.parent, exist_ok=True)
     np.savez(path, W_enc=sae["W_enc"], W_dec=sae["W_dec"], b_enc=sae["b_enc"],
@@ -57,21 +66,30 @@ def test_upload_of_each_format_from_outside_the_root(server, tmp_path):
     write_saelens(outside / "saelens", cfg, sae)
     write_sparsify(outside / "sparsify", cfg, sae)
     write_gemma_scope(outside / "gemma" / "params.npz", jsae)
+    write_gemma_scope_2(outside / "resid_post" / "layer_3_width_128_l0_small", jsae)
     cases = [("saelens", outside / "saelens", cfg, sae, pb.SOURCE_FORMAT_SAELENS),
              ("sparsify", outside / "sparsify", cfg, sae, pb.SOURCE_FORMAT_SPARSIFY),
              ("gemma", outside / "gemma" / "params.npz", jcfg, jsae,
-              pb.SOURCE_FORMAT_GEMMA_SCOPE)]
+              pb.SOURCE_FORMAT_GEMMA_SCOPE),
+             ("gemma2", outside / "resid_post" / "layer_3_width_128_l0_small", jcfg, jsae,
+              pb.SOURCE_FORMAT_GEMMA_SCOPE_2)]
     for name, path, cfg_, sae_, fmt in cases:
         info = c.upload(name, path)
         assert info.source_format == fmt and info.source_path.startswith("upload:"), name
         got = c.encode(name, x, compute_mode="f32").to_dense()
-        if fmt == pb.SOURCE_FORMAT_GEMMA_SCOPE:  # Gemma Scope does not subtract b_dec
+        if fmt in (pb.SOURCE_FORMAT_GEMMA_SCOPE, pb.SOURCE_FORMAT_GEMMA_SCOPE_2):
+            # Gemma Scope (1 and 2) does not subtract b_dec
             pre = x.astype(np.float64) @ sae_["W_enc"] + sae_["b_enc"]
             want = pre * (pre > sae_["threshold"])
         else:
             want = reference_encode(cfg_, sae_, x)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=name)
     assert uploads_left(server) == []
+    # Loaded by path, Gemma Scope 2 also takes its hook from the folder names.
+    shutil.copytree(outside / "resid_post", server.root / "resid_post")
+    info = c.load_dictionary("gemma2_by_path", "resid_post/layer_3_width_128_l0_small")
+    assert info.hook_name == "blocks.3.hook_resid_post"
+    assert info.source_format == pb.SOURCE_FORMAT_GEMMA_SCOPE_2
     with pytest.raises(saedict.AlreadyExists):
         c.upload("saelens", outside / "saelens")
     assert c.upload("saelens", outside / "saelens", replace=True).id == "saelens"

@@ -42,7 +42,8 @@ __all__ = ["Client", "connect", "DEFAULT_MAX_MESSAGE_BYTES"]
 DEFAULT_MAX_MESSAGE_BYTES = 256 << 20  # saedictd's --max_message_bytes default
 
 _FORMATS = {"auto": pb.SOURCE_FORMAT_AUTO, "saelens": pb.SOURCE_FORMAT_SAELENS,
-            "sparsify": pb.SOURCE_FORMAT_SPARSIFY, "gemma_scope": pb.SOURCE_FORMAT_GEMMA_SCOPE}
+            "sparsify": pb.SOURCE_FORMAT_SPARSIFY, "gemma_scope": pb.SOURCE_FORMAT_GEMMA_SCOPE,
+            "gemma_scope_2": pb.SOURCE_FORMAT_GEMMA_SCOPE_2}
 _EDIT_OPS = {"set": pb.EDIT_OP_SET, "add": pb.EDIT_OP_ADD, "scale": pb.EDIT_OP_SCALE,
              "ablate": pb.EDIT_OP_ABLATE}
 _COMPUTE_MODES = {"f32": pb.COMPUTE_MODE_F32, "fast_exact": pb.COMPUTE_MODE_FAST_EXACT,
@@ -423,7 +424,7 @@ class Client:
         """Loads the SAE at `path` (a folder or .npz under the server's
         --dictionary_root) as dictionary `id`; returns its DictionaryInfo.
 
-        format: "auto", "saelens", "sparsify" or "gemma_scope".
+        format: "auto", "saelens", "sparsify", "gemma_scope" or "gemma_scope_2".
         default_compute_mode: the mode of requests that name none ("f32",
         "fast_exact", "bf16"); None: the server's --default_compute_mode.
         Never retried. AlreadyExists unless replace=True.
