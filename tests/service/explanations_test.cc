@@ -8,11 +8,14 @@
 #include <zlib.h>
 
 #include <filesystem>
+#include <random>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "engine/batcher.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -316,6 +319,53 @@ TEST_F(ExplanationsTest, ImportsANeuronpediaExportAndReportsBadLines) {
   EXPECT_EQ(got.imported(), 3);
   SAEDICT_ASSERT_OK_AND_ASSIGN(auto search, Search("october"));
   EXPECT_EQ(search.matching_explanations(), 1);
+}
+
+// Damaged exports: every non-blank line is either imported or reported with
+// its own line number, whatever the damage (random byte changes, cut lines,
+// invalid UTF-8, huge numbers), and nothing crashes.
+TEST_F(ExplanationsTest, EveryLineOfADamagedExportIsImportedOrReported) {
+  std::mt19937 rng(11);
+  std::string text;
+  int64_t lines = 0;
+  for (int i = 0; i < 300; ++i) {
+    std::string line = absl::StrCat(R"({"modelId":"m","layer":"0","index":")", rng() % 40,
+                                    R"(","description":"words )", i,
+                                    R"(","scoreV1":0.5,"typeName":"t"})");
+    switch (rng() % 6) {
+      case 0:
+        line[rng() % line.size()] = static_cast<char>(rng() % 256);
+        break;
+      case 1:
+        line.resize(rng() % line.size());
+        break;
+      case 2:
+        line.insert(rng() % line.size(), "\xff\xfe");
+        break;
+      case 3:
+        line = absl::StrCat(R"({"modelId":"m","layer":"0","index":1e300,"description":"x"})");
+        break;
+      default:
+        break;
+    }
+    text += line + "\n";
+  }
+  // Counted as the import counts them: a damaged byte may itself be a newline.
+  int64_t total_lines = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++total_lines;
+    if (!absl::StripAsciiWhitespace(line).empty()) ++lines;
+  }
+  SAEDICT_ASSERT_OK_AND_ASSIGN(
+      auto got, Import(v1::EXPLANATION_FORMAT_NEURONPEDIA, {{"batch-0.jsonl", text}}, {}, "a",
+                       4096));
+  EXPECT_EQ(got.imported() + got.rejected(), lines);
+  EXPECT_GT(got.imported(), 50);
+  EXPECT_GT(got.rejected(), 50);
+  for (const v1::ImportProblem& p : got.problems()) {
+    EXPECT_GE(p.line(), 1);
+    EXPECT_LE(p.line(), total_lines);
+  }
 }
 
 TEST_F(ExplanationsTest, ImportsDelphiFilesAndRejectsBadNames) {
