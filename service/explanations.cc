@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -227,9 +228,14 @@ absl::StatusOr<v1::SearchExplanationsResponse> Explanations::Search(
     if (!s.ok()) return absl::Status(s.code(), absl::StrCat("dictionary_ids[", i, "]: ", s.message()));
   }
   const std::vector<std::string> only(r.dictionary_ids().begin(), r.dictionary_ids().end());
-  SAEDICT_ASSIGN_OR_RETURN(const std::vector<storage::ExplanationMatch> matches,
-                           store_->Search(terms, only));
   const int want = r.top_n() == 0 ? kDefaultTopN : r.top_n();
+  // Without a source filter only the best `want` are needed (a few more, for
+  // explanations deleted between the postings scan and the record reads).
+  size_t total = 0;
+  SAEDICT_ASSIGN_OR_RETURN(
+      const std::vector<storage::ExplanationMatch> matches,
+      store_->Search(terms, only, r.source().empty() ? static_cast<size_t>(want) + 16 : SIZE_MAX,
+                     &total));
   v1::SearchExplanationsResponse out;
   for (const std::string& t : terms) {
     if (std::find(out.query_terms().begin(), out.query_terms().end(), t) ==
@@ -239,7 +245,7 @@ absl::StatusOr<v1::SearchExplanationsResponse> Explanations::Search(
   }
   int64_t matching = 0;
   for (const storage::ExplanationMatch& m : matches) {
-    if (r.source().empty() && out.hits_size() >= want) break;  // the count is matches.size()
+    if (r.source().empty() && out.hits_size() >= want) break;  // the count is `total`
     SAEDICT_ASSIGN_OR_RETURN(auto record, store_->Get(m.key));
     if (!record) continue;  // deleted since the search read its postings
     if (!r.source().empty() && record->source() != r.source()) continue;
@@ -251,8 +257,7 @@ absl::StatusOr<v1::SearchExplanationsResponse> Explanations::Search(
     hit->set_snippet(ExplanationSnippet(record->text(), m.matched_terms));
     for (const std::string& t : m.matched_terms) hit->add_matched_terms(t);
   }
-  out.set_matching_explanations(r.source().empty() ? static_cast<int64_t>(matches.size())
-                                                   : matching);
+  out.set_matching_explanations(r.source().empty() ? static_cast<int64_t>(total) : matching);
   return out;
 }
 

@@ -260,7 +260,8 @@ absl::Status ExplanationStore::DeleteDictionary(const std::string& dictionary_id
 }
 
 absl::StatusOr<std::vector<ExplanationMatch>> ExplanationStore::Search(
-    const std::vector<std::string>& terms, const std::vector<std::string>& dictionary_ids) {
+    const std::vector<std::string>& terms, const std::vector<std::string>& dictionary_ids,
+    size_t limit, size_t* total) {
   rocksdb::ManagedSnapshot snapshot(db_);
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot.snapshot();
@@ -269,18 +270,30 @@ absl::StatusOr<std::vector<ExplanationMatch>> ExplanationStore::Search(
   const double n = static_cast<double>(totals.explanations);
   const double avgdl =
       totals.explanations ? static_cast<double>(totals.terms) / n : 1.0;
-  absl::flat_hash_map<std::string, ExplanationMatch> matches;  // by record key
-  absl::flat_hash_set<std::string> seen_terms;
+  // Distinct query terms in query order; a match records which by bit.
+  std::vector<std::string> query;
   for (const std::string& term : terms) {
-    if (term.empty() || !seen_terms.insert(term).second) continue;
+    if (term.empty() || query.size() == kMaxQueryTerms) continue;
+    if (std::find(query.begin(), query.end(), term) == query.end()) query.push_back(term);
+  }
+  struct Scored {
+    std::string record_key;
+    double score = 0;
+    uint64_t terms = 0;  // bit i: query[i] matched
+  };
+  std::vector<Scored> scored;
+  absl::flat_hash_map<std::string, size_t> index_of;  // record key -> scored[]
+  for (size_t q = 0; q < query.size(); ++q) {
+    const std::string& term = query[q];
     const std::string prefix = term + std::string(1, '\0');
     const std::string end = keys::PrefixSuccessor(prefix);
     const rocksdb::Slice lower(prefix), upper(end);
     rocksdb::ReadOptions scan = ro;
     scan.iterate_lower_bound = &lower;
     scan.iterate_upper_bound = &upper;
+    // df counts every posting; the scores need tf, dl and the key of those kept.
     struct Posting {
-      std::string record_key;
+      size_t at;  // into scored
       uint32_t tf, dl;
     };
     std::vector<Posting> postings;
@@ -296,7 +309,9 @@ absl::StatusOr<std::vector<ExplanationMatch>> ExplanationStore::Search(
         const size_t zero = k.find('\0');
         if (zero == absl::string_view::npos || !only.contains(k.substr(0, zero))) continue;
       }
-      postings.push_back(Posting{std::string(k), keys::ReadU32(it->value().data()),
+      auto [slot, inserted] = index_of.try_emplace(k, scored.size());
+      if (inserted) scored.push_back(Scored{std::string(k), 0, 0});
+      postings.push_back(Posting{slot->second, keys::ReadU32(it->value().data()),
                                  keys::ReadU32(it->value().data() + 4)});
     }
     SAEDICT_RETURN_IF_ERROR(FromRocksDb(it->status(), "scan explanation postings"));
@@ -305,23 +320,31 @@ absl::StatusOr<std::vector<ExplanationMatch>> ExplanationStore::Search(
     for (const Posting& p : postings) {
       const double tf = p.tf;
       const double norm = kK1 * (1.0 - kB + kB * static_cast<double>(p.dl) / avgdl);
-      auto [entry, inserted] = matches.try_emplace(p.record_key);
-      if (inserted) {
-        std::optional<ExplanationKey> key = ParseRecordKey(p.record_key);
-        if (!key) return absl::InternalError("storage: posting key is corrupt");
-        entry->second.key = std::move(*key);
-      }
-      entry->second.score += idf * tf * (kK1 + 1.0) / (tf + norm);
-      entry->second.matched_terms.push_back(term);
+      scored[p.at].score += idf * tf * (kK1 + 1.0) / (tf + norm);
+      scored[p.at].terms |= uint64_t{1} << q;
     }
   }
-  std::vector<ExplanationMatch> out;
-  out.reserve(matches.size());
-  for (auto& [k, m] : matches) out.push_back(std::move(m));
-  std::sort(out.begin(), out.end(), [](const ExplanationMatch& a, const ExplanationMatch& b) {
+  if (total != nullptr) *total = scored.size();
+  // Record keys order as (dictionary, feature, id) do: the id is fixed-width.
+  auto better = [](const Scored& a, const Scored& b) {
     if (a.score != b.score) return a.score > b.score;
-    return a.key < b.key;
-  });
+    return a.record_key < b.record_key;
+  };
+  const size_t keep = std::min(limit, scored.size());
+  std::partial_sort(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(keep),
+                    scored.end(), better);
+  std::vector<ExplanationMatch> out;
+  out.reserve(keep);
+  for (size_t i = 0; i < keep; ++i) {
+    std::optional<ExplanationKey> key = ParseRecordKey(scored[i].record_key);
+    if (!key) return absl::InternalError("storage: posting key is corrupt");
+    ExplanationMatch& m = out.emplace_back();
+    m.key = *std::move(key);
+    m.score = scored[i].score;
+    for (size_t q = 0; q < query.size(); ++q) {
+      if (scored[i].terms >> q & 1) m.matched_terms.push_back(query[q]);
+    }
+  }
   return out;
 }
 

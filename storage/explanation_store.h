@@ -24,6 +24,7 @@
 #define SAEDICT_STORAGE_EXPLANATION_STORE_H_
 
 #include <cstdint>
+#include <cstddef>
 #include <functional>
 #include <optional>
 #include <string>
@@ -91,10 +92,14 @@ class ExplanationStore {
   absl::Status DeleteDictionary(const std::string& dictionary_id);
 
   // Explanations containing at least one of `terms` (query terms, repeats
-  // ignored), best BM25 score first, ties in key order; only those of
-  // `dictionary_ids` unless it is empty.
+  // ignored; at most kMaxQueryTerms distinct ones count), best BM25 score
+  // first, ties in key order; only those of `dictionary_ids` unless it is
+  // empty. Only the best `limit` are returned; `total` (when given) gets how
+  // many matched.
+  static constexpr size_t kMaxQueryTerms = 64;
   absl::StatusOr<std::vector<ExplanationMatch>> Search(
-      const std::vector<std::string>& terms, const std::vector<std::string>& dictionary_ids);
+      const std::vector<std::string>& terms, const std::vector<std::string>& dictionary_ids,
+      size_t limit = SIZE_MAX, size_t* total = nullptr);
   absl::StatusOr<ExplanationTotals> Totals();
 
  private:

@@ -143,6 +143,14 @@ TEST_F(ExplanationStoreTest, RanksAPlantedSetByBm25) {
   const auto pos = [&](int i) { return std::find(ids.begin(), ids.end(), Id(i)) - ids.begin(); };
   EXPECT_LT(pos(2), pos(1));
   EXPECT_THAT(got[0].matched_terms, ElementsAre("week", "days"));
+  // The best two only, with the count of all matches.
+  size_t total = 0;
+  SAEDICT_ASSERT_OK_AND_ASSIGN(const auto best2, ex().Search(query, {}, 2, &total));
+  EXPECT_EQ(total, got.size());
+  ASSERT_EQ(best2.size(), 2u);
+  EXPECT_EQ(best2[0].key, got[0].key);
+  EXPECT_EQ(best2[1].key, got[1].key);
+  EXPECT_EQ(best2[1].score, got[1].score);
   // A word in every other document weighs less than a rare one.
   SAEDICT_ASSERT_OK_AND_ASSIGN(const auto common, ex().Search({"the"}, {}));
   SAEDICT_ASSERT_OK_AND_ASSIGN(const auto rare, ex().Search({"calendar"}, {}));
