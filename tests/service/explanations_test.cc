@@ -5,8 +5,6 @@
 // dictionary do to its explanations.
 #include "service/explanations.h"
 
-#include <zlib.h>
-
 #include <filesystem>
 #include <random>
 #include <memory>
@@ -23,6 +21,7 @@
 #include "service/service_core.h"
 #include "storage/store.h"
 #include "tests/formats/sae_fixtures.h"
+#include "tests/test_util/gzip_writer.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/test_env.h"
 
@@ -39,19 +38,7 @@ using ::testing::HasSubstr;
 constexpr int64_t kDIn = 8;
 constexpr int64_t kDSae = 32;
 
-std::string Gzip(const std::string& in) {
-  z_stream zs{};
-  EXPECT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&zs, in.size()) + 32, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
+std::string Gzip(const std::string& in) { return testing::GzipForTest(in); }
 
 class ExplanationsTest : public ::testing::Test {
  protected:

@@ -5,12 +5,11 @@
 // bytes) — never a crash or a silent wrong answer.
 #include "formats/codecs/gzip.h"
 
-#include <zlib.h>
-
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/test_util/gzip_writer.h"
 #include "tests/test_util/status_matchers.h"
 
 namespace saedict::formats {
@@ -19,19 +18,7 @@ namespace {
 using ::saedict::testing::StatusIs;
 using ::testing::HasSubstr;
 
-std::string Gzip(const std::string& in) {
-  z_stream zs{};
-  EXPECT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&zs, in.size()) + 32, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
+std::string Gzip(const std::string& in) { return testing::GzipForTest(in); }
 
 std::string Text() {
   std::string s;
