@@ -245,32 +245,12 @@ absl::Status ExplanationImport::AddRow(const std::string& file, Row row) {
     Problem(file, row.line, std::string(weights.status().message()));
     return absl::OkStatus();
   }
-  const std::string text(absl::StripAsciiWhitespace(f.text()));
-  std::string bad;
-  if (text.empty()) bad = "'description' is empty";
-  if (text.size() > kMaxExplanationTextBytes) {
-    bad = absl::StrCat("text is ", text.size(), " bytes; at most ", kMaxExplanationTextBytes);
-  }
-  for (const std::string* s : {&f.source(), &f.author(), &f.explainer_model()}) {
-    if (s->size() > kMaxExplanationFieldBytes) {
-      bad = absl::StrCat("a name field is ", s->size(), " bytes; at most ",
-                         kMaxExplanationFieldBytes);
-    }
-  }
-  if (!bad.empty()) {
-    Problem(file, row.line, bad);
+  absl::StatusOr<storage::StoredExplanation> made = NewExplanation(f, *weights);
+  if (!made.ok()) {
+    if (!absl::IsInvalidArgument(made.status())) return made.status();
+    Problem(file, row.line, std::string(made.status().message()));
     return absl::OkStatus();
   }
-  storage::StoredExplanation e;
-  e.key = {dictionary, row.feature, ExplanationId(f.source(), f.author(), f.explainer_model(), text)};
-  e.record.set_text(text);
-  e.record.set_source(f.source());
-  if (f.has_score()) e.record.set_score(f.score());
-  e.record.set_author(f.author());
-  e.record.set_explainer_model(f.explainer_model());
-  *e.record.mutable_created_at() =
-      google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(absl::Now()));
-  e.record.set_weights_sha256(*weights);
   if (header_.replace_same_source()) {
     auto [it, first] = replaced_.try_emplace({dictionary, row.feature, f.source()}, true);
     if (first) {
@@ -281,7 +261,7 @@ absl::Status ExplanationImport::AddRow(const std::string& file, Row row) {
       }
     }
   }
-  pending_.push_back(std::move(e));
+  pending_.push_back(std::move(*made));
   response_.set_imported(response_.imported() + 1);
   if (pending_.size() >= limits_.batch_rows) return Flush();
   return absl::OkStatus();

@@ -128,8 +128,8 @@ absl::StatusOr<std::string> Explanations::CheckFeature(const std::string& dictio
   return info.weights_sha256();
 }
 
-absl::StatusOr<v1::SetExplanationResponse> Explanations::Set(const v1::SetExplanationRequest& r) {
-  SAEDICT_ASSIGN_OR_RETURN(const std::string weights, CheckFeature(r.dictionary_id(), r.feature()));
+absl::StatusOr<storage::StoredExplanation> NewExplanation(const v1::SetExplanationRequest& r,
+                                                          const std::string& weights_sha256) {
   const std::string text(absl::StripAsciiWhitespace(r.text()));
   if (text.empty()) return absl::InvalidArgumentError("text: empty; expected the explanation");
   SAEDICT_RETURN_IF_ERROR(CheckField(text, "text", kMaxExplanationTextBytes));
@@ -144,6 +144,21 @@ absl::StatusOr<v1::SetExplanationResponse> Explanations::Set(const v1::SetExplan
   storage::StoredExplanation e;
   e.key.dictionary_id = r.dictionary_id();
   e.key.feature = r.feature();
+  e.key.id = ExplanationId(source, r.author(), r.explainer_model(), text);
+  e.record.set_text(text);
+  e.record.set_source(source);
+  if (r.has_score()) e.record.set_score(r.score());
+  e.record.set_author(r.author());
+  e.record.set_explainer_model(r.explainer_model());
+  *e.record.mutable_created_at() =
+      google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(absl::Now()));
+  e.record.set_weights_sha256(weights_sha256);
+  return e;
+}
+
+absl::StatusOr<v1::SetExplanationResponse> Explanations::Set(const v1::SetExplanationRequest& r) {
+  SAEDICT_ASSIGN_OR_RETURN(const std::string weights, CheckFeature(r.dictionary_id(), r.feature()));
+  SAEDICT_ASSIGN_OR_RETURN(storage::StoredExplanation e, NewExplanation(r, weights));
   if (!r.explanation_id().empty()) {
     if (!IsExplanationId(r.explanation_id())) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -156,17 +171,7 @@ absl::StatusOr<v1::SetExplanationResponse> Explanations::Set(const v1::SetExplan
                                               " of dictionary '", r.dictionary_id(),
                                               "' has no explanation '", r.explanation_id(), "'"));
     }
-  } else {
-    e.key.id = ExplanationId(source, r.author(), r.explainer_model(), text);
   }
-  e.record.set_text(text);
-  e.record.set_source(source);
-  if (r.has_score()) e.record.set_score(r.score());
-  e.record.set_author(r.author());
-  e.record.set_explainer_model(r.explainer_model());
-  *e.record.mutable_created_at() =
-      google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(absl::Now()));
-  e.record.set_weights_sha256(weights);
   SAEDICT_RETURN_IF_ERROR(store_->Write({}, {e}));
   v1::SetExplanationResponse out;
   *out.mutable_explanation() = ToApi(e);

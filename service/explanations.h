@@ -38,6 +38,14 @@ std::string ExplanationId(const std::string& source, const std::string& author,
 // cut to a window of about 300 bytes around the first marked word.
 std::string ExplanationSnippet(const std::string& text, const std::vector<std::string>& terms);
 
+// The stored form of a new explanation from r's dictionary_id, feature,
+// text (trimmed), source (empty: "human"), score, author and
+// explainer_model, every field checked (INVALID_ARGUMENT naming it), with
+// the content-derived id, created now, for the weights `weights_sha256`.
+// r.explanation_id is not looked at. Shared by Set and the imports.
+absl::StatusOr<storage::StoredExplanation> NewExplanation(const v1::SetExplanationRequest& r,
+                                                          const std::string& weights_sha256);
+
 class Explanations {
  public:
   // Both must outlive this object.

@@ -43,10 +43,14 @@ absl::StatusOr<v1::LoadDictionaryResponse> ServiceCore::LoadDictionary(
     const v1::LoadDictionaryRequest& r) {
   v1::LoadDictionaryResponse out;
   SAEDICT_ASSIGN_OR_RETURN(*out.mutable_dictionary(), registry_->Load(r));
-  families_.CorpusChanged();  // a replace dropped the dictionary's stored latents
-  similarity_->Schedule(out.dictionary().id(), /*force=*/true);
-  *out.mutable_dictionary()->mutable_index() = similarity_->Status(out.dictionary().id());
+  Loaded(out.mutable_dictionary());
   return out;
+}
+
+void ServiceCore::Loaded(v1::DictionaryInfo* info) {
+  families_.CorpusChanged();  // a replace dropped the dictionary's stored latents
+  similarity_->Schedule(info->id(), /*force=*/true);
+  *info->mutable_index() = similarity_->Status(info->id());
 }
 
 std::unique_ptr<DictionaryUpload> ServiceCore::StartUpload() {
@@ -56,9 +60,7 @@ std::unique_ptr<DictionaryUpload> ServiceCore::StartUpload() {
 
 absl::StatusOr<v1::UploadDictionaryResponse> ServiceCore::FinishUpload(DictionaryUpload& upload) {
   SAEDICT_ASSIGN_OR_RETURN(v1::UploadDictionaryResponse out, upload.Finish());
-  families_.CorpusChanged();
-  similarity_->Schedule(out.dictionary().id(), /*force=*/true);
-  *out.mutable_dictionary()->mutable_index() = similarity_->Status(out.dictionary().id());
+  Loaded(out.mutable_dictionary());
   return out;
 }
 

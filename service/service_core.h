@@ -174,6 +174,9 @@ class ServiceCore {
 
  private:
   absl::StatusOr<std::shared_ptr<const engine::Encoder>> EncoderFor(const std::string& id) const;
+  // After a load or upload published `info`: families recomputed, the
+  // index (re)built, info->index set.
+  void Loaded(v1::DictionaryInfo* info);
   struct EncodeInput {
     std::shared_ptr<const engine::Encoder> encoder;
     engine::EncodeOptions options;

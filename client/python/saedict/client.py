@@ -1073,16 +1073,8 @@ class Client:
 
         def requests():
             yield pb.UploadDictionaryRequest(header=header)
-            sent = 0
-            for i, f in enumerate(plan):
-                with open(f.path, "rb") as fh:
-                    offset = 0
-                    for block in iter(lambda: fh.read(chunk_bytes), b""):
-                        yield pb.UploadDictionaryRequest(file_index=i, offset=offset, data=block)
-                        offset += len(block)
-                        sent += len(block)
-                        if bar:
-                            bar.update(sent)
+            for i, offset, block in files.file_chunks([f.path for f in plan], chunk_bytes, bar):
+                yield pb.UploadDictionaryRequest(file_index=i, offset=offset, data=block)
 
         self._info.pop(id, None)
         try:
@@ -1174,14 +1166,8 @@ class Client:
 
         def requests():
             yield pb.ImportExplanationsRequest(header=header)
-            sent = 0
-            for p, name in found:
-                with open(p, "rb") as fh:
-                    for block in iter(lambda: fh.read(chunk_bytes), b""):
-                        yield pb.ImportExplanationsRequest(file_name=name, data=block)
-                        sent += len(block)
-                        if bar:
-                            bar.update(sent)
+            for i, _, block in files.file_chunks([p for p, _ in found], chunk_bytes, bar):
+                yield pb.ImportExplanationsRequest(file_name=found[i][1], data=block)
 
         try:
             resp = self._retrying("ImportExplanations", False, lambda: self._stub.ImportExplanations(

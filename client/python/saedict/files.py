@@ -62,6 +62,21 @@ def upload_plan(path: PathLike) -> List[UploadFile]:
     return out
 
 
+def file_chunks(paths: List[Path], chunk_bytes: int, bar=None):
+    """(file index, offset, bytes) for every chunk of at most chunk_bytes of
+    each file in turn; `bar` (a ByteProgress) is told the bytes so far."""
+    sent = 0
+    for i, path in enumerate(paths):
+        with open(path, "rb") as fh:
+            offset = 0
+            for block in iter(lambda: fh.read(chunk_bytes), b""):
+                yield i, offset, block
+                offset += len(block)
+                sent += len(block)
+                if bar is not None:
+                    bar.update(sent)
+
+
 def import_files(path_or_paths, fmt: str) -> Tuple[str, List[Tuple[Path, str]]]:
     """(format, [(path, name as sent)]) for an explanation import: files as
     given, or the Neuronpedia (*.jsonl, *.jsonl.gz) / delphi (*_latent*.txt)
