@@ -29,12 +29,6 @@ bool IsPlainFileName(const std::string& name) {
   });
 }
 
-bool IsSha256Hex(const std::string& s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
-
 std::string Nonce() {
   std::random_device rd;
   return absl::StrCat(absl::Hex(static_cast<uint64_t>(rd()) << 32 | rd(), absl::kZeroPad16));
@@ -117,7 +111,7 @@ absl::Status DictionaryUpload::Start(const v1::UploadDictionaryRequest::Header& 
       return absl::InvalidArgumentError(
           absl::StrCat(field, ".size: ", f.size(), "; expected the file's size in bytes"));
     }
-    if (!IsSha256Hex(f.sha256())) {
+    if (!IsLowerHex(f.sha256(), 64)) {
       return absl::InvalidArgumentError(absl::StrCat(
           field, ".sha256: '", f.sha256(), "'; expected 64 lowercase hex digits"));
     }

@@ -23,11 +23,7 @@ constexpr int kDefaultTopN = 20;
 constexpr int kMaxTopN = 1000;
 constexpr size_t kSnippetBytes = 300;
 
-bool IsExplanationId(const std::string& id) {
-  return id.size() == 16 && std::all_of(id.begin(), id.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
+bool IsExplanationId(const std::string& id) { return IsLowerHex(id, 16); }
 
 absl::Status CheckField(const std::string& value, absl::string_view field, size_t max_bytes) {
   if (value.size() > max_bytes) {

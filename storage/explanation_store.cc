@@ -15,6 +15,7 @@
 #include "storage/explanation_terms.h"
 #include "storage/keys.h"
 #include "storage/rocksdb_status.h"
+#include "util/sha256.h"
 #include "util/status_macros.h"
 
 namespace saedict::storage {
@@ -31,17 +32,12 @@ rocksdb::WriteOptions SyncWrite() {
   return w;
 }
 
-bool IsLowerHex(absl::string_view s) {
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
 absl::Status CheckKey(const ExplanationKey& key) {
   if (key.dictionary_id.empty() || key.dictionary_id.find('\0') != std::string::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat("storage: explanation key has a bad dictionary id '", key.dictionary_id, "'"));
   }
-  if (key.id.size() != kIdSize || !IsLowerHex(key.id)) {
+  if (!IsLowerHex(key.id, kIdSize)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "storage: explanation id must be 16 lowercase hex digits, got '", key.id, "'"));
   }

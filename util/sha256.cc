@@ -21,6 +21,14 @@ std::string Sha256::HexDigest() {
   return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), size));
 }
 
+bool IsLowerHex(absl::string_view s, size_t digits) {
+  if (s.size() != digits) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
 std::string Sha256Hex(absl::string_view bytes) {
   Sha256 sha;
   sha.Add(bytes);

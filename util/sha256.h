@@ -36,6 +36,10 @@ class Sha256 {
 // SHA-256 of `bytes` as 64 lowercase hex digits.
 std::string Sha256Hex(absl::string_view bytes);
 
+// Whether `s` is exactly `digits` lowercase hex digits (a digest as
+// HexDigest writes it, or a prefix of one such as an explanation id).
+bool IsLowerHex(absl::string_view s, size_t digits);
+
 }  // namespace saedict
 
 #endif  // SAEDICT_UTIL_SHA256_H_
