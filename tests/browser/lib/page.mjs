@@ -41,6 +41,8 @@ export async function measureFeaturePage(browser, base, hash) {
         bytes: entries.reduce((a, e) => a + e.transferSize, 0),
         apiBytes: api.reduce((a, e) => a + e.transferSize, 0),
         largest: largest ? `${new URL(largest.name).pathname} ${largest.transferSize} B` : '',
+        // Each request: path, start and end (ms from navigation start), bytes.
+        timeline: entries.map((e) => `${new URL(e.name).pathname} ${e.startTime.toFixed(0)}-${e.responseEnd.toFixed(0)} ms ${e.transferSize} B`),
       };
     });
   } finally {
