@@ -2,7 +2,9 @@
 # saedict developer entry point: the two README commands.
 #
 #   bash deploy/dev.sh run   [saedictd flags...]   install what is missing, build, start the server
-#   bash deploy/dev.sh test  [ctest args...]       install what is missing, build, run every test
+#   bash deploy/dev.sh test  [ctest args...]       install what is missing (chromium and
+#                                                   playwright-core for the browser test too),
+#                                                   build, run every test
 #   bash deploy/dev.sh build                        install what is missing, build
 #   bash deploy/dev.sh fuzz  [SECONDS]              clang ASan+UBSan build (build-fuzz/), run each
 #                                                   libFuzzer target SECONDS (default 60)
@@ -30,9 +32,11 @@ PACKAGES=(
   libabsl-dev librocksdb-dev libfaiss-dev prometheus-cpp-dev libssl-dev
   libopenblas-dev libdnnl-dev ocl-icd-opencl-dev opencl-c-headers zlib1g-dev
   libgtest-dev libgmock-dev
+  libcpp-httplib-dev  # the HTTP gateway
   python3 python3-grpcio python3-numpy python3-pytest python3-protobuf
   python3-scipy  # tests: the exact assignment against scipy.optimize.linear_sum_assignment
   openssl        # tests: TLS certificates
+  curl           # tests: the README's HTTP examples
   python3-yaml docker-compose  # tests: deployment files (docker-compose config, manifests)
   python3-pip python3-setuptools python3-wheel  # the saedict Python package: wheel, pip install
 )
@@ -59,6 +63,29 @@ fetch_promtool() {
 }
 
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+
+# The dashboard's browser test (tests/browser): node, npm and Debian's
+# chromium, then playwright-core from the npm registry (tests/browser/setup.sh,
+# pinned by its package-lock.json). Each tool is installed only when its
+# command is missing, so a node from elsewhere (with its own npm) is kept.
+# Without them the browser test SKIPs visibly.
+install_browser_test_tools() {
+  local want=()
+  command -v node >/dev/null 2>&1 || want+=(nodejs)
+  command -v npm >/dev/null 2>&1 || want+=(npm)
+  command -v chromium >/dev/null 2>&1 || want+=(chromium)
+  if [ ${#want[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+      echo "saedict: installing ${want[*]} (the dashboard's browser test)" >&2
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || true
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${want[@]}" \
+        >/dev/null || echo "saedict: could not install ${want[*]}; the browser test will SKIP" >&2
+    else
+      echo "saedict: ${want[*]} missing (apt-get install ${want[*]}); the browser test will SKIP" >&2
+    fi
+  fi
+  sh tests/browser/setup.sh || echo "saedict: npm ci failed; the browser test will SKIP" >&2
+}
 
 install_missing_packages() {
   local missing=()
@@ -113,6 +140,7 @@ case "$cmd" in
     exec "$BUILD_DIR/server/saedictd" --data_dir=./var --dictionary_root=. "$@" ;;
   test)
     build
+    install_browser_test_tools
     cd "$BUILD_DIR"
     exec ctest --output-on-failure -j "$JOBS" --timeout 600 -LE slow "$@" ;;
   sanitize)

@@ -28,15 +28,27 @@ CallPolicy::Admission::~Admission() {
 
 absl::StatusOr<CallPolicy::Admission> CallPolicy::Admit(const grpc::ServerContext* context,
                                                         absl::string_view method, CallKind kind) {
+  CallerInfo caller;
+  const auto& metadata = context->client_metadata();
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    caller.authorization = std::string(it->second.data(), it->second.size());
+  }
+  caller.peer_host = PeerHost(context->peer());
+  if (const auto deadline = context->deadline();
+      deadline != std::chrono::system_clock::time_point::max()) {
+    caller.deadline = absl::FromChrono(deadline);
+  }
+  return Admit(caller, method, kind);
+}
+
+absl::StatusOr<CallPolicy::Admission> CallPolicy::Admit(const CallerInfo& caller,
+                                                        absl::string_view method, CallKind kind) {
   if (draining_.load()) {
     return absl::UnavailableError("the server is shutting down; retry on another server");
   }
   const service::Authenticator& auth = options_.auth != nullptr ? *options_.auth : anonymous_;
   std::optional<absl::string_view> header;
-  const auto& metadata = context->client_metadata();
-  if (auto it = metadata.find("authorization"); it != metadata.end()) {
-    header = absl::string_view(it->second.data(), it->second.size());
-  }
+  if (caller.authorization.has_value()) header = *caller.authorization;
   absl::StatusOr<service::Principal> principal = auth.Authorize(header, method);
   if (!principal.ok()) {
     if (options_.metrics != nullptr) {
@@ -47,9 +59,8 @@ absl::StatusOr<CallPolicy::Admission> CallPolicy::Admit(const grpc::ServerContex
   }
   Admission admission;
   admission.principal = *std::move(principal);
-  const auto deadline = context->deadline();
-  if (deadline != std::chrono::system_clock::time_point::max()) {
-    admission.deadline = absl::FromChrono(deadline);
+  if (caller.deadline.has_value()) {
+    admission.deadline = *caller.deadline;
   } else {
     const absl::Duration fallback =
         kind == CallKind::kUnary ? options_.default_deadline : options_.default_stream_deadline;
@@ -57,7 +68,7 @@ absl::StatusOr<CallPolicy::Admission> CallPolicy::Admit(const grpc::ServerContex
   }
   if (kind == CallKind::kStream && options_.max_streams_per_client > 0) {
     std::string client = auth.enabled() ? absl::StrCat("token:", admission.principal.name)
-                                        : PeerHost(context->peer());
+                                        : caller.peer_host;
     absl::MutexLock lock(&mu_);
     int& open = open_streams_[client];
     if (open >= options_.max_streams_per_client) {

@@ -8,6 +8,9 @@
 //                                                  // RESOURCE_EXHAUSTED
 //   ... a->deadline ...                             // the stream slot frees with `a`
 //
+// The HTTP gateway admits its requests through the same policy with a
+// CallerInfo (its Authorization header, peer address and deadline).
+//
 // A client is its token's name when auth is on, else its peer IP address.
 // A call with no deadline of its own gets default_deadline (unary) or
 // default_stream_deadline (streaming); InfiniteDuration: none.
@@ -19,6 +22,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -41,6 +45,14 @@ struct CallPolicyOptions {
 };
 
 enum class CallKind { kUnary, kStream };
+
+// Who is calling, transport-neutral: what Admit() reads from a gRPC context
+// or an HTTP request.
+struct CallerInfo {
+  std::optional<std::string> authorization;  // the "authorization" header, if sent
+  std::string peer_host;                     // "127.0.0.1", "::1"
+  std::optional<absl::Time> deadline;        // the caller's own, if it set one
+};
 
 class CallPolicy {
  public:
@@ -67,9 +79,12 @@ class CallPolicy {
 
   absl::StatusOr<Admission> Admit(const grpc::ServerContext* context, absl::string_view method,
                                   CallKind kind);
+  absl::StatusOr<Admission> Admit(const CallerInfo& caller, absl::string_view method,
+                                  CallKind kind);
 
   // From now on Admit() answers UNAVAILABLE ("shutting down"): the drain.
   void StartDraining() { draining_.store(true); }
+  bool draining() const { return draining_.load(); }
 
   // Streams `client` has open now (tests).
   int open_streams(const std::string& client) const;

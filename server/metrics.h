@@ -6,7 +6,9 @@
 // (seconds, bytes), _total counters. Labels are bounded sets only — method,
 // gRPC code, compute mode, column family, dictionary id, index kind — never
 // a feature id, document id or token. What is exported:
-//   saedict_rpc_duration_seconds{service,method,code}   histogram (its _count: calls)
+//   saedict_rpc_duration_seconds{service,method,code}   histogram (its _count: calls); HTTP
+//                                                        requests: service="http", method = the
+//                                                        saedict.v1 method or the route name
 //   saedict_rpc_in_flight{service,method}               gauge
 //   saedict_auth_denied_total{reason}                    counter (unauthenticated,
 //   permission_denied) saedict_stream_limit_rejections_total                counter

@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -50,6 +52,16 @@ ABSL_FLAG(int, metrics_port, 9464,
 ABSL_FLAG(std::string, metrics_address, "",
           "Address of the metrics port; empty: the same as --listen_address");
 ABSL_FLAG(std::string, metrics_port_file, "", "If set, write the bound metrics port here");
+ABSL_FLAG(int, http_port, 8080,
+          "HTTP port: the dashboard at /, the JSON API at /v1, Neuronpedia-compatible routes at "
+          "/api; 0 picks a free one (see --http_port_file), -1 serves none");
+ABSL_FLAG(std::string, http_address, "",
+          "Address of the HTTP port; empty: the same as --listen_address");
+ABSL_FLAG(std::string, http_port_file, "", "If set, write the bound HTTP port here");
+ABSL_FLAG(std::vector<std::string>, http_cors_origins, {},
+          "Comma-separated origins whose pages may call the HTTP API from a browser "
+          "(https://dash.example.org), or * for any; empty: same-origin only");
+ABSL_FLAG(int, http_threads, 8, "Threads serving HTTP requests");
 ABSL_FLAG(std::string, auth_tokens_file, "",
           "Bearer tokens with roles, one 'ROLE SHA256_HEX NAME' line each (make one with "
           "`saedict new-token ROLE NAME`); re-read on SIGHUP. Empty: auth off");
@@ -148,6 +160,15 @@ int main(int argc, char** argv) {
   }
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options.http_port = absl::GetFlag(FLAGS_http_port);
+  options.http_address = absl::GetFlag(FLAGS_http_address);
+  options.http_cors_origins = absl::GetFlag(FLAGS_http_cors_origins);
+  options.http_threads = absl::GetFlag(FLAGS_http_threads);
+  if (options.http_threads < 1 || options.http_threads > 1024) {
+    std::cerr << "saedictd: --http_threads must be in [1, 1024], got " << options.http_threads
+              << "\n";
+    return 2;
+  }
   options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
   options.insecure = absl::GetFlag(FLAGS_insecure);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
@@ -201,6 +222,7 @@ int main(int argc, char** argv) {
   }
   // The metrics port first: once the gRPC port file exists, both do.
   WritePortFile(absl::GetFlag(FLAGS_metrics_port_file), (*server)->metrics_port());
+  WritePortFile(absl::GetFlag(FLAGS_http_port_file), (*server)->http_port());
   WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
   const absl::Duration drain_grace = absl::GetFlag(FLAGS_drain_grace);
   std::thread watcher([&] {

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "gateway/http_gateway.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -101,6 +102,7 @@ struct SaedictServer::State {
   std::unique_ptr<CallPolicy> policy;
   std::unique_ptr<SaedictGrpcService> service;
   std::unique_ptr<grpc::Server> grpc_server;
+  std::unique_ptr<gateway::HttpGateway> http;
   int port = 0;
 };
 
@@ -227,6 +229,29 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
         absl::StrCat("cannot listen on ", address, " (in use, or not a local address?)"));
   }
   state->grpc_server->GetHealthCheckService()->SetServingStatus(true);
+  if (options.http_port >= 0) {
+    gateway::HttpOptions http;
+    http.address = options.http_address.empty() ? options.listen_address : options.http_address;
+    if (!IsLoopbackAddress(http.address) && !state->auth->enabled() && !options.insecure) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to serve HTTP on ", http.address,
+          " (not loopback) without auth: give --auth_tokens_file (and TLS), or --insecure"));
+    }
+    http.port = options.http_port;
+    http.cors_origins = options.http_cors_origins;
+    http.threads = options.http_threads;
+    http.max_body_bytes = options.max_message_bytes;
+    http.tls_cert_file = options.tls_cert_file;
+    http.tls_key_file = options.tls_key_file;
+    http.tls_client_ca_file = options.tls_client_ca_file;
+    SAEDICT_ASSIGN_OR_RETURN(state->http,
+                             gateway::HttpGateway::Start(http, state->core.get(),
+                                                         state->policy.get(),
+                                                         state->metrics.get()));
+    LogInfo(absl::StrCat("saedictd HTTP on ", http.address, ":", state->http->port(),
+                         options.tls_cert_file.empty() ? " (plaintext)" : " (TLS)",
+                         " — dashboard at /, JSON API at /v1"));
+  }
   LogInfo(absl::StrCat(
       "saedictd listening on ", options.listen_address, ":", state->port,
       options.tls_cert_file.empty()        ? " (plaintext)"
@@ -249,6 +274,8 @@ int SaedictServer::port() const { return state_->port; }
 
 int SaedictServer::metrics_port() const { return state_->metrics->port(); }
 
+int SaedictServer::http_port() const { return state_->http ? state_->http->port() : 0; }
+
 absl::Status SaedictServer::ReloadAuth() { return state_->auth->Reload(); }
 
 void SaedictServer::Wait() { state_->grpc_server->Wait(); }
@@ -265,6 +292,7 @@ void SaedictServer::Shutdown(absl::Duration grace) {
   while (state_->metrics->in_flight() > 0 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(5));
   }
+  if (state_->http) state_->http->Stop();
   state_->grpc_server->Shutdown(absl::ToChronoTime(absl::Now()));
 }
 

@@ -1,6 +1,6 @@
 // SaedictServer: one running saedict server — RocksDB store, dictionary
 // registry, encode batcher and the gRPC endpoint with the standard health and
-// reflection services. saedictd's main() and the end-to-end tests both build
+// reflection services, and the HTTP gateway. saedictd's main() and the end-to-end tests both build
 // it, so tests exercise exactly what users run.
 //
 // Thread safety: Shutdown() and ReloadAuth() may be called from any thread
@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -49,6 +50,14 @@ struct ServerOptions {
   int metrics_port = -1;
   std::string metrics_address;
 
+  // The HTTP gateway (gateway/http_gateway.h: JSON API, Neuronpedia routes,
+  // dashboard) on http_address:http_port (0: a free port; -1: not served).
+  // An empty address: listen_address. CORS origins as HttpOptions.
+  int http_port = -1;
+  std::string http_address;
+  std::vector<std::string> http_cors_origins;
+  int http_threads = 8;
+
   // Bearer-token auth (service/access_policy.h): empty: off. A listen
   // address that is not loopback needs it unless `insecure`.
   std::filesystem::path auth_tokens_file;
@@ -77,6 +86,7 @@ class SaedictServer {
 
   int port() const;
   int metrics_port() const;  // 0 when metrics are not served
+  int http_port() const;     // 0 when HTTP is not served
   // Re-reads the token file (SIGHUP); on error the old tokens stay in force.
   absl::Status ReloadAuth();
   void Wait();

@@ -120,6 +120,9 @@ absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::LoadFrom(
     const v1::LoadDictionaryRequest& request,
     const std::optional<std::pair<fs::path, fs::path>>& uploaded,
     const std::string& source_description) {
+  if (!request.alias().empty()) {
+    SAEDICT_RETURN_IF_ERROR(ValidateResourceName(request.alias(), "alias", "dictionary alias"));
+  }
   SAEDICT_RETURN_IF_ERROR(ReserveId(request.id(), request.replace()));
   auto load = [&]() -> absl::StatusOr<v1::DictionaryInfo> {
     fs::path path, root;
@@ -139,6 +142,7 @@ absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::LoadFrom(
     info.set_source_format(ToProto(loaded.format));
     info.set_source_dtype(ToProto(loaded.source_dtype));
     info.set_source_path(source_description);
+    info.set_alias(request.alias());
     std::optional<engine::ComputeMode> default_mode;
     if (request.has_default_compute_mode()) {
       SAEDICT_ASSIGN_OR_RETURN(default_mode,
@@ -191,6 +195,17 @@ absl::StatusOr<std::unique_ptr<engine::Encoder>> DictionaryRegistry::MakeEncoder
 absl::StatusOr<v1::DictionaryInfo> DictionaryRegistry::Publish(
     const std::string& id, bool replace, std::shared_ptr<const engine::Dictionary> dict,
     v1::DictionaryInfo info, std::optional<engine::ComputeMode> default_mode) {
+  if (!info.alias().empty()) {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [other_id, entry] : entries_) {
+      if (other_id != id && entry.info.alias() == info.alias() &&
+          entry.info.model_name() == info.model_name()) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "alias: '", info.alias(), "' is already the alias of dictionary '", other_id,
+            "' of model '", info.model_name(), "'; an alias names one dictionary per model"));
+      }
+    }
+  }
   SAEDICT_ASSIGN_OR_RETURN(std::unique_ptr<engine::Encoder> encoder,
                            MakeEncoder(dict, default_mode, &info));
   const absl::Time now = absl::Now();

@@ -272,6 +272,7 @@ absl::StatusOr<v1::UploadDictionaryResponse> DictionaryUpload::Finish() {
   load.set_id(header_.id());
   load.set_format(header_.format());
   load.set_replace(header_.replace());
+  load.set_alias(header_.alias());
   if (header_.has_default_compute_mode()) {
     load.set_default_compute_mode(header_.default_compute_mode());
   }

@@ -213,6 +213,7 @@ records::v1::DictionaryMetadata ToRecord(const v1::DictionaryInfo& info) {
   r.set_mp_residual_threshold(info.mp_residual_threshold());
   r.set_weights_sha256(info.weights_sha256());
   *r.mutable_matryoshka_widths() = info.matryoshka_widths();
+  r.set_alias(info.alias());
   return r;
 }
 
@@ -236,6 +237,7 @@ v1::DictionaryInfo FromRecord(const records::v1::DictionaryMetadata& r) {
   info.set_mp_residual_threshold(r.mp_residual_threshold());
   info.set_weights_sha256(r.weights_sha256());
   *info.mutable_matryoshka_widths() = r.matryoshka_widths();
+  info.set_alias(r.alias());
   return info;
 }
 

@@ -1,6 +1,6 @@
 // ServiceCore: the saedict.v1 operations on plain protobuf messages, with no
-// gRPC inside, so the gRPC front end (and later an HTTP one) stays a thin
-// adapter: decode nothing, call the core, convert the status.
+// gRPC inside, so the gRPC front end and the HTTP gateway (gateway/) stay thin
+// adapters: decode nothing, call the core, convert the status.
 //
 // Encode requests go through the dynamic batcher; Decode and Intervene call
 // the encoder directly. The corpus reads are CorpusQueries, an Ingest stream
