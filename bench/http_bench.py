@@ -95,7 +95,9 @@ def main():
                  lambda i: f"/api/feature/saedict-demo/demo/{i % 512}"),
             ]
             run(port, cases[1][1], 1.0, args.connections)  # warm-up
-            print(f"CPU: {os.popen('lscpu | sed -n s/^Model\\ name:\\ *//p').read().strip()}, "
+            cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                        if l.startswith("model name")), "unknown CPU")
+            print(f"CPU: {cpu}, "
                   f"{os.cpu_count()} cores; {args.connections} keep-alive connections, "
                   f"{args.seconds:.0f} s each")
             reference = None

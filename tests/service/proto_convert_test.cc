@@ -34,6 +34,7 @@ v1::DictionaryInfo FullInfo() {
   info.set_weights_sha256(std::string(64, 'a'));
   info.add_matryoshka_widths(4096);
   info.add_matryoshka_widths(24576);
+  info.set_alias("12-res-16k");
   return info;
 }
 

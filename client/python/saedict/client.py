@@ -420,13 +420,15 @@ class Client:
     # --- dictionaries --------------------------------------------------------
 
     def load_dictionary(self, id: str, path: str, format: str = "auto", replace: bool = False,
-                        default_compute_mode: Optional[str] = None):
+                        default_compute_mode: Optional[str] = None, alias: str = ""):
         """Loads the SAE at `path` (a folder or .npz under the server's
         --dictionary_root) as dictionary `id`; returns its DictionaryInfo.
 
         format: "auto", "saelens", "sparsify", "gemma_scope" or "gemma_scope_2".
         default_compute_mode: the mode of requests that name none ("f32",
         "fast_exact", "bf16"); None: the server's --default_compute_mode.
+        alias: the name Neuronpedia-style URLs use for it
+        (/api/feature/{model}/{alias}/{index}), e.g. "6-res-jb"; unique per model.
         Never retried. AlreadyExists unless replace=True.
 
         >>> c.load_dictionary("demo", "anything")
@@ -437,7 +439,7 @@ class Client:
         if format not in _FORMATS:
             raise ValueError(f"format must be one of {sorted(_FORMATS)}, got {format!r}")
         req = pb.LoadDictionaryRequest(id=id, path=str(path), format=_FORMATS[format],
-                                       replace=replace)
+                                       replace=replace, alias=alias)
         mode = _compute_mode(default_compute_mode, False)
         if mode is not None:
             req.default_compute_mode = mode
@@ -1048,13 +1050,13 @@ class Client:
 
     def upload(self, id: str, path, format: str = "auto", replace: bool = False,
                default_compute_mode: Optional[str] = None, progress: bool = False,
-               chunk_bytes: int = 2 << 20, timeout=None):
+               chunk_bytes: int = 2 << 20, timeout=None, alias: str = ""):
         """Sends the SAE at local `path` (a SAELens / sparsify folder, or a
         Gemma Scope params.npz) to the server, which checks every file's size
         and SHA-256, then loads it exactly like load_dictionary and serves it
         from then on. Returns its DictionaryInfo. An interrupted or damaged
-        upload leaves nothing on the server. progress=True prints bytes/s on
-        stderr. Never retried; no deadline by default (big files).
+        upload leaves nothing on the server. alias as for load_dictionary.
+        progress=True prints bytes/s on stderr. Never retried; no deadline by default (big files).
         AlreadyExists unless replace=True; ResourceExhausted above the
         server's --max_upload_mb.
         """
@@ -1063,7 +1065,8 @@ class Client:
         if not 1 <= chunk_bytes <= 4 << 20:
             raise ValueError(f"chunk_bytes must be in [1, 4 MiB], got {chunk_bytes}")
         plan = files.upload_plan(path)
-        header = pb.UploadDictionaryRequest.Header(id=id, format=_FORMATS[format], replace=replace)
+        header = pb.UploadDictionaryRequest.Header(id=id, format=_FORMATS[format], replace=replace,
+                                                   alias=alias)
         mode = _compute_mode(default_compute_mode, False)
         if mode is not None:
             header.default_compute_mode = mode
