@@ -69,7 +69,7 @@ def main():
         proc = subprocess.Popen([str(build / "server/saedictd"), "--port=0",
                                  f"--port_file={port_file}", f"--data_dir={tmp / 'var'}",
                                  f"--dictionary_root={tmp / 'root'}", "--demo=false",
-                                 "--metrics_port=0"],
+                                 "--metrics_port=0", "--http_port=0"],
                                 stderr=open(tmp / "saedictd.log", "w"))
         while not port_file.exists():
             if proc.poll() is not None:

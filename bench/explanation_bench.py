@@ -57,7 +57,7 @@ def main():
         port_file = tmp / "port"
         proc = subprocess.Popen([str(build / "server/saedictd"), "--port=0",
                                  f"--port_file={port_file}", f"--data_dir={tmp / 'var'}",
-                                 "--demo=false", "--metrics_port=0"],
+                                 "--demo=false", "--metrics_port=0", "--http_port=0"],
                                 stderr=open(tmp / "log", "w"))
         while not port_file.exists():
             if proc.poll() is not None:

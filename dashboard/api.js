@@ -76,10 +76,9 @@ export async function stream(method, body, onMessage, signal) {
 
 function handleLine(method, line, onMessage) {
   const obj = JSON.parse(line);
-  // A stream that fails after it started may end with an error object.
-  const keys = obj && typeof obj === 'object' ? Object.keys(obj) : [];
-  if (obj && obj.code && keys.every((k) => k === 'code' || k === 'message' || k === 'details')) {
-    throw new ApiError(method, 200, obj.code, obj.message);
+  // A stream that fails after it started ends with {"error":{code,message}}.
+  if (obj && obj.error && typeof obj.error === 'object' && Object.keys(obj).length === 1) {
+    throw new ApiError(method, 200, obj.error.code, obj.error.message);
   }
   onMessage(obj);
 }

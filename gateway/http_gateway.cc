@@ -3,6 +3,8 @@
 #include <httplib.h>
 
 #include <string_view>
+#include <memory>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -13,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "gateway/dashboard_assets.h"
 #include "gateway/json_api.h"
+#include "gateway/live_stream.h"
 #include "gateway/neuronpedia_api.h"
 #include "gateway/proto_json.h"
 #include "google/protobuf/struct.pb.h"
@@ -107,15 +110,37 @@ class HttpGateway::Impl {
   std::thread& listener() { return listener_; }
 
  private:
+  // One admitted request, counted in the RPC metrics as service "http",
+  // method `label`. It may outlive its handler: a live stream keeps it (and
+  // with it the admission's stream slot) until the stream ends.
+  class RequestScope {
+   public:
+    RequestScope(server::ServerMetrics* metrics, const std::string& label)
+        : metrics_(metrics), metric_(absl::StrCat("/http/", label)), start_(absl::Now()) {
+      if (metrics_ != nullptr) metrics_->RpcStarted(metric_);
+    }
+    ~RequestScope() {
+      if (metrics_ == nullptr) return;
+      metrics_->ObserveRpc(metric_, absl::StatusCodeToString(status.code()),
+                           absl::Now() - start_);
+      metrics_->RpcFinished(metric_);
+    }
+    absl::Time start() const { return start_; }
+    std::optional<server::CallPolicy::Admission> admission;
+    absl::Status status;  // how the request ended
+
+   private:
+    server::ServerMetrics* const metrics_;
+    const std::string metric_;
+    const absl::Time start_;
+  };
+
   // Runs one API request: admission (auth, role, deadline, stream cap,
-  // drain), the call, the answer or the error; counted in the RPC metrics
-  // as service "http", method `label`.
+  // drain), then fn(deadline, scope), then the error answer if it failed.
   template <typename Fn>
   void Serve(const httplib::Request& req, httplib::Response& res, const std::string& label,
              absl::string_view role_method, server::CallKind kind, Fn fn) {
-    const absl::Time start = absl::Now();
-    const std::string metric = absl::StrCat("/http/", label);
-    if (metrics_ != nullptr) metrics_->RpcStarted(metric);
+    auto scope = std::make_shared<RequestScope>(metrics_, label);
     absl::Status status = [&]() -> absl::Status {
       server::CallerInfo caller;
       if (req.has_header("Authorization")) caller.authorization = req.get_header_value("Authorization");
@@ -127,18 +152,62 @@ class HttpGateway::Impl {
           return absl::InvalidArgumentError(absl::StrCat(
               kDeadlineHeader, ": '", value, "'; expected milliseconds from now, > 0"));
         }
-        caller.deadline = start + absl::Milliseconds(ms);
+        caller.deadline = scope->start() + absl::Milliseconds(ms);
       }
       absl::StatusOr<server::CallPolicy::Admission> admission =
           policy_->Admit(caller, role_method, kind);
       if (!admission.ok()) return admission.status();
-      return fn(admission->deadline);
+      const absl::Time deadline = admission->deadline;
+      scope->admission.emplace(*std::move(admission));
+      return fn(deadline, scope);
     }();
     if (!status.ok()) WriteError(res, status);
-    if (metrics_ != nullptr) {
-      metrics_->ObserveRpc(metric, absl::StatusCodeToString(status.code()), absl::Now() - start);
-      metrics_->RpcFinished(metric);
+    scope->status = status;  // a live stream's provider overwrites it at its end
+  }
+
+  // A server-streaming method, live: the answer's lines go out as the core
+  // produces them. An error before the first line is an HTTP error; one
+  // after it ends the NDJSON with {"error":{"code","message"}}.
+  absl::Status ServeLiveStream(const JsonApi::Method& method, std::string body,
+                               absl::Time deadline, std::shared_ptr<RequestScope> scope,
+                               httplib::Response& res) {
+    const JsonApi::Method* m = &method;
+    auto stream = std::make_shared<LiveStream>(
+        [m, body = std::move(body), deadline](const LiveStream::LineSink& emit,
+                                              const std::function<bool()>& cancelled) {
+          JsonCall call;
+          call.body = body;
+          call.deadline = deadline;
+          call.cancelled = cancelled;
+          return m->stream(call, emit);
+        });
+    if (std::optional<absl::Status> ended = stream->WaitForFirstLine()) {
+      if (ended->ok()) res.set_content("", kNdjson);
+      return *ended;
     }
+    res.set_chunked_content_provider(
+        kNdjson,
+        [stream, scope](size_t, httplib::DataSink& sink) {
+          if (std::optional<std::string> line = stream->Next()) {
+            line->push_back('\n');
+            return sink.write(line->data(), line->size());
+          }
+          const absl::Status end = stream->status();
+          if (!end.ok()) {
+            const std::string error = absl::StrCat("{\"error\":", ErrorJson(end), "}\n");
+            sink.write(error.data(), error.size());
+          }
+          scope->status = end;
+          sink.done();
+          return true;
+        },
+        [stream, scope](bool success) {
+          if (!success) {
+            stream->Cancel();  // the client went away
+            scope->status = absl::CancelledError("the client closed the connection");
+          }
+        });
+    return absl::OkStatus();
   }
 
   void ServeMethod(const httplib::Request& req, httplib::Response& res) {
@@ -161,7 +230,8 @@ class HttpGateway::Impl {
     }
     const server::CallKind kind =
         method->shape == MethodShape::kUnary ? server::CallKind::kUnary : server::CallKind::kStream;
-    Serve(req, res, name, name, kind, [&](absl::Time deadline) -> absl::Status {
+    Serve(req, res, name, name, kind,
+          [&](absl::Time deadline, std::shared_ptr<RequestScope> scope) -> absl::Status {
       std::string query_json;
       if (get) {
         std::vector<std::pair<std::string, std::string>> params(req.params.begin(),
@@ -172,6 +242,10 @@ class HttpGateway::Impl {
                 ->New());
         if (absl::Status s = FromQueryParameters(params, request.get()); !s.ok()) return s;
         query_json = ToJson(*request);
+      }
+      if (method->shape == MethodShape::kServerStream) {
+        return ServeLiveStream(*method, get ? query_json : req.body, deadline, std::move(scope),
+                               res);
       }
       JsonCall call;
       call.body = get ? absl::string_view(query_json) : absl::string_view(req.body);
@@ -294,7 +368,7 @@ class HttpGateway::Impl {
     http.Get(R"(/api/feature/([^/]+)/([^/]+)/([^/]+))",
              [this](const httplib::Request& req, httplib::Response& res) {
                Serve(req, res, "neuronpedia_feature", "GetFeature", server::CallKind::kUnary,
-                     [&](absl::Time) -> absl::Status {
+                     [&](absl::Time, std::shared_ptr<RequestScope>) -> absl::Status {
                        absl::StatusOr<std::string> out =
                            NeuronpediaFeature(*core_, req.matches[1].str(), req.matches[2].str(),
                                               req.matches[3].str());
@@ -306,7 +380,8 @@ class HttpGateway::Impl {
     http.Post("/api/explanation/search", [this](const httplib::Request& req,
                                                 httplib::Response& res) {
       Serve(req, res, "neuronpedia_explanation_search", "SearchExplanations",
-            server::CallKind::kUnary, [&](absl::Time) -> absl::Status {
+            server::CallKind::kUnary,
+            [&](absl::Time, std::shared_ptr<RequestScope>) -> absl::Status {
               absl::StatusOr<std::string> out = NeuronpediaExplanationSearch(*core_, req.body);
               if (!out.ok()) return out.status();
               res.set_content(*std::move(out), kJson);
@@ -315,7 +390,7 @@ class HttpGateway::Impl {
     });
     http.Post("/api/search-all", [this](const httplib::Request& req, httplib::Response& res) {
       Serve(req, res, "neuronpedia_search_all", "Encode", server::CallKind::kUnary,
-            [&](absl::Time deadline) -> absl::Status {
+            [&](absl::Time deadline, std::shared_ptr<RequestScope>) -> absl::Status {
               absl::StatusOr<std::string> out = NeuronpediaSearchAll(*core_, req.body, deadline);
               if (!out.ok()) return out.status();
               res.set_content(*std::move(out), kJson);

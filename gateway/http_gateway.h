@@ -4,7 +4,9 @@
 // dashboard (dashboard_assets.h) and a health endpoint:
 //   GET  /                      the dashboard (index.html; every file of dashboard/ by path)
 //   GET  /v1                    the methods: name, shape, role
-//   POST /v1/{Method}           JSON (or NDJSON) request -> JSON (or NDJSON) answer
+//   POST /v1/{Method}           JSON (or NDJSON) request -> JSON (or NDJSON) answer;
+//                               server streams go out live (live_stream.h), ending
+//                               with {"error":{"code","message"}} if they fail midway
 //   GET  /v1/{Method}?f=v&...   read-role unary methods, fields as query parameters
 //   GET  /api/feature/{modelId}/{layer}/{index}, POST /api/explanation/search,
 //   POST /api/search-all        Neuronpedia-compatible

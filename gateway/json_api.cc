@@ -171,33 +171,27 @@ void JsonApi::AddStreams() {
       }};
 
   methods_["CompareDictionaries"] = Method{
-      MethodShape::kServerStream, v1::CompareDictionariesRequest::descriptor(),
-      [core, cap](const JsonCall& call) -> absl::StatusOr<JsonAnswer> {
+      MethodShape::kServerStream, v1::CompareDictionariesRequest::descriptor(), nullptr,
+      [core](const JsonCall& call, const LineSink& emit) -> absl::Status {
         v1::CompareDictionariesRequest request;
         if (absl::Status s = FromJson(call.body, &request); !s.ok()) return s;
-        NdjsonAnswer answer(cap);
         absl::Status s = core->CompareDictionaries(
-            request, [&](const v1::CompareDictionariesResponse& m) { return answer.Add(m); },
+            request, [&](const v1::CompareDictionariesResponse& m) { return emit(ToJson(m)); },
             [&] { return Cancelled(call); });
-        if (answer.over()) return answer.OverStatus();
         if (!s.ok() && absl::Now() >= call.deadline) return PastDeadline("the comparison");
-        if (!s.ok()) return s;
-        return std::move(answer).Take();
+        return s;
       }};
 
   methods_["ExportLatents"] = Method{
-      MethodShape::kServerStream, v1::ExportLatentsRequest::descriptor(),
-      [core, cap](const JsonCall& call) -> absl::StatusOr<JsonAnswer> {
+      MethodShape::kServerStream, v1::ExportLatentsRequest::descriptor(), nullptr,
+      [core](const JsonCall& call, const LineSink& emit) -> absl::Status {
         v1::ExportLatentsRequest request;
         if (absl::Status s = FromJson(call.body, &request); !s.ok()) return s;
-        NdjsonAnswer answer(cap);
         absl::Status s = core->ExportLatents(
-            request, [&](const v1::ExportLatentsResponse& m) { return answer.Add(m); },
+            request, [&](const v1::ExportLatentsResponse& m) { return emit(ToJson(m)); },
             [&] { return Cancelled(call); });
-        if (answer.over()) return answer.OverStatus();
         if (!s.ok() && absl::Now() >= call.deadline) return PastDeadline("the export");
-        if (!s.ok()) return s;
-        return std::move(answer).Take();
+        return s;
       }};
 
   methods_["Evaluate"] = Method{

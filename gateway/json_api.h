@@ -7,11 +7,13 @@
 //   server stream  body: one request JSON           answer: NDJSON, one message a line
 //   client stream  body: NDJSON, one request a line answer: one response JSON
 //   bidi stream    body: NDJSON                     answer: NDJSON
-// Streams are buffered: a whole answer is at most max_answer_bytes
-// (RESOURCE_EXHAUSTED beyond; use gRPC for bigger streams). Errors are the
-// core's, plus INVALID_ARGUMENT for JSON that is not the request message.
-// A stream that fails midway answers the error alone (what earlier
-// messages did — stored Ingest batches — stays done; the message says).
+// Server streams are live: each message goes out as the core produces it
+// (Method::stream). Client and bidi streams are buffered: their answer is
+// at most max_answer_bytes (RESOURCE_EXHAUSTED beyond; use gRPC for bigger
+// streams), and one that fails midway answers the error alone (what
+// earlier messages did — stored Ingest batches — stays done; the message
+// says). Errors are the core's, plus INVALID_ARGUMENT for JSON that is not
+// the request message.
 //
 // Thread safety: Call() may run on any number of threads at once.
 #ifndef SAEDICT_GATEWAY_JSON_API_H_
@@ -43,10 +45,15 @@ struct JsonAnswer {
 
 class JsonApi {
  public:
+  // One answer message as a JSON line (no newline); false: stop.
+  using LineSink = std::function<bool(std::string line)>;
   struct Method {
     MethodShape shape;
     const google::protobuf::Descriptor* request_type;
+    // Unary, client and bidi streams: the whole answer.
     std::function<absl::StatusOr<JsonAnswer>(const JsonCall&)> run;
+    // Server streams: the answer messages to `emit` as they come.
+    std::function<absl::Status(const JsonCall&, const LineSink& emit)> stream;
   };
 
   JsonApi(service::ServiceCore* core, int64_t max_answer_bytes);

@@ -82,10 +82,17 @@ TEST_F(HttpErrorsTest, LimitsAreTheGrpcOnes) {
   *encode.mutable_activations() = F16Tensor(x, {4097, 64});
   ExpectError(Post("Encode", gateway::ToJson(encode)), 429, "RESOURCE_EXHAUSTED",
               "max_request_tokens");
-  // A streamed answer past the cap is refused, not cut.
-  // (ExportLatents of the demo corpus is far over 1 MiB.)
-  ExpectError(Post("ExportLatents", R"({"dictionaryId":"demo","corpus":"demo"})"), 429,
-              "RESOURCE_EXHAUSTED", "use the gRPC stream");
+  // A buffered (bidi) answer past the cap is refused, not cut: one
+  // EncodeStream line of 4096 F16 rows is under the 1 MiB body cap, its
+  // answer with the F32 reconstruction (1 MiB) is over it.
+  std::vector<float> rows(4096 * 64, 0.5f);
+  v1::EncodeRequest part;
+  part.set_dictionary_id("demo");
+  *part.mutable_activations() = F16Tensor(rows, {4096, 64});
+  part.mutable_options()->set_return_reconstruction(true);
+  const std::string line = gateway::ToJson(part) + "\n";
+  ASSERT_LT(line.size(), 1u << 20);
+  ExpectError(Post("EncodeStream", line), 429, "RESOURCE_EXHAUSTED", "use the gRPC stream");
 }
 
 TEST_F(HttpErrorsTest, CorsHeadersOnlyForConfiguredOrigins) {

@@ -187,6 +187,57 @@ TEST_F(HttpJsonApiTest, ServerStreamIsNdjsonOfTheGrpcMessages) {
   }
 }
 
+TEST_F(HttpJsonApiTest, ServerStreamsGoOutLiveWhateverTheirSize) {
+  // The demo corpus' latent export: several MB of NDJSON, line for line the
+  // gRPC stream's messages.
+  v1::ExportLatentsRequest request;
+  request.set_dictionary_id("demo");
+  request.set_corpus("demo");
+  std::vector<v1::ExportLatentsResponse> grpc_messages;
+  {
+    auto ctx = Ctx();
+    auto reader = stub_->ExportLatents(ctx.get(), request);
+    v1::ExportLatentsResponse m;
+    while (reader->Read(&m)) grpc_messages.push_back(m);
+    ASSERT_TRUE(reader->Finish().ok());
+  }
+  httplib::Result r = Post("ExportLatents", gateway::ToJson(request));
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body.substr(0, 300);
+  EXPECT_GT(r->body.size(), 2u << 20);
+  EXPECT_EQ(r->get_header_value("Transfer-Encoding"), "chunked");
+  size_t i = 0;
+  ASSERT_TRUE(gateway::ForEachNdjsonLine(r->body, [&](absl::string_view line, int64_t) {
+                v1::ExportLatentsResponse m;
+                absl::Status s = gateway::FromJson(line, &m, "line");
+                EXPECT_LT(i, grpc_messages.size());
+                if (s.ok() && i < grpc_messages.size()) {
+                  EXPECT_TRUE(Same(m, grpc_messages[i]));
+                }
+                ++i;
+                return s;
+              }).ok());
+  EXPECT_EQ(i, grpc_messages.size());
+
+  // A client that hangs up after the first chunk cancels the export; the
+  // server goes on serving and the request leaves the in-flight count.
+  int chunks = 0;
+  httplib::Client client("127.0.0.1", server_->http_port());
+  httplib::Request cut_request;
+  cut_request.method = "POST";
+  cut_request.path = "/v1/ExportLatents";
+  cut_request.body = gateway::ToJson(request);
+  cut_request.set_header("Content-Type", "application/json");
+  cut_request.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+    return ++chunks < 2;
+  };
+  httplib::Result cut = client.send(cut_request);
+  EXPECT_FALSE(cut);  // the receiver stopped it
+  EXPECT_TRUE(Http().Get("/healthz"));
+  v1::ListDictionariesResponse list;
+  ASSERT_TRUE(PostProto("ListDictionaries", v1::ListDictionariesRequest(), &list));
+}
+
 TEST_F(HttpJsonApiTest, IngestAndEncodeStreamTakeNdjsonBodies) {
   const WrittenSae a = WriteSae("a", engine::Architecture::kTopK);
   ASSERT_TRUE(Load("a", a.path).ok());

@@ -71,7 +71,8 @@ absl::StatusOr<std::unique_ptr<SaedictdProcess>> SaedictdProcess::Start(const Op
       "--port=0",
       "--listen_address=127.0.0.1",
       "--port_file=" + options.port_file.string(),
-      "--metrics_port=0",  // tests run in parallel: never the fixed default port
+      "--metrics_port=0",  // tests run in parallel: never the fixed default ports
+      "--http_port=0",
       "--data_dir=" + options.data_dir.string(),
       "--dictionary_root=" + options.dictionary_root.string(),
   };
@@ -130,7 +131,8 @@ std::optional<int> SaedictdProcess::SignalAndWait(int signal, absl::Duration tim
 }
 
 std::optional<int> RunSaedictd(const std::vector<std::string>& args, absl::Duration timeout) {
-  std::vector<std::string> all = {"--metrics_port=0"};  // before `args`: they may override it
+  // Before `args`: they may override them.
+  std::vector<std::string> all = {"--metrics_port=0", "--http_port=0"};
   all.insert(all.end(), args.begin(), args.end());
   absl::StatusOr<pid_t> pid = Spawn(all);
   if (!pid.ok()) return std::nullopt;

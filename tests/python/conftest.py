@@ -128,7 +128,7 @@ class Server:
             stale.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             [os.environ["SAEDICT_SAEDICTD"], "--port=0", f"--port_file={port_file}", "--metrics_port=0",
-             f"--metrics_port_file={metrics_port_file}",
+             f"--metrics_port_file={metrics_port_file}", "--http_port=0",
              f"--data_dir={self.data_dir}", f"--dictionary_root={self.root}",
              f"--demo_corpus={str(demo_corpus).lower()}", *extra_flags],
             stderr=open(tmp_path / "saedictd.log", "a"))

@@ -207,7 +207,7 @@ def test_secret_example_is_a_token_file_saedictd_starts_with(tmp_path):
     port_file = tmp_path / "port"
     proc = subprocess.Popen([os.environ["SAEDICT_SAEDICTD"], f"--auth_tokens_file={tokens}",
                              "--port=0", f"--port_file={port_file}", "--metrics_port=-1",
-                             f"--data_dir={tmp_path / 'var'}", "--demo=false"],
+                             "--http_port=-1", f"--data_dir={tmp_path / 'var'}", "--demo=false"],
                             stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 60
