@@ -2,9 +2,9 @@
 
 #include <httplib.h>
 
-#include <string_view>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -121,8 +121,7 @@ class HttpGateway::Impl {
     }
     ~RequestScope() {
       if (metrics_ == nullptr) return;
-      metrics_->ObserveRpc(metric_, absl::StatusCodeToString(status.code()),
-                           absl::Now() - start_);
+      metrics_->ObserveRpc(metric_, absl::StatusCodeToString(status.code()), absl::Now() - start_);
       metrics_->RpcFinished(metric_);
     }
     absl::Time start() const { return start_; }
@@ -143,14 +142,15 @@ class HttpGateway::Impl {
     auto scope = std::make_shared<RequestScope>(metrics_, label);
     absl::Status status = [&]() -> absl::Status {
       server::CallerInfo caller;
-      if (req.has_header("Authorization")) caller.authorization = req.get_header_value("Authorization");
+      if (req.has_header("Authorization"))
+        caller.authorization = req.get_header_value("Authorization");
       caller.peer_host = req.remote_addr;
       if (req.has_header(kDeadlineHeader)) {
         int64_t ms = 0;
         const std::string value = req.get_header_value(kDeadlineHeader);
         if (!absl::SimpleAtoi(value, &ms) || ms <= 0) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              kDeadlineHeader, ": '", value, "'; expected milliseconds from now, > 0"));
+          return absl::InvalidArgumentError(absl::StrCat(kDeadlineHeader, ": '", value,
+                                                         "'; expected milliseconds from now, > 0"));
         }
         caller.deadline = scope->start() + absl::Milliseconds(ms);
       }
@@ -168,9 +168,8 @@ class HttpGateway::Impl {
   // A server-streaming method, live: the answer's lines go out as the core
   // produces them. An error before the first line is an HTTP error; one
   // after it ends the NDJSON with {"error":{"code","message"}}.
-  absl::Status ServeLiveStream(const JsonApi::Method& method, std::string body,
-                               absl::Time deadline, std::shared_ptr<RequestScope> scope,
-                               httplib::Response& res) {
+  absl::Status ServeLiveStream(const JsonApi::Method& method, std::string body, absl::Time deadline,
+                               std::shared_ptr<RequestScope> scope, httplib::Response& res) {
     const JsonApi::Method* m = &method;
     auto stream = std::make_shared<LiveStream>(
         [m, body = std::move(body), deadline](const LiveStream::LineSink& emit,
@@ -232,29 +231,29 @@ class HttpGateway::Impl {
         method->shape == MethodShape::kUnary ? server::CallKind::kUnary : server::CallKind::kStream;
     Serve(req, res, name, name, kind,
           [&](absl::Time deadline, std::shared_ptr<RequestScope> scope) -> absl::Status {
-      std::string query_json;
-      if (get) {
-        std::vector<std::pair<std::string, std::string>> params(req.params.begin(),
-                                                                req.params.end());
-        std::unique_ptr<google::protobuf::Message> request(
-            google::protobuf::MessageFactory::generated_factory()
-                ->GetPrototype(method->request_type)
-                ->New());
-        if (absl::Status s = FromQueryParameters(params, request.get()); !s.ok()) return s;
-        query_json = ToJson(*request);
-      }
-      if (method->shape == MethodShape::kServerStream) {
-        return ServeLiveStream(*method, get ? query_json : req.body, deadline, std::move(scope),
-                               res);
-      }
-      JsonCall call;
-      call.body = get ? absl::string_view(query_json) : absl::string_view(req.body);
-      call.deadline = deadline;
-      absl::StatusOr<JsonAnswer> answer = method->run(call);
-      if (!answer.ok()) return answer.status();
-      res.set_content(std::move(answer->body), answer->ndjson ? kNdjson : kJson);
-      return absl::OkStatus();
-    });
+            std::string query_json;
+            if (get) {
+              std::vector<std::pair<std::string, std::string>> params(req.params.begin(),
+                                                                      req.params.end());
+              std::unique_ptr<google::protobuf::Message> request(
+                  google::protobuf::MessageFactory::generated_factory()
+                      ->GetPrototype(method->request_type)
+                      ->New());
+              if (absl::Status s = FromQueryParameters(params, request.get()); !s.ok()) return s;
+              query_json = ToJson(*request);
+            }
+            if (method->shape == MethodShape::kServerStream) {
+              return ServeLiveStream(*method, get ? query_json : req.body, deadline,
+                                     std::move(scope), res);
+            }
+            JsonCall call;
+            call.body = get ? absl::string_view(query_json) : absl::string_view(req.body);
+            call.deadline = deadline;
+            absl::StatusOr<JsonAnswer> answer = method->run(call);
+            if (!answer.ok()) return answer.status();
+            res.set_content(std::move(answer->body), answer->ndjson ? kNdjson : kJson);
+            return absl::OkStatus();
+          });
   }
 
   void ServeMethodList(httplib::Response& res) {
@@ -307,9 +306,9 @@ class HttpGateway::Impl {
       if (req.method != "OPTIONS") return httplib::Server::HandlerResponse::Unhandled;
       if (!allowed) {
         res.status = 403;
-        res.set_content(ErrorJson(absl::PermissionDeniedError(absl::StrCat(
-                            "origin '", req.get_header_value("Origin"),
-                            "' is not in the server's --http_cors_origins"))),
+        res.set_content(ErrorJson(absl::PermissionDeniedError(
+                            absl::StrCat("origin '", req.get_header_value("Origin"),
+                                         "' is not in the server's --http_cors_origins"))),
                         kJson);
         return httplib::Server::HandlerResponse::Handled;
       }
@@ -329,11 +328,12 @@ class HttpGateway::Impl {
         status = absl::NotFoundError(absl::StrCat("no route ", req.method, " ", req.path,
                                                   "; the dashboard is at /, the API at /v1"));
       } else if (res.status == 413) {
-        status = absl::ResourceExhaustedError(absl::StrCat(
-            "the request body passes ", options_.max_body_bytes,
-            " bytes (the server's --max_message_bytes)"));
+        status = absl::ResourceExhaustedError(
+            absl::StrCat("the request body passes ", options_.max_body_bytes,
+                         " bytes (the server's --max_message_bytes)"));
       } else if (res.status == 405) {
-        status = absl::InvalidArgumentError(absl::StrCat(req.method, " is not allowed on ", req.path));
+        status =
+            absl::InvalidArgumentError(absl::StrCat(req.method, " is not allowed on ", req.path));
       } else {
         status = absl::InvalidArgumentError(absl::StrCat("HTTP ", res.status));
       }
@@ -356,38 +356,36 @@ class HttpGateway::Impl {
       res.status = serving ? 200 : 503;
       res.set_content(serving ? R"({"status":"SERVING"})" : R"({"status":"NOT_SERVING"})", kJson);
     });
-    http.Get("/v1/?", [this](const httplib::Request&, httplib::Response& res) {
-      ServeMethodList(res);
-    });
+    http.Get("/v1/?",
+             [this](const httplib::Request&, httplib::Response& res) { ServeMethodList(res); });
     auto method = [this](const httplib::Request& req, httplib::Response& res) {
       ServeMethod(req, res);
     };
     http.Get(R"(/v1/([A-Za-z0-9_]+))", method);
     http.Post(R"(/v1/([A-Za-z0-9_]+))", method);
 
-    http.Get(R"(/api/feature/([^/]+)/([^/]+)/([^/]+))",
-             [this](const httplib::Request& req, httplib::Response& res) {
-               Serve(req, res, "neuronpedia_feature", "GetFeature", server::CallKind::kUnary,
-                     [&](absl::Time, std::shared_ptr<RequestScope>) -> absl::Status {
-                       absl::StatusOr<std::string> out =
-                           NeuronpediaFeature(*core_, req.matches[1].str(), req.matches[2].str(),
-                                              req.matches[3].str());
-                       if (!out.ok()) return out.status();
-                       res.set_content(*std::move(out), kJson);
-                       return absl::OkStatus();
-                     });
-             });
-    http.Post("/api/explanation/search", [this](const httplib::Request& req,
-                                                httplib::Response& res) {
-      Serve(req, res, "neuronpedia_explanation_search", "SearchExplanations",
-            server::CallKind::kUnary,
+    http.Get(R"(/api/feature/([^/]+)/([^/]+)/([^/]+))", [this](const httplib::Request& req,
+                                                               httplib::Response& res) {
+      Serve(req, res, "neuronpedia_feature", "GetFeature", server::CallKind::kUnary,
             [&](absl::Time, std::shared_ptr<RequestScope>) -> absl::Status {
-              absl::StatusOr<std::string> out = NeuronpediaExplanationSearch(*core_, req.body);
+              absl::StatusOr<std::string> out = NeuronpediaFeature(
+                  *core_, req.matches[1].str(), req.matches[2].str(), req.matches[3].str());
               if (!out.ok()) return out.status();
               res.set_content(*std::move(out), kJson);
               return absl::OkStatus();
             });
     });
+    http.Post(
+        "/api/explanation/search", [this](const httplib::Request& req, httplib::Response& res) {
+          Serve(req, res, "neuronpedia_explanation_search", "SearchExplanations",
+                server::CallKind::kUnary,
+                [&](absl::Time, std::shared_ptr<RequestScope>) -> absl::Status {
+                  absl::StatusOr<std::string> out = NeuronpediaExplanationSearch(*core_, req.body);
+                  if (!out.ok()) return out.status();
+                  res.set_content(*std::move(out), kJson);
+                  return absl::OkStatus();
+                });
+        });
     http.Post("/api/search-all", [this](const httplib::Request& req, httplib::Response& res) {
       Serve(req, res, "neuronpedia_search_all", "Encode", server::CallKind::kUnary,
             [&](absl::Time deadline, std::shared_ptr<RequestScope>) -> absl::Status {
@@ -450,8 +448,7 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(const HttpOption
   }
   if (port < 0) {
     return absl::UnavailableError(absl::StrCat("HTTP: cannot listen on ", options.address, ":",
-                                               options.port,
-                                               " (in use, or not a local address?)"));
+                                               options.port, " (in use, or not a local address?)"));
   }
   httplib::Server* server = &impl->http();
   impl->listener() = std::thread([server] { server->listen_after_bind(); });

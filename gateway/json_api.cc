@@ -18,7 +18,8 @@ class NdjsonAnswer {
   // false (and over() set) once the answer would pass the cap.
   bool Add(const google::protobuf::Message& m) {
     std::string line = ToJson(m);
-    if (max_bytes_ > 0 && static_cast<int64_t>(answer_.body.size() + line.size() + 1) > max_bytes_) {
+    if (max_bytes_ > 0 &&
+        static_cast<int64_t>(answer_.body.size() + line.size() + 1) > max_bytes_) {
       over_ = true;
       return false;
     }
@@ -43,6 +44,17 @@ class NdjsonAnswer {
   bool over_ = false;
 };
 
+// Calls fn with each request message of an NDJSON body, in order; a line
+// that is not a Request is INVALID_ARGUMENT naming its number.
+template <typename Request, typename Fn>
+absl::Status ForEachRequest(absl::string_view body, Fn fn) {
+  return ForEachNdjsonLine(body, [&](absl::string_view line, int64_t n) -> absl::Status {
+    Request request;
+    if (auto p = FromJson(line, &request, absl::StrCat("request body line ", n)); !p.ok()) return p;
+    return fn(request);
+  });
+}
+
 bool Cancelled(const JsonCall& call) {
   return (call.cancelled && call.cancelled()) || absl::Now() >= call.deadline;
 }
@@ -55,16 +67,15 @@ absl::Status PastDeadline(absl::string_view what) {
 
 template <typename Request, typename Response, typename Fn>
 void JsonApi::AddUnary(const std::string& name, Fn fn) {
-  methods_[name] = Method{
-      MethodShape::kUnary, Request::descriptor(),
-      [fn](const JsonCall& call) -> absl::StatusOr<JsonAnswer> {
-        Request request;
-        if (absl::Status s = FromJson(call.body, &request); !s.ok()) return s;
-        absl::StatusOr<Response> response = fn(request, call.deadline);
-        if (!response.ok()) return response.status();
-        if (absl::Now() > call.deadline) return PastDeadline("the call");
-        return JsonAnswer{ToJson(*response), false};
-      }};
+  methods_[name] = Method{MethodShape::kUnary, Request::descriptor(),
+                          [fn](const JsonCall& call) -> absl::StatusOr<JsonAnswer> {
+                            Request request;
+                            if (absl::Status s = FromJson(call.body, &request); !s.ok()) return s;
+                            absl::StatusOr<Response> response = fn(request, call.deadline);
+                            if (!response.ok()) return response.status();
+                            if (absl::Now() > call.deadline) return PastDeadline("the call");
+                            return JsonAnswer{ToJson(*response), false};
+                          }};
 }
 
 JsonApi::JsonApi(service::ServiceCore* core, int64_t max_answer_bytes)
@@ -81,8 +92,8 @@ JsonApi::JsonApi(service::ServiceCore* core, int64_t max_answer_bytes)
       "DeleteDictionary", [c](const auto& r, absl::Time) { return c->DeleteDictionary(r); });
   AddUnary<EncodeRequest, EncodeResponse>(
       "Encode", [c](const auto& r, absl::Time deadline) { return c->Encode(r, deadline); });
-  AddUnary<DecodeRequest, DecodeResponse>(
-      "Decode", [c](const auto& r, absl::Time) { return c->Decode(r); });
+  AddUnary<DecodeRequest, DecodeResponse>("Decode",
+                                          [c](const auto& r, absl::Time) { return c->Decode(r); });
   AddUnary<InterveneRequest, InterveneResponse>(
       "Intervene", [c](const auto& r, absl::Time) { return c->Intervene(r); });
   AddUnary<GetDocumentRequest, GetDocumentResponse>(
@@ -124,15 +135,13 @@ void JsonApi::AddStreams() {
         std::unique_ptr<service::EncodeStreamSession> session =
             core->StartEncodeStream(call.deadline);
         NdjsonAnswer answer(cap);
-        absl::Status s = ForEachNdjsonLine(call.body, [&](absl::string_view line, int64_t n) {
-          if (Cancelled(call)) return PastDeadline("the stream");
-          v1::EncodeRequest request;
-          if (auto p = FromJson(line, &request, absl::StrCat("request body line ", n)); !p.ok())
-            return p;
-          absl::StatusOr<v1::EncodeResponse> response = session->Next(std::move(request));
-          if (!response.ok()) return response.status();
-          return answer.Add(*response) ? absl::OkStatus() : answer.OverStatus();
-        });
+        absl::Status s =
+            ForEachRequest<v1::EncodeRequest>(call.body, [&](v1::EncodeRequest& request) {
+              if (Cancelled(call)) return PastDeadline("the stream");
+              absl::StatusOr<v1::EncodeResponse> response = session->Next(std::move(request));
+              if (!response.ok()) return response.status();
+              return answer.Add(*response) ? absl::OkStatus() : answer.OverStatus();
+            });
         if (!s.ok()) return s;
         return std::move(answer).Take();
       }};
@@ -150,22 +159,19 @@ void JsonApi::AddStreams() {
               return answer.Add(ack);
             },
             call.deadline);
-        absl::Status status = ForEachNdjsonLine(call.body, [&](absl::string_view line, int64_t n) {
-          if (Cancelled(call)) return absl::CancelledError("cancelled, or past the deadline");
-          v1::IngestRequest request;
-          if (auto p = FromJson(line, &request, absl::StrCat("request body line ", n)); !p.ok())
-            return p;
-          return session->Submit(std::move(request));
-        });
+        absl::Status status =
+            ForEachRequest<v1::IngestRequest>(call.body, [&](v1::IngestRequest& request) {
+              if (Cancelled(call)) return absl::CancelledError("cancelled, or past the deadline");
+              return session->Submit(std::move(request));
+            });
         absl::Status finished = session->Finish();
         if (!finished.ok()) status = finished;
         absl::MutexLock lock(&mu);
         if (!status.ok()) {
           if (answer.over()) status = answer.OverStatus();
           return absl::Status(
-              status.code(),
-              absl::StrCat(status.message(), " (", acked,
-                           " earlier request line(s) were stored and stay stored)"));
+              status.code(), absl::StrCat(status.message(), " (", acked,
+                                          " earlier request line(s) were stored and stay stored)"));
         }
         return std::move(answer).Take();
       }};
@@ -182,61 +188,50 @@ void JsonApi::AddStreams() {
         return s;
       }};
 
-  methods_["ExportLatents"] = Method{
-      MethodShape::kServerStream, v1::ExportLatentsRequest::descriptor(), nullptr,
-      [core](const JsonCall& call, const LineSink& emit) -> absl::Status {
-        v1::ExportLatentsRequest request;
-        if (absl::Status s = FromJson(call.body, &request); !s.ok()) return s;
-        absl::Status s = core->ExportLatents(
-            request, [&](const v1::ExportLatentsResponse& m) { return emit(ToJson(m)); },
-            [&] { return Cancelled(call); });
-        if (!s.ok() && absl::Now() >= call.deadline) return PastDeadline("the export");
-        return s;
-      }};
+  methods_["ExportLatents"] =
+      Method{MethodShape::kServerStream, v1::ExportLatentsRequest::descriptor(), nullptr,
+             [core](const JsonCall& call, const LineSink& emit) -> absl::Status {
+               v1::ExportLatentsRequest request;
+               if (absl::Status s = FromJson(call.body, &request); !s.ok()) return s;
+               absl::Status s = core->ExportLatents(
+                   request, [&](const v1::ExportLatentsResponse& m) { return emit(ToJson(m)); },
+                   [&] { return Cancelled(call); });
+               if (!s.ok() && absl::Now() >= call.deadline) return PastDeadline("the export");
+               return s;
+             }};
 
   methods_["Evaluate"] = Method{
       MethodShape::kClientStream, v1::EvaluateRequest::descriptor(),
       [core](const JsonCall& call) -> absl::StatusOr<JsonAnswer> {
         std::unique_ptr<service::EvaluateSession> session = core->StartEvaluate(call.deadline);
-        absl::Status s = ForEachNdjsonLine(call.body, [&](absl::string_view line, int64_t n) {
-          v1::EvaluateRequest request;
-          if (auto p = FromJson(line, &request, absl::StrCat("request body line ", n)); !p.ok())
-            return p;
-          return session->Add(request);
-        });
+        absl::Status s = ForEachRequest<v1::EvaluateRequest>(
+            call.body, [&](v1::EvaluateRequest& request) { return session->Add(request); });
         if (!s.ok()) return s;
         absl::StatusOr<v1::EvaluateResponse> out = session->Finish([&] { return Cancelled(call); });
         if (!out.ok()) return out.status();
         return JsonAnswer{ToJson(*out), false};
       }};
 
-  methods_["ImportExplanations"] = Method{
-      MethodShape::kClientStream, v1::ImportExplanationsRequest::descriptor(),
-      [core](const JsonCall& call) -> absl::StatusOr<JsonAnswer> {
-        std::unique_ptr<service::ExplanationImport> import = core->StartImportExplanations();
-        absl::Status s = ForEachNdjsonLine(call.body, [&](absl::string_view line, int64_t n) {
-          v1::ImportExplanationsRequest request;
-          if (auto p = FromJson(line, &request, absl::StrCat("request body line ", n)); !p.ok())
-            return p;
-          return import->Add(request);
-        });
-        if (!s.ok()) return s;
-        absl::StatusOr<v1::ImportExplanationsResponse> out = import->Finish();
-        if (!out.ok()) return out.status();
-        return JsonAnswer{ToJson(*out), false};
-      }};
+  methods_["ImportExplanations"] =
+      Method{MethodShape::kClientStream, v1::ImportExplanationsRequest::descriptor(),
+             [core](const JsonCall& call) -> absl::StatusOr<JsonAnswer> {
+               std::unique_ptr<service::ExplanationImport> import = core->StartImportExplanations();
+               absl::Status s = ForEachRequest<v1::ImportExplanationsRequest>(
+                   call.body,
+                   [&](v1::ImportExplanationsRequest& request) { return import->Add(request); });
+               if (!s.ok()) return s;
+               absl::StatusOr<v1::ImportExplanationsResponse> out = import->Finish();
+               if (!out.ok()) return out.status();
+               return JsonAnswer{ToJson(*out), false};
+             }};
 
   methods_["UploadDictionary"] = Method{
       MethodShape::kClientStream, v1::UploadDictionaryRequest::descriptor(),
       [core](const JsonCall& call) -> absl::StatusOr<JsonAnswer> {
         // Destroying an unfinished upload removes what it wrote.
         std::unique_ptr<service::DictionaryUpload> upload = core->StartUpload();
-        absl::Status s = ForEachNdjsonLine(call.body, [&](absl::string_view line, int64_t n) {
-          v1::UploadDictionaryRequest request;
-          if (auto p = FromJson(line, &request, absl::StrCat("request body line ", n)); !p.ok())
-            return p;
-          return upload->Add(request);
-        });
+        absl::Status s = ForEachRequest<v1::UploadDictionaryRequest>(
+            call.body, [&](v1::UploadDictionaryRequest& request) { return upload->Add(request); });
         if (!s.ok()) return s;
         absl::StatusOr<v1::UploadDictionaryResponse> out = core->FinishUpload(*upload);
         if (!out.ok()) return out.status();

@@ -51,9 +51,9 @@ class JsonApi {
     MethodShape shape;
     const google::protobuf::Descriptor* request_type;
     // Unary, client and bidi streams: the whole answer.
-    std::function<absl::StatusOr<JsonAnswer>(const JsonCall&)> run;
+    std::function<absl::StatusOr<JsonAnswer>(const JsonCall&)> run = nullptr;
     // Server streams: the answer messages to `emit` as they come.
-    std::function<absl::Status(const JsonCall&, const LineSink& emit)> stream;
+    std::function<absl::Status(const JsonCall&, const LineSink& emit)> stream = nullptr;
   };
 
   JsonApi(service::ServiceCore* core, int64_t max_answer_bytes);

@@ -37,8 +37,8 @@ namespace saedict::gateway {
 class LiveStream {
  public:
   using LineSink = std::function<bool(std::string line)>;
-  using Call = std::function<absl::Status(const LineSink& emit,
-                                          const std::function<bool()>& cancelled)>;
+  using Call =
+      std::function<absl::Status(const LineSink& emit, const std::function<bool()>& cancelled)>;
 
   // Starts `call` on a new thread; at most `max_queued` lines wait for the
   // consumer (the call blocks in emit() beyond that).

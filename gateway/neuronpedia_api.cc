@@ -65,9 +65,8 @@ absl::StatusOr<pb::Struct> ParseBody(absl::string_view body) {
   if (body.empty()) return object;
   auto s = pb::util::JsonStringToMessage(pb::StringPiece(body.data(), body.size()), &object);
   if (!s.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("request body: not a JSON object: ",
-                     std::string(s.message().data(), s.message().size())));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request body: not a JSON object: ", std::string(s.message().data(), s.message().size())));
   }
   return object;
 }
@@ -119,7 +118,8 @@ absl::StatusOr<int64_t> GetInt(const pb::Struct& object, const std::string& name
   double d = 0;
   if (v->kind_case() == pb::Value::kNumberValue) {
     d = v->number_value();
-  } else if (v->kind_case() != pb::Value::kStringValue || !absl::SimpleAtod(v->string_value(), &d)) {
+  } else if (v->kind_case() != pb::Value::kStringValue ||
+             !absl::SimpleAtod(v->string_value(), &d)) {
     return absl::InvalidArgumentError(absl::StrCat(name, ": expected a whole number"));
   }
   if (d != std::floor(d) || d < static_cast<double>(lo) || d > static_cast<double>(hi)) {
@@ -141,7 +141,7 @@ std::string LayerOf(const v1::DictionaryInfo& info) {
 }
 
 absl::StatusOr<std::vector<v1::DictionaryInfo>> ModelDictionaries(service::ServiceCore& core,
-                                                                   absl::string_view model_id) {
+                                                                  absl::string_view model_id) {
   SAEDICT_ASSIGN_OR_RETURN(v1::ListDictionariesResponse all,
                            core.ListDictionaries(v1::ListDictionariesRequest()));
   std::vector<v1::DictionaryInfo> out;
@@ -151,16 +151,17 @@ absl::StatusOr<std::vector<v1::DictionaryInfo>> ModelDictionaries(service::Servi
     if (info.model_name() == model_id) out.push_back(info);
   }
   if (out.empty()) {
-    return absl::NotFoundError(absl::StrCat("modelId: no dictionary of model '", model_id,
-                                            "'; the models here are: ",
-                                            absl::StrJoin(models, ", ")));
+    return absl::NotFoundError(
+        absl::StrCat("modelId: no dictionary of model '", model_id,
+                     "'; the models here are: ", absl::StrJoin(models, ", ")));
   }
   return out;
 }
 
 absl::StatusOr<Source> Resolve(service::ServiceCore& core, absl::string_view model_id,
                                absl::string_view layer) {
-  SAEDICT_ASSIGN_OR_RETURN(std::vector<v1::DictionaryInfo> model, ModelDictionaries(core, model_id));
+  SAEDICT_ASSIGN_OR_RETURN(std::vector<v1::DictionaryInfo> model,
+                           ModelDictionaries(core, model_id));
   for (const auto& info : model) {  // an alias wins over an id
     if (!info.alias().empty() && info.alias() == layer) return Source{info, LayerOf(info)};
   }
@@ -217,8 +218,8 @@ pb::Value ActivationJson(const v1::Example& ex, double bin_min, double bin_max) 
 }  // namespace
 
 absl::StatusOr<std::string> NeuronpediaFeature(service::ServiceCore& core,
-                                               absl::string_view model_id,
-                                               absl::string_view layer, absl::string_view index) {
+                                               absl::string_view model_id, absl::string_view layer,
+                                               absl::string_view index) {
   uint32_t feature = 0;
   if (!absl::SimpleAtoi(index, &feature)) {
     return absl::InvalidArgumentError(
@@ -256,9 +257,10 @@ absl::StatusOr<std::string> NeuronpediaFeature(service::ServiceCore& core,
   Field(o, "frac_nonzero") = Num(f.stats().density());
   Field(o, "freq_hist_data_bar_heights") =
       List(f.stats().histogram(), [](const v1::HistogramBin& b) { return Num(b.count()); });
-  Field(o, "freq_hist_data_bar_values") = List(f.stats().histogram(), [](const v1::HistogramBin& b) {
-    return Num((static_cast<double>(b.lower()) + b.upper()) / 2);
-  });
+  Field(o, "freq_hist_data_bar_values") =
+      List(f.stats().histogram(), [](const v1::HistogramBin& b) {
+        return Num((static_cast<double>(b.lower()) + b.upper()) / 2);
+      });
   // Neuronpedia's list starts with the feature itself (cosine 1).
   std::vector<std::pair<uint32_t, double>> cos = {{feature, 1.0}};
   for (const v1::Neighbour& n : f.neighbours()) cos.emplace_back(n.feature(), n.cosine());
@@ -294,9 +296,8 @@ absl::StatusOr<std::string> NeuronpediaFeature(service::ServiceCore& core,
   std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
     return a.example->value() > b.example->value();
   });
-  Field(o, "activations") = List(items, [](const Item& it) {
-    return ActivationJson(*it.example, it.bin_min, it.bin_max);
-  });
+  Field(o, "activations") = List(
+      items, [](const Item& it) { return ActivationJson(*it.example, it.bin_min, it.bin_max); });
   return Print(o);
 }
 
@@ -352,8 +353,8 @@ absl::StatusOr<std::string> NeuronpediaExplanationSearch(service::ServiceCore& c
   return Print(o);
 }
 
-absl::StatusOr<std::string> NeuronpediaSearchAll(service::ServiceCore& core,
-                                                 absl::string_view body, absl::Time deadline) {
+absl::StatusOr<std::string> NeuronpediaSearchAll(service::ServiceCore& core, absl::string_view body,
+                                                 absl::Time deadline) {
   SAEDICT_ASSIGN_OR_RETURN(pb::Struct request, ParseBody(body));
   SAEDICT_ASSIGN_OR_RETURN(std::string model_id, GetString(request, "modelId", true));
   if (Find(request, "text") != nullptr) {
@@ -380,8 +381,8 @@ absl::StatusOr<std::string> NeuronpediaSearchAll(service::ServiceCore& core,
   }
   const int64_t n = rows->list_value().values_size();
   if (!tokens.empty() && static_cast<int64_t>(tokens.size()) != n) {
-    return absl::InvalidArgumentError(absl::StrCat("tokens: ", tokens.size(),
-                                                   " strings for ", n, " activation rows"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tokens: ", tokens.size(), " strings for ", n, " activation rows"));
   }
   std::vector<float> flat;
   int64_t d_in = -1;
@@ -392,8 +393,8 @@ absl::StatusOr<std::string> NeuronpediaSearchAll(service::ServiceCore& core,
     }
     if (d_in < 0) d_in = row.list_value().values_size();
     if (row.list_value().values_size() != d_in || d_in == 0) {
-      return absl::InvalidArgumentError(absl::StrCat("activations[", r, "]: ",
-                                                     row.list_value().values_size(),
+      return absl::InvalidArgumentError(absl::StrCat("activations[", r,
+                                                     "]: ", row.list_value().values_size(),
                                                      " numbers; every row needs ", d_in));
     }
     for (const pb::Value& x : row.list_value().values()) {
@@ -411,9 +412,9 @@ absl::StatusOr<std::string> NeuronpediaSearchAll(service::ServiceCore& core,
       if (info.d_in() == d_in) sources.push_back({info, LayerOf(info)});
     }
     if (sources.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "activations: rows of ", d_in, " numbers, but no dictionary of model '", model_id,
-          "' has that d_in"));
+      return absl::InvalidArgumentError(absl::StrCat("activations: rows of ", d_in,
+                                                     " numbers, but no dictionary of model '",
+                                                     model_id, "' has that d_in"));
     }
   } else {
     for (const std::string& layer : layers) {
@@ -467,7 +468,8 @@ absl::StatusOr<std::string> NeuronpediaSearchAll(service::ServiceCore& core,
   }
   std::sort(hits.begin(), hits.end(), [](const Hit& a, const Hit& b) {
     if (a.max != b.max) return a.max > b.max;
-    if (a.source->info.id() != b.source->info.id()) return a.source->info.id() < b.source->info.id();
+    if (a.source->info.id() != b.source->info.id())
+      return a.source->info.id() < b.source->info.id();
     return a.feature < b.feature;
   });
   if (static_cast<int64_t>(hits.size()) > num_results) hits.resize(num_results);

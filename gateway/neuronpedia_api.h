@@ -29,12 +29,12 @@ namespace saedict::gateway {
 inline constexpr int kNeuronpediaSearchPage = 20;
 
 absl::StatusOr<std::string> NeuronpediaFeature(service::ServiceCore& core,
-                                               absl::string_view model_id,
-                                               absl::string_view layer, absl::string_view index);
+                                               absl::string_view model_id, absl::string_view layer,
+                                               absl::string_view index);
 absl::StatusOr<std::string> NeuronpediaExplanationSearch(service::ServiceCore& core,
                                                          absl::string_view body);
-absl::StatusOr<std::string> NeuronpediaSearchAll(service::ServiceCore& core,
-                                                 absl::string_view body, absl::Time deadline);
+absl::StatusOr<std::string> NeuronpediaSearchAll(service::ServiceCore& core, absl::string_view body,
+                                                 absl::Time deadline);
 
 }  // namespace saedict::gateway
 

@@ -19,9 +19,10 @@ namespace pb = google::protobuf;
 absl::Status SetQueryValue(const pb::FieldDescriptor& field, const std::string& value,
                            pb::Value* out) {
   if (field.cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "query parameter ", field.name(), ": a message field cannot be given in the query; POST "
-        "the request as a JSON body"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("query parameter ", field.name(),
+                     ": a message field cannot be given in the query; POST "
+                     "the request as a JSON body"));
   }
   if (field.cpp_type() == pb::FieldDescriptor::CPPTYPE_BOOL) {
     if (value == "true" || value == "1") {
@@ -29,8 +30,8 @@ absl::Status SetQueryValue(const pb::FieldDescriptor& field, const std::string& 
     } else if (value == "false" || value == "0") {
       out->set_bool_value(false);
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("query parameter ", field.name(), ": '",
-                                                     value, "' is not true/false"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("query parameter ", field.name(), ": '", value, "' is not true/false"));
     }
     return absl::OkStatus();
   }
@@ -54,12 +55,12 @@ absl::Status FromJson(absl::string_view json, pb::Message* message, absl::string
   if (absl::StripAsciiWhitespace(json).empty()) return absl::OkStatus();
   pb::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
-  auto status = pb::util::JsonStringToMessage(pb::StringPiece(json.data(), json.size()), message,
-                                              options);
+  auto status =
+      pb::util::JsonStringToMessage(pb::StringPiece(json.data(), json.size()), message, options);
   if (!status.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where, ": not a valid JSON ", message->GetDescriptor()->full_name(), ": ",
-        std::string(status.message().data(), status.message().size())));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": not a valid JSON ", message->GetDescriptor()->full_name(), ": ",
+                     std::string(status.message().data(), status.message().size())));
   }
   return absl::OkStatus();
 }
@@ -88,9 +89,8 @@ absl::Status FromQueryParameters(const std::vector<std::pair<std::string, std::s
       if (descriptor->field(i)->json_name() == name) field = descriptor->field(i);
     }
     if (field == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("query parameter ", name, ": ",
-                                                     descriptor->full_name(),
-                                                     " has no such field"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "query parameter ", name, ": ", descriptor->full_name(), " has no such field"));
     }
     pb::Value& slot = (*object.mutable_fields())[field->name()];
     if (field->is_repeated()) {

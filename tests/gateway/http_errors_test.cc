@@ -38,20 +38,20 @@ TEST_F(HttpErrorsTest, BadRequestsGetCodeAndMessage) {
   ExpectError(Http().Get("/nowhere"), 404, "NOT_FOUND", "no route GET /nowhere");
   ExpectError(Post("GetFeature", "{not json"), 400, "INVALID_ARGUMENT",
               "request body: not a valid JSON saedict.v1.GetFeatureRequest");
-  ExpectError(Post("GetFeature", R"({"dictionaryId":"demo","colour":1})"), 400,
-              "INVALID_ARGUMENT", "colour");
+  ExpectError(Post("GetFeature", R"({"dictionaryId":"demo","colour":1})"), 400, "INVALID_ARGUMENT",
+              "colour");
   ExpectError(Post("GetFeature", R"({"dictionaryId":"demo","feature":"many"})"), 400,
               "INVALID_ARGUMENT", "feature");
   ExpectError(Post("GetFeature", R"({"dictionaryId":"nope","feature":1})"), 404, "NOT_FOUND",
               "dictionary 'nope' not found");
-  ExpectError(Post("GetFeature", R"({"dictionaryId":"demo","feature":100000})"), 404,
-              "NOT_FOUND", "d_sae 512");
+  ExpectError(Post("GetFeature", R"({"dictionaryId":"demo","feature":100000})"), 404, "NOT_FOUND",
+              "d_sae 512");
   ExpectError(Http().Get("/v1/GetFeature?dictionary_id=demo&feature=x"), 400, "INVALID_ARGUMENT",
               "query parameters");
-  ExpectError(Http().Get("/v1/GetFeature?dictionary_id=demo&nonsense=1"), 400,
-              "INVALID_ARGUMENT", "query parameter nonsense");
-  ExpectError(Http().Get("/v1/GetFeature?dictionary_id=a&dictionary_id=b"), 400,
-              "INVALID_ARGUMENT", "given twice");
+  ExpectError(Http().Get("/v1/GetFeature?dictionary_id=demo&nonsense=1"), 400, "INVALID_ARGUMENT",
+              "query parameter nonsense");
+  ExpectError(Http().Get("/v1/GetFeature?dictionary_id=a&dictionary_id=b"), 400, "INVALID_ARGUMENT",
+              "given twice");
   ExpectError(Http().Get("/v1/GetFeature?skip_family=maybe"), 400, "INVALID_ARGUMENT",
               "not true/false");
   ExpectError(Http().Get("/v1/SearchSimilar?vector=1"), 400, "INVALID_ARGUMENT",
@@ -59,8 +59,7 @@ TEST_F(HttpErrorsTest, BadRequestsGetCodeAndMessage) {
   httplib::Result r = Http().Get("/v1/DeleteDictionary?id=demo");
   ExpectError(r, 405, "INVALID_ARGUMENT", "DeleteDictionary takes POST");
   EXPECT_EQ(r->get_header_value("Allow"), "POST");
-  ExpectError(Post("Ingest", "\n{oops\n"), 400, "INVALID_ARGUMENT",
-              "request body line 2");
+  ExpectError(Post("Ingest", "\n{oops\n"), 400, "INVALID_ARGUMENT", "request body line 2");
   ExpectError(Post("GetFeature", "{}", {{"X-Saedict-Deadline-Ms", "soon"}}), 400,
               "INVALID_ARGUMENT", "X-Saedict-Deadline-Ms");
   // The demo dictionary is still there and whole.
@@ -99,8 +98,7 @@ TEST_F(HttpErrorsTest, CorsHeadersOnlyForConfiguredOrigins) {
   httplib::Result plain = Http().Get("/v1/ListDictionaries");
   ASSERT_TRUE(plain);
   EXPECT_FALSE(plain->has_header("Access-Control-Allow-Origin"));
-  httplib::Result allowed =
-      Http().Get("/v1/ListDictionaries", {{"Origin", "http://dash.example"}});
+  httplib::Result allowed = Http().Get("/v1/ListDictionaries", {{"Origin", "http://dash.example"}});
   ASSERT_TRUE(allowed);
   EXPECT_EQ(allowed->get_header_value("Access-Control-Allow-Origin"), "http://dash.example");
   EXPECT_EQ(allowed->get_header_value("Vary"), "Origin");
@@ -108,9 +106,9 @@ TEST_F(HttpErrorsTest, CorsHeadersOnlyForConfiguredOrigins) {
   ASSERT_TRUE(other);
   EXPECT_EQ(other->status, 200);  // same answer; the browser withholds it
   EXPECT_FALSE(other->has_header("Access-Control-Allow-Origin"));
-  httplib::Result preflight =
-      Http().Options("/v1/GetFeature", {{"Origin", "http://dash.example"},
-                                        {"Access-Control-Request-Method", "POST"}});
+  httplib::Result preflight = Http().Options(
+      "/v1/GetFeature",
+      {{"Origin", "http://dash.example"}, {"Access-Control-Request-Method", "POST"}});
   ASSERT_TRUE(preflight);
   EXPECT_EQ(preflight->status, 204);
   EXPECT_THAT(preflight->get_header_value("Access-Control-Allow-Methods"), HasSubstr("POST"));
@@ -173,12 +171,10 @@ TEST_F(HttpAuthTest, RolesFromTheOneTable) {
   ExpectError(Http().Get("/v1/ListDictionaries"), 401, "UNAUTHENTICATED", "bearer token");
   ExpectError(Http().Get("/v1/ListDictionaries", {{"Authorization", "Bearer wrong"}}), 401,
               "UNAUTHENTICATED", "");
-  httplib::Result read =
-      Http().Get("/v1/ListDictionaries", {{"Authorization", "Bearer tok-read"}});
+  httplib::Result read = Http().Get("/v1/ListDictionaries", {{"Authorization", "Bearer tok-read"}});
   ASSERT_TRUE(read);
   EXPECT_EQ(read->status, 200);
-  const std::string explanation =
-      R"({"dictionaryId":"demo","feature":1,"text":"a word"})";
+  const std::string explanation = R"({"dictionaryId":"demo","feature":1,"text":"a word"})";
   ExpectError(Post("SetExplanation", explanation, {{"Authorization", "Bearer tok-read"}}), 403,
               "PERMISSION_DENIED", "");
   httplib::Result write =

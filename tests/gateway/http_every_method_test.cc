@@ -27,7 +27,7 @@ GrpcCall Unary(grpc::Status (S::*method)(grpc::ClientContext*, const Req&, Resp*
 }
 template <typename Req, typename Resp>
 GrpcCall ServerStream(std::unique_ptr<grpc::ClientReader<Resp>> (S::*method)(grpc::ClientContext*,
-                                                                              const Req&)) {
+                                                                             const Req&)) {
   return [method](S& stub, grpc::ClientContext& ctx) {
     auto reader = (stub.*method)(&ctx, Req());
     Resp m;
@@ -48,8 +48,8 @@ GrpcCall ClientStream(std::unique_ptr<grpc::ClientWriter<Req>> (S::*method)(grpc
   };
 }
 template <typename Req, typename Resp>
-GrpcCall Bidi(std::unique_ptr<grpc::ClientReaderWriter<Req, Resp>> (S::*method)(
-    grpc::ClientContext*)) {
+GrpcCall Bidi(
+    std::unique_ptr<grpc::ClientReaderWriter<Req, Resp>> (S::*method)(grpc::ClientContext*)) {
   return [method](S& stub, grpc::ClientContext& ctx) {
     auto stream = (stub.*method)(&ctx);
     stream->Write(Req());

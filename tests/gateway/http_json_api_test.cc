@@ -38,9 +38,9 @@ TEST_F(HttpJsonApiTest, ListsEveryMethodOfTheServiceWithItsShape) {
   for (int i = 0; i < service->method_count(); ++i) {
     const google::protobuf::MethodDescriptor* m = service->method(i);
     const std::string shape = m->client_streaming() && m->server_streaming() ? "bidi_stream"
-                              : m->client_streaming()                      ? "client_stream"
-                              : m->server_streaming()                      ? "server_stream"
-                                                                           : "unary";
+                              : m->client_streaming()                        ? "client_stream"
+                              : m->server_streaming()                        ? "server_stream"
+                                                                             : "unary";
     EXPECT_EQ(shapes[m->name()], shape) << m->name();
   }
 }
@@ -62,8 +62,8 @@ TEST_F(HttpJsonApiTest, UnaryAnswersEqualGrpcByPostAndByGet) {
   ASSERT_TRUE(PostProto("GetFeature", feature, &http_feature));
   EXPECT_TRUE(Same(grpc_feature, http_feature));
   EXPECT_GT(http_feature.top_examples_size(), 0);
-  httplib::Result r = Http().Get(
-      "/v1/GetFeature?dictionary_id=demo&feature=7&topN=5&context_window=3");
+  httplib::Result r =
+      Http().Get("/v1/GetFeature?dictionary_id=demo&feature=7&topN=5&context_window=3");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   ASSERT_TRUE(gateway::FromJson(r->body, &get_feature).ok());
@@ -245,8 +245,7 @@ TEST_F(HttpJsonApiTest, IngestAndEncodeStreamTakeNdjsonBodies) {
   std::string body;
   for (int i = 0; i < 3; ++i) {
     std::vector<TestDoc> part(docs.begin() + 2 * i, docs.begin() + 2 * i + 2);
-    absl::StrAppend(&body, gateway::ToJson(MakeIngestRequest(i == 0 ? "a" : "", "c", part)),
-                    "\n");
+    absl::StrAppend(&body, gateway::ToJson(MakeIngestRequest(i == 0 ? "a" : "", "c", part)), "\n");
   }
   httplib::Result r = Post("Ingest", body);
   ASSERT_TRUE(r);
@@ -295,8 +294,8 @@ TEST_F(HttpJsonApiTest, IngestErrorSaysWhatWasStored) {
   const WrittenSae a = WriteSae("a", engine::Architecture::kTopK);
   ASSERT_TRUE(Load("a", a.path).ok());
   const std::vector<TestDoc> docs = MakeDocs(2, 3, 5, kDIn, 9);
-  const std::string body = gateway::ToJson(MakeIngestRequest("a", "c", {docs[0]})) +
-                           "\n{\"documents\": 3}\n";
+  const std::string body =
+      gateway::ToJson(MakeIngestRequest("a", "c", {docs[0]})) + "\n{\"documents\": 3}\n";
   httplib::Result r = Post("Ingest", body);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);

@@ -31,9 +31,8 @@ TEST(LiveStreamTest, ACallThatEndsWithoutALineGivesItsStatusAtOnce) {
     return absl::NotFoundError("nothing");
   });
   EXPECT_EQ(failed.WaitForFirstLine(), absl::NotFoundError("nothing"));
-  LiveStream empty([](const LiveStream::LineSink&, const std::function<bool()>&) {
-    return absl::OkStatus();
-  });
+  LiveStream empty(
+      [](const LiveStream::LineSink&, const std::function<bool()>&) { return absl::OkStatus(); });
   EXPECT_EQ(empty.WaitForFirstLine(), absl::OkStatus());
   EXPECT_EQ(empty.Next(), std::nullopt);
 }

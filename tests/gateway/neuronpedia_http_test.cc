@@ -177,8 +177,7 @@ TEST_F(NeuronpediaHttpTest, ExplanationSearchPagesByTwenty) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
   EXPECT_THAT(r->body, HasSubstr("query: missing"));
-  r = PostJson("/api/explanation/search",
-               R"({"modelId":"saedict-demo","query":"x","offset":-1})");
+  r = PostJson("/api/explanation/search", R"({"modelId":"saedict-demo","query":"x","offset":-1})");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
   EXPECT_THAT(r->body, HasSubstr("offset"));
@@ -198,10 +197,10 @@ TEST_F(NeuronpediaHttpTest, SearchAllRanksTheFeaturesEncodeFinds) {
     absl::StrAppend(&rows, "]");
   }
   absl::StrAppend(&rows, "]");
-  httplib::Result r = PostJson(
-      "/api/search-all",
-      absl::StrCat(R"({"modelId":"saedict-demo","numResults":5,"tokens":["a","b","c"],)",
-                   R"("activations":)", rows, "}"));
+  httplib::Result r =
+      PostJson("/api/search-all",
+               absl::StrCat(R"({"modelId":"saedict-demo","numResults":5,"tokens":["a","b","c"],)",
+                            R"("activations":)", rows, "}"));
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   const pb::Struct out = ParseObject(r->body);
