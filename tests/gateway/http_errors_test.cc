@@ -162,10 +162,50 @@ class HttpAuthTest : public HttpGatewayTest {
   void CustomizeHttp(server::ServerOptions* options) override {
     const auto tokens = scratch_.path() / "tokens";
     std::ofstream(tokens) << "read " << service::TokenSha256("tok-read") << " dashboard\n"
-                          << "write " << service::TokenSha256("tok-write") << " notebook\n";
+                          << "write " << service::TokenSha256("tok-write") << " notebook\n"
+                          << "admin " << service::TokenSha256("tok-admin") << " operator\n";
     options->auth_tokens_file = tokens;
   }
 };
+
+// Every route under /v1 and /api, with no token, a wrong one and each role:
+// 401 without a valid token, 403 below the method's role (MethodRoles, the
+// table gRPC enforces), and past auth otherwise (whatever the empty request
+// then gets, never 401/403).
+TEST_F(HttpAuthTest, EveryRouteEnforcesTheRoleOfItsMethod) {
+  std::vector<std::pair<std::string, service::Role>> routes;
+  for (const auto& [method, role] : service::MethodRoles())
+    routes.emplace_back("/v1/" + method, role);
+  routes.emplace_back("/api/explanation/search", *service::RequiredRole("SearchExplanations"));
+  routes.emplace_back("/api/search-all", *service::RequiredRole("Encode"));
+  const std::vector<std::pair<std::string, service::Role>> tokens = {
+      {"tok-read", service::Role::kRead},
+      {"tok-write", service::Role::kWrite},
+      {"tok-admin", service::Role::kAdmin}};
+  for (const auto& [route, needed] : routes) {
+    SCOPED_TRACE(route);
+    ExpectError(Http().Post(route.c_str(), "{}", "application/json"), 401, "UNAUTHENTICATED", "");
+    ExpectError(
+        Http().Post(route.c_str(), {{"Authorization", "Bearer nope"}}, "{}", "application/json"),
+        401, "UNAUTHENTICATED", "");
+    for (const auto& [token, role] : tokens) {
+      SCOPED_TRACE(token);
+      httplib::Result r = Http().Post(route.c_str(), {{"Authorization", "Bearer " + token}}, "{}",
+                                      "application/json");
+      ASSERT_TRUE(r);
+      if (role < needed) {
+        ExpectError(r, 403, "PERMISSION_DENIED", "");
+      } else {
+        EXPECT_NE(r->status, 401) << r->body;
+        EXPECT_NE(r->status, 403) << r->body;
+      }
+    }
+  }
+  httplib::Result feature =
+      Http().Get("/api/feature/saedict-demo/demo/2", {{"Authorization", "Bearer tok-read"}});
+  ASSERT_TRUE(feature);
+  EXPECT_EQ(feature->status, 200);
+}
 
 TEST_F(HttpAuthTest, RolesFromTheOneTable) {
   ExpectError(Http().Get("/v1/ListDictionaries"), 401, "UNAUTHENTICATED", "bearer token");
