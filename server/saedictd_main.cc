@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,9 +20,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "engine/encoder.h"
+#include "server/config_file.h"
 #include "server/server.h"
 #include "util/log.h"
 
+ABSL_FLAG(std::string, config, "",
+          "A saedict.config.v1.ServerConfig in protobuf text format whose fields are these flags "
+          "(proto/saedict/config/v1/server_config.proto); flags on the command line override it");
 ABSL_FLAG(std::string, listen_address, "127.0.0.1",
           "Address to listen on (0.0.0.0 for every interface, e.g. in a container)");
 ABSL_FLAG(int, port, 50051, "gRPC port; 0 picks a free one (see --port_file)");
@@ -115,9 +120,28 @@ void WritePortFile(const std::string& path, int port) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "saedictd: serve SAE dictionaries over gRPC (saedict.v1).\n"
-      "  saedictd [--port=50051] [--data_dir=./var] [--dictionary_root=.]");
-  absl::ParseCommandLine(argc, argv);
+      "saedictd: serve SAE dictionaries over gRPC (saedict.v1) and HTTP (dashboard, JSON).\n"
+      "  saedictd [--config=saedictd.textproto] [--port=50051] [--data_dir=./var] "
+      "[--dictionary_root=.]");
+  // The config file's fields become flags parsed before the command line's,
+  // which therefore win (server/config_file.h).
+  std::vector<char*> args(argv, argv + argc);
+  std::vector<std::string> config_args;
+  if (std::optional<std::string> config = saedict::server::FindConfigFlag(argc, argv)) {
+    absl::StatusOr<std::vector<std::string>> from_file =
+        saedict::server::ConfigFileArguments(*config);
+    if (!from_file.ok()) {
+      std::cerr << "saedictd: " << from_file.status().message() << "\n";
+      return 2;
+    }
+    config_args = *std::move(from_file);
+    std::vector<char*> merged = {argv[0]};
+    for (std::string& a : config_args) merged.push_back(a.data());
+    merged.insert(merged.end(), argv + 1, argv + argc);
+    args = std::move(merged);
+  }
+  args.push_back(nullptr);
+  absl::ParseCommandLine(static_cast<int>(args.size()) - 1, args.data());
 
   // Libraries start threads before main() (OpenBLAS does), so a signal mask
   // cannot cover every thread: a handler writes the signal to a pipe instead,

@@ -14,12 +14,16 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "gtest/gtest.h"
+#include "saedict/config/v1/server_config.pb.h"
 #include "saedict/v1/saedict.grpc.pb.h"
 #include "tests/formats/sae_fixtures.h"
 #include "tests/server/grpc_test_util.h"
@@ -129,6 +133,47 @@ class SaedictdProcessTest : public ::testing::Test {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Saedict::Stub> stub_;
 };
+
+// --config: a text-format ServerConfig sets flags, the command line wins,
+// a bad file stops saedictd with exit 2, and the config message has a field
+// for every saedictd flag (so the two cannot drift apart).
+TEST_F(SaedictdProcessTest, ConfigFileSetsFlagsAndTheCommandLineWins) {
+  const fs::path config = scratch_.path() / "saedictd.textproto";
+  std::ofstream(config) << "# from a file\ndemo: false\nhttp_port: -1\n";
+  Start({"--config=" + config.string()});
+  EXPECT_THAT(ListIds(), ::testing::IsEmpty()) << "demo: false from the file";
+  StopGracefully();
+  Start({"--config=" + config.string(), "--demo=true", "--demo_corpus=false"});
+  EXPECT_THAT(ListIds(), ::testing::ElementsAre("demo")) << "--demo=true on the command line wins";
+  StopGracefully();
+
+  std::ofstream(config) << "demo: maybe\n";
+  std::optional<int> bad = RunSaedictd({"--config=" + config.string()}, absl::Seconds(60));
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_TRUE(WIFEXITED(*bad) && WEXITSTATUS(*bad) == 2) << "wait status " << *bad;
+
+  FILE* help = popen((SaedictdBinary().string() + " --helpfull 2>&1").c_str(), "r");
+  ASSERT_NE(help, nullptr);
+  std::string text;
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof buffer, help)) text.append(buffer, n);
+  pclose(help);
+  std::set<std::string> flags;
+  bool in_main = false;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (absl::StrContains(line, "Flags from ")) in_main = absl::StrContains(line, "saedictd_main.cc");
+    if (in_main && absl::StartsWith(line, "    --")) {
+      line.remove_prefix(6);
+      flags.insert(std::string(line.substr(0, line.find_first_of(" ("))));
+    }
+  }
+  flags.erase("config");
+  std::set<std::string> fields;
+  const google::protobuf::Descriptor* d = config::v1::ServerConfig::descriptor();
+  for (int i = 0; i < d->field_count(); ++i) fields.insert(d->field(i)->name());
+  EXPECT_GE(flags.size(), 30u) << text;
+  EXPECT_EQ(flags, fields);
+}
 
 TEST_F(SaedictdProcessTest, SigtermExitsZeroAndRestartKeepsDictionaries) {
   Start();
