@@ -213,7 +213,7 @@ class BatcherImpl final : public EncodeBatcher {
     }
     if (batch.size() == 1) {
       Request* r = batch.front();
-      r->result = encoder.Encode(r->x, r->n, options);
+      r->result = RunBatch(encoder, r->x, r->n, options);
       Report(report, start, r->result);
       r->done.Notify();
       return;
@@ -222,7 +222,7 @@ class BatcherImpl final : public EncodeBatcher {
     std::vector<float> x;
     x.reserve(static_cast<size_t>(report.rows * d_in));
     for (const Request* r : batch) x.insert(x.end(), r->x.begin(), r->x.end());
-    absl::StatusOr<EncodeResult> all = encoder.Encode(x, report.rows, options);
+    absl::StatusOr<EncodeResult> all = RunBatch(encoder, x, report.rows, options);
     Report(report, start, all);
     int64_t row = 0;
     for (Request* r : batch) {
@@ -234,6 +234,12 @@ class BatcherImpl final : public EncodeBatcher {
       row += r->n;
       r->done.Notify();
     }
+  }
+
+  absl::StatusOr<EncodeResult> RunBatch(const Encoder& encoder, absl::Span<const float> x,
+                                        int64_t n, const EncodeOptions& options) {
+    if (options_.runner != nullptr) return options_.runner->Run(encoder, x, n, options);
+    return encoder.Encode(x, n, options);
   }
 
   void Report(BatchReport& report, absl::Time start, const absl::StatusOr<EncodeResult>& result) {

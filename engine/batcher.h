@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "engine/batch_runner.h"
 #include "engine/clock.h"
 #include "engine/encoder.h"
 
@@ -59,6 +60,9 @@ struct BatcherOptions {
   Clock* clock = nullptr;
   // Told about every batch; null: nobody. Must outlive the batcher.
   BatchObserver* observer = nullptr;
+  // Runs each batch (batch_runner.h: the worker pool); null: the encoder
+  // in-process. Must outlive the batcher.
+  BatchRunner* runner = nullptr;
 };
 
 class EncodeBatcher {

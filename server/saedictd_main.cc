@@ -67,6 +67,9 @@ ABSL_FLAG(std::vector<std::string>, http_cors_origins, {},
           "Comma-separated origins whose pages may call the HTTP API from a browser "
           "(https://dash.example.org), or * for any; empty: same-origin only");
 ABSL_FLAG(int, http_threads, 8, "Threads serving HTTP requests");
+ABSL_FLAG(std::vector<std::string>, workers, {},
+          "Comma-separated saedict-worker addresses (host:port) that run the encode batches; a "
+          "failed batch is retried on another worker, then on this server's CPU. Empty: none");
 ABSL_FLAG(std::string, auth_tokens_file, "",
           "Bearer tokens with roles, one 'ROLE SHA256_HEX NAME' line each (make one with "
           "`saedict new-token ROLE NAME`); re-read on SIGHUP. Empty: auth off");
@@ -193,6 +196,7 @@ int main(int argc, char** argv) {
               << "\n";
     return 2;
   }
+  options.workers = absl::GetFlag(FLAGS_workers);
   options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
   options.insecure = absl::GetFlag(FLAGS_insecure);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);

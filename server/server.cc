@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -97,6 +98,7 @@ struct SaedictServer::State {
   std::unique_ptr<service::Authenticator> auth;
   std::unique_ptr<storage::Store> store;
   std::unique_ptr<service::DictionaryRegistry> registry;
+  std::unique_ptr<WorkerPool> workers;  // the batcher's runner: outlives it
   std::unique_ptr<engine::EncodeBatcher> batcher;
   std::unique_ptr<service::ServiceCore> core;
   std::unique_ptr<CallPolicy> policy;
@@ -160,6 +162,18 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
   }
   engine::BatcherOptions batcher_options = options.batcher;
   batcher_options.observer = state->metrics.get();
+  if (!options.workers.empty()) {
+    WorkerPoolOptions pool;
+    pool.addresses = options.workers;
+    pool.cache_dir = options.data_dir / "worker-cache";
+    pool.health_interval = options.worker_health_interval;
+    pool.max_message_bytes = options.max_message_bytes;
+    SAEDICT_ASSIGN_OR_RETURN(state->workers, WorkerPool::Create(pool));
+    batcher_options.runner = state->workers.get();
+    // A batch thread waits on its worker: two per worker keep each busy.
+    batcher_options.num_batch_threads =
+        std::max(batcher_options.num_batch_threads, 2 * static_cast<int>(options.workers.size()));
+  }
   SAEDICT_ASSIGN_OR_RETURN(state->batcher, engine::EncodeBatcher::Create(batcher_options));
   if (options.max_request_tokens < 0) {
     return absl::InvalidArgumentError(
@@ -261,6 +275,7 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
                              : std::string(", auth off"),
       state->metrics->port() > 0 ? absl::StrCat(", metrics on :", state->metrics->port())
                                  : std::string(),
+      state->workers ? absl::StrCat(", ", options.workers.size(), " workers") : std::string(),
       " data_dir=", options.data_dir.string(),
       " dictionary_root=", options.dictionary_root.string()));
   if (state->auth->enabled() && options.tls_cert_file.empty() &&
@@ -273,6 +288,8 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
 int SaedictServer::port() const { return state_->port; }
 
 int SaedictServer::metrics_port() const { return state_->metrics->port(); }
+
+WorkerPool* SaedictServer::workers() const { return state_->workers.get(); }
 
 int SaedictServer::http_port() const { return state_->http ? state_->http->port() : 0; }
 

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "engine/batcher.h"
 #include "engine/encoder.h"
+#include "server/worker_pool.h"
 #include "service/similarity_index.h"
 
 namespace saedict::server {
@@ -58,6 +59,12 @@ struct ServerOptions {
   std::vector<std::string> http_cors_origins;
   int http_threads = 8;
 
+  // saedict-worker processes (host:port) that run the encode batches
+  // (server/worker_pool.h); empty: every batch runs in-process. Failed
+  // batches are retried on another worker, then run here.
+  std::vector<std::string> workers;
+  absl::Duration worker_health_interval = absl::Seconds(1);
+
   // Bearer-token auth (service/access_policy.h): empty: off. A listen
   // address that is not loopback needs it unless `insecure`.
   std::filesystem::path auth_tokens_file;
@@ -87,6 +94,8 @@ class SaedictServer {
   int port() const;
   int metrics_port() const;  // 0 when metrics are not served
   int http_port() const;     // 0 when HTTP is not served
+  // The worker pool (--workers); null without workers.
+  WorkerPool* workers() const;
   // Re-reads the token file (SIGHUP); on error the old tokens stay in force.
   absl::Status ReloadAuth();
   void Wait();

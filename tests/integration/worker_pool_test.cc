@@ -1,0 +1,243 @@
+// The worker pool end to end on the CPU: real saedict-worker processes on
+// loopback ports behind an in-process saedictd (--workers). During a long
+// EncodeStream and during an Ingest one worker is killed with SIGKILL and
+// another drained with SIGTERM; every request is answered once, with the
+// codes local CPU encode gives, and the stored statistics equal a
+// recomputation from the stored codes. With every worker gone the server
+// encodes itself; a replaced dictionary's new weights reach the workers.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "tests/server/corpus_test_util.h"
+#include "tests/server/grpc_test_fixture.h"
+
+namespace saedict::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+// One saedict-worker child on a free loopback port; killed and reaped by
+// the destructor if still running.
+class WorkerProcess {
+ public:
+  static std::unique_ptr<WorkerProcess> Start(const fs::path& dir) {
+    fs::create_directories(dir);
+    const fs::path port_file = dir / "port";
+    const std::string port_flag = "--port_file=" + port_file.string();
+    const std::string cache_flag = "--cache_dir=" + (dir / "cache").string();
+    const pid_t pid = fork();
+    if (pid == 0) {
+      const std::string log = (dir / "log").string();
+      freopen(log.c_str(), "w", stderr);
+      execl(SAEDICT_WORKER_PATH, SAEDICT_WORKER_PATH, "--port=0", port_flag.c_str(),
+            cache_flag.c_str(), "--drain_grace=10s", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    auto w = std::unique_ptr<WorkerProcess>(new WorkerProcess(pid));
+    for (int i = 0; i < 600 && w->port_ == 0; ++i) {
+      std::ifstream in(port_file);
+      if (!(in >> w->port_)) absl::SleepFor(absl::Milliseconds(50));
+    }
+    EXPECT_GT(w->port_, 0) << "saedict-worker did not start; see " << (dir / "log");
+    return w;
+  }
+  ~WorkerProcess() {
+    if (!reaped_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+  // Sends `signal` and reaps; the wait status.
+  int SignalAndReap(int signal) {
+    kill(pid_, signal);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    reaped_ = true;
+    return status;
+  }
+
+ private:
+  explicit WorkerProcess(pid_t pid) : pid_(pid) {}
+  pid_t pid_;
+  int port_ = 0;
+  bool reaped_ = false;
+};
+
+class WorkerPoolTest : public GrpcServerTest {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 3; ++i) {
+      workers_.push_back(WorkerProcess::Start(scratch_.path() / absl::StrCat("worker", i)));
+    }
+    GrpcServerTest::SetUp();
+    sae_ = WriteSae("sae", engine::Architecture::kTopK);
+    ASSERT_TRUE(Load("d", sae_.path).ok());
+    reference_ = ReferenceEncoder(sae_.path);
+  }
+  void Customize(server::ServerOptions* options) override {
+    for (const auto& w : workers_) options->workers.push_back(w->address());
+    options->worker_health_interval = absl::Milliseconds(100);
+  }
+  std::vector<float> Rows(int64_t n, uint64_t seed) {
+    std::vector<float> x(n * kDIn);
+    uint64_t s = seed * 2654435761u + 1;
+    for (float& v : x) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      v = static_cast<float>(static_cast<int64_t>(s >> 40) % 2001 - 1000) / 500.0f;
+    }
+    return x;
+  }
+  int64_t BatchesOn(const std::string& address) {
+    for (const server::WorkerStatus& w : server_->workers()->Workers()) {
+      if (w.address == address) return w.batches_ok;
+    }
+    return -1;
+  }
+
+  std::vector<std::unique_ptr<WorkerProcess>> workers_;
+  WrittenSae sae_;
+  std::shared_ptr<const engine::Encoder> reference_;
+};
+
+TEST_F(WorkerPoolTest, EncodeStreamSurvivesAKilledAndADrainedWorker) {
+  constexpr int kMessages = 240;
+  constexpr int64_t kRows = 64;
+  auto ctx = Ctx();
+  auto stream = stub_->EncodeStream(ctx.get());
+  int answered = 0;
+  for (int m = 0; m < kMessages; ++m) {
+    if (m == 80) EXPECT_TRUE(WIFSIGNALED(workers_[0]->SignalAndReap(SIGKILL)));
+    if (m == 160) {
+      const int status = workers_[1]->SignalAndReap(SIGTERM);
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
+    }
+    const std::vector<float> x = Rows(kRows, m);
+    v1::EncodeRequest request;
+    if (m == 0) request.set_dictionary_id("d");
+    *request.mutable_activations() = F32Tensor(x, {kRows, kDIn});
+    ASSERT_TRUE(stream->Write(request));
+    v1::EncodeResponse response;
+    ASSERT_TRUE(stream->Read(&response)) << "message " << m;
+    ++answered;
+    absl::StatusOr<engine::EncodeResult> want = reference_->Encode(x, kRows);
+    ASSERT_TRUE(want.ok());
+    ExpectSameCodes(CodesOf(response.codes()), want->codes, 0.0f, absl::StrCat("message ", m));
+  }
+  stream->WritesDone();
+  v1::EncodeResponse extra;
+  EXPECT_FALSE(stream->Read(&extra)) << "one answer per message";
+  ASSERT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(answered, kMessages);
+  EXPECT_GT(BatchesOn(workers_[2]->address()), 0) << "the surviving worker took batches";
+}
+
+TEST_F(WorkerPoolTest, IngestSurvivesAKilledAndADrainedWorkerAndStatsMatchTheCodes) {
+  const std::vector<TestDoc> docs = MakeDocs(90, 4, 24, kDIn, 17, 1000);
+  std::vector<v1::IngestRequest> requests;
+  for (size_t i = 0; i < docs.size(); i += 3) {
+    requests.push_back(MakeIngestRequest(i == 0 ? "d" : "", "c",
+                                         {docs.begin() + i, docs.begin() + i + 3}));
+  }
+  auto ctx = Ctx();
+  auto stream = stub_->Ingest(ctx.get());
+  std::vector<v1::IngestAck> acks;
+  for (size_t m = 0; m < requests.size(); ++m) {
+    if (m == 10) workers_[0]->SignalAndReap(SIGKILL);
+    if (m == 20) workers_[1]->SignalAndReap(SIGTERM);
+    ASSERT_TRUE(stream->Write(requests[m]));
+    v1::IngestAck ack;
+    ASSERT_TRUE(stream->Read(&ack)) << "message " << m;
+    acks.push_back(ack);
+  }
+  stream->WritesDone();
+  ASSERT_TRUE(stream->Finish().ok());
+  ASSERT_EQ(acks.size(), requests.size());
+  for (size_t m = 0; m < acks.size(); ++m) EXPECT_EQ(acks[m].batch(), static_cast<int64_t>(m));
+  EXPECT_EQ(acks.back().total_documents(), static_cast<int64_t>(docs.size()));
+
+  std::vector<uint64_t> ids;
+  for (const TestDoc& d : docs) ids.push_back(d.id);
+  std::map<uint64_t, engine::SparseCodes> stored;
+  std::map<uint32_t, RecomputedFeature> truth = Recompute(*stub_, "d", "c", ids, &stored);
+  for (const TestDoc& d : docs) {  // the stored codes are local CPU encode's
+    const int64_t n = static_cast<int64_t>(d.tokens.size());
+    absl::StatusOr<engine::EncodeResult> want = reference_->Encode(d.activations, n);
+    ASSERT_TRUE(want.ok());
+    ExpectSameCodes(stored[d.id], want->codes, 0.0f, absl::StrCat("doc ", d.id));
+  }
+  int64_t tokens = 0;
+  for (const TestDoc& d : docs) tokens += static_cast<int64_t>(d.tokens.size());
+  for (uint32_t f = 0; f < kDSae; ++f) {
+    v1::GetFeatureRequest get;
+    get.set_dictionary_id("d");
+    get.set_feature(f);
+    get.set_skip_family(true);
+    v1::GetFeatureResponse got;
+    ASSERT_TRUE(stub_->GetFeature(Ctx().get(), get, &got).ok());
+    EXPECT_EQ(got.stats().total_tokens(), tokens);
+    EXPECT_EQ(got.stats().count(), truth[f].count) << "feature " << f << ": nothing lost or doubled";
+    if (truth[f].count > 0) EXPECT_EQ(got.stats().max(), truth[f].max) << "feature " << f;
+  }
+}
+
+TEST_F(WorkerPoolTest, ConcurrentStreamsAreSpreadOverTheWorkers) {
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 6; ++c) {
+    clients.emplace_back([&, c] {
+      for (int m = 0; m < 40; ++m) {
+        const std::vector<float> x = Rows(512, 100 * c + m);
+        v1::EncodeResponse response;
+        ASSERT_TRUE(EncodeRows("d", x, 512, kDIn, &response).ok());
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  int busy = 0;
+  for (const auto& w : workers_) busy += BatchesOn(w->address()) > 0 ? 1 : 0;
+  EXPECT_GE(busy, 2) << "concurrent batches went to one worker only";
+}
+
+TEST_F(WorkerPoolTest, WithEveryWorkerGoneTheServerEncodesItself) {
+  for (auto& w : workers_) w->SignalAndReap(SIGKILL);
+  const int64_t fallbacks = server_->workers()->fallback_batches();
+  const std::vector<float> x = Rows(32, 5);
+  v1::EncodeResponse response;
+  ASSERT_TRUE(EncodeRows("d", x, 32, kDIn, &response).ok());
+  absl::StatusOr<engine::EncodeResult> want = reference_->Encode(x, 32);
+  ASSERT_TRUE(want.ok());
+  ExpectSameCodes(CodesOf(response.codes()), want->codes, 0.0f, "fallback");
+  EXPECT_GT(server_->workers()->fallback_batches(), fallbacks);
+}
+
+TEST_F(WorkerPoolTest, AReplacedDictionarysNewWeightsAreWhatWorkersServe) {
+  const std::vector<float> x = Rows(16, 9);
+  v1::EncodeResponse before;
+  ASSERT_TRUE(EncodeRows("d", x, 16, kDIn, &before).ok());
+  const WrittenSae other = WriteSae("other", engine::Architecture::kTopK,
+                                    v1::SOURCE_FORMAT_SAELENS, 99);
+  ASSERT_TRUE(Load("d", other.path, nullptr, /*replace=*/true).ok());
+  v1::EncodeResponse after;
+  ASSERT_TRUE(EncodeRows("d", x, 16, kDIn, &after).ok());
+  absl::StatusOr<engine::EncodeResult> want = ReferenceEncoder(other.path)->Encode(x, 16);
+  ASSERT_TRUE(want.ok());
+  ExpectSameCodes(CodesOf(after.codes()), want->codes, 0.0f, "after replace");
+  EXPECT_NE(before.weights_sha256(), after.weights_sha256());
+  int64_t failed = 0;
+  for (const server::WorkerStatus& w : server_->workers()->Workers()) failed += w.batches_failed;
+  EXPECT_EQ(failed, 0) << "healthy workers fail no batch";
+  EXPECT_EQ(server_->workers()->fallback_batches(), 0);
+}
+
+}  // namespace
+}  // namespace saedict::testing

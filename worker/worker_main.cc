@@ -1,0 +1,113 @@
+// saedict-worker: the encode engine behind the internal worker protocol
+// (worker_service.h), for saedictd --workers=host:port,... . Every flag has
+// a default: a bare `saedict-worker` serves on 127.0.0.1:50061 with the CPU
+// backend. SIGTERM/SIGINT drain: Health says draining, new batches are
+// refused (the pool retries them elsewhere), running ones finish within
+// --drain_grace, then it exits 0.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "server/server.h"
+#include "util/log.h"
+#include "worker/worker_service.h"
+
+ABSL_FLAG(std::string, listen_address, "127.0.0.1",
+          "Address to listen on (0.0.0.0 in a container: needs --insecure, the worker protocol "
+          "has no auth yet)");
+ABSL_FLAG(int, port, 50061, "Worker protocol port; 0 picks a free one (see --port_file)");
+ABSL_FLAG(std::string, port_file, "", "If set, write the bound port here once serving");
+ABSL_FLAG(std::string, cache_dir, "./var-worker", "Where weights files are written while they load");
+ABSL_FLAG(bool, fast_exact, true, "Build the FAST_EXACT screen where this CPU runs it");
+ABSL_FLAG(int64_t, max_message_bytes, 256 << 20, "Largest message accepted or sent");
+ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(10),
+          "On SIGTERM/SIGINT: how long running batches may take before exit");
+ABSL_FLAG(bool, insecure, false, "Allow a non-loopback --listen_address");
+
+namespace {
+
+int g_signal_pipe[2] = {-1, -1};
+
+void OnStopSignal(int signal) {
+  const unsigned char byte = static_cast<unsigned char>(signal);
+  [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &byte, 1);  // async-signal-safe
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "saedict-worker: encode batches for saedictd --workers (internal worker protocol).\n"
+      "  saedict-worker [--port=50061] [--listen_address=127.0.0.1]");
+  absl::ParseCommandLine(argc, argv);
+  const std::string address = absl::GetFlag(FLAGS_listen_address);
+  if (!saedict::server::IsLoopbackAddress(address) && !absl::GetFlag(FLAGS_insecure)) {
+    std::cerr << "saedict-worker: refusing to listen on " << address
+              << " (not loopback): the worker protocol has no auth yet; give --insecure on a "
+                 "private network\n";
+    return 2;
+  }
+  if (pipe(g_signal_pipe) != 0) {
+    std::perror("saedict-worker: pipe");
+    return 1;
+  }
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+
+  saedict::worker::WorkerService service(
+      {absl::GetFlag(FLAGS_cache_dir), absl::GetFlag(FLAGS_fast_exact)});
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(absl::StrCat(address, ":", absl::GetFlag(FLAGS_port)),
+                           grpc::InsecureServerCredentials(), &port);
+  const int max_bytes = static_cast<int>(absl::GetFlag(FLAGS_max_message_bytes));
+  builder.SetMaxReceiveMessageSize(max_bytes);
+  builder.SetMaxSendMessageSize(max_bytes);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    std::cerr << "saedict-worker: cannot listen on " << address << ":"
+              << absl::GetFlag(FLAGS_port) << "\n";
+    return 1;
+  }
+  saedict::LogInfo(absl::StrCat("saedict-worker listening on ", address, ":", port,
+                                " (backend cpu, cache_dir=", absl::GetFlag(FLAGS_cache_dir), ")"));
+  if (const std::string file = absl::GetFlag(FLAGS_port_file); !file.empty()) {
+    std::ofstream(file + ".tmp") << port << "\n";
+    std::rename((file + ".tmp").c_str(), file.c_str());
+  }
+  unsigned char signal = 0;
+  while (read(g_signal_pipe[0], &signal, 1) != 1) {
+  }
+  const absl::Duration grace = absl::GetFlag(FLAGS_drain_grace);
+  saedict::LogInfo(absl::StrCat("signal ", static_cast<int>(signal), ": draining for up to ",
+                                absl::FormatDuration(grace)));
+  service.StartDraining();
+  server->GetHealthCheckService()->SetServingStatus(false);
+  const absl::Time deadline = absl::Now() + grace;
+  while (service.rows_in_flight() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  // Let the pool's next health check see "draining" before the port closes.
+  absl::SleepFor(absl::Milliseconds(200));
+  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  saedict::LogInfo("saedict-worker stopped");
+  return 0;
+}

@@ -1,0 +1,191 @@
+#include "worker/worker_service.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "formats/dictionary_loader.h"
+#include "server/grpc_status.h"
+#include "service/proto_convert.h"
+#include "wire/wire_codec.h"
+
+namespace saedict::worker {
+namespace {
+
+namespace fs = std::filesystem;
+
+grpc::Status Refuse(const absl::Status& s) { return server::ToGrpcStatus(s); }
+
+grpc::Status Draining() {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      "this worker is draining (shutting down); send the batch elsewhere");
+}
+
+std::string CpuName() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(colon + 2);
+    }
+  }
+  return "CPU";
+}
+
+}  // namespace
+
+WorkerService::WorkerService(WorkerOptions options) : options_(std::move(options)) {
+  absl::MutexLock lock(&mu_);
+  last_health_ = absl::Now();
+}
+
+std::shared_ptr<const engine::Encoder> WorkerService::Find(const std::string& sha256) const {
+  absl::MutexLock lock(&mu_);
+  auto it = encoders_.find(sha256);
+  return it == encoders_.end() ? nullptr : it->second;
+}
+
+grpc::Status WorkerService::LoadWeights(grpc::ServerContext* context,
+                                        grpc::ServerReader<v1::LoadWeightsRequest>* reader,
+                                        v1::LoadWeightsResponse* response) {
+  if (draining_.load()) return Draining();
+  v1::LoadWeightsRequest chunk;
+  if (!reader->Read(&chunk)) {
+    return Refuse(absl::InvalidArgumentError("LoadWeights: empty stream"));
+  }
+  const std::string sha = chunk.weights_sha256();
+  if (sha.size() != 64) {
+    return Refuse(absl::InvalidArgumentError(
+        absl::StrCat("weights_sha256: '", sha, "' is not 64 hex digits")));
+  }
+  const int64_t total = chunk.total_bytes();
+  if (std::shared_ptr<const engine::Encoder> held = Find(sha)) {
+    while (reader->Read(&chunk)) {  // already held: drain the stream
+    }
+    response->set_weights_sha256(sha);
+    response->set_weight_bytes(held->dictionary().WeightBytes());
+    return grpc::Status::OK;
+  }
+  std::error_code ec;
+  fs::create_directories(options_.cache_dir, ec);
+  const fs::path file =
+      options_.cache_dir / absl::StrCat(sha, ".", getpid(), ".",
+                                        std::hash<std::thread::id>()(std::this_thread::get_id()),
+                                        ".safetensors");
+  int64_t received = 0;
+  {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    if (!out) {
+      return Refuse(absl::UnavailableError(
+          absl::StrCat("cannot write ", file.string(), " (--cache_dir)")));
+    }
+    do {
+      if (chunk.weights_sha256() != sha) {
+        out.close();
+        fs::remove(file, ec);
+        return Refuse(absl::InvalidArgumentError("weights_sha256 changed within the stream"));
+      }
+      out.write(chunk.chunk().data(), static_cast<std::streamsize>(chunk.chunk().size()));
+      received += static_cast<int64_t>(chunk.chunk().size());
+    } while (!context->IsCancelled() && reader->Read(&chunk));
+  }
+  auto remove = [&] { fs::remove(file, ec); };
+  if (received != total) {
+    remove();
+    return Refuse(absl::InvalidArgumentError(
+        absl::StrCat("LoadWeights: received ", received, " bytes of ", total)));
+  }
+  absl::StatusOr<engine::Dictionary> dict = formats::ReadCanonical(file);
+  remove();
+  if (!dict.ok()) return Refuse(dict.status());
+  engine::EncoderOptions encoder_options;
+  encoder_options.fast_exact = options_.fast_exact;
+  absl::StatusOr<std::unique_ptr<engine::Encoder>> encoder = engine::Encoder::Create(
+      std::make_shared<const engine::Dictionary>(*std::move(dict)), encoder_options);
+  if (!encoder.ok()) return Refuse(encoder.status());
+  if ((*encoder)->content_sha256() != sha) {
+    return Refuse(absl::InvalidArgumentError(
+        absl::StrCat("LoadWeights: the weights hash to ", (*encoder)->content_sha256(),
+                     ", not to weights_sha256 ", sha)));
+  }
+  response->set_weights_sha256(sha);
+  response->set_weight_bytes((*encoder)->dictionary().WeightBytes());
+  absl::MutexLock lock(&mu_);
+  encoders_[sha] = std::shared_ptr<const engine::Encoder>(std::move(*encoder));
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerService::Unload(grpc::ServerContext*, const v1::UnloadRequest* request,
+                                   v1::UnloadResponse*) {
+  absl::MutexLock lock(&mu_);
+  encoders_.erase(request->weights_sha256());
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerService::EncodeBatch(grpc::ServerContext*, const v1::EncodeBatchRequest* request,
+                                        v1::EncodeBatchResponse* response) {
+  if (draining_.load()) return Draining();
+  std::shared_ptr<const engine::Encoder> encoder = Find(request->weights_sha256());
+  if (encoder == nullptr) {
+    return Refuse(absl::NotFoundError(
+        absl::StrCat("weights ", request->weights_sha256(), " are not loaded on this worker")));
+  }
+  const int64_t d_in = encoder->dictionary().config.d_in;
+  absl::StatusOr<wire::DenseRows> x = wire::DecodeMatrix(request->activations(), d_in, "activations");
+  if (!x.ok()) return Refuse(x.status());
+  absl::StatusOr<engine::ComputeMode> mode =
+      service::ToEngine(request->compute_mode(), "compute_mode");
+  if (!mode.ok()) return Refuse(mode.status());
+  engine::EncodeOptions options;
+  options.top_k = request->top_k();
+  options.return_reconstruction = request->return_reconstruction();
+  options.return_row_error = request->return_row_error();
+  options.compute_mode = *mode;
+  rows_in_flight_.fetch_add(x->rows);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<engine::EncodeResult> result = encoder->Encode(x->values, x->rows, options);
+  busy_nanos_.fetch_add(absl::ToInt64Nanoseconds(absl::Now() - start));
+  rows_in_flight_.fetch_sub(x->rows);
+  if (!result.ok()) return Refuse(result.status());
+  *response->mutable_codes() = wire::EncodeCodes(result->codes);
+  if (options.return_reconstruction) {
+    *response->mutable_reconstruction() = wire::EncodeTensor(result->reconstruction, {x->rows, d_in});
+  }
+  for (float e : result->row_squared_error) response->add_row_squared_error(e);
+  response->set_compute_mode(service::ToProto(result->compute_mode));
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerService::Health(grpc::ServerContext*, const v1::HealthRequest*,
+                                   v1::HealthResponse* response) {
+  response->set_backend("cpu");
+  response->set_device(
+      absl::StrCat(CpuName(), " (", std::thread::hardware_concurrency(), " threads)"));
+  const int64_t pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  response->set_device_memory_bytes(pages > 0 && page > 0 ? pages * page : 0);
+  response->set_queue_depth(rows_in_flight_.load());
+  response->set_draining(draining_.load());
+  absl::MutexLock lock(&mu_);
+  int64_t weights = 0;
+  for (const auto& [sha, encoder] : encoders_) {
+    response->add_loaded_weights(sha);
+    weights += encoder->dictionary().WeightBytes();
+  }
+  response->set_device_memory_used_bytes(weights);
+  const absl::Time now = absl::Now();
+  const int64_t busy = busy_nanos_.load();
+  const double elapsed = absl::ToDoubleNanoseconds(now - last_health_);
+  response->set_utilization(
+      elapsed > 0 ? std::min(1.0, static_cast<double>(busy - busy_at_last_health_) / elapsed) : 0);
+  last_health_ = now;
+  busy_at_last_health_ = busy;
+  return grpc::Status::OK;
+}
+
+}  // namespace saedict::worker

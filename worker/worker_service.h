@@ -1,0 +1,69 @@
+// WorkerService: saedict.worker.v1.Worker (proto/saedict/worker/v1/
+// worker.proto) over the in-process encode engine — what saedict-worker
+// serves. Weights are held by content hash: LoadWeights receives the
+// canonical weights file, checks that the weights hash to the hash it was
+// sent under, and keeps the encoder; EncodeBatch encodes with exactly those
+// weights (NOT_FOUND for a hash it does not hold), so a worker never serves
+// stale weights. The backend is the CPU engine; the results are those of
+// Encoder::Encode on the front server (the same engine, batch-invariant).
+//
+// Drain: after StartDraining(), Health says draining and EncodeBatch and
+// LoadWeights answer UNAVAILABLE, so the pool sends the batch elsewhere;
+// batches already running finish (rows_in_flight() falls to 0).
+//
+// Thread safety: every method may be called from any number of threads.
+#ifndef SAEDICT_WORKER_WORKER_SERVICE_H_
+#define SAEDICT_WORKER_WORKER_SERVICE_H_
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "engine/encoder.h"
+#include "saedict/worker/v1/worker.grpc.pb.h"
+
+namespace saedict::worker {
+
+struct WorkerOptions {
+  std::filesystem::path cache_dir = "./var-worker";  // weights files while they load
+  bool fast_exact = true;                            // as saedictd's --fast_exact
+};
+
+class WorkerService final : public saedict::worker::v1::Worker::Service {
+ public:
+  explicit WorkerService(WorkerOptions options);
+
+  grpc::Status LoadWeights(grpc::ServerContext* context,
+                           grpc::ServerReader<v1::LoadWeightsRequest>* reader,
+                           v1::LoadWeightsResponse* response) override;
+  grpc::Status Unload(grpc::ServerContext* context, const v1::UnloadRequest* request,
+                      v1::UnloadResponse* response) override;
+  grpc::Status EncodeBatch(grpc::ServerContext* context, const v1::EncodeBatchRequest* request,
+                           v1::EncodeBatchResponse* response) override;
+  grpc::Status Health(grpc::ServerContext* context, const v1::HealthRequest* request,
+                      v1::HealthResponse* response) override;
+
+  void StartDraining() { draining_.store(true); }
+  int64_t rows_in_flight() const { return rows_in_flight_.load(); }
+
+ private:
+  std::shared_ptr<const engine::Encoder> Find(const std::string& sha256) const;
+
+  const WorkerOptions options_;
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> rows_in_flight_{0};
+  std::atomic<int64_t> busy_nanos_{0};
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<const engine::Encoder>> encoders_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_health_ ABSL_GUARDED_BY(mu_);
+  int64_t busy_at_last_health_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace saedict::worker
+
+#endif  // SAEDICT_WORKER_WORKER_SERVICE_H_
