@@ -176,6 +176,7 @@ class ServerMetrics::Collector final : public prometheus::Collectable {
       AddSample(loaded, {}, static_cast<double>(sources.registry->List().size()));
       out.push_back(std::move(loaded));
     }
+    if (sources.workers != nullptr) AppendWorkers(*sources.workers, out);
     if (sources.store != nullptr) AppendStorage(*sources.store, out);
     if (sources.similarity != nullptr) AppendIndexes(*sources.similarity, out);
     AppendProcess(out);
@@ -183,6 +184,37 @@ class ServerMetrics::Collector final : public prometheus::Collectable {
   }
 
  private:
+  static void AppendWorkers(const WorkerPool& pool, std::vector<prometheus::MetricFamily>& out) {
+    auto up = GaugeFamily("saedict_worker_up", "1 while a worker answers its health checks");
+    auto draining = GaugeFamily("saedict_worker_draining", "1 while a worker says it drains");
+    auto queue = GaugeFamily("saedict_worker_queue_rows",
+                             "Rows a worker reported queued or encoding in its last health check");
+    auto in_flight = GaugeFamily("saedict_worker_in_flight_rows",
+                                 "Rows this server is waiting for on a worker now");
+    prometheus::MetricFamily batches;
+    batches.name = "saedict_worker_batches_total";
+    batches.help = "Encode batches sent to a worker, by outcome (failed ones were retried)";
+    batches.type = prometheus::MetricType::Counter;
+    for (const WorkerStatus& w : pool.Workers()) {
+      AddSample(up, {{"worker", w.address}}, w.healthy ? 1 : 0);
+      AddSample(draining, {{"worker", w.address}}, w.draining ? 1 : 0);
+      AddSample(queue, {{"worker", w.address}}, static_cast<double>(w.queue_depth));
+      AddSample(in_flight, {{"worker", w.address}}, static_cast<double>(w.in_flight));
+      AddSample(batches, {{"worker", w.address}, {"outcome", "ok"}},
+                static_cast<double>(w.batches_ok));
+      AddSample(batches, {{"worker", w.address}, {"outcome", "failed"}},
+                static_cast<double>(w.batches_failed));
+    }
+    prometheus::MetricFamily fallback;
+    fallback.name = "saedict_worker_fallback_batches_total";
+    fallback.help = "Encode batches run on this server's CPU because no worker could take them";
+    fallback.type = prometheus::MetricType::Counter;
+    AddSample(fallback, {}, static_cast<double>(pool.fallback_batches()));
+    for (auto* f : {&up, &draining, &queue, &in_flight, &batches, &fallback}) {
+      out.push_back(std::move(*f));
+    }
+  }
+
   static void AppendStorage(storage::Store& store, std::vector<prometheus::MetricFamily>& out) {
     auto sst =
         GaugeFamily("saedict_storage_sst_bytes", "Bytes of RocksDB SST files per column family");

@@ -24,7 +24,10 @@
 //   saedict_index_vectors / _memory_bytes / _build_duration_seconds / _ready{dictionary,kind}
 //   saedict_process_resident_memory_bytes, saedict_process_cpu_seconds_total,
 //   saedict_process_start_time_seconds
-// Worker health arrives with the worker pool (not built yet).
+//   saedict_worker_up / _draining / _queue_rows / _in_flight_rows{worker}  gauges
+//   saedict_worker_batches_total{worker,outcome}        counter (ok, failed)
+//   saedict_worker_fallback_batches_total                counter (no worker left: run here)
+// (worker = the configured host:port, a bounded set.)
 //
 // Thread safety: every method may be called from any thread; the scrape-time
 // gauges read their sources (set once by AttachSources) under their own locks.
@@ -45,6 +48,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "server/worker_pool.h"
 #include "service/dictionary_registry.h"
 #include "service/similarity_index.h"
 #include "storage/store.h"
@@ -61,6 +65,7 @@ struct MetricsSources {
   service::DictionaryRegistry* registry = nullptr;
   service::SimilarityIndex* similarity = nullptr;
   engine::EncodeBatcher* batcher = nullptr;
+  const WorkerPool* workers = nullptr;
 };
 
 class ServerMetrics final : public engine::BatchObserver {

@@ -219,7 +219,8 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
   state->service = std::make_unique<SaedictGrpcService>(state->core.get(), state->policy.get(),
                                                         state->metrics.get());
   state->metrics->AttachSources({state->store.get(), state->registry.get(),
-                                 &state->core->similarity(), state->batcher.get()});
+                                 &state->core->similarity(), state->batcher.get(),
+                                 state->workers.get()});
   if (options.metrics_port >= 0) {
     SAEDICT_RETURN_IF_ERROR(state->metrics->StartServing(
         options.metrics_address.empty() ? options.listen_address : options.metrics_address,

@@ -76,6 +76,9 @@ WorkerPool::WorkerPool(const WorkerPoolOptions& options) : options_(options) {
   args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
   // A dead worker should fail fast, not after the default 20 s reconnect backoff.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // A name with several addresses (a Kubernetes headless Service) is spread
+  // over them batch by batch.
+  args.SetLoadBalancingPolicyName("round_robin");
   for (const std::string& address : options.addresses) {
     auto w = std::make_unique<Worker>();
     w->address = address;

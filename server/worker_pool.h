@@ -10,6 +10,10 @@
 // the answer is what Encoder::Encode gives here (F32 is batch-invariant and
 // the workers run the same engine).
 //
+// Each address is a gRPC target; one whose name resolves to several
+// addresses (a Kubernetes headless Service of scaled workers) is balanced
+// round-robin per batch, so it counts as one worker here.
+//
 // A health thread asks every worker for Health each health_interval; a
 // worker that does not answer, or says it is draining, gets no batches until
 // it answers healthy again.

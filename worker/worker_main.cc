@@ -1,7 +1,7 @@
 // saedict-worker: the encode engine behind the internal worker protocol
 // (worker_service.h), for saedictd --workers=host:port,... . Every flag has
 // a default: a bare `saedict-worker` serves on 127.0.0.1:50061 with the CPU
-// backend. SIGTERM/SIGINT drain: Health says draining, new batches are
+// backend, metrics on 127.0.0.1:9465. SIGTERM/SIGINT drain: Health says draining, new batches are
 // refused (the pool retries them elsewhere), running ones finish within
 // --drain_grace, then it exits 0.
 #include <signal.h>
@@ -12,6 +12,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -21,6 +22,8 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "server/metrics.h"
+#include "server/rpc_metrics_interceptor.h"
 #include "server/server.h"
 #include "util/log.h"
 #include "worker/worker_service.h"
@@ -36,6 +39,11 @@ ABSL_FLAG(int64_t, max_message_bytes, 256 << 20, "Largest message accepted or se
 ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(10),
           "On SIGTERM/SIGINT: how long running batches may take before exit");
 ABSL_FLAG(bool, insecure, false, "Allow a non-loopback --listen_address");
+ABSL_FLAG(int, metrics_port, 9465,
+          "Prometheus /metrics port (RPC latency by method and code, process memory and CPU); "
+          "0 picks a free one, -1 serves none");
+ABSL_FLAG(std::string, metrics_address, "",
+          "Address of the metrics port; empty: the same as --listen_address");
 
 namespace {
 
@@ -70,6 +78,16 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
 
+  saedict::server::ServerMetrics metrics;
+  if (const int metrics_port = absl::GetFlag(FLAGS_metrics_port); metrics_port >= 0) {
+    const std::string metrics_address = absl::GetFlag(FLAGS_metrics_address);
+    if (absl::Status s =
+            metrics.StartServing(metrics_address.empty() ? address : metrics_address, metrics_port);
+        !s.ok()) {
+      std::cerr << "saedict-worker: " << s << "\n";
+      return 1;
+    }
+  }
   saedict::worker::WorkerService service(
       {absl::GetFlag(FLAGS_cache_dir), absl::GetFlag(FLAGS_fast_exact)});
   grpc::EnableDefaultHealthCheckService(true);
@@ -81,6 +99,9 @@ int main(int argc, char** argv) {
   builder.SetMaxReceiveMessageSize(max_bytes);
   builder.SetMaxSendMessageSize(max_bytes);
   builder.RegisterService(&service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<saedict::server::RpcMetricsInterceptorFactory>(&metrics));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     std::cerr << "saedict-worker: cannot listen on " << address << ":"
@@ -88,7 +109,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   saedict::LogInfo(absl::StrCat("saedict-worker listening on ", address, ":", port,
-                                " (backend cpu, cache_dir=", absl::GetFlag(FLAGS_cache_dir), ")"));
+                                " (backend cpu, cache_dir=", absl::GetFlag(FLAGS_cache_dir),
+                                metrics.port() > 0 ? absl::StrCat(", metrics on :", metrics.port())
+                                                   : std::string(),
+                                ")"));
   if (const std::string file = absl::GetFlag(FLAGS_port_file); !file.empty()) {
     std::ofstream(file + ".tmp") << port << "\n";
     std::rename((file + ".tmp").c_str(), file.c_str());
@@ -108,6 +132,7 @@ int main(int argc, char** argv) {
   // Let the pool's next health check see "draining" before the port closes.
   absl::SleepFor(absl::Milliseconds(200));
   server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  metrics.StopServing();
   saedict::LogInfo("saedict-worker stopped");
   return 0;
 }

@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "tests/server/corpus_test_util.h"
 #include "tests/server/grpc_test_fixture.h"
+#include "tests/test_util/loopback_http.h"
 
 namespace saedict::testing {
 namespace {
@@ -40,15 +41,25 @@ class WorkerProcess {
       const std::string log = (dir / "log").string();
       freopen(log.c_str(), "w", stderr);
       execl(SAEDICT_WORKER_PATH, SAEDICT_WORKER_PATH, "--port=0", port_flag.c_str(),
-            cache_flag.c_str(), "--drain_grace=10s", static_cast<char*>(nullptr));
+            cache_flag.c_str(), "--drain_grace=10s", "--metrics_port=0",
+            static_cast<char*>(nullptr));
       _exit(127);
     }
     auto w = std::unique_ptr<WorkerProcess>(new WorkerProcess(pid));
     for (int i = 0; i < 600 && w->port_ == 0; ++i) {
       std::ifstream in(port_file);
-      if (!(in >> w->port_)) absl::SleepFor(absl::Milliseconds(50));
+      if (in >> w->port_) break;
+      w->port_ = 0;
+      if (waitpid(pid, nullptr, WNOHANG) == pid) {  // it exited: no point waiting
+        w->reaped_ = true;
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
     }
-    EXPECT_GT(w->port_, 0) << "saedict-worker did not start; see " << (dir / "log");
+    if (w->port_ == 0) {
+      ADD_FAILURE() << "saedict-worker did not start; see " << (dir / "log");
+      return nullptr;
+    }
     return w;
   }
   ~WorkerProcess() {
@@ -79,6 +90,7 @@ class WorkerPoolTest : public GrpcServerTest {
   void SetUp() override {
     for (int i = 0; i < 3; ++i) {
       workers_.push_back(WorkerProcess::Start(scratch_.path() / absl::StrCat("worker", i)));
+      ASSERT_NE(workers_.back(), nullptr);
     }
     GrpcServerTest::SetUp();
     sae_ = WriteSae("sae", engine::Architecture::kTopK);
@@ -86,8 +98,11 @@ class WorkerPoolTest : public GrpcServerTest {
     reference_ = ReferenceEncoder(sae_.path);
   }
   void Customize(server::ServerOptions* options) override {
-    for (const auto& w : workers_) options->workers.push_back(w->address());
+    for (const auto& w : workers_) {
+      if (w != nullptr) options->workers.push_back(w->address());
+    }
     options->worker_health_interval = absl::Milliseconds(100);
+    options->metrics_port = 0;
   }
   std::vector<float> Rows(int64_t n, uint64_t seed) {
     std::vector<float> x(n * kDIn);
@@ -206,6 +221,36 @@ TEST_F(WorkerPoolTest, ConcurrentStreamsAreSpreadOverTheWorkers) {
   int busy = 0;
   for (const auto& w : workers_) busy += BatchesOn(w->address()) > 0 ? 1 : 0;
   EXPECT_GE(busy, 2) << "concurrent batches went to one worker only";
+}
+
+TEST_F(WorkerPoolTest, MetricsReportEachWorkerAndPassPromtool) {
+  workers_[0]->SignalAndReap(SIGKILL);
+  for (int m = 0; m < 4; ++m) {
+    v1::EncodeResponse response;
+    ASSERT_TRUE(EncodeRows("d", Rows(8, m), 8, kDIn, &response).ok());
+  }
+  server_->workers()->CheckHealthNow();
+  absl::StatusOr<HttpResponse> scrape = HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_TRUE(scrape.ok()) << scrape.status();
+  const std::string& text = scrape->body;
+  const std::string dead = workers_[0]->address(), alive = workers_[1]->address();
+  EXPECT_THAT(text, ::testing::HasSubstr("saedict_worker_up{worker=\"" + dead + "\"} 0"));
+  EXPECT_THAT(text, ::testing::HasSubstr("saedict_worker_up{worker=\"" + alive + "\"} 1"));
+  // (the dead one may or may not have been tried before a health check saw it)
+  EXPECT_THAT(text, ::testing::HasSubstr("saedict_worker_batches_total{worker=\"" + dead +
+                                         "\",outcome=\"failed\"}"));
+  EXPECT_THAT(text, ::testing::ContainsRegex("saedict_worker_batches_total\\{worker=\"[0-9.:]+\","
+                                             "outcome=\"ok\"\\} [1-9]"));
+  EXPECT_THAT(text, ::testing::HasSubstr("saedict_worker_fallback_batches_total 0"));
+  std::string promtool = SAEDICT_PROMTOOL;
+  if (!fs::exists(promtool)) {
+    GTEST_SKIP() << "SKIPPED: no promtool at " << promtool << " (bash deploy/dev.sh build fetches it)";
+  }
+  const fs::path file = scratch_.path() / "metrics.txt";
+  std::ofstream(file) << text;
+  const std::string command =
+      absl::StrCat("'", promtool, "' check metrics < '", file.string(), "' 2>&1");
+  EXPECT_EQ(std::system(command.c_str()), 0);
 }
 
 TEST_F(WorkerPoolTest, WithEveryWorkerGoneTheServerEncodesItself) {

@@ -27,20 +27,20 @@ def path(*parts):
     return os.path.join(ROOT, *parts)
 
 
-def saedictd_flags():
-    out = subprocess.run([os.environ["SAEDICT_SAEDICTD"], "--helpfull"], capture_output=True,
-                         text=True)
+def binary_flags(binary):
+    out = subprocess.run([binary, "--helpfull"], capture_output=True, text=True)
     flags = set(re.findall(r"^\s+--([a-z_0-9]+)", out.stdout + out.stderr, re.M))
-    assert "metrics_port" in flags and "auth_tokens_file" in flags, out.stdout[:500]
+    assert "metrics_port" in flags and "listen_address" in flags, out.stdout[:500]
     return flags
 
 
-def assert_real_flags(args, where):
-    known = saedictd_flags()
+def assert_real_flags(args, where, binary=None):
+    binary = binary or os.environ["SAEDICT_SAEDICTD"]
+    known = binary_flags(binary)
     for a in args:
         m = re.match(r"--([a-z_0-9]+)", a)
         assert m, f"{where}: '{a}' is not a --flag"
-        assert m.group(1) in known, f"{where}: saedictd has no flag --{m.group(1)}"
+        assert m.group(1) in known, f"{where}: {os.path.basename(binary)} has no flag --{m.group(1)}"
 
 
 def test_compose_config_is_valid():
@@ -51,12 +51,21 @@ def test_compose_config_is_valid():
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     config = yaml.safe_load(out.stdout)
-    assert set(config["services"]) >= {"saedictd", "prometheus", "grafana"}
+    assert set(config["services"]) >= {"saedictd", "worker", "prometheus", "grafana"}
     for service in config["services"].values():
         for port in service.get("ports", []):
             published = port if isinstance(port, str) else f"{port.get('host_ip')}:{port['published']}"
             assert str(published).startswith("127.0.0.1:"), f"{port} is not loopback-only"
     assert_real_flags(config["services"]["saedictd"]["command"], "docker-compose.yml")
+    worker = config["services"]["worker"]["entrypoint"]
+    assert worker[0] == "/usr/local/bin/saedict-worker"
+    assert_real_flags(worker[1:], "docker-compose.yml worker", os.environ["SAEDICT_WORKER"])
+    port = next(a for a in worker if a.startswith("--port=")).split("=")[1]
+    assert f"--workers=worker:{port}" in config["services"]["saedictd"]["command"]
+    targets = [t for job in yaml.safe_load(open(path("deploy", "prometheus", "prometheus.yml")))[
+        "scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
+    metrics = next(a for a in worker if a.startswith("--metrics_port=")).split("=")[1]
+    assert f"worker:{metrics}" in targets, "Prometheus does not scrape the worker"
 
 
 def test_dockerfile_entrypoint_flags_exist_and_user_is_not_root():
@@ -139,8 +148,9 @@ K8S_KINDS = {
     ("v1", "Secret"): {"metadata", "type", "stringData"},
     ("v1", "Service"): {"metadata", "spec"},
     ("apps/v1", "StatefulSet"): {"metadata", "spec"},
+    ("apps/v1", "Deployment"): {"metadata", "spec"},
 }
-CONTAINER_FIELDS = {"name", "image", "imagePullPolicy", "args", "envFrom", "ports",
+CONTAINER_FIELDS = {"name", "image", "imagePullPolicy", "command", "args", "envFrom", "ports",
                     "readinessProbe", "livenessProbe", "resources", "volumeMounts"}
 PROBE_FIELDS = {"grpc", "httpGet", "exec", "initialDelaySeconds", "periodSeconds",
                 "failureThreshold", "timeoutSeconds"}
@@ -157,7 +167,8 @@ def manifests():
 
 def test_manifests_use_known_kinds_and_fields():
     docs = manifests()
-    assert {d["kind"] for _, d in docs} == {"ConfigMap", "Secret", "Service", "StatefulSet"}
+    assert {d["kind"] for _, d in docs} == {"ConfigMap", "Secret", "Service", "StatefulSet",
+                                            "Deployment"}
     for name, d in docs:
         key = (d["apiVersion"], d["kind"])
         assert key in K8S_KINDS, f"{name}: unknown {key}"
@@ -166,9 +177,14 @@ def test_manifests_use_known_kinds_and_fields():
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", d["metadata"]["name"])
 
 
+def service_named(name):
+    return next(d for _, d in manifests() if d["kind"] == "Service" and d["metadata"]["name"] == name)
+
+
 def test_statefulset_cross_references_resolve():
     docs = {d["kind"]: d for _, d in manifests()}
-    sts, svc = docs["StatefulSet"], docs["Service"]
+    sts = docs["StatefulSet"]
+    svc = service_named(sts["spec"]["serviceName"])
     spec = sts["spec"]
     labels = spec["template"]["metadata"]["labels"]
     assert spec["selector"]["matchLabels"].items() <= labels.items()
@@ -198,6 +214,31 @@ def test_statefulset_cross_references_resolve():
     tokens_mount = next(m for m in container["volumeMounts"] if m["name"] == secret["name"])
     assert f"--auth_tokens_file={tokens_mount['mountPath']}/tokens" in container["args"]
     assert "tokens" in docs["Secret"]["stringData"]
+
+
+def test_worker_deployment_is_reachable_from_saedictd():
+    docs = {d["kind"]: d for _, d in manifests()}
+    dep = docs["Deployment"]
+    svc = service_named(dep["metadata"]["name"])
+    assert svc["spec"]["clusterIP"] == "None", "headless: its name resolves to every pod"
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert dep["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert svc["spec"]["selector"].items() <= labels.items()
+    [container] = dep["spec"]["template"]["spec"]["containers"]
+    assert set(container) <= CONTAINER_FIELDS, set(container) - CONTAINER_FIELDS
+    assert container["command"] == ["/usr/local/bin/saedict-worker"]
+    assert_real_flags(container["args"], "deploy/k8s/worker-deployment.yaml",
+                      os.environ["SAEDICT_WORKER"])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for port in svc["spec"]["ports"]:
+        assert port["targetPort"] in ports, port
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"]["port"] == ports["grpc"]
+    grpc_port = next(p["port"] for p in svc["spec"]["ports"] if p["name"] == "grpc")
+    assert docs["ConfigMap"]["data"]["SAEDICT_WORKERS"] == \
+        f"{svc['metadata']['name']}:{grpc_port}"
+    sts_args = docs["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--workers=$(SAEDICT_WORKERS)" in sts_args
 
 
 def test_secret_example_is_a_token_file_saedictd_starts_with(tmp_path):
