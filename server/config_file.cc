@@ -19,7 +19,8 @@ namespace pb = google::protobuf;
 class FirstError : public pb::io::ErrorCollector {
  public:
   void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
-    if (error_.empty()) error_ = absl::StrCat("line ", line + 1, " column ", column + 1, ": ", message);
+    if (error_.empty())
+      error_ = absl::StrCat("line ", line + 1, " column ", column + 1, ": ", message);
   }
   const std::string& error() const { return error_; }
 
@@ -68,8 +69,8 @@ absl::StatusOr<std::vector<std::string>> ConfigArguments(absl::string_view text,
       for (int k = 0; k < r->FieldSize(config, &f); ++k) {
         items.push_back(ScalarText(config, f, k));
         if (absl::StrContains(items.back(), ',')) {
-          return absl::InvalidArgumentError(absl::StrCat("--config ", source, ": ", f.name(),
-                                                         ": '", items.back(),
+          return absl::InvalidArgumentError(absl::StrCat("--config ", source, ": ", f.name(), ": '",
+                                                         items.back(),
                                                          "' holds a comma; list items cannot"));
         }
       }

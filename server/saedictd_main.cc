@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "engine/encoder.h"
 #include "server/config_file.h"
+#include "server/process_signals.h"
 #include "server/server.h"
 #include "util/log.h"
 
@@ -104,22 +105,6 @@ ABSL_FLAG(int, index_nprobe, 0, "IVF lists searched per query; 0: max(8, nlist /
 ABSL_FLAG(int, neighbours_per_feature, 32,
           "Decoder neighbours precomputed and stored per feature (feature pages, families)");
 
-namespace {
-
-int g_signal_pipe[2] = {-1, -1};
-
-void OnStopSignal(int signal) {
-  const unsigned char byte = static_cast<unsigned char>(signal);
-  [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &byte, 1);  // async-signal-safe
-}
-
-void WritePortFile(const std::string& path, int port) {
-  if (path.empty()) return;
-  std::ofstream(path + ".tmp") << port << "\n";
-  std::rename((path + ".tmp").c_str(), path.c_str());
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
@@ -149,16 +134,10 @@ int main(int argc, char** argv) {
   // Libraries start threads before main() (OpenBLAS does), so a signal mask
   // cannot cover every thread: a handler writes the signal to a pipe instead,
   // and a watcher thread drains the server when it reads it.
-  if (pipe(g_signal_pipe) != 0) {
-    std::perror("saedictd: pipe");
+  if (absl::Status s = saedict::server::InstallSignalPipe({SIGTERM, SIGINT, SIGHUP}); !s.ok()) {
+    std::cerr << "saedictd: " << s << "\n";
     return 1;
   }
-  struct sigaction action = {};
-  action.sa_handler = OnStopSignal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGHUP, &action, nullptr);
 
   saedict::server::ServerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen_address);
@@ -249,16 +228,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   // The metrics port first: once the gRPC port file exists, both do.
+  using saedict::server::WritePortFile;
   WritePortFile(absl::GetFlag(FLAGS_metrics_port_file), (*server)->metrics_port());
   WritePortFile(absl::GetFlag(FLAGS_http_port_file), (*server)->http_port());
   WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
   const absl::Duration drain_grace = absl::GetFlag(FLAGS_drain_grace);
   std::thread watcher([&] {
     for (;;) {
-      unsigned char signal = 0;
-      const ssize_t n = read(g_signal_pipe[0], &signal, 1);
-      if (n < 0 && errno == EINTR) continue;
-      if (n == 1 && signal == SIGHUP) {
+      const int signal = saedict::server::NextSignal();
+      if (signal == SIGHUP) {
         const absl::Status reloaded = (*server)->ReloadAuth();
         saedict::LogInfo(reloaded.ok() ? std::string("SIGHUP: token file re-read")
                                        : absl::StrCat("SIGHUP: token file NOT re-read, the old "
@@ -266,7 +244,7 @@ int main(int argc, char** argv) {
                                                       reloaded.ToString()));
         continue;
       }
-      saedict::LogInfo(absl::StrCat("signal ", static_cast<int>(signal), ": draining for up to ",
+      saedict::LogInfo(absl::StrCat("signal ", signal, ": draining for up to ",
                                     absl::FormatDuration(drain_grace)));
       (*server)->Shutdown(drain_grace);
       return;

@@ -32,7 +32,7 @@ struct WorkerPool::Worker {
   int64_t queue_depth ABSL_GUARDED_BY(mu) = 0;
   std::string backend ABSL_GUARDED_BY(mu), device ABSL_GUARDED_BY(mu);
   std::set<std::string> loaded ABSL_GUARDED_BY(mu);  // weights it said it holds
-  absl::Mutex load_mu;  // one LoadWeights at a time per worker
+  absl::Mutex load_mu;                               // one LoadWeights at a time per worker
 };
 
 namespace {
@@ -111,8 +111,8 @@ void WorkerPool::CheckHealthNow() {
       w->queue_depth = health.queue_depth();
       w->backend = health.backend();
       w->device = health.device();
-      w->loaded = std::set<std::string>(health.loaded_weights().begin(),
-                                        health.loaded_weights().end());
+      w->loaded =
+          std::set<std::string>(health.loaded_weights().begin(), health.loaded_weights().end());
     }
     const bool now_healthy = w->healthy && !w->draining;
     if (was_healthy != now_healthy) {
@@ -191,7 +191,8 @@ absl::StatusOr<engine::EncodeResult> WorkerPool::RunOn(Worker& worker,
   const int64_t d_in = encoder.dictionary().config.d_in;
   wv1::EncodeBatchRequest request;
   request.set_weights_sha256(sha);
-  *request.mutable_activations() = wire::EncodeTensor(std::vector<float>(x.begin(), x.end()), {n, d_in});
+  *request.mutable_activations() =
+      wire::EncodeTensor(std::vector<float>(x.begin(), x.end()), {n, d_in});
   request.set_top_k(options.top_k);
   request.set_return_reconstruction(options.return_reconstruction);
   request.set_return_row_error(options.return_row_error);
@@ -226,8 +227,8 @@ absl::StatusOr<engine::EncodeResult> WorkerPool::RunOn(Worker& worker,
         wire::DecodeCodes(response.codes(), encoder.dictionary().config.d_sae);
     if (!codes.ok()) return codes.status();
     if (codes->num_rows != n) {
-      return absl::InternalError(absl::StrCat("worker ", worker.address, " answered ",
-                                              codes->num_rows, " rows for ", n));
+      return absl::InternalError(
+          absl::StrCat("worker ", worker.address, " answered ", codes->num_rows, " rows for ", n));
     }
     out.codes = *std::move(codes);
     if (options.return_reconstruction) {
@@ -289,8 +290,8 @@ absl::Status WorkerPool::SendWeights(Worker& worker, const engine::Encoder& enco
   writer->WritesDone();
   const grpc::Status s = writer->Finish();
   if (!s.ok()) return FromGrpc(s, absl::StrCat("worker ", worker.address, " LoadWeights"));
-  LogInfo(absl::StrCat("worker ", worker.address, " holds weights ", sha.substr(0, 12), " (",
-                       size, " bytes sent)"));
+  LogInfo(absl::StrCat("worker ", worker.address, " holds weights ", sha.substr(0, 12), " (", size,
+                       " bytes sent)"));
   absl::MutexLock lock(&worker.mu);
   worker.loaded.insert(sha);
   return absl::OkStatus();

@@ -23,6 +23,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/metrics.h"
+#include "server/process_signals.h"
 #include "server/rpc_metrics_interceptor.h"
 #include "server/server.h"
 #include "util/log.h"
@@ -33,7 +34,8 @@ ABSL_FLAG(std::string, listen_address, "127.0.0.1",
           "has no auth yet)");
 ABSL_FLAG(int, port, 50061, "Worker protocol port; 0 picks a free one (see --port_file)");
 ABSL_FLAG(std::string, port_file, "", "If set, write the bound port here once serving");
-ABSL_FLAG(std::string, cache_dir, "./var-worker", "Where weights files are written while they load");
+ABSL_FLAG(std::string, cache_dir, "./var-worker",
+          "Where weights files are written while they load");
 ABSL_FLAG(bool, fast_exact, true, "Build the FAST_EXACT screen where this CPU runs it");
 ABSL_FLAG(int64_t, max_message_bytes, 256 << 20, "Largest message accepted or sent");
 ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(10),
@@ -44,17 +46,6 @@ ABSL_FLAG(int, metrics_port, 9465,
           "0 picks a free one, -1 serves none");
 ABSL_FLAG(std::string, metrics_address, "",
           "Address of the metrics port; empty: the same as --listen_address");
-
-namespace {
-
-int g_signal_pipe[2] = {-1, -1};
-
-void OnStopSignal(int signal) {
-  const unsigned char byte = static_cast<unsigned char>(signal);
-  [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &byte, 1);  // async-signal-safe
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
@@ -68,15 +59,10 @@ int main(int argc, char** argv) {
                  "private network\n";
     return 2;
   }
-  if (pipe(g_signal_pipe) != 0) {
-    std::perror("saedict-worker: pipe");
+  if (absl::Status s = saedict::server::InstallSignalPipe({SIGTERM, SIGINT}); !s.ok()) {
+    std::cerr << "saedict-worker: " << s << "\n";
     return 1;
   }
-  struct sigaction action = {};
-  action.sa_handler = OnStopSignal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGINT, &action, nullptr);
 
   saedict::server::ServerMetrics metrics;
   if (const int metrics_port = absl::GetFlag(FLAGS_metrics_port); metrics_port >= 0) {
@@ -104,25 +90,19 @@ int main(int argc, char** argv) {
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    std::cerr << "saedict-worker: cannot listen on " << address << ":"
-              << absl::GetFlag(FLAGS_port) << "\n";
+    std::cerr << "saedict-worker: cannot listen on " << address << ":" << absl::GetFlag(FLAGS_port)
+              << "\n";
     return 1;
   }
-  saedict::LogInfo(absl::StrCat("saedict-worker listening on ", address, ":", port,
-                                " (backend cpu, cache_dir=", absl::GetFlag(FLAGS_cache_dir),
-                                metrics.port() > 0 ? absl::StrCat(", metrics on :", metrics.port())
-                                                   : std::string(),
-                                ")"));
-  if (const std::string file = absl::GetFlag(FLAGS_port_file); !file.empty()) {
-    std::ofstream(file + ".tmp") << port << "\n";
-    std::rename((file + ".tmp").c_str(), file.c_str());
-  }
-  unsigned char signal = 0;
-  while (read(g_signal_pipe[0], &signal, 1) != 1) {
-  }
+  saedict::LogInfo(absl::StrCat(
+      "saedict-worker listening on ", address, ":", port,
+      " (backend cpu, cache_dir=", absl::GetFlag(FLAGS_cache_dir),
+      metrics.port() > 0 ? absl::StrCat(", metrics on :", metrics.port()) : std::string(), ")"));
+  saedict::server::WritePortFile(absl::GetFlag(FLAGS_port_file), port);
+  const int signal = saedict::server::NextSignal();
   const absl::Duration grace = absl::GetFlag(FLAGS_drain_grace);
-  saedict::LogInfo(absl::StrCat("signal ", static_cast<int>(signal), ": draining for up to ",
-                                absl::FormatDuration(grace)));
+  saedict::LogInfo(
+      absl::StrCat("signal ", signal, ": draining for up to ", absl::FormatDuration(grace)));
   service.StartDraining();
   server->GetHealthCheckService()->SetServingStatus(false);
   const absl::Time deadline = absl::Now() + grace;

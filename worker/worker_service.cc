@@ -82,8 +82,8 @@ grpc::Status WorkerService::LoadWeights(grpc::ServerContext* context,
   {
     std::ofstream out(file, std::ios::binary | std::ios::trunc);
     if (!out) {
-      return Refuse(absl::UnavailableError(
-          absl::StrCat("cannot write ", file.string(), " (--cache_dir)")));
+      return Refuse(
+          absl::UnavailableError(absl::StrCat("cannot write ", file.string(), " (--cache_dir)")));
     }
     do {
       if (chunk.weights_sha256() != sha) {
@@ -110,9 +110,9 @@ grpc::Status WorkerService::LoadWeights(grpc::ServerContext* context,
       std::make_shared<const engine::Dictionary>(*std::move(dict)), encoder_options);
   if (!encoder.ok()) return Refuse(encoder.status());
   if ((*encoder)->content_sha256() != sha) {
-    return Refuse(absl::InvalidArgumentError(
-        absl::StrCat("LoadWeights: the weights hash to ", (*encoder)->content_sha256(),
-                     ", not to weights_sha256 ", sha)));
+    return Refuse(absl::InvalidArgumentError(absl::StrCat("LoadWeights: the weights hash to ",
+                                                          (*encoder)->content_sha256(),
+                                                          ", not to weights_sha256 ", sha)));
   }
   response->set_weights_sha256(sha);
   response->set_weight_bytes((*encoder)->dictionary().WeightBytes());
@@ -137,7 +137,8 @@ grpc::Status WorkerService::EncodeBatch(grpc::ServerContext*, const v1::EncodeBa
         absl::StrCat("weights ", request->weights_sha256(), " are not loaded on this worker")));
   }
   const int64_t d_in = encoder->dictionary().config.d_in;
-  absl::StatusOr<wire::DenseRows> x = wire::DecodeMatrix(request->activations(), d_in, "activations");
+  absl::StatusOr<wire::DenseRows> x =
+      wire::DecodeMatrix(request->activations(), d_in, "activations");
   if (!x.ok()) return Refuse(x.status());
   absl::StatusOr<engine::ComputeMode> mode =
       service::ToEngine(request->compute_mode(), "compute_mode");
@@ -155,7 +156,8 @@ grpc::Status WorkerService::EncodeBatch(grpc::ServerContext*, const v1::EncodeBa
   if (!result.ok()) return Refuse(result.status());
   *response->mutable_codes() = wire::EncodeCodes(result->codes);
   if (options.return_reconstruction) {
-    *response->mutable_reconstruction() = wire::EncodeTensor(result->reconstruction, {x->rows, d_in});
+    *response->mutable_reconstruction() =
+        wire::EncodeTensor(result->reconstruction, {x->rows, d_in});
   }
   for (float e : result->row_squared_error) response->add_row_squared_error(e);
   response->set_compute_mode(service::ToProto(result->compute_mode));
