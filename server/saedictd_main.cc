@@ -71,6 +71,11 @@ ABSL_FLAG(int, http_threads, 8, "Threads serving HTTP requests");
 ABSL_FLAG(std::vector<std::string>, workers, {},
           "Comma-separated saedict-worker addresses (host:port) that run the encode batches; a "
           "failed batch is retried on another worker, then on this server's CPU. Empty: none");
+ABSL_FLAG(std::string, worker_tls_ca_file, "",
+          "PEM CA that signed the workers' certificates: talk to --workers over TLS");
+ABSL_FLAG(std::string, worker_tls_cert_file, "",
+          "PEM client certificate for workers that require one (mutual TLS); with --worker_tls_key_file");
+ABSL_FLAG(std::string, worker_tls_key_file, "", "PEM private key of --worker_tls_cert_file");
 ABSL_FLAG(std::string, auth_tokens_file, "",
           "Bearer tokens with roles, one 'ROLE SHA256_HEX NAME' line each (make one with "
           "`saedict new-token ROLE NAME`); re-read on SIGHUP. Empty: auth off");
@@ -176,6 +181,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.workers = absl::GetFlag(FLAGS_workers);
+  options.worker_tls_ca_file = absl::GetFlag(FLAGS_worker_tls_ca_file);
+  options.worker_tls_cert_file = absl::GetFlag(FLAGS_worker_tls_cert_file);
+  options.worker_tls_key_file = absl::GetFlag(FLAGS_worker_tls_key_file);
   options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
   options.insecure = absl::GetFlag(FLAGS_insecure);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);

@@ -24,6 +24,7 @@
 #include "server/grpc_service.h"
 #include "server/metrics.h"
 #include "server/rpc_metrics_interceptor.h"
+#include "server/tls_credentials.h"
 #include "service/access_policy.h"
 #include "service/demo_dictionary.h"
 #include "service/dictionary_registry.h"
@@ -33,52 +34,6 @@
 #include "util/status_macros.h"
 
 namespace saedict::server {
-
-namespace {
-
-absl::StatusOr<std::string> ReadPem(const std::filesystem::path& path, const char* flag) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", flag, "=", path.string(), ": cannot read the file"));
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  if (text.str().find("-----BEGIN") == std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", flag, "=", path.string(), ": not a PEM file (no -----BEGIN line)"));
-  }
-  return text.str();
-}
-
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(
-    const ServerOptions& options) {
-  const bool cert = !options.tls_cert_file.empty(), key = !options.tls_key_file.empty();
-  if (cert != key) {
-    return absl::InvalidArgumentError(
-        "--tls_cert_file and --tls_key_file go together: give both or neither");
-  }
-  if (!cert) {
-    if (!options.tls_client_ca_file.empty()) {
-      return absl::InvalidArgumentError(
-          "--tls_client_ca_file needs --tls_cert_file and --tls_key_file (mutual TLS is TLS)");
-    }
-    return grpc::InsecureServerCredentials();
-  }
-  grpc::SslServerCredentialsOptions ssl;
-  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  SAEDICT_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem(options.tls_cert_file, "tls_cert_file"));
-  SAEDICT_ASSIGN_OR_RETURN(pair.private_key, ReadPem(options.tls_key_file, "tls_key_file"));
-  ssl.pem_key_cert_pairs.push_back(std::move(pair));
-  if (!options.tls_client_ca_file.empty()) {
-    SAEDICT_ASSIGN_OR_RETURN(ssl.pem_root_certs,
-                             ReadPem(options.tls_client_ca_file, "tls_client_ca_file"));
-    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
-  }
-  return grpc::SslServerCredentials(ssl);
-}
-
-}  // namespace
 
 bool IsLoopbackAddress(const std::string& address) {
   if (address == "localhost") return true;
@@ -131,7 +86,8 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
         "every caller as admin"));
   }
   SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
-                           MakeCredentials(options));
+                           ServerCredentialsFrom({options.tls_cert_file, options.tls_key_file,
+                                                  options.tls_client_ca_file}));
   state->metrics = std::make_unique<ServerMetrics>();
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
@@ -168,6 +124,9 @@ absl::StatusOr<std::unique_ptr<SaedictServer>> SaedictServer::Start(const Server
     pool.cache_dir = options.data_dir / "worker-cache";
     pool.health_interval = options.worker_health_interval;
     pool.max_message_bytes = options.max_message_bytes;
+    pool.tls = {options.worker_tls_cert_file, options.worker_tls_key_file,
+                options.worker_tls_ca_file, "worker_tls_cert_file", "worker_tls_key_file",
+                "worker_tls_ca_file"};
     SAEDICT_ASSIGN_OR_RETURN(state->workers, WorkerPool::Create(pool));
     batcher_options.runner = state->workers.get();
     // A batch thread waits on its worker: two per worker keep each busy.

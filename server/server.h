@@ -64,6 +64,9 @@ struct ServerOptions {
   // batches are retried on another worker, then run here.
   std::vector<std::string> workers;
   absl::Duration worker_health_interval = absl::Seconds(1);
+  // TLS to the workers: the CA that signed their certificates, and this
+  // server's client certificate for workers that require one (mutual TLS).
+  std::filesystem::path worker_tls_ca_file, worker_tls_cert_file, worker_tls_key_file;
 
   // Bearer-token auth (service/access_policy.h): empty: off. A listen
   // address that is not loopback needs it unless `insecure`.

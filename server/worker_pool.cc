@@ -67,10 +67,15 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(const WorkerPoolO
     return absl::UnavailableError(
         absl::StrCat("worker cache ", options.cache_dir.string(), ": ", ec.message()));
   }
-  return std::unique_ptr<WorkerPool>(new WorkerPool(options));
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      ChannelCredentialsFrom(options.tls);
+  if (!credentials.ok()) return credentials.status();
+  return std::unique_ptr<WorkerPool>(new WorkerPool(options, *std::move(credentials)));
 }
 
-WorkerPool::WorkerPool(const WorkerPoolOptions& options) : options_(options) {
+WorkerPool::WorkerPool(const WorkerPoolOptions& options,
+                       std::shared_ptr<grpc::ChannelCredentials> credentials)
+    : options_(options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
   args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
@@ -82,8 +87,7 @@ WorkerPool::WorkerPool(const WorkerPoolOptions& options) : options_(options) {
   for (const std::string& address : options.addresses) {
     auto w = std::make_unique<Worker>();
     w->address = address;
-    w->stub = wv1::Worker::NewStub(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+    w->stub = wv1::Worker::NewStub(grpc::CreateCustomChannel(address, credentials, args));
     workers_.push_back(std::move(w));
   }
   CheckHealthNow();

@@ -34,6 +34,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "engine/batch_runner.h"
+#include "server/tls_credentials.h"
 
 namespace saedict::server {
 
@@ -43,6 +44,7 @@ struct WorkerPoolOptions {
   absl::Duration health_interval = absl::Seconds(1);
   absl::Duration batch_timeout = absl::Seconds(120);  // one EncodeBatch call
   int64_t max_message_bytes = 256 << 20;
+  TlsFiles tls;  // none: plaintext; ca: TLS; ca + cert + key: mutual TLS
 };
 
 // What the pool knows of one worker (metrics, tests).
@@ -58,7 +60,8 @@ struct WorkerStatus {
 
 class WorkerPool final : public engine::BatchRunner {
  public:
-  // INVALID_ARGUMENT for an empty list or an address that is not host:port.
+  // INVALID_ARGUMENT for an empty list, an address that is not host:port,
+  // or TLS files that do not load.
   static absl::StatusOr<std::unique_ptr<WorkerPool>> Create(const WorkerPoolOptions& options);
   ~WorkerPool() override;
 
@@ -74,7 +77,8 @@ class WorkerPool final : public engine::BatchRunner {
   struct Worker;
 
  private:
-  explicit WorkerPool(const WorkerPoolOptions& options);
+  WorkerPool(const WorkerPoolOptions& options,
+             std::shared_ptr<grpc::ChannelCredentials> credentials);
   Worker* Pick(const std::vector<Worker*>& tried);
   absl::StatusOr<engine::EncodeResult> RunOn(Worker& worker, const engine::Encoder& encoder,
                                              absl::Span<const float> x, int64_t n,

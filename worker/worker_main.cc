@@ -26,12 +26,12 @@
 #include "server/process_signals.h"
 #include "server/rpc_metrics_interceptor.h"
 #include "server/server.h"
+#include "server/tls_credentials.h"
 #include "util/log.h"
 #include "worker/worker_service.h"
 
 ABSL_FLAG(std::string, listen_address, "127.0.0.1",
-          "Address to listen on (0.0.0.0 in a container: needs --insecure, the worker protocol "
-          "has no auth yet)");
+          "Address to listen on (0.0.0.0 in a container: needs mutual TLS or --insecure)");
 ABSL_FLAG(int, port, 50061, "Worker protocol port; 0 picks a free one (see --port_file)");
 ABSL_FLAG(std::string, port_file, "", "If set, write the bound port here once serving");
 ABSL_FLAG(std::string, cache_dir, "./var-worker",
@@ -40,7 +40,14 @@ ABSL_FLAG(bool, fast_exact, true, "Build the FAST_EXACT screen where this CPU ru
 ABSL_FLAG(int64_t, max_message_bytes, 256 << 20, "Largest message accepted or sent");
 ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(10),
           "On SIGTERM/SIGINT: how long running batches may take before exit");
-ABSL_FLAG(bool, insecure, false, "Allow a non-loopback --listen_address");
+ABSL_FLAG(bool, insecure, false,
+          "Allow a non-loopback --listen_address without mutual TLS (a private network)");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain: serve the worker protocol over TLS");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA: only clients (saedictd --worker_tls_cert_file) with a certificate it signed may "
+          "connect (mutual TLS)");
 ABSL_FLAG(int, metrics_port, 9465,
           "Prometheus /metrics port (RPC latency by method and code, process memory and CPU); "
           "0 picks a free one, -1 serves none");
@@ -53,10 +60,20 @@ int main(int argc, char** argv) {
       "  saedict-worker [--port=50061] [--listen_address=127.0.0.1]");
   absl::ParseCommandLine(argc, argv);
   const std::string address = absl::GetFlag(FLAGS_listen_address);
-  if (!saedict::server::IsLoopbackAddress(address) && !absl::GetFlag(FLAGS_insecure)) {
+  const saedict::server::TlsFiles tls = {absl::GetFlag(FLAGS_tls_cert_file),
+                                         absl::GetFlag(FLAGS_tls_key_file),
+                                         absl::GetFlag(FLAGS_tls_client_ca_file)};
+  if (!saedict::server::IsLoopbackAddress(address) && tls.ca.empty() &&
+      !absl::GetFlag(FLAGS_insecure)) {
     std::cerr << "saedict-worker: refusing to listen on " << address
-              << " (not loopback): the worker protocol has no auth yet; give --insecure on a "
-                 "private network\n";
+              << " (not loopback) without mutual TLS: give --tls_cert_file, --tls_key_file and "
+                 "--tls_client_ca_file, or --insecure on a private network\n";
+    return 2;
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      saedict::server::ServerCredentialsFrom(tls);
+  if (!credentials.ok()) {
+    std::cerr << "saedict-worker: " << credentials.status().message() << "\n";
     return 2;
   }
   if (absl::Status s = saedict::server::InstallSignalPipe({SIGTERM, SIGINT}); !s.ok()) {
@@ -79,8 +96,8 @@ int main(int argc, char** argv) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(absl::StrCat(address, ":", absl::GetFlag(FLAGS_port)),
-                           grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(absl::StrCat(address, ":", absl::GetFlag(FLAGS_port)), *credentials,
+                           &port);
   const int max_bytes = static_cast<int>(absl::GetFlag(FLAGS_max_message_bytes));
   builder.SetMaxReceiveMessageSize(max_bytes);
   builder.SetMaxSendMessageSize(max_bytes);

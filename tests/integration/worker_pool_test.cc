@@ -21,6 +21,7 @@
 #include "tests/server/corpus_test_util.h"
 #include "tests/server/grpc_test_fixture.h"
 #include "tests/test_util/loopback_http.h"
+#include "tests/test_util/test_certificates.h"
 
 namespace saedict::testing {
 namespace {
@@ -31,18 +32,23 @@ namespace fs = std::filesystem;
 // the destructor if still running.
 class WorkerProcess {
  public:
-  static std::unique_ptr<WorkerProcess> Start(const fs::path& dir) {
+  static std::unique_ptr<WorkerProcess> Start(const fs::path& dir,
+                                              std::vector<std::string> extra_flags = {}) {
     fs::create_directories(dir);
     const fs::path port_file = dir / "port";
     const std::string port_flag = "--port_file=" + port_file.string();
     const std::string cache_flag = "--cache_dir=" + (dir / "cache").string();
+    std::vector<std::string> args = {SAEDICT_WORKER_PATH, "--port=0",          port_flag,
+                                     cache_flag,          "--drain_grace=10s", "--metrics_port=0"};
+    args.insert(args.end(), extra_flags.begin(), extra_flags.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const std::string log = (dir / "log").string();
     const pid_t pid = fork();
     if (pid == 0) {
-      const std::string log = (dir / "log").string();
-      freopen(log.c_str(), "w", stderr);
-      execl(SAEDICT_WORKER_PATH, SAEDICT_WORKER_PATH, "--port=0", port_flag.c_str(),
-            cache_flag.c_str(), "--drain_grace=10s", "--metrics_port=0",
-            static_cast<char*>(nullptr));
+      if (freopen(log.c_str(), "w", stderr) == nullptr) _exit(126);
+      execv(SAEDICT_WORKER_PATH, argv.data());
       _exit(127);
     }
     auto w = std::unique_ptr<WorkerProcess>(new WorkerProcess(pid));
@@ -87,9 +93,12 @@ class WorkerProcess {
 
 class WorkerPoolTest : public GrpcServerTest {
  protected:
+  virtual std::vector<std::string> WorkerFlags() { return {}; }
+  virtual int WorkerCount() { return 3; }
   void SetUp() override {
-    for (int i = 0; i < 3; ++i) {
-      workers_.push_back(WorkerProcess::Start(scratch_.path() / absl::StrCat("worker", i)));
+    for (int i = 0; i < WorkerCount(); ++i) {
+      workers_.push_back(
+          WorkerProcess::Start(scratch_.path() / absl::StrCat("worker", i), WorkerFlags()));
       ASSERT_NE(workers_.back(), nullptr);
     }
     GrpcServerTest::SetUp();
@@ -103,7 +112,9 @@ class WorkerPoolTest : public GrpcServerTest {
     }
     options->worker_health_interval = absl::Milliseconds(100);
     options->metrics_port = 0;
+    CustomizePool(options);
   }
+  virtual void CustomizePool(server::ServerOptions* /*options*/) {}
   std::vector<float> Rows(int64_t n, uint64_t seed) {
     std::vector<float> x(n * kDIn);
     uint64_t s = seed * 2654435761u + 1;
@@ -161,8 +172,8 @@ TEST_F(WorkerPoolTest, IngestSurvivesAKilledAndADrainedWorkerAndStatsMatchTheCod
   const std::vector<TestDoc> docs = MakeDocs(90, 4, 24, kDIn, 17, 1000);
   std::vector<v1::IngestRequest> requests;
   for (size_t i = 0; i < docs.size(); i += 3) {
-    requests.push_back(MakeIngestRequest(i == 0 ? "d" : "", "c",
-                                         {docs.begin() + i, docs.begin() + i + 3}));
+    requests.push_back(
+        MakeIngestRequest(i == 0 ? "d" : "", "c", {docs.begin() + i, docs.begin() + i + 3}));
   }
   auto ctx = Ctx();
   auto stream = stub_->Ingest(ctx.get());
@@ -201,7 +212,8 @@ TEST_F(WorkerPoolTest, IngestSurvivesAKilledAndADrainedWorkerAndStatsMatchTheCod
     v1::GetFeatureResponse got;
     ASSERT_TRUE(stub_->GetFeature(Ctx().get(), get, &got).ok());
     EXPECT_EQ(got.stats().total_tokens(), tokens);
-    EXPECT_EQ(got.stats().count(), truth[f].count) << "feature " << f << ": nothing lost or doubled";
+    EXPECT_EQ(got.stats().count(), truth[f].count)
+        << "feature " << f << ": nothing lost or doubled";
     if (truth[f].count > 0) EXPECT_EQ(got.stats().max(), truth[f].max) << "feature " << f;
   }
 }
@@ -244,7 +256,8 @@ TEST_F(WorkerPoolTest, MetricsReportEachWorkerAndPassPromtool) {
   EXPECT_THAT(text, ::testing::HasSubstr("saedict_worker_fallback_batches_total 0"));
   std::string promtool = SAEDICT_PROMTOOL;
   if (!fs::exists(promtool)) {
-    GTEST_SKIP() << "SKIPPED: no promtool at " << promtool << " (bash deploy/dev.sh build fetches it)";
+    GTEST_SKIP() << "SKIPPED: no promtool at " << promtool
+                 << " (bash deploy/dev.sh build fetches it)";
   }
   const fs::path file = scratch_.path() / "metrics.txt";
   std::ofstream(file) << text;
@@ -269,8 +282,8 @@ TEST_F(WorkerPoolTest, AReplacedDictionarysNewWeightsAreWhatWorkersServe) {
   const std::vector<float> x = Rows(16, 9);
   v1::EncodeResponse before;
   ASSERT_TRUE(EncodeRows("d", x, 16, kDIn, &before).ok());
-  const WrittenSae other = WriteSae("other", engine::Architecture::kTopK,
-                                    v1::SOURCE_FORMAT_SAELENS, 99);
+  const WrittenSae other =
+      WriteSae("other", engine::Architecture::kTopK, v1::SOURCE_FORMAT_SAELENS, 99);
   ASSERT_TRUE(Load("d", other.path, nullptr, /*replace=*/true).ok());
   v1::EncodeResponse after;
   ASSERT_TRUE(EncodeRows("d", x, 16, kDIn, &after).ok());
@@ -282,6 +295,65 @@ TEST_F(WorkerPoolTest, AReplacedDictionarysNewWeightsAreWhatWorkersServe) {
   for (const server::WorkerStatus& w : server_->workers()->Workers()) failed += w.batches_failed;
   EXPECT_EQ(failed, 0) << "healthy workers fail no batch";
   EXPECT_EQ(server_->workers()->fallback_batches(), 0);
+}
+
+// Mutual TLS on the worker protocol: workers that require a client
+// certificate signed by the CA serve a pool that presents one, and refuse a
+// pool that presents none (its batches then run on the server's CPU).
+class WorkerPoolTlsTest : public WorkerPoolTest {
+ protected:
+  void SetUp() override {
+    if (std::system("command -v openssl >/dev/null 2>&1") != 0) {
+      GTEST_SKIP() << "SKIPPED: no openssl command to make test certificates";
+    }
+    certs_ = scratch_.path() / "certs";
+    fs::create_directories(certs_);
+    ASSERT_TRUE(MakeCertificates(certs_));
+    WorkerPoolTest::SetUp();
+  }
+  int WorkerCount() override { return 1; }
+  std::vector<std::string> WorkerFlags() override {
+    return {"--tls_cert_file=" + (certs_ / "server.pem").string(),
+            "--tls_key_file=" + (certs_ / "server.key").string(),
+            "--tls_client_ca_file=" + (certs_ / "ca.pem").string()};
+  }
+  void CustomizePool(server::ServerOptions* options) override {
+    options->worker_tls_ca_file = certs_ / "ca.pem";
+    if (present_client_certificate_) {
+      options->worker_tls_cert_file = certs_ / "client.pem";
+      options->worker_tls_key_file = certs_ / "client.key";
+    }
+  }
+  int64_t Encoded() {
+    const std::vector<float> x = Rows(16, 3);
+    v1::EncodeResponse response;
+    EXPECT_TRUE(EncodeRows("d", x, 16, kDIn, &response).ok());
+    absl::StatusOr<engine::EncodeResult> want = reference_->Encode(x, 16);
+    EXPECT_TRUE(want.ok());
+    ExpectSameCodes(CodesOf(response.codes()), want->codes, 0.0f, "tls");
+    return server_->workers()->Workers().front().batches_ok;
+  }
+  fs::path certs_;
+  bool present_client_certificate_ = true;
+};
+
+TEST_F(WorkerPoolTlsTest, AClientCertificateSignedByTheCaIsServed) {
+  EXPECT_GT(Encoded(), 0);
+  EXPECT_EQ(server_->workers()->fallback_batches(), 0);
+}
+
+class WorkerPoolTlsNoClientCertTest : public WorkerPoolTlsTest {
+ protected:
+  void SetUp() override {
+    present_client_certificate_ = false;
+    WorkerPoolTlsTest::SetUp();
+  }
+};
+
+TEST_F(WorkerPoolTlsNoClientCertTest, APoolWithoutAClientCertificateIsRefused) {
+  EXPECT_EQ(Encoded(), 0) << "the worker served a client without a certificate";
+  EXPECT_GT(server_->workers()->fallback_batches(), 0);
+  EXPECT_FALSE(server_->workers()->Workers().front().healthy);
 }
 
 }  // namespace
