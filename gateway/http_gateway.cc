@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 #include <string_view>
 #include <thread>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gateway/dashboard_assets.h"
 #include "gateway/json_api.h"
@@ -109,6 +111,14 @@ class HttpGateway::Impl {
   httplib::Server& http() { return *http_; }
   std::thread& listener() { return listener_; }
 
+  // Cancels every live stream (the server is stopping: their producers
+  // stop, the answers end with the cancellation), so stopping never waits
+  // for a slow reader.
+  void CancelLiveStreams() {
+    absl::MutexLock lock(&live_mu_);
+    for (LiveStream* stream : live_) stream->Cancel();
+  }
+
  private:
   // One admitted request, counted in the RPC metrics as service "http",
   // method `label`. It may outlive its handler: a live stream keeps it (and
@@ -184,6 +194,10 @@ class HttpGateway::Impl {
       if (ended->ok()) res.set_content("", kNdjson);
       return *ended;
     }
+    {
+      absl::MutexLock lock(&live_mu_);
+      live_.insert(stream.get());
+    }
     res.set_chunked_content_provider(
         kNdjson,
         [stream, scope](size_t, httplib::DataSink& sink) {
@@ -200,11 +214,13 @@ class HttpGateway::Impl {
           sink.done();
           return true;
         },
-        [stream, scope](bool success) {
+        [this, stream, scope](bool success) {
           if (!success) {
             stream->Cancel();  // the client went away
             scope->status = absl::CancelledError("the client closed the connection");
           }
+          absl::MutexLock lock(&live_mu_);
+          live_.erase(stream.get());
         });
     return absl::OkStatus();
   }
@@ -414,6 +430,8 @@ class HttpGateway::Impl {
   const JsonApi api_;
   std::unique_ptr<httplib::Server> http_;
   std::thread listener_;
+  absl::Mutex live_mu_;
+  std::set<LiveStream*> live_ ABSL_GUARDED_BY(live_mu_);
 };
 
 absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(const HttpOptions& options,
@@ -464,6 +482,7 @@ HttpGateway::~HttpGateway() { Stop(); }
 
 void HttpGateway::Stop() {
   if (impl_ == nullptr) return;
+  impl_->CancelLiveStreams();
   impl_->http().stop();
   if (impl_->listener().joinable()) impl_->listener().join();
 }

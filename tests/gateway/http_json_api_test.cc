@@ -3,8 +3,10 @@
 // method's JSON answer equals the gRPC answer for the same request — unary
 // calls by POST and by GET, server streams as NDJSON, client and bidi
 // streams from NDJSON bodies.
+#include <atomic>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gateway/json_api.h"
@@ -236,6 +238,34 @@ TEST_F(HttpJsonApiTest, ServerStreamsGoOutLiveWhateverTheirSize) {
   EXPECT_TRUE(Http().Get("/healthz"));
   v1::ListDictionariesResponse list;
   ASSERT_TRUE(PostProto("ListDictionaries", v1::ListDictionariesRequest(), &list));
+}
+
+TEST_F(HttpJsonApiTest, StoppingTheServerEndsALiveStreamToASlowReader) {
+  v1::ExportLatentsRequest request;
+  request.set_dictionary_id("demo");
+  request.set_corpus("demo");
+  std::atomic<int> chunks{0};
+  std::thread reader([&] {
+    httplib::Client client("127.0.0.1", server_->http_port());
+    client.set_read_timeout(60, 0);
+    httplib::Request slow;
+    slow.method = "POST";
+    slow.path = "/v1/ExportLatents";
+    slow.body = gateway::ToJson(request);
+    slow.set_header("Content-Type", "application/json");
+    slow.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+      ++chunks;
+      absl::SleepFor(absl::Milliseconds(50));  // a reader far slower than the export
+      return true;
+    };
+    client.send(slow);
+  });
+  while (chunks.load() == 0) absl::SleepFor(absl::Milliseconds(5));
+  const absl::Time start = absl::Now();
+  server_->Shutdown(absl::ZeroDuration());
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_LT(took, absl::Seconds(3)) << "the stop waited for the slow reader: " << took;
+  reader.join();
 }
 
 TEST_F(HttpJsonApiTest, IngestAndEncodeStreamTakeNdjsonBodies) {
