@@ -69,15 +69,32 @@ int32_t NestingLevel(const std::vector<int64_t>& widths, uint32_t feature) {
 }
 
 void ByCoverage(google::protobuf::RepeatedPtrField<v1::FamilyMember>* members) {
-  std::sort(members->begin(), members->end(), [](const v1::FamilyMember& a, const v1::FamilyMember& b) {
-    return a.coverage() != b.coverage() ? a.coverage() > b.coverage() : a.feature() < b.feature();
-  });
+  std::sort(members->begin(), members->end(),
+            [](const v1::FamilyMember& a, const v1::FamilyMember& b) {
+              return a.coverage() != b.coverage() ? a.coverage() > b.coverage()
+                                                  : a.feature() < b.feature();
+            });
 }
 
 }  // namespace
 
+FamilyQueries::~FamilyQueries() {
+  absl::MutexLock lock(&refresh_mu_);
+  if (refresher_.joinable()) refresher_.join();
+}
+
+void FamilyQueries::RefreshInBackground(const std::string& id, const v1::FamilyOptions& options) {
+  if (refreshing_.exchange(true)) return;  // one recount at a time
+  absl::MutexLock lock(&refresh_mu_);
+  if (refresher_.joinable()) refresher_.join();  // the previous one has finished
+  refresher_ = std::thread([this, id, options] {
+    (void)Families(id, options);  // errors show on the next exact ask
+    refreshing_.store(false);
+  });
+}
+
 absl::StatusOr<std::shared_ptr<const FamilyQueries::Computed>> FamilyQueries::Families(
-    const std::string& id, const v1::FamilyOptions& requested) {
+    const std::string& id, const v1::FamilyOptions& requested, bool allow_stale) {
   if (id.empty()) return absl::InvalidArgumentError("dictionary_id: empty");
   SAEDICT_RETURN_IF_ERROR(registry_->GetEncoder(id).status());
   SAEDICT_ASSIGN_OR_RETURN(index::FamilyOptions options, Resolve(requested));
@@ -93,6 +110,18 @@ absl::StatusOr<std::shared_ptr<const FamilyQueries::Computed>> FamilyQueries::Fa
     return nullptr;
   };
   if (auto hit = cached()) return hit;
+  if (allow_stale) {
+    std::shared_ptr<const Computed> earlier;
+    {
+      absl::MutexLock lock(&cache_mu_);
+      auto it = cache_.find(key);
+      if (it != cache_.end() && it->second->weights_sha256 == sha) earlier = it->second;
+    }
+    if (earlier != nullptr) {
+      RefreshInBackground(id, requested);
+      return earlier;
+    }
+  }
   absl::MutexLock computing(&compute_mu_);
   if (auto hit = cached()) return hit;  // computed while we waited
   const uint64_t generation = corpus_generation_.load();
@@ -116,8 +145,8 @@ absl::StatusOr<std::shared_ptr<const FamilyQueries::Computed>> FamilyQueries::Co
     SAEDICT_ASSIGN_OR_RETURN(records::v1::NeighboursRecord record,
                              similarity_->StoredNeighbours(id, static_cast<uint32_t>(f)));
     if (record.weights_sha256() != sha) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("the neighbours of dictionary '", id, "' changed during the computation; retry"));
+      return absl::FailedPreconditionError(absl::StrCat("the neighbours of dictionary '", id,
+                                                        "' changed during the computation; retry"));
     }
     per_feature = std::max(per_feature, record.features_size());
     for (int k = 0; k < record.features_size() && k < record.cosines_size(); ++k) {
@@ -128,7 +157,8 @@ absl::StatusOr<std::shared_ptr<const FamilyQueries::Computed>> FamilyQueries::Co
   out->options = options;
   out->weights_sha256 = sha;
   out->corpus_generation = generation;
-  out->counts = std::make_unique<index::CooccurrenceCounter>(neighbours, options.min_decoder_cosine);
+  out->counts =
+      std::make_unique<index::CooccurrenceCounter>(neighbours, options.min_decoder_cosine);
   int64_t documents = 0;
   SAEDICT_RETURN_IF_ERROR(store_->ScanCodes(id, [&](const storage::StoredCodes& stored) {
     const SparseCodes& c = stored.codes;
@@ -136,8 +166,8 @@ absl::StatusOr<std::shared_ptr<const FamilyQueries::Computed>> FamilyQueries::Co
       for (uint64_t j = c.row_offsets[t]; j < c.row_offsets[t + 1]; ++j) {
         if (c.indices[j] >= n) {
           return absl::InternalError(absl::StrCat("stored codes of dictionary '", id,
-                                                  "' name feature ", c.indices[j],
-                                                  " >= d_sae ", n));
+                                                  "' name feature ", c.indices[j], " >= d_sae ",
+                                                  n));
         }
       }
       out->counts->AddToken(absl::MakeConstSpan(c.indices.data() + c.row_offsets[t],
@@ -148,8 +178,8 @@ absl::StatusOr<std::shared_ptr<const FamilyQueries::Computed>> FamilyQueries::Co
   }));
   out->forest = index::BuildFamilies(*out->counts, options);
   v1::FamilyProvenance& p = out->provenance;
-  *p.mutable_computed_at() = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
-      absl::ToUnixMicros(absl::Now()));
+  *p.mutable_computed_at() =
+      google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(absl::Now()));
   p.set_tokens(out->counts->tokens());
   p.set_documents(documents);
   p.set_min_decoder_cosine(options.min_decoder_cosine);
@@ -162,6 +192,16 @@ absl::StatusOr<std::shared_ptr<const FamilyQueries::Computed>> FamilyQueries::Co
 
 absl::StatusOr<v1::FeatureFamilyResponse> FamilyQueries::FeatureFamily(
     const v1::FeatureFamilyRequest& r) {
+  return Answer(r, /*allow_stale=*/false);
+}
+
+absl::StatusOr<v1::FeatureFamilyResponse> FamilyQueries::RecentFamily(
+    const v1::FeatureFamilyRequest& r) {
+  return Answer(r, /*allow_stale=*/true);
+}
+
+absl::StatusOr<v1::FeatureFamilyResponse> FamilyQueries::Answer(const v1::FeatureFamilyRequest& r,
+                                                                bool allow_stale) {
   SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Encoder> encoder,
                            registry_->GetEncoder(r.dictionary_id()));
   const int64_t n = encoder->dictionary().config.d_sae;
@@ -170,7 +210,7 @@ absl::StatusOr<v1::FeatureFamilyResponse> FamilyQueries::FeatureFamily(
                                             " of dictionary '", r.dictionary_id(), "'"));
   }
   SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const Computed> families,
-                           Families(r.dictionary_id(), r.options()));
+                           Families(r.dictionary_id(), r.options(), allow_stale));
   const index::FamilyForest& forest = families->forest;
   const index::CooccurrenceCounter& counts = *families->counts;
   const uint32_t f = r.feature();
@@ -192,8 +232,8 @@ absl::StatusOr<v1::FeatureFamilyResponse> FamilyQueries::FeatureFamily(
   if (forest.parent[f] >= 0) {
     for (uint32_t s : forest.children[forest.parent[f]]) {
       if (s == f) continue;
-      *out.add_siblings() =
-          Member(s, v1::FAMILY_RELATION_SIBLING, forest.link[s], counts.count(s), families->options);
+      *out.add_siblings() = Member(s, v1::FAMILY_RELATION_SIBLING, forest.link[s], counts.count(s),
+                                   families->options);
     }
   }
   ByCoverage(out.mutable_children());
@@ -204,8 +244,10 @@ absl::StatusOr<v1::FeatureFamilyResponse> FamilyQueries::FeatureFamily(
     for (v1::FamilyMember& m : *members) m.set_nesting_level(NestingLevel(widths, m.feature()));
   }
   const int64_t family = forest.family_of[f];
-  out.set_family_size(family < 0 ? 1 : static_cast<int64_t>(forest.families[family].members.size()));
+  out.set_family_size(family < 0 ? 1
+                                 : static_cast<int64_t>(forest.families[family].members.size()));
   *out.mutable_provenance() = families->provenance;
+  out.mutable_provenance()->set_stale(families->corpus_generation != corpus_generation_.load());
   return out;
 }
 
@@ -223,7 +265,8 @@ absl::StatusOr<v1::ListFamiliesResponse> FamilyQueries::ListFamilies(
       google::protobuf::util::TimeUtil::TimestampToMicroseconds(families->provenance.computed_at());
   int64_t offset = 0;
   if (!r.page_token().empty()) {
-    std::pair<std::string, std::string> parts = absl::StrSplit(r.page_token(), absl::MaxSplits('.', 1));
+    std::pair<std::string, std::string> parts =
+        absl::StrSplit(r.page_token(), absl::MaxSplits('.', 1));
     int64_t token_stamp = 0;
     if (!absl::SimpleAtoi(parts.first, &offset) || !absl::SimpleAtoi(parts.second, &token_stamp) ||
         offset < 0) {
@@ -247,7 +290,8 @@ absl::StatusOr<v1::ListFamiliesResponse> FamilyQueries::ListFamilies(
     family->set_depth(all[i].depth);
     family->set_root_count(families->counts->count(all[i].root));
   }
-  if (end < static_cast<int64_t>(all.size())) out.set_next_page_token(absl::StrCat(end, ".", stamp));
+  if (end < static_cast<int64_t>(all.size()))
+    out.set_next_page_token(absl::StrCat(end, ".", stamp));
   *out.mutable_provenance() = families->provenance;
   return out;
 }

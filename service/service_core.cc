@@ -125,7 +125,8 @@ absl::StatusOr<v1::GetFeatureResponse> ServiceCore::GetFeature(const v1::GetFeat
     v1::FeatureFamilyRequest family;
     family.set_dictionary_id(r.dictionary_id());
     family.set_feature(r.feature());
-    absl::StatusOr<v1::FeatureFamilyResponse> answer = families_.FeatureFamily(family);
+    // A feature page does not wait for a recount per ingest batch.
+    absl::StatusOr<v1::FeatureFamilyResponse> answer = families_.RecentFamily(family);
     if (answer.ok()) {
       *out.mutable_family() = *std::move(answer);
     } else if (!absl::IsFailedPrecondition(answer.status())) {

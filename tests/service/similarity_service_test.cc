@@ -246,6 +246,50 @@ TEST_F(SimilarityServiceTest, FamiliesAreRecountedWhenTheCorpusChanges) {
   EXPECT_EQ(after.provenance().documents(), 41);
 }
 
+TEST_F(SimilarityServiceTest, GetFeatureServesTheEarlierFamilyWhileTheRecountRuns) {
+  LoadBuilt("plant", plant_.rows, plant_.kN, plant_.kD);
+  StorePlantedCorpus("plant");
+  v1::GetFeatureRequest get;
+  get.set_dictionary_id("plant");
+  get.set_feature(12);
+  SAEDICT_ASSERT_OK_AND_ASSIGN(v1::GetFeatureResponse first, core_->GetFeature(get));
+  EXPECT_EQ(first.family().provenance().tokens(), 4000);
+  EXPECT_FALSE(first.family().provenance().stale());
+  v1::IngestRequest ingest;  // 3 more tokens: the corpus changed
+  ingest.set_dictionary_id("plant");
+  ingest.set_corpus("more");
+  v1::IngestDocument* doc = ingest.add_documents();
+  doc->set_doc_id(1);
+  const std::vector<int32_t> ids = {1, 2, 3};
+  doc->set_token_ids(std::string(reinterpret_cast<const char*>(ids.data()), 12));
+  std::vector<float> x(3 * plant_.kD, 0.5f);
+  *doc->mutable_activations() = wire::EncodeTensor(x, {3, plant_.kD});
+  auto session = core_->StartIngest([](const v1::IngestAck&) { return true; });
+  ASSERT_THAT(session->Submit(ingest), IsOk());
+  ASSERT_THAT(session->Finish(), IsOk());
+  // At once: the earlier forest, said to be stale; a recount starts.
+  SAEDICT_ASSERT_OK_AND_ASSIGN(v1::GetFeatureResponse during, core_->GetFeature(get));
+  EXPECT_TRUE(during.family().provenance().stale());
+  EXPECT_EQ(during.family().provenance().tokens(), 4000);
+  EXPECT_EQ(during.family().parents_size(), first.family().parents_size());
+  // The recount lands; then the answer is current again.
+  v1::GetFeatureResponse after;
+  for (int i = 0; i < 600; ++i) {
+    SAEDICT_ASSERT_OK_AND_ASSIGN(after, core_->GetFeature(get));
+    if (!after.family().provenance().stale()) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_FALSE(after.family().provenance().stale());
+  EXPECT_EQ(after.family().provenance().tokens(), 4003);
+  // FeatureFamily never answers stale.
+  v1::FeatureFamilyRequest family;
+  family.set_dictionary_id("plant");
+  family.set_feature(12);
+  SAEDICT_ASSERT_OK_AND_ASSIGN(v1::FeatureFamilyResponse exact, core_->FeatureFamily(family));
+  EXPECT_FALSE(exact.provenance().stale());
+  EXPECT_EQ(exact.provenance().tokens(), 4003);
+}
+
 TEST_F(SimilarityServiceTest, FamilyErrorsNameTheValue) {
   LoadBuilt("plant", plant_.rows, plant_.kN, plant_.kD);
   v1::FeatureFamilyRequest r;
