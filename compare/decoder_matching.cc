@@ -38,7 +38,7 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 }
 
 absl::Status CheckDictionary(const engine::Dictionary& d, const char* name) {
-  const int64_t n = d.config.d_sae, dim = d.config.d_in;
+  const int64_t n = d.config.d_sae, dim = d.config.decoder_dim();  // d_out for transcoders
   if (n <= 0 || dim <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("dictionary ", name, ": d_sae = ", n,
                                                    ", d_in = ", dim, "; both must be >= 1"));
@@ -137,10 +137,15 @@ absl::StatusOr<DecoderComparison> CompareDecoders(const engine::Dictionary& a,
                                                   const DecoderMatchOptions& options,
                                                   const ComparisonProgress& progress,
                                                   const std::function<bool()>& cancelled) {
-  if (a.config.d_in != b.config.d_in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("decoder comparison needs the same d_in: A has ", a.config.d_in, ", B has ",
-                     b.config.d_in, "; use the activation method"));
+  // Decoder rows have the width of the hook they write: d_in for an SAE,
+  // d_out for a transcoder.
+  if (a.config.decoder_dim() != b.config.decoder_dim()) {
+    const char* wa = a.config.is_transcoder() ? "d_out" : "d_in";
+    const char* wb = b.config.is_transcoder() ? "d_out" : "d_in";
+    return absl::InvalidArgumentError(absl::StrCat(
+        "decoder comparison needs decoder rows of the same width: A has ", wa, " ",
+        a.config.decoder_dim(), ", B has ", wb, " ", b.config.decoder_dim(),
+        "; use the activation method"));
   }
   if (absl::Status s = CheckDictionary(a, "A"); !s.ok()) return s;
   if (absl::Status s = CheckDictionary(b, "B"); !s.ok()) return s;

@@ -14,7 +14,7 @@ namespace {
 // Rows `features` of W_dec [*, d], centred over the rows, float64.
 std::vector<double> CentredRows(const engine::Dictionary& dict,
                                 const std::vector<int64_t>& features) {
-  const int64_t d = dict.config.d_in, n = static_cast<int64_t>(features.size());
+  const int64_t d = dict.config.decoder_dim(), n = static_cast<int64_t>(features.size());
   std::vector<double> out(n * d), mean(d, 0.0);
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t j = 0; j < d; ++j) {
@@ -69,7 +69,7 @@ absl::StatusOr<DecoderSvccaResult> DecoderSvcca(const engine::Dictionary& a,
         "decoder SVCCA needs at least 2 paired features with correlation >= ", min_correlation,
         "; ", n, " found"));
   }
-  const int64_t da = a.config.d_in, db = b.config.d_in;
+  const int64_t da = a.config.decoder_dim(), db = b.config.decoder_dim();
   const std::vector<double> xa = CentredRows(a, fa), xb = CentredRows(b, fb);
   DecoderSvccaResult out;
   out.pairs = n;

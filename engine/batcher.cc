@@ -43,13 +43,14 @@ bool SameGroup(const Request& a, const Request& b) {
 }
 
 // Rows [row, row + n) of a batch result, with offsets rebased to 0.
-EncodeResult Slice(const EncodeResult& all, int64_t row, int64_t n, int64_t d_in) {
+// `d_out`: the width of a reconstruction row (DictionaryConfig::decoder_dim).
+EncodeResult Slice(const EncodeResult& all, int64_t row, int64_t n, int64_t d_out) {
   EncodeResult out;
   out.codes = SliceRows(all.codes, row, row + n);
   out.compute_mode = all.compute_mode;
   if (!all.reconstruction.empty()) {
-    out.reconstruction.assign(all.reconstruction.begin() + row * d_in,
-                              all.reconstruction.begin() + (row + n) * d_in);
+    out.reconstruction.assign(all.reconstruction.begin() + row * d_out,
+                              all.reconstruction.begin() + (row + n) * d_out);
   }
   if (!all.row_squared_error.empty()) {
     out.row_squared_error.assign(all.row_squared_error.begin() + row,
@@ -227,7 +228,7 @@ class BatcherImpl final : public EncodeBatcher {
     int64_t row = 0;
     for (Request* r : batch) {
       if (all.ok()) {
-        r->result = Slice(*all, row, r->n, d_in);
+        r->result = Slice(*all, row, r->n, encoder.dictionary().config.decoder_dim());
       } else {
         r->result = encoder.Encode(r->x, r->n, options);  // each caller gets its own error
       }

@@ -57,6 +57,11 @@ std::string DictionaryContentSha256(const Dictionary& d) {
   h.AddTensor("b_gate", d.b_gate);
   h.AddTensor("b_mag", d.b_mag);
   h.AddTensor("r_mag", d.r_mag);
+  if (c.is_transcoder()) {  // added only for transcoders: SAE hashes stay as they were
+    h.AddString("transcoder");
+    h.AddU64(static_cast<uint64_t>(c.d_out));
+    h.AddTensor("w_skip", d.w_skip);
+  }
   return h.HexDigest();
 }
 

@@ -118,6 +118,33 @@ absl::Status Dictionary::Validate() const {
   }
   const Architecture a = c.architecture;
   const char* arch = ArchitectureName(a);
+  if (c.d_out < 0 || c.d_out > kMaxFeatures) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("d_out must be 0 (an SAE) or in [1, ", kMaxFeatures, "], got ", c.d_out));
+  }
+  if (c.d_out > kMaxMatrixElements / c.d_sae || c.d_out > kMaxMatrixElements / c.d_in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("d_out * d_sae or d_out * d_in is too large: d_out = ", c.d_out));
+  }
+  if (!c.is_transcoder() && !c.hook_name_out.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "hook_name_out \"", c.hook_name_out, "\" is set but d_out is 0 (not a transcoder)"));
+  }
+  if (c.is_transcoder()) {
+    if (a == Architecture::kMatchingPursuit) {
+      return absl::InvalidArgumentError(
+          "a transcoder cannot be matching_pursuit (its encoder is tied to a decoder of "
+          "another hook)");
+    }
+    if (c.apply_b_dec_to_input) {
+      return absl::InvalidArgumentError(
+          "apply_b_dec_to_input must be false for a transcoder (b_dec lives at the output hook)");
+    }
+    if (c.normalization != Normalization::kNone) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "normalization must be none for a transcoder, got ", NormalizationName(c.normalization)));
+    }
+  }
   const bool uses_k = a == Architecture::kTopK || a == Architecture::kMatchingPursuit;
   if (uses_k && (c.k < 1 || c.k > c.d_sae)) {
     return absl::InvalidArgumentError(
@@ -139,8 +166,14 @@ absl::Status Dictionary::Validate() const {
   const int64_t matrix = c.d_in * c.d_sae;
   const bool gated = a == Architecture::kGated;
   const bool mp = a == Architecture::kMatchingPursuit;
-  SAEDICT_RETURN_IF_ERROR(CheckTensor("W_dec", w_dec, matrix, true));
-  SAEDICT_RETURN_IF_ERROR(CheckTensor("b_dec", b_dec, c.d_in, true));
+  SAEDICT_RETURN_IF_ERROR(CheckTensor("W_dec", w_dec, c.d_sae * c.decoder_dim(), true));
+  SAEDICT_RETURN_IF_ERROR(CheckTensor("b_dec", b_dec, c.decoder_dim(), true));
+  if (c.is_transcoder() && !w_skip.empty()) {
+    SAEDICT_RETURN_IF_ERROR(CheckTensor("W_skip", w_skip, c.d_out * c.d_in, true));
+  } else if (!w_skip.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor W_skip has ", w_skip.size(), " values but d_out is 0: only a transcoder has one"));
+  }
   // Matching pursuit is tied: W_enc may be omitted, and when present must be W_dec^T.
   SAEDICT_RETURN_IF_ERROR(CheckTensor("W_enc", w_enc, matrix, !(mp && w_enc.empty())));
   if (mp && !w_enc.empty()) {
@@ -174,7 +207,8 @@ absl::Status Dictionary::Validate() const {
 
 int64_t Dictionary::WeightBytes() const {
   const size_t floats = w_enc.size() + b_enc.size() + w_dec.size() + b_dec.size() +
-                        threshold.size() + b_gate.size() + b_mag.size() + r_mag.size();
+                        threshold.size() + b_gate.size() + b_mag.size() + r_mag.size() +
+                        w_skip.size();
   return static_cast<int64_t>(floats * sizeof(float));
 }
 

@@ -17,6 +17,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -37,8 +38,9 @@ Encoder::Impl::Impl(std::shared_ptr<const Dictionary> dictionary, const EncoderO
   add_b_dec_on_decode_ = c.architecture != Architecture::kMatchingPursuit || c.apply_b_dec_to_input;
   auto row_norm_sq = [&](int64_t i) {
     double sq = 0.0;
-    const float* w = d.w_dec.data() + i * c.d_in;
-    for (int64_t j = 0; j < c.d_in; ++j) sq += static_cast<double>(w[j]) * w[j];
+    const int64_t dim = c.decoder_dim();
+    const float* w = d.w_dec.data() + i * dim;
+    for (int64_t j = 0; j < dim; ++j) sq += static_cast<double>(w[j]) * w[j];
     return sq;
   };
   if (c.architecture == Architecture::kTopK && c.rescale_acts_by_decoder_norm) {
@@ -157,22 +159,24 @@ absl::StatusOr<EncodeResult> Encoder::Encode(absl::Span<const float> x, int64_t 
   if (!options.return_reconstruction && !options.return_row_error) return result;
 
   const int64_t d_in = dictionary_->config.d_in;
+  const int64_t d_out = dictionary_->config.decoder_dim();  // != d_in for transcoders
   const SparseCodes& codes = result.codes;
-  if (options.return_reconstruction) result.reconstruction.resize(static_cast<size_t>(n * d_in));
+  if (options.return_reconstruction) result.reconstruction.resize(static_cast<size_t>(n * d_out));
   if (options.return_row_error) result.row_squared_error.resize(n);
   const int64_t nnz_per_row = std::max<int64_t>(1, codes.nnz() / std::max<int64_t>(n, 1));
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / (d_in * nnz_per_row));
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / (d_out * nnz_per_row));
   ParallelFor(n, grain, [&](int64_t begin, int64_t end) {
     std::vector<float> row_buffer;
-    if (!options.return_reconstruction) row_buffer.resize(d_in);
+    if (!options.return_reconstruction) row_buffer.resize(d_out);
     for (int64_t r = begin; r < end; ++r) {
-      float* out = options.return_reconstruction ? result.reconstruction.data() + r * d_in
+      float* out = options.return_reconstruction ? result.reconstruction.data() + r * d_out
                                                  : row_buffer.data();
       const uint64_t first = codes.row_offsets[r];
+      const float* xr = x.data() + r * d_in;
       impl_->ReconstructRow(codes.indices.data() + first, codes.values.data() + first,
-                            static_cast<int64_t>(codes.row_offsets[r + 1] - first), norms[r], out);
-      if (options.return_row_error) {
-        const float* xr = x.data() + r * d_in;
+                            static_cast<int64_t>(codes.row_offsets[r + 1] - first), norms[r], xr,
+                            out);
+      if (options.return_row_error) {  // SAEs only (ValidateInput), so d_out == d_in
         double sq = 0.0;
         for (int64_t j = 0; j < d_in; ++j) {
           const double diff = static_cast<double>(xr[j]) - out[j];
@@ -186,8 +190,8 @@ absl::StatusOr<EncodeResult> Encoder::Encode(absl::Span<const float> x, int64_t 
     const bool bad_error = options.return_row_error && !std::isfinite(result.row_squared_error[r]);
     bool bad_reconstruction = false;
     if (options.return_reconstruction) {
-      const float* row = result.reconstruction.data() + r * d_in;
-      for (int64_t j = 0; j < d_in; ++j) bad_reconstruction |= !std::isfinite(row[j]);
+      const float* row = result.reconstruction.data() + r * d_out;
+      for (int64_t j = 0; j < d_out; ++j) bad_reconstruction |= !std::isfinite(row[j]);
     }
     if (bad_error || bad_reconstruction) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -219,6 +223,13 @@ absl::Status Encoder::Impl::ValidateInput(absl::Span<const float> x, int64_t n,
   if (n > std::numeric_limits<int64_t>::max() / c.d_in || n * c.d_in != size) {
     return absl::InvalidArgumentError(
         absl::StrCat("x has ", size, " values, expected n * d_in = ", n, " * ", c.d_in));
+  }
+  if (options.return_row_error && c.is_transcoder()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "return_row_error: this dictionary is a transcoder: it decodes to another hook (",
+        c.hook_name_out.empty() ? "d_out " + std::to_string(c.d_out) : c.hook_name_out,
+        ") than it reads, so its error needs that hook's activations, which saedict never sees; "
+        "ask for the reconstruction and compare it yourself"));
   }
   if (options.top_k < 0 || options.top_k > c.d_sae) {
     return absl::InvalidArgumentError(

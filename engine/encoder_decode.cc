@@ -8,7 +8,12 @@
 // Normalization is per input row, so Decode(codes), which sees no input,
 // cannot undo it: it returns f W_dec + b_dec in the normalized space (as if
 // scale 1, shift 0). Encode's reconstruction and Intervene undo it with the
-// input row's own statistics.
+// input row's own statistics. Likewise a skip transcoder's x W_skip^T needs
+// the input: Encode's reconstruction and Intervene add it, Decode cannot.
+//
+// Transcoders decode to another hook (width d_out): Intervene returns the
+// edited output f' W_dec + b_dec (+ x W_skip^T), not x + (f' - f) W_dec,
+// since the input lives at a different hook than the decoder writes.
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -92,27 +97,38 @@ void ApplyEdit(const FeatureEdit& edit, RowEntries* entries) {
 
 void Encoder::Impl::AccumulateDecode(const uint32_t* indices, const float* values, int64_t nnz,
                                      float scale, float* out) const {
-  const int64_t d_in = config().d_in;
+  const int64_t d_out = config().decoder_dim();
   const float* w_dec = dict().w_dec.data();
   for (int64_t e = 0; e < nnz; ++e) {
     float coef = values[e] * scale;
     if (!decode_factor_.empty()) coef *= decode_factor_[indices[e]];
-    const float* w = w_dec + static_cast<int64_t>(indices[e]) * d_in;
-    for (int64_t j = 0; j < d_in; ++j) out[j] += coef * w[j];
+    const float* w = w_dec + static_cast<int64_t>(indices[e]) * d_out;
+    for (int64_t j = 0; j < d_out; ++j) out[j] += coef * w[j];
   }
 }
 
 void Encoder::Impl::ReconstructRow(const uint32_t* indices, const float* values, int64_t nnz,
-                                   const RowNorm& norm, float* out) const {
-  const int64_t d_in = config().d_in;
+                                   const RowNorm& norm, const float* x_row, float* out) const {
+  const DictionaryConfig& c = config();
+  const int64_t d_out = c.decoder_dim();
   if (add_b_dec_on_decode_) {
-    std::copy_n(dict().b_dec.data(), d_in, out);
+    std::copy_n(dict().b_dec.data(), d_out, out);
   } else {
-    std::fill_n(out, d_in, 0.0f);
+    std::fill_n(out, d_out, 0.0f);
   }
   AccumulateDecode(indices, values, nnz, 1.0f, out);
+  if (x_row != nullptr && dict().has_skip()) {
+    // out[o] += sum_j W_skip[o, j] x[j], one fixed order per element.
+    const float* w_skip = dict().w_skip.data();
+    for (int64_t o = 0; o < d_out; ++o) {
+      const float* w = w_skip + o * c.d_in;
+      float sum = 0.0f;
+      for (int64_t j = 0; j < c.d_in; ++j) sum += w[j] * x_row[j];
+      out[o] += sum;
+    }
+  }
   if (norm.out_scale != 1.0f || norm.out_shift != 0.0f) {
-    for (int64_t j = 0; j < d_in; ++j) out[j] = out[j] * norm.out_scale + norm.out_shift;
+    for (int64_t j = 0; j < d_out; ++j) out[j] = out[j] * norm.out_scale + norm.out_shift;
   }
 }
 
@@ -123,13 +139,14 @@ absl::StatusOr<std::vector<float>> Encoder::Decode(const SparseCodes& codes) con
         absl::StrCat("codes.num_features is ", codes.num_features, ", expected d_sae ", c.d_sae));
   }
   SAEDICT_RETURN_IF_ERROR(codes.Validate());
-  std::vector<float> out(static_cast<size_t>(codes.num_rows * c.d_in));
+  const int64_t d_out = c.decoder_dim();
+  std::vector<float> out(static_cast<size_t>(codes.num_rows * d_out));
   const RowNorm identity;
   for (int64_t r = 0; r < codes.num_rows; ++r) {
     const uint64_t begin = codes.row_offsets[r];
     impl_->ReconstructRow(codes.indices.data() + begin, codes.values.data() + begin,
                           static_cast<int64_t>(codes.row_offsets[r + 1] - begin), identity,
-                          out.data() + r * c.d_in);
+                          /*x_row=*/nullptr, out.data() + r * d_out);
   }
   return out;
 }
@@ -153,7 +170,12 @@ absl::StatusOr<InterveneResult> Encoder::Intervene(absl::Span<const float> x, in
 
   InterveneResult result;
   result.compute_mode = impl_->EffectiveMode(options.compute_mode);
-  result.activations.assign(x.begin(), x.end());
+  const bool transcoder = c.is_transcoder();
+  if (transcoder) {
+    result.activations.resize(static_cast<size_t>(n * c.d_out));
+  } else {
+    result.activations.assign(x.begin(), x.end());
+  }
   SparseCodes& g = result.edited_codes;
   g.num_rows = n;
   g.num_features = c.d_sae;
@@ -205,6 +227,13 @@ absl::StatusOr<InterveneResult> Encoder::Intervene(absl::Span<const float> x, in
       g.values.push_back(value);
     }
     g.row_offsets.push_back(g.indices.size());
+    if (transcoder) {  // the edited output at the output hook
+      const uint64_t row_begin = g.row_offsets[r];
+      impl_->ReconstructRow(g.indices.data() + row_begin, g.values.data() + row_begin,
+                            static_cast<int64_t>(g.row_offsets[r + 1] - row_begin), norms[r],
+                            x.data() + r * c.d_in, result.activations.data() + r * c.d_out);
+      continue;
+    }
     if (delta_index.empty()) continue;  // row unchanged: x is returned exactly
     // x + (f' - f) W_dec, mapped back through the row's normalization scale.
     impl_->AccumulateDecode(delta_index.data(), delta_value.data(),

@@ -54,9 +54,11 @@ class Encoder::Impl {
   // The mode that runs for a requested one (kFastExact may become kF32).
   ComputeMode EffectiveMode(ComputeMode requested) const;
 
-  // x_hat for one row of codes, normalization undone with `norm`.
+  // x_hat [decoder_dim] for one row of codes, normalization undone with
+  // `norm`. A skip transcoder adds x_row W_skip^T when x_row is not null
+  // (its input row [d_in]); Decode, which has no input, passes null.
   void ReconstructRow(const uint32_t* indices, const float* values, int64_t nnz,
-                      const RowNorm& norm, float* out) const;
+                      const RowNorm& norm, const float* x_row, float* out) const;
 
   // out += scale * sum_e values[e] * decode_factor(indices[e]) * W_dec[indices[e]].
   void AccumulateDecode(const uint32_t* indices, const float* values, int64_t nnz, float scale,

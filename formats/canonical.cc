@@ -3,8 +3,12 @@
 // b_dec, threshold, b_gate, b_mag, r_mag; W_enc omitted for matching pursuit,
 // whose encoder is W_decᵀ), the config as strings in __metadata__ under the
 // DictionaryConfig field names plus "saedict_format": "canonical-v1".
+// Transcoders add "d_out" and "hook_name_out" to the metadata, W_dec and b_dec
+// take the width d_out, and a skip transcoder adds W_skip [d_out, d_in]; an
+// SAE's file has none of them (files written before transcoders still read).
 // The enum spellings here are part of the file format and never change.
 #include <cmath>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -111,6 +115,10 @@ absl::Status WriteCanonical(const engine::Dictionary& d, const std::filesystem::
   if (!c.matryoshka_widths.empty()) {
     meta["matryoshka_widths"] = absl::StrJoin(c.matryoshka_widths, ",");
   }
+  if (c.is_transcoder()) {
+    meta["d_out"] = absl::StrCat(c.d_out);
+    meta["hook_name_out"] = c.hook_name_out;
+  }
   const bool tied = c.architecture == Architecture::kMatchingPursuit;
   std::vector<SafetensorToWrite> tensors;
   auto add = [&tensors](const char* name, const std::vector<float>& v, std::vector<int64_t> shape) {
@@ -121,8 +129,9 @@ absl::Status WriteCanonical(const engine::Dictionary& d, const std::filesystem::
   };
   if (!tied) add("W_enc", d.w_enc, {c.d_in, c.d_sae});
   add("b_enc", d.b_enc, {c.d_sae});
-  add("W_dec", d.w_dec, {c.d_sae, c.d_in});
-  add("b_dec", d.b_dec, {c.d_in});
+  add("W_dec", d.w_dec, {c.d_sae, c.decoder_dim()});
+  add("b_dec", d.b_dec, {c.decoder_dim()});
+  add("W_skip", d.w_skip, {c.d_out, c.d_in});
   add("threshold", d.threshold, {c.d_sae});
   add("b_gate", d.b_gate, {c.d_sae});
   add("b_mag", d.b_mag, {c.d_sae});
@@ -164,10 +173,26 @@ absl::StatusOr<engine::Dictionary> ReadCanonical(const std::filesystem::path& fi
     }
   }
 
+  if (st.metadata().contains("d_out")) {
+    SAEDICT_ASSIGN_OR_RETURN(c.d_out, meta.Int<int64_t>("d_out"));
+    if (c.d_out < 1 || c.d_out > (int64_t{1} << 31)) {
+      return meta.Bad("d_out", absl::StrCat(c.d_out), "a width in [1, 2^31]");
+    }
+    SAEDICT_ASSIGN_OR_RETURN(c.hook_name_out, meta.Str("hook_name_out"));
+  }
+
   using internal::ReadTensor;
-  const int64_t n_in = c.d_in, n_sae = c.d_sae;
-  SAEDICT_ASSIGN_OR_RETURN(d.w_dec, ReadTensor(st, "W_dec", {n_sae, n_in}));
-  SAEDICT_ASSIGN_OR_RETURN(d.b_dec, ReadTensor(st, "b_dec", {n_in}));
+  const int64_t n_in = c.d_in, n_sae = c.d_sae, n_out = c.decoder_dim();
+  SAEDICT_ASSIGN_OR_RETURN(d.w_dec, ReadTensor(st, "W_dec", {n_sae, n_out}));
+  SAEDICT_ASSIGN_OR_RETURN(d.b_dec, ReadTensor(st, "b_dec", {n_out}));
+  if (c.is_transcoder()) {
+    SAEDICT_ASSIGN_OR_RETURN(std::optional<std::vector<float>> w_skip,
+                             internal::ReadOptionalTensor(st, "W_skip", {c.d_out, n_in}));
+    if (w_skip) d.w_skip = std::move(*w_skip);
+  } else if (st.Find("W_skip") != nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        st.label(), ": tensor 'W_skip' without __metadata__ key 'd_out' (only a transcoder has one)"));
+  }
   const Architecture a = c.architecture;
   if (a == Architecture::kMatchingPursuit) {
     d.w_enc = internal::Transpose(d.w_dec, n_sae, n_in);

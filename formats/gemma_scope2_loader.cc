@@ -8,9 +8,13 @@
 // with "resid_post" / "attn_out" / "mlp_out" gives blocks.N.hook_resid_post /
 // hook_attn_out / hook_mlp_out; otherwise (a renamed or uploaded folder) it
 // stays empty, as does model_name (the file names no model).
-// Transcoders (an "affine_skip_connection" tensor, or "transcoder" in the
-// folder name: encode reads one hook, decode writes another and adds
-// x·W_skip) are refused with INVALID_ARGUMENT: the engine has no skip term.
+// Transcoders, as SAELens's loader reads them (jumprelu_skip_transcoder):
+// "transcoder" in the folder name, an "affine_skip_connection" tensor
+// [d_in, d_out] (W_skip = its transpose; absent: no skip term, as SAELens's
+// zero W_skip), or a w_dec of another width than w_enc's d_in. d_out is
+// w_dec's second dimension; a "layer_N" transcoder folder reads
+// blocks.N.ln2.hook_normalized and writes blocks.N.hook_mlp_out. Cross-layer
+// transcoders ("clt": one w_dec per later layer) are refused.
 #include <regex>
 
 #include "absl/strings/match.h"
@@ -43,10 +47,10 @@ absl::StatusOr<LoadedDictionary> LoadGemmaScope2(const std::filesystem::path& di
   // the folder and its parent.
   const std::string folder =
       (dir.parent_path().filename() / dir.filename()).string();
-  if (st.Find("affine_skip_connection") != nullptr || absl::StrContains(folder, "transcoder")) {
+  if (absl::StrContains(folder, "clt")) {
     return absl::InvalidArgumentError(absl::StrCat(
-        label, ": a Gemma Scope 2 transcoder (affine_skip_connection, a second hook); "
-               "transcoders are not supported, only SAEs"));
+        label, ": a Gemma Scope 2 cross-layer transcoder (\"clt\" in the folder name, one "
+               "decoder per later layer); only SAEs and single-layer transcoders are supported"));
   }
   const SafetensorInfo* w_enc = st.Find("w_enc");
   if (w_enc == nullptr) {
@@ -66,12 +70,41 @@ absl::StatusOr<LoadedDictionary> LoadGemmaScope2(const std::filesystem::path& di
   c.d_sae = w_enc->shape[1];
   c.architecture = engine::Architecture::kJumpReLU;
   c.apply_b_dec_to_input = false;
-  c.hook_name = HookFromFolderName(folder);
+  const SafetensorInfo* w_dec = st.Find("w_dec");
+  const SafetensorInfo* skip = st.Find("affine_skip_connection");
+  const bool transcoder =
+      absl::StrContains(folder, "transcoder") || skip != nullptr ||
+      (w_dec != nullptr && w_dec->shape.size() == 2 && w_dec->shape[1] != c.d_in);
+  if (transcoder) {
+    if (w_dec == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(label, ": missing tensor 'w_dec'"));
+    }
+    if (w_dec->shape.size() != 2 || w_dec->shape[1] < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(label, ": tensor 'w_dec' has shape ",
+                                                     ShapeToString(w_dec->shape),
+                                                     ", expected [d_sae,d_out]"));
+    }
+    c.d_out = w_dec->shape[1];
+    std::smatch m;
+    static const std::regex kLayer("layer_(\\d+)");
+    if (absl::StrContains(folder, "transcoder") && std::regex_search(folder, m, kLayer)) {
+      c.hook_name = absl::StrCat("blocks.", m[1].str(), ".ln2.hook_normalized");
+      c.hook_name_out = absl::StrCat("blocks.", m[1].str(), ".hook_mlp_out");
+    }
+  } else {
+    c.hook_name = HookFromFolderName(folder);
+  }
+  const int64_t d_out = c.decoder_dim();
   SAEDICT_ASSIGN_OR_RETURN(d.w_enc, ReadTensor(st, "w_enc", {c.d_in, c.d_sae}));
-  SAEDICT_ASSIGN_OR_RETURN(d.w_dec, ReadTensor(st, "w_dec", {c.d_sae, c.d_in}));
+  SAEDICT_ASSIGN_OR_RETURN(d.w_dec, ReadTensor(st, "w_dec", {c.d_sae, d_out}));
   SAEDICT_ASSIGN_OR_RETURN(d.b_enc, ReadTensor(st, "b_enc", {c.d_sae}));
-  SAEDICT_ASSIGN_OR_RETURN(d.b_dec, ReadTensor(st, "b_dec", {c.d_in}));
+  SAEDICT_ASSIGN_OR_RETURN(d.b_dec, ReadTensor(st, "b_dec", {d_out}));
   SAEDICT_ASSIGN_OR_RETURN(d.threshold, ReadTensor(st, "threshold", {c.d_sae}));
+  if (skip != nullptr) {
+    SAEDICT_ASSIGN_OR_RETURN(std::vector<float> w_skip_t,
+                             ReadTensor(st, "affine_skip_connection", {c.d_in, d_out}));
+    d.w_skip = Transpose(w_skip_t, c.d_in, d_out);  // -> [d_out, d_in]
+  }
   SAEDICT_RETURN_IF_ERROR(ValidateLoaded(d, label));
   return out;
 }

@@ -5,6 +5,12 @@
 //   architecture: standard | topk | jumprelu | gated | matching_pursuit (mp)
 //                 | batchtopk | matryoshka_batchtopk (training form, loaded as
 //                 jumprelu); missing -> standard.
+//                 Transcoders (sae_lens/saes/transcoder.py): transcoder (ReLU),
+//                 skip_transcoder, jumprelu_transcoder, jumprelu_skip_transcoder;
+//                 they need d_out, read hook_name_out (metadata or top level),
+//                 W_dec [d_sae, d_out], b_dec [d_out] and, with skip,
+//                 W_skip [d_out, d_in]; apply_b_dec_to_input must be false and
+//                 normalize_activations none.
 //   activation_fn / activation_fn_str "topk" (+ activation_fn_kwargs {k}) with
 //   architecture standard: pre-6.0 TopK.
 //   hook name: metadata.hook_name, else hook_name, else hook_point (pre-6.0);
@@ -34,6 +40,7 @@ struct ParsedCfg {
   bool batchtopk_training_form = false;
   bool expected_average_only_in = false;
   bool finetuning_scaling_factor = false;
+  bool skip_transcoder = false;  // W_skip expected
 };
 
 absl::Status Unsupported(absl::string_view label, absl::string_view key, absl::string_view value) {
@@ -101,13 +108,30 @@ absl::StatusOr<ParsedCfg> ParseCfg(const Struct& cfg, absl::string_view label) {
   } else if (a == "batchtopk" || a == "matryoshka_batchtopk") {
     c.architecture = Architecture::kJumpReLU;
     out.batchtopk_training_form = true;
+  } else if (a == "transcoder" || a == "skip_transcoder" || a == "jumprelu_transcoder" ||
+             a == "jumprelu_skip_transcoder") {
+    c.architecture = a.starts_with("jumprelu") ? Architecture::kJumpReLU : Architecture::kStandard;
+    out.skip_transcoder = a.ends_with("skip_transcoder");
+    SAEDICT_ASSIGN_OR_RETURN(std::optional<int64_t> d_out,
+                             GetJsonInt(cfg, "d_out", label, 1, kMaxDim));
+    if (!d_out) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(label, ": architecture ", JsonQuote(a), " without key 'd_out'"));
+    }
+    c.d_out = *d_out;
+    SAEDICT_ASSIGN_OR_RETURN(c.hook_name_out, NameFromCfg(cfg, label, {"hook_name_out"}));
   } else {
     return Unsupported(label, "architecture", a);
   }
 
   SAEDICT_ASSIGN_OR_RETURN(std::optional<bool> apply_b_dec,
                            GetJsonBool(cfg, "apply_b_dec_to_input", label));
-  c.apply_b_dec_to_input = apply_b_dec.value_or(true);
+  if (c.is_transcoder() && apply_b_dec.value_or(false)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        label, ": apply_b_dec_to_input true is not supported for a transcoder (b_dec has the "
+               "output hook's width; SAELens refuses it too)"));
+  }
+  c.apply_b_dec_to_input = apply_b_dec.value_or(!c.is_transcoder());
   SAEDICT_ASSIGN_OR_RETURN(std::optional<bool> rescale,
                            GetJsonBool(cfg, "rescale_acts_by_decoder_norm", label));
   c.rescale_acts_by_decoder_norm = rescale.value_or(false);
@@ -142,6 +166,13 @@ absl::StatusOr<ParsedCfg> ParseCfg(const Struct& cfg, absl::string_view label) {
     } else if (*n != "none") {
       return Unsupported(label, "normalize_activations", *n);
     }
+  }
+
+  if (c.is_transcoder() &&
+      (out.expected_average_only_in || c.normalization != Normalization::kNone)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        label, ": normalize_activations must be none for a transcoder (its output is at "
+               "another hook, where the input's normalization cannot be undone)"));
   }
 
   // k: topk needs it; matching pursuit caps its steps with it. Others ignore
@@ -232,11 +263,20 @@ absl::StatusOr<LoadedDictionary> LoadSaeLens(const std::filesystem::path& dir,
   engine::Dictionary& d = out.dictionary;
   d.config = cfg.config;
   const int64_t n_in = d.config.d_in, n_sae = d.config.d_sae;
+  const int64_t n_out = d.config.decoder_dim();  // d_out for transcoders
   const Architecture arch = d.config.architecture;
 
-  SAEDICT_ASSIGN_OR_RETURN(d.w_dec, ReadTensor(st, "W_dec", {n_sae, n_in}));
+  SAEDICT_ASSIGN_OR_RETURN(d.w_dec, ReadTensor(st, "W_dec", {n_sae, n_out}));
   out.source_dtype = SourceDType(st.Find("W_dec")->dtype);
-  SAEDICT_ASSIGN_OR_RETURN(d.b_dec, ReadTensor(st, "b_dec", {n_in}));
+  SAEDICT_ASSIGN_OR_RETURN(d.b_dec, ReadTensor(st, "b_dec", {n_out}));
+  if (cfg.skip_transcoder) {
+    SAEDICT_ASSIGN_OR_RETURN(d.w_skip, ReadTensor(st, "W_skip", {d.config.d_out, n_in}));
+  } else if (st.Find("W_skip") != nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(st.label(), ": tensor 'W_skip' present, but the cfg's architecture has no "
+                                 "skip connection (use skip_transcoder or "
+                                 "jumprelu_skip_transcoder)"));
+  }
   if (arch == Architecture::kMatchingPursuit) {
     d.w_enc = Transpose(d.w_dec, n_sae, n_in);  // tied; a stored W_enc is ignored
   } else {
@@ -276,7 +316,7 @@ absl::StatusOr<LoadedDictionary> LoadSaeLens(const std::filesystem::path& dir,
   if (cfg.finetuning_scaling_factor) {  // SAELens <= 5: f * scaling_factor before W_dec
     SAEDICT_ASSIGN_OR_RETURN(std::vector<float> scale, ReadTensor(st, "scaling_factor", {n_sae}));
     for (int64_t i = 0; i < n_sae; ++i) {
-      for (int64_t j = 0; j < n_in; ++j) d.w_dec[i * n_in + j] *= scale[i];
+      for (int64_t j = 0; j < n_out; ++j) d.w_dec[i * n_out + j] *= scale[i];
     }
   }
   if (cfg.expected_average_only_in) {

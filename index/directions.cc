@@ -10,7 +10,7 @@ namespace {
 
 // Component j of feature i's direction of `kind` in the raw weights.
 float RawComponent(const engine::Dictionary& d, DirectionKind kind, int64_t i, int64_t j) {
-  return kind == DirectionKind::kDecoder ? d.w_dec[i * d.config.d_in + j]
+  return kind == DirectionKind::kDecoder ? d.w_dec[i * d.config.decoder_dim() + j]
                                          : d.w_enc[j * d.config.d_sae + i];
 }
 
@@ -20,11 +20,15 @@ const char* DirectionKindName(DirectionKind kind) {
   return kind == DirectionKind::kDecoder ? "decoder" : "encoder";
 }
 
+int64_t DirectionDim(const engine::DictionaryConfig& config, DirectionKind kind) {
+  return kind == DirectionKind::kDecoder ? config.decoder_dim() : config.d_in;
+}
+
 Directions::Directions(std::shared_ptr<const engine::Dictionary> dictionary, DirectionKind kind)
     : dictionary_(std::move(dictionary)),
       kind_(kind),
       n_(dictionary_->config.d_sae),
-      d_(dictionary_->config.d_in),
+      d_(DirectionDim(dictionary_->config, kind)),
       norms_(n_, 0.0) {
   for (int64_t i = 0; i < n_; ++i) {
     double sum = 0;
@@ -78,7 +82,7 @@ double Directions::ExactCosine(const double* unit_query, int64_t i) const {
 
 absl::StatusOr<std::vector<double>> UnitFeatureDirection(const engine::Dictionary& dictionary,
                                                          DirectionKind kind, int64_t feature) {
-  const int64_t n = dictionary.config.d_sae, d = dictionary.config.d_in;
+  const int64_t n = dictionary.config.d_sae, d = DirectionDim(dictionary.config, kind);
   if (feature < 0 || feature >= n) {
     return absl::NotFoundError(
         absl::StrCat("feature: ", feature, " is not below d_sae = ", n));
@@ -99,7 +103,8 @@ absl::StatusOr<std::vector<double>> UnitQuery(absl::Span<const float> vector, in
                                               const std::string& field) {
   if (static_cast<int64_t>(vector.size()) != d) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": ", vector.size(),
-                                                   " components; expected d_in = ", d));
+                                                   " components; expected ", d,
+                                                   " (the directions' length)"));
   }
   double sum = 0;
   for (size_t j = 0; j < vector.size(); ++j) {

@@ -5,8 +5,9 @@
 // dictionary's own weights.
 //
 // A direction of norm 0 stays the zero vector; its cosine with anything is
-// defined as 0. Queries must be finite, non-zero and of length d_in
-// (UnitQuery says which value is wrong otherwise).
+// defined as 0. Queries must be finite, non-zero and of length dim()
+// (UnitQuery says which value is wrong otherwise): d_in, except for a
+// transcoder's decoder directions, which live at its output hook (d_out).
 //
 // Thread safety: immutable after construction; every method is const.
 #ifndef SAEDICT_INDEX_DIRECTIONS_H_
@@ -26,12 +27,16 @@ namespace saedict::index {
 enum class DirectionKind { kDecoder, kEncoder };
 const char* DirectionKindName(DirectionKind kind);  // "decoder" / "encoder"
 
+// Length of a direction of `kind`: decoder rows have DictionaryConfig::
+// decoder_dim() (d_out for a transcoder), encoder columns d_in.
+int64_t DirectionDim(const engine::DictionaryConfig& config, DirectionKind kind);
+
 class Directions {
  public:
   Directions(std::shared_ptr<const engine::Dictionary> dictionary, DirectionKind kind);
 
   int64_t size() const { return n_; }  // d_sae
-  int64_t dim() const { return d_; }   // d_in
+  int64_t dim() const { return d_; }   // DirectionDim(config, kind)
   DirectionKind kind() const { return kind_; }
   const engine::Dictionary& dictionary() const { return *dictionary_; }
 

@@ -184,7 +184,7 @@ absl::StatusOr<std::unique_ptr<FeatureIndex>> FeatureIndex::Load(
     std::pair<std::string, std::string> kv = absl::StrSplit(lines[i], absl::MaxSplits(' ', 1));
     fields[kv.first] = kv.second;
   }
-  const int64_t n = dictionary->config.d_sae, d = dictionary->config.d_in;
+  const int64_t n = dictionary->config.d_sae, d = DirectionDim(dictionary->config, kind);
   const std::string factory = ResolveFactory(config, n, d);
   auto expect = [&](const std::string& key, const std::string& want) -> absl::Status {
     if (fields[key] != want) {

@@ -237,7 +237,8 @@ absl::StatusOr<engine::EncodeResult> WorkerPool::RunOn(Worker& worker,
     out.codes = *std::move(codes);
     if (options.return_reconstruction) {
       absl::StatusOr<wire::DenseRows> rec =
-          wire::DecodeMatrix(response.reconstruction(), d_in, "reconstruction");
+          wire::DecodeMatrix(response.reconstruction(), encoder.dictionary().config.decoder_dim(),
+                             "reconstruction");
       if (!rec.ok()) return rec.status();
       out.reconstruction = std::move(rec->values);
     }

@@ -55,6 +55,12 @@ absl::Status EvaluateSession::Start(const v1::EvaluateRequest& r) {
   }
   dictionary_id_ = r.dictionary_id();
   SAEDICT_ASSIGN_OR_RETURN(encoder_, registry_->GetEncoder(dictionary_id_));
+  if (const engine::DictionaryConfig& c = encoder_->dictionary().config; c.is_transcoder()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dictionary_id: '", dictionary_id_, "' is a transcoder (decodes to ",
+        c.hook_name_out.empty() ? absl::StrCat("d_out ", c.d_out) : c.hook_name_out,
+        "); evaluation compares reconstructions with their input and needs an SAE"));
+  }
   const v1::EvaluateOptions& o = r.options();
   options_.context_size = o.context_size() == 0 ? kDefaultContextSize : o.context_size();
   if (options_.context_size < 1 || options_.context_size > kMaxContextSize) {

@@ -97,6 +97,9 @@ v1::DictionaryInfo InfoFromDictionary(const engine::Dictionary& d) {
   info.set_rescale_acts_by_decoder_norm(c.rescale_acts_by_decoder_norm);
   info.set_mp_residual_threshold(c.mp_residual_threshold);
   for (int64_t w : c.matryoshka_widths) info.add_matryoshka_widths(w);
+  info.set_d_out(c.d_out);
+  info.set_hook_name_out(c.hook_name_out);
+  info.set_skip_connection(d.has_skip());
   info.set_weight_bytes(d.WeightBytes());
   return info;
 }
@@ -214,6 +217,9 @@ records::v1::DictionaryMetadata ToRecord(const v1::DictionaryInfo& info) {
   r.set_weights_sha256(info.weights_sha256());
   *r.mutable_matryoshka_widths() = info.matryoshka_widths();
   r.set_alias(info.alias());
+  r.set_d_out(info.d_out());
+  r.set_hook_name_out(info.hook_name_out());
+  r.set_skip_connection(info.skip_connection());
   return r;
 }
 
@@ -238,6 +244,9 @@ v1::DictionaryInfo FromRecord(const records::v1::DictionaryMetadata& r) {
   info.set_weights_sha256(r.weights_sha256());
   *info.mutable_matryoshka_widths() = r.matryoshka_widths();
   info.set_alias(r.alias());
+  info.set_d_out(r.d_out());
+  info.set_hook_name_out(r.hook_name_out());
+  info.set_skip_connection(r.skip_connection());
   return info;
 }
 

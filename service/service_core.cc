@@ -166,7 +166,8 @@ absl::StatusOr<v1::EncodeResponse> ServiceCore::Encode(const v1::EncodeRequest& 
   out.set_weights_sha256(encoder->content_sha256());
   out.set_compute_mode(ToProto(result.compute_mode));
   if (options.return_reconstruction) {
-    *out.mutable_reconstruction() = wire::EncodeTensor(result.reconstruction, {x.rows, x.cols});
+    *out.mutable_reconstruction() = wire::EncodeTensor(
+        result.reconstruction, {x.rows, encoder->dictionary().config.decoder_dim()});
   }
   if (options.return_row_error) {
     *out.mutable_row_error() = wire::EncodeTensor(result.row_squared_error, {x.rows});
@@ -181,7 +182,7 @@ absl::StatusOr<v1::DecodeResponse> ServiceCore::Decode(const v1::DecodeRequest& 
   SAEDICT_ASSIGN_OR_RETURN(engine::SparseCodes codes, wire::DecodeCodes(r.codes(), config.d_sae));
   SAEDICT_ASSIGN_OR_RETURN(std::vector<float> x, encoder->Decode(codes));
   v1::DecodeResponse out;
-  *out.mutable_activations() = wire::EncodeTensor(x, {codes.num_rows, config.d_in});
+  *out.mutable_activations() = wire::EncodeTensor(x, {codes.num_rows, config.decoder_dim()});
   return out;
 }
 
@@ -197,7 +198,8 @@ absl::StatusOr<v1::InterveneResponse> ServiceCore::Intervene(const v1::Intervene
   SAEDICT_ASSIGN_OR_RETURN(engine::InterveneResult result,
                            encoder->Intervene(x.values, x.rows, edits, options));
   v1::InterveneResponse out;
-  *out.mutable_activations() = wire::EncodeTensor(result.activations, {x.rows, x.cols});
+  *out.mutable_activations() = wire::EncodeTensor(
+      result.activations, {x.rows, encoder->dictionary().config.decoder_dim()});
   *out.mutable_codes() = wire::EncodeCodes(result.edited_codes);
   out.set_weights_sha256(encoder->content_sha256());
   out.set_compute_mode(ToProto(result.compute_mode));

@@ -388,7 +388,6 @@ absl::StatusOr<v1::SearchSimilarResponse> SimilarityIndex::SearchSimilar(
   SAEDICT_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Encoder> source,
                            registry_->GetEncoder(r.dictionary_id()));
   const engine::Dictionary& dictionary = source->dictionary();
-  const int64_t d_in = dictionary.config.d_in;
   index::DirectionKind kind;
   switch (r.directions()) {
     case v1::DIRECTION_KIND_DECODER:
@@ -401,6 +400,12 @@ absl::StatusOr<v1::SearchSimilarResponse> SimilarityIndex::SearchSimilar(
       return absl::InvalidArgumentError(absl::StrCat(
           "directions: ", r.directions(), " is not a DirectionKind; expected DECODER or ENCODER"));
   }
+  // The directions' length: d_in, or d_out for a transcoder's decoder rows.
+  const int64_t d_in = index::DirectionDim(dictionary.config, kind);
+  auto dim_name = [kind](const engine::DictionaryConfig& c) {
+    return kind == index::DirectionKind::kDecoder && c.is_transcoder() ? "d_out" : "d_in";
+  };
+  const char* const name = dim_name(dictionary.config);
   if (r.top_n() < 0 || r.top_n() > kMaxTopN) {
     return absl::InvalidArgumentError(absl::StrCat("top_n: ", r.top_n(),
                                                    " is out of range; expected 0 (default ",
@@ -438,8 +443,8 @@ absl::StatusOr<v1::SearchSimilarResponse> SimilarityIndex::SearchSimilar(
       }
       if (matrix.shape_size() != 2 || matrix.shape(0) != 1) {
         return absl::InvalidArgumentError(
-            absl::StrCat("vector: shape has ", r.vector().shape_size(),
-                         " dimensions; expected [d_in] or [1, d_in] with d_in = ", d_in));
+            absl::StrCat("vector: shape has ", r.vector().shape_size(), " dimensions; expected [",
+                         name, "] or [1, ", name, "] with ", name, " = ", d_in));
       }
       SAEDICT_ASSIGN_OR_RETURN(wire::DenseRows rows, wire::DecodeMatrix(matrix, d_in, "vector"));
       SAEDICT_ASSIGN_OR_RETURN(query, index::UnitQuery(rows.values, d_in, "vector"));
@@ -466,11 +471,13 @@ absl::StatusOr<v1::SearchSimilarResponse> SimilarityIndex::SearchSimilar(
       return absl::Status(target.status().code(),
                           absl::StrCat("against[", i, "]: ", target.status().message()));
     }
-    const int64_t other = (*target)->dictionary().config.d_in;
+    const engine::DictionaryConfig& other_config = (*target)->dictionary().config;
+    const int64_t other = index::DirectionDim(other_config, kind);
     if (other != d_in) {
-      return absl::InvalidArgumentError(absl::StrCat("against[", i, "]: dictionary '", targets[i],
-                                                     "' has d_in ", other, ", the query has ", d_in,
-                                                     "; directions must share d_in"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "against[", i, "]: dictionary '", targets[i], "' has ", dim_name(other_config), " ",
+          other, ", the query has ", d_in, "; directions must share their length (",
+          index::DirectionKindName(kind), " directions: d_in, or d_out for a transcoder)"));
     }
   }
   v1::SearchSimilarResponse out;

@@ -157,7 +157,8 @@ grpc::Status WorkerService::EncodeBatch(grpc::ServerContext*, const v1::EncodeBa
   *response->mutable_codes() = wire::EncodeCodes(result->codes);
   if (options.return_reconstruction) {
     *response->mutable_reconstruction() =
-        wire::EncodeTensor(result->reconstruction, {x->rows, d_in});
+        wire::EncodeTensor(result->reconstruction,
+                           {x->rows, encoder->dictionary().config.decoder_dim()});
   }
   for (float e : result->row_squared_error) response->add_row_squared_error(e);
   response->set_compute_mode(service::ToProto(result->compute_mode));

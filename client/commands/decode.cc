@@ -29,7 +29,10 @@ absl::Status RunDecode(CommandEnv& env) {
   v1::GetDictionaryRequest get;
   get.set_id(id);
   SAEDICT_ASSIGN_OR_RETURN(v1::GetDictionaryResponse info, client->GetDictionary(get));
-  const int64_t d_in = info.dictionary().d_in();
+  // A decoded row has d_in values, or d_out for a transcoder (another hook).
+  const int64_t d_in =
+      info.dictionary().d_out() > 0 ? info.dictionary().d_out() : info.dictionary().d_in();
+  const char* width_name = info.dictionary().d_out() > 0 ? "d_out" : "d_in";
   if (codes.num_features != info.dictionary().d_sae()) {
     return absl::InvalidArgumentError(absl::StrCat(env.positional(1), ": codes have ",
                                                    codes.num_features, " features but dictionary ",
@@ -50,7 +53,7 @@ absl::Status RunDecode(CommandEnv& env) {
                              wire::TensorToFloats(resp.activations(), "activations"));
     if (static_cast<int64_t>(chunk.size()) != (end - begin) * d_in) {
       return absl::InternalError(absl::StrCat("server returned ", chunk.size(), " values for ",
-                                              end - begin, " rows of d_in ", d_in));
+                                              end - begin, " rows of ", width_name, " ", d_in));
     }
     dense.insert(dense.end(), chunk.begin(), chunk.end());
     if (end == codes.num_rows) break;
@@ -58,8 +61,9 @@ absl::Status RunDecode(CommandEnv& env) {
   SAEDICT_RETURN_IF_ERROR(WriteMatrixNpy(output, codes.num_rows, d_in, dense));
 
   if (env.global().json) {
-    env.out() << absl::StrFormat("{\"dictionary_id\":%s,\"rows\":%d,\"d_in\":%d,\"output\":%s}\n",
-                                 JsonQuote(id), codes.num_rows, d_in, JsonQuote(output));
+    env.out() << absl::StrFormat("{\"dictionary_id\":%s,\"rows\":%d,\"%s\":%d,\"output\":%s}\n",
+                                 JsonQuote(id), codes.num_rows, width_name, d_in,
+                                 JsonQuote(output));
   } else {
     env.out() << absl::StrFormat("decoded %d rows with %s: [%d, %d] float32 -> %s\n",
                                  codes.num_rows, id, codes.num_rows, d_in, output);
@@ -76,7 +80,8 @@ const Command& DecodeCommand() {
       .summary = "decode sparse codes back into activations",
       .details =
           "CODES.npz holds row_offsets, indices, values and shape as written by\n"
-          "`saedict encode`. OUTPUT.npy gets the activations [n, d_in] as float32.",
+          "`saedict encode`. OUTPUT.npy gets the activations [n, d_in] as float32\n"
+          "([n, d_out] at the output hook for a transcoder; without its skip term).",
       .flags = {ValueFlag("batch_rows", FlagKind::kInt, "0", "N",
                           "decode N rows per request; 0 = automatic (about 3 MiB per reply)")},
       .run = &RunDecode,

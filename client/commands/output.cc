@@ -146,10 +146,7 @@ std::vector<std::pair<std::string, std::string>> DescribeDictionary(const v1::Di
   if (d.architecture() == v1::ARCHITECTURE_MATCHING_PURSUIT) {
     kv.emplace_back("mp_residual_threshold", absl::StrCat(d.mp_residual_threshold()));
   }
-  if (d.matryoshka_widths_size() > 0) {
-    kv.emplace_back("matryoshka_widths", absl::StrJoin(d.matryoshka_widths(), ","));
-  }
-  kv.emplace_back("format", SourceFormatName(d.source_format()));
+XX, SourceFormatName(d.source_format()));
   kv.emplace_back("source_path", d.source_path());
   kv.emplace_back("source_dtype", std::string(wire::DTypeName(d.source_dtype())));
   kv.emplace_back("weight_bytes", FormatBytes(d.weight_bytes()));

@@ -105,6 +105,8 @@ export async function render(ctx) {
       facts([
         ['model', info.modelName || '—'], ['hook', el('code', {}, info.hookName || '—')],
         ['d_in', fmtInt(info.dIn)], ['d_sae', fmtInt(dSae)],
+        ...(info.dOut ? [['transcoder', info.skipConnection ? 'yes, with W_skip' : 'yes'],
+          ['hook out', el('code', {}, info.hookNameOut || '—')], ['d_out', fmtInt(info.dOut)]] : []),
         ['architecture', enumName(info.architecture, 'ARCHITECTURE_')], ['k', num(info.k) ? String(info.k) : '—'],
         ['format', enumName(info.sourceFormat, 'SOURCE_FORMAT_')], ['source', info.sourcePath || '—'],
         ['weights', fmtBytes(info.weightBytes)], ['compute mode', enumName(info.defaultComputeMode, 'COMPUTE_MODE_')],

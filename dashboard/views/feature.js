@@ -59,9 +59,13 @@ function neighboursSection(r) {
       : el('p', { class: 'empty' }, `No neighbours (index ${state}).`));
 }
 
+// Decoder rows have the width of the hook they write: d_out for a transcoder.
+const decoderWidth = (d) => String(d.dOut || d.dIn);
+
 async function otherDictionaries(dict, feature, info) {
-  const others = (await listDictionaries()).filter((d) => d.id !== dict && d.dIn === info.dIn);
-  if (!others.length) return el('p', { class: 'empty' }, `No other dictionary with d_in ${info.dIn}.`);
+  const width = decoderWidth(info);
+  const others = (await listDictionaries()).filter((d) => d.id !== dict && decoderWidth(d) === width);
+  if (!others.length) return el('p', { class: 'empty' }, `No other dictionary with decoder width ${width}.`);
   const r = await call('SearchSimilar', { dictionaryId: dict, feature, against: others.map((d) => d.id), topN: 5 });
   return (r.results || []).map((res) => el('div', { class: 'other-dict', 'data-dict': res.dictionaryId },
     el('h3', {}, res.dictionaryId, el('small', { class: 'muted' }, ` ${res.indexFactory || ''}${res.exact ? ' exact' : ''}`)),

@@ -18,8 +18,9 @@ std::vector<float> Normal(size_t count, std::mt19937& rng, double stddev, double
 
 double DecoderNorm(const Dictionary& d, int64_t i) {
   double sq = 0.0;
-  for (int64_t j = 0; j < d.config.d_in; ++j) {
-    const double w = d.w_dec[i * d.config.d_in + j];
+  const int64_t dim = d.config.decoder_dim();
+  for (int64_t j = 0; j < dim; ++j) {
+    const double w = d.w_dec[i * dim + j];
     sq += w * w;
   }
   return std::sqrt(sq);

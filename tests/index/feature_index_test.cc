@@ -157,7 +157,7 @@ TEST_F(ExactIndexTest, HalfScanStaysWithinItsBound) {
 TEST_F(ExactIndexTest, QueriesAreChecked) {
   std::vector<float> v(kD, 1.0f);
   EXPECT_THAT(UnitQuery(std::vector<float>(kD - 1, 1.0f), kD, "vector"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("23 components; expected d_in = 24")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("23 components; expected 24")));
   v[3] = std::nanf("");
   EXPECT_THAT(UnitQuery(v, kD, "vector"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("vector[3] is nan")));

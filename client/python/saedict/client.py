@@ -154,6 +154,11 @@ def _parse_edit(i: int, edit, n: int, d_sae: Optional[int]):
     return feature, _EDIT_OPS[op], value, rows
 
 
+def _decoded_width(info, d_in: int) -> int:
+    """Values in a decoded row: d_in, or d_out for a transcoder (its output hook)."""
+    return info.d_out if info is not None and info.d_out > 0 else d_in
+
+
 def _codes_row_bytes(info, top_k: int, extra_features: int = 0) -> int:
     """The most bytes one row of SparseCodes from `info`'s dictionary can take."""
     if info is None:
@@ -503,7 +508,8 @@ class Client:
         options = _encode_options(top_k, reconstruction, error, bf16, compute_mode)
         info = self._plan_info(dictionary_id)
         d = rows.array.shape[1]
-        response_row = (_codes_row_bytes(info, options.top_k) + (4 * d if reconstruction else 0)
+        response_row = (_codes_row_bytes(info, options.top_k)
+                        + (4 * _decoded_width(info, d) if reconstruction else 0)
                         + (4 if error else 0))
 
         def plan(start, cap):
@@ -553,7 +559,8 @@ class Client:
                 for chunk in chunks:
                     rows = as_rows(chunk, dtype)
                     response_row = (_codes_row_bytes(info, options.top_k)
-                                    + (4 * rows.array.shape[1] if reconstruction else 0)
+                                    + (4 * _decoded_width(info, rows.array.shape[1])
+                                       if reconstruction else 0)
                                     + (4 if error else 0))
                     parts = split_rows(rows.n, 0, self._budget(), self.max_request_rows,
                                        request_row=rows.row_bytes, response_row=response_row)
@@ -583,8 +590,9 @@ class Client:
     def decode(self, dictionary_id: str, codes: Union[SparseCodes, Any],
                timeout=_DEFAULT) -> np.ndarray:
         """x_hat = f W_dec + b_dec for SparseCodes (or a scipy.sparse matrix)
-        [n, d_sae]: float32 [n, d_in]. Split over several calls when bigger
-        than one message.
+        [n, d_sae]: float32 [n, d_in] ([n, d_out] for a transcoder, without
+        its skip term, which needs the input: use encode's reconstruction).
+        Split over several calls when bigger than one message.
 
         >>> codes = c.encode("demo", np.ones((2, 64), np.float32), reconstruction=True)
         >>> np.allclose(c.decode("demo", codes), codes.reconstruction, atol=1e-5)
@@ -595,7 +603,7 @@ class Client:
         n = codes.num_rows
         offsets = np.asarray(codes.row_offsets, np.int64)
         request_cumulative = 16 * np.arange(n + 1, dtype=np.int64) + 8 * (offsets - offsets[0])
-        response_row = 4 * info.d_in if info is not None else 0
+        response_row = 4 * _decoded_width(info, info.d_in) if info is not None else 0
 
         def plan(start, cap):
             return split_rows(n, start, self._budget(), cap,
@@ -619,7 +627,9 @@ class Client:
         edits: (feature, op, value) or (feature, op, value, rows) with op in
         "set" (f' = value), "add", "scale", "ablate" (f' = 0) and rows the
         row indices it applies to (absent or empty: every row). The SAE's
-        error term is preserved. Activations as in encode; split over
+        error term is preserved. For a transcoder (info.d_out > 0) the first
+        result is its edited output f' W_dec + b_dec (+ x W_skip^T), [n, d_out]
+        at its output hook: it has no error term there. Activations as in encode; split over
         several calls when bigger than one message.
 
         >>> x = np.ones((2, 64), np.float32)
@@ -641,7 +651,8 @@ class Client:
                 np.add.at(marks, r + 1, 10)  # a varint row index
         request_cumulative = rows.row_bytes * np.arange(rows.n + 1, dtype=np.int64) + \
             np.cumsum(marks)
-        response_row = 4 * d + _codes_row_bytes(info, options.top_k, len(parsed))
+        response_row = 4 * _decoded_width(info, d) + _codes_row_bytes(info, options.top_k,
+                                                                      len(parsed))
 
         def plan(start, cap):
             cap = self.max_request_rows if cap is None else min(cap, self.max_request_rows or cap)
