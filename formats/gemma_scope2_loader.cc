@@ -11,7 +11,7 @@
 // Transcoders, as SAELens's loader reads them (jumprelu_skip_transcoder):
 // "transcoder" in the folder name, an "affine_skip_connection" tensor
 // [d_in, d_out] (W_skip = its transpose; absent: no skip term, as SAELens's
-// zero W_skip), or a w_dec of another width than w_enc's d_in. d_out is
+// zero W_skip), or a w_dec [d_sae, d_out] with d_out != d_in. d_out is
 // w_dec's second dimension; a "layer_N" transcoder folder reads
 // blocks.N.ln2.hook_normalized and writes blocks.N.hook_mlp_out. Cross-layer
 // transcoders ("clt": one w_dec per later layer) are refused.
@@ -72,9 +72,9 @@ absl::StatusOr<LoadedDictionary> LoadGemmaScope2(const std::filesystem::path& di
   c.apply_b_dec_to_input = false;
   const SafetensorInfo* w_dec = st.Find("w_dec");
   const SafetensorInfo* skip = st.Find("affine_skip_connection");
-  const bool transcoder =
-      absl::StrContains(folder, "transcoder") || skip != nullptr ||
-      (w_dec != nullptr && w_dec->shape.size() == 2 && w_dec->shape[1] != c.d_in);
+  const bool transcoder = absl::StrContains(folder, "transcoder") || skip != nullptr ||
+                          (w_dec != nullptr && w_dec->shape.size() == 2 &&
+                           w_dec->shape[0] == c.d_sae && w_dec->shape[1] != c.d_in);
   if (transcoder) {
     if (w_dec == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(label, ": missing tensor 'w_dec'"));

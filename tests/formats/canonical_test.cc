@@ -52,6 +52,31 @@ TEST(CanonicalTest, RoundTripsEveryArchitectureExactly) {
   EXPECT_EQ(files, 1);
 }
 
+TEST(CanonicalTest, RoundTripsTranscodersAndRejectsTheirDamage) {
+  testing::ScratchDir dir;
+  const fs::path file = dir.path() / "tc.safetensors";
+  for (bool skip : {true, false}) {
+    const Dictionary d =
+        ::saedict::testing::RandomTranscoder(Architecture::kJumpReLU, 5, 7, 11, skip, 8);
+    ASSERT_THAT(WriteCanonical(d, file), IsOk());
+    SAEDICT_ASSERT_OK_AND_ASSIGN(Dictionary back, ReadCanonical(file));
+    EXPECT_THAT(CompareDictionaries(back, d), IsOk()) << skip;
+  }
+  SAEDICT_ASSERT_OK_AND_ASSIGN(SafetensorsFile st, SafetensorsFile::Read(file));
+  EXPECT_EQ(st.metadata().at("d_out"), "7");
+  EXPECT_EQ(st.metadata().at("hook_name_out"), "blocks.0.hook_mlp_out");
+  // d_out dropped: the [11, 7] decoder no longer fits d_in 5.
+  std::map<std::string, std::string> meta = st.metadata();
+  meta.erase("d_out");
+  std::vector<SafetensorToWrite> tensors;
+  for (const SafetensorInfo& t : st.tensors()) tensors.push_back({t.name, t.dtype, t.shape, st.Data(t)});
+  ASSERT_THAT(WriteSafetensorsFile(file, tensors, meta), IsOk());
+  EXPECT_THAT(ReadCanonical(file), StatusIs(kInvalid, HasSubstr("'W_dec' has shape [11,7], expected [11,5]")));
+  meta["d_out"] = "0";
+  ASSERT_THAT(WriteSafetensorsFile(file, tensors, meta), IsOk());
+  EXPECT_THAT(ReadCanonical(file), StatusIs(kInvalid, HasSubstr("'d_out' = \"0\"")));
+}
+
 TEST(CanonicalTest, StoresF32TensorsAndConfigMetadata) {
   testing::ScratchDir dir;
   const Dictionary d = RandomDictionary(Architecture::kJumpReLU, 4, 8);

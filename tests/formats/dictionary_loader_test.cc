@@ -27,6 +27,7 @@ using engine::Dictionary;
 using ::saedict::testing::CompareDictionaries;
 using ::saedict::testing::IsOk;
 using ::saedict::testing::RandomDictionary;
+using ::saedict::testing::RandomTranscoder;
 using ::saedict::testing::StatusIs;
 using ::saedict::testing::WriteGemmaScope2Folder;
 using ::saedict::testing::WriteGemmaScopeNpz;
@@ -267,7 +268,7 @@ TEST_F(DictionaryLoaderTest, GemmaScope2ReadsLowercaseTensorsAndTheHookFromTheFo
   EXPECT_STREQ(SourceFormatName(SourceFormat::kGemmaScope2), "gemma_scope_2");
 }
 
-TEST_F(DictionaryLoaderTest, GemmaScope2RejectsTranscodersAndBadTensors) {
+TEST_F(DictionaryLoaderTest, GemmaScope2RejectsBadTensors) {
   const fs::path p = dir_.path() / "gs2";
   fs::create_directories(p);
   const std::vector<float> m(8, 0.5f);
@@ -290,14 +291,108 @@ TEST_F(DictionaryLoaderTest, GemmaScope2RejectsTranscodersAndBadTensors) {
   EXPECT_THAT(LoadDictionary(p), StatusIs(kInvalid, HasSubstr("'w_dec' has shape [2,4]")));
   write({{"w_enc", {8}}, {"w_dec", {4, 2}}, {"b_enc", {4}}, {"b_dec", {2}}, {"threshold", {4}}});
   EXPECT_THAT(LoadDictionary(p), StatusIs(kInvalid, HasSubstr("'w_enc' has shape [8]")));
+  // A transcoder's skip connection must be [d_in, d_out].
   write({{"w_enc", {2, 4}}, {"w_dec", {4, 2}}, {"b_enc", {4}}, {"b_dec", {2}}, {"threshold", {4}},
-         {"affine_skip_connection", {2, 2}}});
-  EXPECT_THAT(LoadDictionary(p), StatusIs(kInvalid, HasSubstr("transcoders are not supported")));
-  write({{"w_enc", {2, 4}}, {"w_dec", {4, 2}}, {"b_enc", {4}}, {"b_dec", {2}}, {"threshold", {4}}});
+         {"affine_skip_connection", {2, 1}}});
+  EXPECT_THAT(LoadDictionary(p),
+              StatusIs(kInvalid, HasSubstr("'affine_skip_connection' has shape [2,1], expected [2,2]")));
+  // A transcoder folder with a decoder of the wrong height.
+  write({{"w_enc", {2, 4}}, {"w_dec", {3, 2}}, {"b_enc", {4}}, {"b_dec", {2}}, {"threshold", {4}}});
   const fs::path tc = dir_.path() / "transcoder" / "layer_3_width_16k";
   fs::create_directories(tc);
   fs::copy_file(p / "params.safetensors", tc / "params.safetensors");
-  EXPECT_THAT(LoadDictionary(tc), StatusIs(kInvalid, HasSubstr("transcoder")));
+  EXPECT_THAT(LoadDictionary(tc), StatusIs(kInvalid, HasSubstr("'w_dec' has shape [3,2], expected [4,2]")));
+  // Cross-layer transcoders are refused by name.
+  const fs::path clt = dir_.path() / "clt" / "layer_3_width_16k";
+  fs::create_directories(clt);
+  fs::copy_file(p / "params.safetensors", clt / "params.safetensors");
+  EXPECT_THAT(LoadDictionary(clt), StatusIs(kInvalid, HasSubstr("cross-layer transcoder")));
+}
+
+TEST_F(DictionaryLoaderTest, GemmaScope2TranscodersLoadWithTheirHooksAndSkip) {
+  const Dictionary skip = RandomTranscoder(Architecture::kJumpReLU, 6, 5, 12, /*skip=*/true, 3);
+  const fs::path folder = dir_.path() / "transcoder_all" / "layer_7_width_16k_l0_small_affine";
+  ASSERT_THAT(WriteGemmaScope2Folder(folder, skip), IsOk());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(LoadedDictionary loaded, LoadDictionary(folder));
+  EXPECT_EQ(loaded.format, SourceFormat::kGemmaScope2);
+  Dictionary expected = skip;
+  expected.config.model_name = "";
+  expected.config.hook_name = "blocks.7.ln2.hook_normalized";
+  expected.config.hook_name_out = "blocks.7.hook_mlp_out";
+  EXPECT_THAT(CompareDictionaries(loaded.dictionary, expected), IsOk());  // W_skip transposed back
+
+  // Without affine_skip_connection: a transcoder with no skip term (SAELens's zero W_skip).
+  Dictionary plain = skip;
+  plain.w_skip.clear();
+  const fs::path no_skip = dir_.path() / "transcoder_all" / "layer_2_width_16k_l0_small";
+  ASSERT_THAT(WriteGemmaScope2Folder(no_skip, plain), IsOk());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(LoadedDictionary loaded_plain, LoadDictionary(no_skip));
+  EXPECT_EQ(loaded_plain.dictionary.config.d_out, 5);
+  EXPECT_FALSE(loaded_plain.dictionary.has_skip());
+  EXPECT_EQ(loaded_plain.dictionary.config.hook_name_out, "blocks.2.hook_mlp_out");
+
+  // A renamed (or uploaded) folder is still a transcoder by its tensors; its hooks are unknown.
+  const fs::path renamed = dir_.path() / "mine" / "tc";
+  ASSERT_THAT(WriteGemmaScope2Folder(renamed, skip), IsOk());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(LoadedDictionary loaded_renamed, LoadDictionary(renamed));
+  EXPECT_EQ(loaded_renamed.dictionary.config.d_out, 5);
+  EXPECT_TRUE(loaded_renamed.dictionary.has_skip());
+  EXPECT_EQ(loaded_renamed.dictionary.config.hook_name, "");
+  EXPECT_EQ(loaded_renamed.dictionary.config.hook_name_out, "");
+}
+
+TEST_F(DictionaryLoaderTest, SaeLensTranscodersRoundTrip) {
+  for (Architecture arch : {Architecture::kStandard, Architecture::kJumpReLU}) {
+    for (bool skip : {true, false}) {
+      SCOPED_TRACE(absl::StrCat(engine::ArchitectureName(arch), skip ? " skip" : ""));
+      const Dictionary d = RandomTranscoder(arch, 6, 9, 16, skip, 4);
+      const fs::path p = dir_.path() / absl::StrCat("tc_", static_cast<int>(arch), skip);
+      ASSERT_THAT(WriteSaeLensFolder(p, d), IsOk());
+      SAEDICT_ASSERT_OK_AND_ASSIGN(LoadedDictionary loaded, LoadDictionary(p));
+      EXPECT_EQ(loaded.format, SourceFormat::kSaeLens);
+      EXPECT_THAT(CompareDictionaries(loaded.dictionary, d), IsOk());
+      EXPECT_EQ(loaded.dictionary.config.hook_name_out, "blocks.0.hook_mlp_out");
+      // Half precision on disk, read back rounded.
+      const fs::path half = p.string() + "_bf16";
+      ASSERT_THAT(WriteSaeLensFolder(half, d, DType::kBF16), IsOk());
+      SAEDICT_ASSERT_OK_AND_ASSIGN(LoadedDictionary rounded, LoadDictionary(half));
+      EXPECT_THAT(CompareDictionaries(rounded.dictionary,
+                                      ::saedict::testing::RoundWeights(d, DType::kBF16)),
+                  IsOk());
+    }
+  }
+}
+
+TEST_F(DictionaryLoaderTest, SaeLensTranscoderConfigErrors) {
+  const fs::path p = dir_.path() / "tc";
+  ASSERT_THAT(WriteSaeLensFolder(p, RandomTranscoder(Architecture::kStandard, 6, 9, 16, true)),
+              IsOk());
+  const fs::path cfg = p / "cfg.json";
+  ReplaceInFile(cfg, "\"d_out\": 9,", "");
+  EXPECT_THAT(LoadDictionary(p),
+              StatusIs(kInvalid, HasSubstr("architecture \"skip_transcoder\" without key 'd_out'")));
+  ReplaceInFile(cfg, "\"d_sae\": 16,", "\"d_sae\": 16, \"d_out\": 6,");
+  EXPECT_THAT(LoadDictionary(p), StatusIs(kInvalid, HasSubstr("'W_dec' has shape [16,9], expected [16,6]")));
+  ReplaceInFile(cfg, "\"d_out\": 6,", "\"d_out\": 9,");
+  ASSERT_THAT(LoadDictionary(p).status(), IsOk());
+  ReplaceInFile(cfg, "\"apply_b_dec_to_input\": false", "\"apply_b_dec_to_input\": true");
+  EXPECT_THAT(LoadDictionary(p), StatusIs(kInvalid, HasSubstr("apply_b_dec_to_input true is not "
+                                                              "supported for a transcoder")));
+  ReplaceInFile(cfg, "\"apply_b_dec_to_input\": true", "\"apply_b_dec_to_input\": false");
+  ReplaceInFile(cfg, "\"normalize_activations\": \"none\"",
+                "\"normalize_activations\": \"layer_norm\"");
+  EXPECT_THAT(LoadDictionary(p), StatusIs(kInvalid, HasSubstr("normalize_activations must be none "
+                                                              "for a transcoder")));
+  ReplaceInFile(cfg, "\"normalize_activations\": \"layer_norm\"",
+                "\"normalize_activations\": \"none\"");
+  // A W_skip the cfg does not declare, and a declared one that is missing.
+  ReplaceInFile(cfg, "\"skip_transcoder\"", "\"transcoder\"");
+  EXPECT_THAT(LoadDictionary(p), StatusIs(kInvalid, HasSubstr("tensor 'W_skip' present")));
+  const fs::path q = dir_.path() / "tc_noskip";
+  ASSERT_THAT(WriteSaeLensFolder(q, RandomTranscoder(Architecture::kJumpReLU, 6, 9, 16, false)),
+              IsOk());
+  ReplaceInFile(q / "cfg.json", "\"jumprelu_transcoder\"", "\"jumprelu_skip_transcoder\"");
+  EXPECT_THAT(LoadDictionary(q), StatusIs(kInvalid, HasSubstr("missing tensor 'W_skip'")));
 }
 
 TEST_F(DictionaryLoaderTest, DetectsFormatsAndReportsMissingPaths) {

@@ -184,10 +184,19 @@ TEST(FormatsMutationTest, DamagedSaeFoldersAreRejectedNamingAFileOrLoadValid) {
   ASSERT_THAT(testing::WriteSparsifyFolder(sparsify, topk), IsOk());
   fs::create_directories(gemma);
   ASSERT_THAT(testing::WriteGemmaScopeNpz(gemma / "params.npz", jump), IsOk());
+  // Transcoders: a SAELens skip transcoder and a Gemma Scope 2 affine one.
+  const engine::Dictionary transcoder =
+      testing::RandomTranscoder(engine::Architecture::kJumpReLU, 6, 5, 12, true, 6);
+  const fs::path saelens_tc = dir.path() / "saelens_tc",
+                 gemma2_tc = dir.path() / "transcoder_all" / "layer_1_width_16k_affine";
+  ASSERT_THAT(testing::WriteSaeLensFolder(saelens_tc, transcoder), IsOk());
+  ASSERT_THAT(testing::WriteGemmaScope2Folder(gemma2_tc, transcoder), IsOk());
   const std::vector<std::pair<fs::path, std::vector<std::string>>> saes = {
       {saelens, {"cfg.json", "sae_weights.safetensors"}},
       {sparsify, {"cfg.json", "sae.safetensors"}},
-      {gemma, {"params.npz"}}};
+      {gemma, {"params.npz"}},
+      {saelens_tc, {"cfg.json", "sae_weights.safetensors"}},
+      {gemma2_tc, {"params.safetensors"}}};
   std::mt19937_64 rng(777);
   const int rounds = Rounds(3000) / 10;
   for (const auto& [folder, files] : saes) {

@@ -101,6 +101,10 @@ std::string SaeLensCfg(const Dictionary& d, DType dtype, bool pre_6_0) {
   const Architecture a = c.architecture;
   const bool topk = a == Architecture::kTopK;
   std::string arch = engine::ArchitectureName(a);
+  if (c.is_transcoder()) {  // SAELens's transcoder architectures
+    arch = absl::StrCat(a == Architecture::kJumpReLU ? "jumprelu_" : "",
+                        d.has_skip() ? "skip_" : "", "transcoder");
+  }
   std::string out = "{\n";
   auto field = [&out](const std::string& key, const std::string& json_value) {
     absl::StrAppend(&out, out.size() > 2 ? ",\n" : "", "  ", formats::JsonQuote(key), ": ",
@@ -113,6 +117,7 @@ std::string SaeLensCfg(const Dictionary& d, DType dtype, bool pre_6_0) {
   }
   field("d_in", absl::StrCat(c.d_in));
   field("d_sae", absl::StrCat(c.d_sae));
+  if (c.is_transcoder()) field("d_out", absl::StrCat(c.d_out));
   field("dtype",
         formats::JsonQuote(pre_6_0 ? absl::StrCat("torch.", TorchName(dtype)) : TorchName(dtype)));
   field("device", "\"cpu\"");
@@ -132,9 +137,13 @@ std::string SaeLensCfg(const Dictionary& d, DType dtype, bool pre_6_0) {
     field("finetuning_scaling_factor", "false");
   } else {
     if (topk) field("k", absl::StrCat(c.k));
-    field("metadata", absl::StrCat("{\"model_name\": ", formats::JsonQuote(c.model_name),
-                                   ", \"hook_name\": ", formats::JsonQuote(c.hook_name),
-                                   ", \"context_size\": 128, \"prepend_bos\": true}"));
+    field("metadata",
+          absl::StrCat("{\"model_name\": ", formats::JsonQuote(c.model_name),
+                       ", \"hook_name\": ", formats::JsonQuote(c.hook_name),
+                       c.is_transcoder()
+                           ? absl::StrCat(", \"hook_name_out\": ", formats::JsonQuote(c.hook_name_out))
+                           : "",
+                       ", \"context_size\": 128, \"prepend_bos\": true}"));
   }
   out += "\n}\n";
   return out;
@@ -186,6 +195,21 @@ Dictionary RandomDictionary(Architecture arch, int64_t d_in, int64_t d_sae, int3
   return d;
 }
 
+Dictionary RandomTranscoder(Architecture arch, int64_t d_in, int64_t d_out, int64_t d_sae,
+                            bool skip, uint64_t seed) {
+  Dictionary d = RandomDictionary(arch, d_in, d_sae, 0, seed);
+  engine::DictionaryConfig& c = d.config;
+  c.hook_name = "blocks.0.ln2.hook_normalized";
+  c.hook_name_out = "blocks.0.hook_mlp_out";
+  c.d_out = d_out;
+  c.apply_b_dec_to_input = false;
+  std::mt19937_64 rng(seed + 1000);
+  d.w_dec = Uniform(rng, d_sae * d_out, -0.3f, 0.3f);
+  d.b_dec = Uniform(rng, d_out, -0.1f, 0.1f);
+  if (skip) d.w_skip = Uniform(rng, d_out * d_in, -0.2f, 0.2f);
+  return d;
+}
+
 std::vector<float> RandomActivations(int64_t n, int64_t d_in, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -198,7 +222,7 @@ Dictionary RoundWeights(const Dictionary& d, DType dtype) {
   Dictionary out = d;
   const formats::FloatKind kind = Kind(dtype);
   for (std::vector<float>* t : {&out.w_enc, &out.b_enc, &out.w_dec, &out.b_dec, &out.threshold,
-                                &out.b_gate, &out.b_mag, &out.r_mag}) {
+                                &out.b_gate, &out.b_mag, &out.r_mag, &out.w_skip}) {
     const std::string bytes = formats::EncodeFloats(*t, kind);
     formats::DecodeFloats(bytes, kind, t->data());
   }
@@ -217,14 +241,15 @@ absl::Status WriteSaeLensFolder(const std::filesystem::path& dir, const Dictiona
                                 bool pre_6_0_cfg) {
   SAEDICT_RETURN_IF_ERROR(d.Validate());
   SAEDICT_RETURN_IF_ERROR(MakeDir(dir));
-  const int64_t n_in = d.config.d_in, n_sae = d.config.d_sae;
+  const int64_t n_in = d.config.d_in, n_sae = d.config.d_sae, n_out = d.config.decoder_dim();
   TensorSet tensors(dtype);
   if (d.config.architecture != Architecture::kMatchingPursuit) {
     tensors.Add("W_enc", d.w_enc, {n_in, n_sae});
   }
   if (!d.b_enc.empty()) tensors.Add("b_enc", d.b_enc, {n_sae});
-  tensors.Add("W_dec", d.w_dec, {n_sae, n_in});
-  tensors.Add("b_dec", d.b_dec, {n_in});
+  tensors.Add("W_dec", d.w_dec, {n_sae, n_out});
+  tensors.Add("b_dec", d.b_dec, {n_out});
+  if (d.has_skip()) tensors.Add("W_skip", d.w_skip, {d.config.d_out, n_in});
   if (!d.threshold.empty()) tensors.Add("threshold", d.threshold, {n_sae});
   if (!d.b_gate.empty()) {
     tensors.Add("b_gate", d.b_gate, {n_sae});
@@ -309,11 +334,19 @@ absl::Status WriteGemmaScope2Folder(const std::filesystem::path& dir, const Dict
   }
   SAEDICT_RETURN_IF_ERROR(MakeDir(dir));
   TensorSet tensors(DType::kF32);
+  const int64_t d_out = c.decoder_dim();
   tensors.Add("w_enc", d.w_enc, {c.d_in, c.d_sae});
-  tensors.Add("w_dec", d.w_dec, {c.d_sae, c.d_in});
+  tensors.Add("w_dec", d.w_dec, {c.d_sae, d_out});
   tensors.Add("b_enc", BEncWithoutBdec(d), {c.d_sae});
-  tensors.Add("b_dec", d.b_dec, {c.d_in});
+  tensors.Add("b_dec", d.b_dec, {d_out});
   tensors.Add("threshold", d.threshold, {c.d_sae});
+  if (d.has_skip()) {  // affine_skip_connection [d_in, d_out] = W_skip^T
+    std::vector<float> t(d.w_skip.size());
+    for (int64_t o = 0; o < d_out; ++o) {
+      for (int64_t j = 0; j < c.d_in; ++j) t[j * d_out + o] = d.w_skip[o * c.d_in + j];
+    }
+    tensors.Add("affine_skip_connection", t, {c.d_in, d_out});
+  }
   return tensors.Write(dir / "params.safetensors");
 }
 
@@ -327,6 +360,10 @@ absl::Status CompareDictionaries(const Dictionary& a, const Dictionary& b, float
   if (x.hook_name != y.hook_name) return differ("hook_name", x.hook_name, y.hook_name);
   if (x.d_in != y.d_in) return differ("d_in", x.d_in, y.d_in);
   if (x.d_sae != y.d_sae) return differ("d_sae", x.d_sae, y.d_sae);
+  if (x.d_out != y.d_out) return differ("d_out", x.d_out, y.d_out);
+  if (x.hook_name_out != y.hook_name_out) {
+    return differ("hook_name_out", x.hook_name_out, y.hook_name_out);
+  }
   if (x.architecture != y.architecture) {
     return differ("architecture", engine::ArchitectureName(x.architecture),
                   engine::ArchitectureName(y.architecture));
@@ -351,6 +388,7 @@ absl::Status CompareDictionaries(const Dictionary& a, const Dictionary& b, float
       {"W_dec", &Dictionary::w_dec},         {"b_dec", &Dictionary::b_dec},
       {"threshold", &Dictionary::threshold}, {"b_gate", &Dictionary::b_gate},
       {"b_mag", &Dictionary::b_mag},         {"r_mag", &Dictionary::r_mag},
+      {"W_skip", &Dictionary::w_skip},
   };
   for (const auto& [name, member] : tensors) {
     const std::vector<float>& u = a.*member;

@@ -30,6 +30,15 @@ namespace saedict::testing {
 engine::Dictionary RandomDictionary(engine::Architecture arch, int64_t d_in, int64_t d_sae,
                                     int32_t k = 0, uint64_t seed = 1);
 
+// A transcoder (standard or jumprelu; topk works too but SAELens has no
+// such file): RandomDictionary's encoder, a random decoder [d_sae, d_out]
+// and b_dec [d_out], W_skip [d_out, d_in] when `skip`, hooks
+// "blocks.0.ln2.hook_normalized" -> "blocks.0.hook_mlp_out". The SAELens
+// writer names it transcoder / skip_transcoder / jumprelu_(skip_)transcoder,
+// the Gemma Scope 2 writer adds affine_skip_connection = W_skipᵀ.
+engine::Dictionary RandomTranscoder(engine::Architecture arch, int64_t d_in, int64_t d_out,
+                                    int64_t d_sae, bool skip, uint64_t seed = 1);
+
 // `n` × `d_in` values drawn from N(0, 1), row-major. Deterministic per seed.
 std::vector<float> RandomActivations(int64_t n, int64_t d_in, uint64_t seed = 2);
 
