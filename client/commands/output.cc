@@ -146,7 +146,15 @@ std::vector<std::pair<std::string, std::string>> DescribeDictionary(const v1::Di
   if (d.architecture() == v1::ARCHITECTURE_MATCHING_PURSUIT) {
     kv.emplace_back("mp_residual_threshold", absl::StrCat(d.mp_residual_threshold()));
   }
-XX, SourceFormatName(d.source_format()));
+  if (d.matryoshka_widths_size() > 0) {
+    kv.emplace_back("matryoshka_widths", absl::StrJoin(d.matryoshka_widths(), ","));
+  }
+  if (d.d_out() > 0) {  // a transcoder: decodes to another hook
+    kv.emplace_back("transcoder", d.skip_connection() ? "skip (W_skip)" : "yes");
+    kv.emplace_back("d_out", absl::StrCat(d.d_out()));
+    kv.emplace_back("hook_out", d.hook_name_out());
+  }
+  kv.emplace_back("format", SourceFormatName(d.source_format()));
   kv.emplace_back("source_path", d.source_path());
   kv.emplace_back("source_dtype", std::string(wire::DTypeName(d.source_dtype())));
   kv.emplace_back("weight_bytes", FormatBytes(d.weight_bytes()));

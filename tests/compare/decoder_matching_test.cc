@@ -340,8 +340,21 @@ TEST(DecoderMatchingTest, RejectsDifferentDInAndBadOptions) {
   const engine::Dictionary b = RandomDictionary(10, 128, 16);
   EXPECT_THAT(CompareDecoders(a, b, {}),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("same d_in"), HasSubstr("A has 64"), HasSubstr("B has 128"),
+                       AllOf(HasSubstr("decoder rows of the same width"),
+                             HasSubstr("A has d_in 64"), HasSubstr("B has d_in 128"),
                              HasSubstr("activation method"))));
+  // A transcoder's decoder rows are d_out wide: comparable with an SAE of d_in = d_out.
+  engine::Dictionary tc = RandomDictionary(10, 32, 17);
+  tc.config.d_out = 64;
+  tc.config.apply_b_dec_to_input = false;
+  tc.w_dec = a.w_dec;
+  tc.b_dec = a.b_dec;
+  ASSERT_THAT(tc.Validate(), testing::IsOk());
+  SAEDICT_ASSERT_OK_AND_ASSIGN(DecoderComparison same, CompareDecoders(tc, a, {}));
+  EXPECT_EQ(same.d_in, 64);
+  for (const auto& m : same.a_to_b) EXPECT_NEAR(m.cosine, 1.0, 1e-6);
+  EXPECT_THAT(CompareDecoders(tc, b, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("A has d_out 64")));
   EXPECT_THAT(CompareDecoders(a, a, {.block_rows = 0}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("block_rows")));
   EXPECT_THAT(CompareDecoders(a, a, {.match_threshold = std::nan("")}),

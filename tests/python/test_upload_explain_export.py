@@ -95,6 +95,76 @@ def test_upload_of_each_format_from_outside_the_root(server, tmp_path):
     assert c.upload("saelens", outside / "saelens", replace=True).id == "saelens"
 
 
+def random_transcoder(d_in, d_out, d_sae, seed):
+    """A jumprelu skip transcoder's float32 tensors under SAELens's names."""
+    rng = np.random.default_rng(seed)
+    return {"W_enc": (rng.standard_normal((d_in, d_sae)) / np.sqrt(d_in)).astype(np.float32),
+            "b_enc": (0.05 * rng.standard_normal(d_sae)).astype(np.float32),
+            "W_dec": (0.3 * rng.standard_normal((d_sae, d_out))).astype(np.float32),
+            "b_dec": (0.1 * rng.standard_normal(d_out)).astype(np.float32),
+            "threshold": np.full(d_sae, 0.3, np.float32),
+            "W_skip": (0.2 * rng.standard_normal((d_out, d_in))).astype(np.float32)}
+
+
+def test_transcoders_by_upload_and_by_path(server, tmp_path):
+    """SAELens jumprelu_skip_transcoder and a Gemma Scope 2 affine transcoder:
+    codes, reconstruction (with x W_skip^T), decode (without it) and
+    intervene at the output hook against float64 numpy."""
+    c = server.client
+    d_in, d_out, d_sae = 24, 40, 160
+    tc = random_transcoder(d_in, d_out, d_sae, seed=7)
+    x = np.random.default_rng(8).standard_normal((50, d_in)).astype(np.float32)
+    cfg = {"architecture": "jumprelu_skip_transcoder", "d_in": d_in, "d_sae": d_sae,
+           "d_out": d_out, "dtype": "float32", "apply_b_dec_to_input": False,
+           "normalize_activations": "none",
+           "metadata": {"model_name": "pytest-model", "hook_name": "blocks.2.ln2.hook_normalized",
+                        "hook_name_out": "blocks.2.hook_mlp_out"}}
+    outside = tmp_path / "notebook"
+    write_saelens(outside / "skip_tc", cfg, tc)
+    gs2 = outside / "transcoder_all" / "layer_5_width_160_l0_small_affine"
+    os.makedirs(gs2)
+    write_safetensors(gs2 / "params.safetensors",
+                      {"w_enc": tc["W_enc"], "w_dec": tc["W_dec"], "b_enc": tc["b_enc"],
+                       "b_dec": tc["b_dec"], "threshold": tc["threshold"],
+                       "affine_skip_connection": np.ascontiguousarray(tc["W_skip"].T)})
+    x64 = x.astype(np.float64)
+    pre = x64 @ tc["W_enc"] + tc["b_enc"]
+    want_codes = pre * (pre > tc["threshold"])
+    skip = x64 @ tc["W_skip"].T.astype(np.float64)
+    for name, path, fmt in (("skip_tc", outside / "skip_tc", pb.SOURCE_FORMAT_SAELENS),
+                            ("gs2_tc", gs2, pb.SOURCE_FORMAT_GEMMA_SCOPE_2)):
+        info = c.upload(name, path)
+        assert info.source_format == fmt, name
+        assert (info.d_in, info.d_out, info.skip_connection) == (d_in, d_out, True), name
+        codes = c.encode(name, x, reconstruction=True, compute_mode="f32")
+        got = codes.to_dense()
+        np.testing.assert_allclose(got, want_codes, rtol=1e-4, atol=1e-5, err_msg=name)
+        decoded_ref = got.astype(np.float64) @ tc["W_dec"] + tc["b_dec"]
+        assert codes.reconstruction.shape == (50, d_out)
+        np.testing.assert_allclose(codes.reconstruction, decoded_ref + skip, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(c.decode(name, codes), decoded_ref, rtol=1e-4, atol=1e-4)
+        top = int(np.argmax(got[0]))
+        edited, edited_codes = c.intervene(name, x, [(top, "ablate", 0.0, [0])])
+        f2 = edited_codes.to_dense()
+        assert f2[0, top] == 0.0 and edited.shape == (50, d_out)
+        np.testing.assert_allclose(edited, f2.astype(np.float64) @ tc["W_dec"] + tc["b_dec"] + skip,
+                                   rtol=1e-4, atol=1e-4)
+        with pytest.raises(saedict.InvalidArgument, match="is a transcoder"):
+            c.encode(name, x, error=True)
+    assert c.get_dictionary("skip_tc").hook_name_out == "blocks.2.hook_mlp_out"
+    # Loaded by path, the Gemma Scope 2 transcoder names both hooks from its folders.
+    shutil.copytree(outside / "transcoder_all", server.root / "transcoder_all")
+    info = c.load_dictionary("gs2_by_path", "transcoder_all/layer_5_width_160_l0_small_affine")
+    assert (info.hook_name, info.hook_name_out) == ("blocks.5.ln2.hook_normalized",
+                                                    "blocks.5.hook_mlp_out")
+    # A declared skip without its tensor is refused like LoadDictionary refuses it.
+    del tc["W_skip"]
+    write_saelens(outside / "broken_tc", cfg, tc)
+    with pytest.raises(saedict.InvalidArgument, match="missing tensor 'W_skip'"):
+        c.upload("broken_tc", outside / "broken_tc")
+    assert uploads_left(server) == []
+
+
 def test_upload_of_the_real_stories260k_files(server):
     folder = pathlib.Path(os.environ.get("SAEDICT_SHARED_DATA", "")) / "stories260k"
     if not folder.is_dir():

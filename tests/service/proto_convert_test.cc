@@ -35,6 +35,9 @@ v1::DictionaryInfo FullInfo() {
   info.add_matryoshka_widths(4096);
   info.add_matryoshka_widths(24576);
   info.set_alias("12-res-16k");
+  info.set_d_out(2304);
+  info.set_hook_name_out("blocks.8.hook_mlp_out");
+  info.set_skip_connection(true);
   return info;
 }
 
