@@ -2,6 +2,7 @@
 // against the real service core on a real gRPC server, with identity test
 // SAEs (core_test_server.h: topk k = 2 of relu(x), x_hat = f); outputs are
 // read back with formats/codecs/npy.h and formats/codecs/npz.h.
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <span>
@@ -232,6 +233,44 @@ TEST_F(CliEncodeTest, DecodeRoundTrip) {
   r = Run({"decode", "d4", Path("c.npz"), Path("j.npy"), "--json"});
   EXPECT_EQ(r.out, "{\"dictionary_id\":\"d4\",\"rows\":5,\"d_in\":4,\"output\":\"" + Path("j.npy") +
                        "\"}\n");
+}
+
+TEST_F(CliEncodeTest, ATranscoderDecodesToItsOutputWidthAndInfoSaysSo) {
+  // relu(x) through W_enc = I, then W_dec [4, 3] maps feature i to column i % 3.
+  engine::Dictionary tc;
+  tc.config.d_in = 4;
+  tc.config.d_sae = 4;
+  tc.config.d_out = 3;
+  tc.config.hook_name = "blocks.1.ln2.hook_normalized";
+  tc.config.hook_name_out = "blocks.1.hook_mlp_out";
+  tc.config.apply_b_dec_to_input = false;
+  tc.w_enc = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
+  tc.b_enc.assign(4, 0.0f);
+  tc.w_dec = {1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0};
+  tc.b_dec = {0, 0, 0.5f};
+  tc.w_skip.assign(12, 0.25f);
+  ASSERT_THAT(server_->AddDictionary("tc", tc), IsOk());
+
+  CliResult r = Run({"info", "tc"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("skip (W_skip)"));
+  EXPECT_THAT(r.out, HasSubstr("blocks.1.hook_mlp_out"));
+  ASSERT_EQ(Run({"encode", "tc", input_, Path("c.npz")}).code, kExitOk);
+  r = Run({"decode", "tc", Path("c.npz"), Path("y.npy"), "--json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "{\"dictionary_id\":\"tc\",\"rows\":5,\"d_out\":3,\"output\":\"" +
+                       Path("y.npy") + "\"}\n");
+  auto y = formats::ReadNpyFile(Path("y.npy"));
+  ASSERT_TRUE(y.ok()) << y.status();
+  EXPECT_THAT(y->shape, ElementsAre(5, 3));
+  // Decode has no skip term: y = relu(x) W_dec + b_dec.
+  std::vector<float> want;
+  for (int r = 0; r < 5; ++r) {
+    float row[3] = {0, 0, 0.5f};
+    for (int i = 0; i < 4; ++i) row[i % 3] += std::max(kX[r * 4 + i], 0.0f);
+    want.insert(want.end(), row, row + 3);
+  }
+  EXPECT_THAT(Values<float>(*y), ElementsAreArray(want));
 }
 
 TEST_F(CliEncodeTest, DecodeAcceptsScipyStyleDtypes) {
