@@ -196,6 +196,19 @@ absl::StatusOr<InterveneResult> Encoder::Intervene(absl::Span<const float> x, in
       }
       ApplyEdit(edits[e], &entries);
     }
+    for (const auto& [feature, value] : entries) {
+      if (value == 0.0f) continue;
+      g.indices.push_back(feature);
+      g.values.push_back(value);
+    }
+    g.row_offsets.push_back(g.indices.size());
+    if (transcoder) {  // the edited output at the output hook (no f' - f needed)
+      const uint64_t row_begin = g.row_offsets[r];
+      impl_->ReconstructRow(g.indices.data() + row_begin, g.values.data() + row_begin,
+                            static_cast<int64_t>(g.row_offsets[r + 1] - row_begin), norms[r],
+                            x.data() + r * c.d_in, result.activations.data() + r * c.d_out);
+      continue;
+    }
     // Merge f and f' (both ascending) into the nonzero differences f' - f.
     delta_index.clear();
     delta_value.clear();
@@ -220,19 +233,6 @@ absl::StatusOr<InterveneResult> Encoder::Intervene(absl::Span<const float> x, in
         delta_index.push_back(feature);
         delta_value.push_back(after - before);
       }
-    }
-    for (const auto& [feature, value] : entries) {
-      if (value == 0.0f) continue;
-      g.indices.push_back(feature);
-      g.values.push_back(value);
-    }
-    g.row_offsets.push_back(g.indices.size());
-    if (transcoder) {  // the edited output at the output hook
-      const uint64_t row_begin = g.row_offsets[r];
-      impl_->ReconstructRow(g.indices.data() + row_begin, g.values.data() + row_begin,
-                            static_cast<int64_t>(g.row_offsets[r + 1] - row_begin), norms[r],
-                            x.data() + r * c.d_in, result.activations.data() + r * c.d_out);
-      continue;
     }
     if (delta_index.empty()) continue;  // row unchanged: x is returned exactly
     // x + (f' - f) W_dec, mapped back through the row's normalization scale.

@@ -25,11 +25,16 @@
 namespace saedict::formats::internal {
 namespace {
 
-std::string HookFromFolderName(const std::string& name) {
+// N of "layer_N" in the folder name, or "" when it has none.
+std::string LayerFromFolderName(const std::string& name) {
   std::smatch m;
   static const std::regex kLayer("layer_(\\d+)");
-  if (!std::regex_search(name, m, kLayer)) return "";
-  const std::string layer = m[1].str();
+  return std::regex_search(name, m, kLayer) ? m[1].str() : "";
+}
+
+std::string HookFromFolderName(const std::string& name) {
+  const std::string layer = LayerFromFolderName(name);
+  if (layer.empty()) return "";
   if (absl::StrContains(name, "resid_post")) return absl::StrCat("blocks.", layer, ".hook_resid_post");
   if (absl::StrContains(name, "attn_out")) return absl::StrCat("blocks.", layer, ".hook_attn_out");
   if (absl::StrContains(name, "mlp_out")) return absl::StrCat("blocks.", layer, ".hook_mlp_out");
@@ -85,11 +90,10 @@ absl::StatusOr<LoadedDictionary> LoadGemmaScope2(const std::filesystem::path& di
                                                      ", expected [d_sae,d_out]"));
     }
     c.d_out = w_dec->shape[1];
-    std::smatch m;
-    static const std::regex kLayer("layer_(\\d+)");
-    if (absl::StrContains(folder, "transcoder") && std::regex_search(folder, m, kLayer)) {
-      c.hook_name = absl::StrCat("blocks.", m[1].str(), ".ln2.hook_normalized");
-      c.hook_name_out = absl::StrCat("blocks.", m[1].str(), ".hook_mlp_out");
+    const std::string layer = LayerFromFolderName(folder);
+    if (absl::StrContains(folder, "transcoder") && !layer.empty()) {
+      c.hook_name = absl::StrCat("blocks.", layer, ".ln2.hook_normalized");
+      c.hook_name_out = absl::StrCat("blocks.", layer, ".hook_mlp_out");
     }
   } else {
     c.hook_name = HookFromFolderName(folder);
