@@ -43,6 +43,8 @@
 
 namespace saedict::engine {
 
+struct RowNorm;  // engine/normalization.h
+
 // kFastExact: the F32 result, bit for bit, by the screened path where the
 // dictionary has one (fast_exact_ready()); elsewhere (matching pursuit, no
 // AMX on this CPU, screen turned off) it runs the F32 path, and
@@ -123,6 +125,17 @@ class Encoder {
                                             absl::Span<const FeatureEdit> edits,
                                             const EncodeOptions& options = {}) const;
 
+  // Intervene in two steps, so the encode can run elsewhere (the batcher, a
+  // worker): codes must be Encode(x, n)'s codes; the result equals
+  // Intervene(x, n, edits) bit for bit then (its compute_mode is left kF32:
+  // the caller knows the mode its encode ran in). INVALID_ARGUMENT when x
+  // or codes do not have n rows of this dictionary, or an edit is invalid.
+  absl::StatusOr<InterveneResult> ApplyEdits(absl::Span<const float> x, int64_t n,
+                                             const SparseCodes& codes,
+                                             absl::Span<const FeatureEdit> edits) const;
+  // The edit checks of Intervene / ApplyEdits alone (before an encode).
+  absl::Status ValidateEdits(int64_t n, absl::Span<const FeatureEdit> edits) const;
+
   // The F32 GEMM kernel in use ("avx512", "avx2" or "portable").
   std::string_view f32_kernel_name() const;
 
@@ -144,6 +157,9 @@ class Encoder {
  private:
   class Impl;
   explicit Encoder(std::unique_ptr<Impl> impl, std::shared_ptr<const Dictionary> dictionary);
+  InterveneResult EditEncoded(absl::Span<const float> x, int64_t n, const SparseCodes& f,
+                              absl::Span<const RowNorm> norms,
+                              absl::Span<const FeatureEdit> edits) const;
   std::unique_ptr<Impl> impl_;
   std::shared_ptr<const Dictionary> dictionary_;
   std::string content_sha256_;

@@ -28,7 +28,7 @@ namespace {
 
 using RowEntries = std::vector<std::pair<uint32_t, float>>;
 
-absl::Status ValidateEdits(absl::Span<const FeatureEdit> edits, int64_t n, int64_t d_sae) {
+absl::Status ValidateEditList(absl::Span<const FeatureEdit> edits, int64_t n, int64_t d_sae) {
   std::vector<int64_t> rows;
   for (size_t e = 0; e < edits.size(); ++e) {
     const FeatureEdit& edit = edits[e];
@@ -151,16 +151,49 @@ absl::StatusOr<std::vector<float>> Encoder::Decode(const SparseCodes& codes) con
   return out;
 }
 
+absl::Status Encoder::ValidateEdits(int64_t n, absl::Span<const FeatureEdit> edits) const {
+  return ValidateEditList(edits, n, dictionary_->config.d_sae);
+}
+
 absl::StatusOr<InterveneResult> Encoder::Intervene(absl::Span<const float> x, int64_t n,
                                                    absl::Span<const FeatureEdit> edits,
                                                    const EncodeOptions& options) const {
-  const DictionaryConfig& c = dictionary_->config;
   SAEDICT_RETURN_IF_ERROR(impl_->ValidateInput(x, n, options));
-  SAEDICT_RETURN_IF_ERROR(ValidateEdits(edits, n, c.d_sae));
+  SAEDICT_RETURN_IF_ERROR(ValidateEdits(n, edits));
   SparseCodes f;
   std::vector<RowNorm> norms;
   SAEDICT_RETURN_IF_ERROR(impl_->EncodeCodes(x, n, options, &f, &norms));
+  InterveneResult result = EditEncoded(x, n, f, norms, edits);
+  result.compute_mode = impl_->EffectiveMode(options.compute_mode);
+  return result;
+}
 
+absl::StatusOr<InterveneResult> Encoder::ApplyEdits(absl::Span<const float> x, int64_t n,
+                                                    const SparseCodes& codes,
+                                                    absl::Span<const FeatureEdit> edits) const {
+  const DictionaryConfig& c = dictionary_->config;
+  if (n < 0 || x.size() != static_cast<size_t>(n * c.d_in)) {
+    return absl::InvalidArgumentError(absl::StrCat("activations: ", x.size(), " values for ", n,
+                                                   " rows of d_in=", c.d_in));
+  }
+  if (codes.num_rows != n || codes.num_features != c.d_sae) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "codes: [", codes.num_rows, ", ", codes.num_features, "] for activations of ", n,
+        " rows and d_sae=", c.d_sae));
+  }
+  SAEDICT_RETURN_IF_ERROR(codes.Validate());
+  SAEDICT_RETURN_IF_ERROR(ValidateEdits(n, edits));
+  std::vector<RowNorm> norms(static_cast<size_t>(n));
+  for (int64_t r = 0; r < n; ++r) {
+    norms[r] = ComputeRowNorm(c.normalization, x.data() + r * c.d_in, c.d_in);
+  }
+  return EditEncoded(x, n, codes, norms, edits);
+}
+
+InterveneResult Encoder::EditEncoded(absl::Span<const float> x, int64_t n, const SparseCodes& f,
+                                     absl::Span<const RowNorm> norms,
+                                     absl::Span<const FeatureEdit> edits) const {
+  const DictionaryConfig& c = dictionary_->config;
   // Per edit, its rows sorted for membership tests (empty: every row).
   std::vector<std::vector<int64_t>> edit_rows(edits.size());
   for (size_t e = 0; e < edits.size(); ++e) {
@@ -169,7 +202,6 @@ absl::StatusOr<InterveneResult> Encoder::Intervene(absl::Span<const float> x, in
   }
 
   InterveneResult result;
-  result.compute_mode = impl_->EffectiveMode(options.compute_mode);
   const bool transcoder = c.is_transcoder();
   if (transcoder) {
     result.activations.resize(static_cast<size_t>(n * c.d_out));

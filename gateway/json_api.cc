@@ -95,7 +95,7 @@ JsonApi::JsonApi(service::ServiceCore* core, int64_t max_answer_bytes)
   AddUnary<DecodeRequest, DecodeResponse>("Decode",
                                           [c](const auto& r, absl::Time) { return c->Decode(r); });
   AddUnary<InterveneRequest, InterveneResponse>(
-      "Intervene", [c](const auto& r, absl::Time) { return c->Intervene(r); });
+      "Intervene", [c](const auto& r, absl::Time deadline) { return c->Intervene(r, deadline); });
   AddUnary<GetDocumentRequest, GetDocumentResponse>(
       "GetDocument", [c](const auto& r, absl::Time) { return c->GetDocument(r); });
   AddUnary<GetActivationsRequest, GetActivationsResponse>(

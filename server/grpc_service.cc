@@ -67,7 +67,8 @@ grpc::Status SaedictGrpcService::Decode(grpc::ServerContext* c, const v1::Decode
 
 grpc::Status SaedictGrpcService::Intervene(grpc::ServerContext* c, const v1::InterveneRequest* req,
                                            v1::InterveneResponse* resp) {
-  return Unary(*policy_, c, "Intervene", resp, [&](absl::Time) { return core_->Intervene(*req); });
+  return Unary(*policy_, c, "Intervene", resp,
+               [&](absl::Time deadline) { return core_->Intervene(*req, deadline); });
 }
 
 grpc::Status SaedictGrpcService::EncodeStream(

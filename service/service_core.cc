@@ -186,7 +186,8 @@ absl::StatusOr<v1::DecodeResponse> ServiceCore::Decode(const v1::DecodeRequest& 
   return out;
 }
 
-absl::StatusOr<v1::InterveneResponse> ServiceCore::Intervene(const v1::InterveneRequest& r) {
+absl::StatusOr<v1::InterveneResponse> ServiceCore::Intervene(const v1::InterveneRequest& r,
+                                                             absl::Time deadline) {
   SAEDICT_ASSIGN_OR_RETURN(EncodeInput in, ParseEncodeInput(r));
   const std::shared_ptr<const engine::Encoder>& encoder = in.encoder;
   const engine::EncodeOptions& options = in.options;
@@ -195,8 +196,17 @@ absl::StatusOr<v1::InterveneResponse> ServiceCore::Intervene(const v1::Intervene
   for (int i = 0; i < r.edits_size(); ++i) {
     SAEDICT_ASSIGN_OR_RETURN(edits.emplace_back(), ToEngine(r.edits(i), i));
   }
+  // The encode goes through the batcher like Encode's (so onto the workers
+  // when there are some); the edits and the decode of f' - f run here.
+  SAEDICT_RETURN_IF_ERROR(encoder->ValidateEdits(x.rows, edits));
+  engine::EncodeOptions codes_only = options;
+  codes_only.return_reconstruction = false;
+  codes_only.return_row_error = false;
+  SAEDICT_ASSIGN_OR_RETURN(engine::EncodeResult encoded,
+                           batcher_->Encode(encoder, x.values, x.rows, codes_only, deadline));
   SAEDICT_ASSIGN_OR_RETURN(engine::InterveneResult result,
-                           encoder->Intervene(x.values, x.rows, edits, options));
+                           encoder->ApplyEdits(x.values, x.rows, encoded.codes, edits));
+  result.compute_mode = encoded.compute_mode;
   v1::InterveneResponse out;
   *out.mutable_activations() = wire::EncodeTensor(
       result.activations, {x.rows, encoder->dictionary().config.decoder_dim()});

@@ -2,8 +2,9 @@
 // gRPC inside, so the gRPC front end and the HTTP gateway (gateway/) stay thin
 // adapters: decode nothing, call the core, convert the status.
 //
-// Encode requests go through the dynamic batcher; Decode and Intervene call
-// the encoder directly. The corpus reads are CorpusQueries, an Ingest stream
+// Encode requests and Intervene's encode step go through the dynamic batcher
+// (and so onto the workers when saedictd has some); Intervene's edits and
+// Decode run on the encoder here (sparse work, O(nnz · d_in) per row). The corpus reads are CorpusQueries, an Ingest stream
 // is an IngestSession. Error codes are those of DictionaryRegistry,
 // CorpusQueries and IngestSession plus INVALID_ARGUMENT for tensors/options
 // and RESOURCE_EXHAUSTED when the encode queue is full.
@@ -90,7 +91,8 @@ class ServiceCore {
   absl::StatusOr<v1::EncodeResponse> Encode(const v1::EncodeRequest& r,
                                             absl::Time deadline = absl::InfiniteFuture());
   absl::StatusOr<v1::DecodeResponse> Decode(const v1::DecodeRequest& r);
-  absl::StatusOr<v1::InterveneResponse> Intervene(const v1::InterveneRequest& r);
+  absl::StatusOr<v1::InterveneResponse> Intervene(const v1::InterveneRequest& r,
+                                                  absl::Time deadline = absl::InfiniteFuture());
 
   // One EncodeStream: feed it the request messages in order.
   std::unique_ptr<EncodeStreamSession> StartEncodeStream(

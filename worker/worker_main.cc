@@ -37,6 +37,9 @@ ABSL_FLAG(std::string, port_file, "", "If set, write the bound port here once se
 ABSL_FLAG(std::string, cache_dir, "./var-worker",
           "Where weights files are written while they load");
 ABSL_FLAG(bool, fast_exact, true, "Build the FAST_EXACT screen where this CPU runs it");
+ABSL_FLAG(absl::Duration, test_batch_delay, absl::ZeroDuration(),
+          "Fault injection for failover tests: wait this long in each batch before encoding "
+          "(0: never). Never set it in production");
 ABSL_FLAG(int64_t, max_message_bytes, 256 << 20, "Largest message accepted or sent");
 ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(10),
           "On SIGTERM/SIGINT: how long running batches may take before exit");
@@ -91,8 +94,9 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  saedict::worker::WorkerService service(
-      {absl::GetFlag(FLAGS_cache_dir), absl::GetFlag(FLAGS_fast_exact)});
+  saedict::worker::WorkerService service({absl::GetFlag(FLAGS_cache_dir),
+                                          absl::GetFlag(FLAGS_fast_exact),
+                                          absl::GetFlag(FLAGS_test_batch_delay)});
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
@@ -123,7 +127,7 @@ int main(int argc, char** argv) {
   service.StartDraining();
   server->GetHealthCheckService()->SetServingStatus(false);
   const absl::Time deadline = absl::Now() + grace;
-  while (service.rows_in_flight() > 0 && absl::Now() < deadline) {
+  while (service.calls_in_flight() > 0 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(5));
   }
   // Let the pool's next health check see "draining" before the port closes.

@@ -38,6 +38,18 @@ std::string CpuName() {
   return "CPU";
 }
 
+// Counts one call in flight for its whole scope.
+class CallCounter {
+ public:
+  explicit CallCounter(std::atomic<int64_t>* count) : count_(count) { count_->fetch_add(1); }
+  ~CallCounter() { count_->fetch_sub(1); }
+  CallCounter(const CallCounter&) = delete;
+  CallCounter& operator=(const CallCounter&) = delete;
+
+ private:
+  std::atomic<int64_t>* count_;
+};
+
 }  // namespace
 
 WorkerService::WorkerService(WorkerOptions options) : options_(std::move(options)) {
@@ -54,6 +66,7 @@ std::shared_ptr<const engine::Encoder> WorkerService::Find(const std::string& sh
 grpc::Status WorkerService::LoadWeights(grpc::ServerContext* context,
                                         grpc::ServerReader<v1::LoadWeightsRequest>* reader,
                                         v1::LoadWeightsResponse* response) {
+  const CallCounter counted(&calls_in_flight_);
   if (draining_.load()) return Draining();
   v1::LoadWeightsRequest chunk;
   if (!reader->Read(&chunk)) {
@@ -130,6 +143,7 @@ grpc::Status WorkerService::Unload(grpc::ServerContext*, const v1::UnloadRequest
 
 grpc::Status WorkerService::EncodeBatch(grpc::ServerContext*, const v1::EncodeBatchRequest* request,
                                         v1::EncodeBatchResponse* response) {
+  const CallCounter counted(&calls_in_flight_);
   if (draining_.load()) return Draining();
   std::shared_ptr<const engine::Encoder> encoder = Find(request->weights_sha256());
   if (encoder == nullptr) {
@@ -149,6 +163,7 @@ grpc::Status WorkerService::EncodeBatch(grpc::ServerContext*, const v1::EncodeBa
   options.return_row_error = request->return_row_error();
   options.compute_mode = *mode;
   rows_in_flight_.fetch_add(x->rows);
+  if (options_.test_batch_delay > absl::ZeroDuration()) absl::SleepFor(options_.test_batch_delay);
   const absl::Time start = absl::Now();
   absl::StatusOr<engine::EncodeResult> result = encoder->Encode(x->values, x->rows, options);
   busy_nanos_.fetch_add(absl::ToInt64Nanoseconds(absl::Now() - start));

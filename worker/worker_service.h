@@ -9,7 +9,9 @@
 //
 // Drain: after StartDraining(), Health says draining and EncodeBatch and
 // LoadWeights answer UNAVAILABLE, so the pool sends the batch elsewhere;
-// batches already running finish (rows_in_flight() falls to 0).
+// batches already running finish (calls_in_flight() falls to 0; a call
+// counts from its first instruction, so none slips past the draining check
+// uncounted).
 //
 // Thread safety: every method may be called from any number of threads.
 #ifndef SAEDICT_WORKER_WORKER_SERVICE_H_
@@ -32,6 +34,10 @@ namespace saedict::worker {
 struct WorkerOptions {
   std::filesystem::path cache_dir = "./var-worker";  // weights files while they load
   bool fast_exact = true;                            // as saedictd's --fast_exact
+  // Fault injection for failover tests (--test_batch_delay): each
+  // EncodeBatch waits this long, counted as in flight, before it encodes,
+  // so a test can kill or drain the worker while a batch is on it.
+  absl::Duration test_batch_delay = absl::ZeroDuration();
 };
 
 class WorkerService final : public saedict::worker::v1::Worker::Service {
@@ -50,6 +56,7 @@ class WorkerService final : public saedict::worker::v1::Worker::Service {
 
   void StartDraining() { draining_.store(true); }
   int64_t rows_in_flight() const { return rows_in_flight_.load(); }
+  int64_t calls_in_flight() const { return calls_in_flight_.load(); }
 
  private:
   std::shared_ptr<const engine::Encoder> Find(const std::string& sha256) const;
@@ -57,6 +64,7 @@ class WorkerService final : public saedict::worker::v1::Worker::Service {
   const WorkerOptions options_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> rows_in_flight_{0};
+  std::atomic<int64_t> calls_in_flight_{0};  // EncodeBatch and LoadWeights calls
   std::atomic<int64_t> busy_nanos_{0};
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<const engine::Encoder>> encoders_ ABSL_GUARDED_BY(mu_);

@@ -19,6 +19,8 @@ using ::saedict::engine::testing::DictSpec;
 using ::saedict::engine::testing::MakeDictionary;
 using ::saedict::engine::testing::RandomInput;
 using ::saedict::engine::testing::ReferenceRowNorm;
+using ::saedict::testing::StatusIs;
+using ::testing::HasSubstr;
 
 // x + sum_i (f'_i - f_i) * decode_factor_i * out_scale * W_dec_i, in float64.
 std::vector<double> ExpectedActivations(const Dictionary& d, const std::vector<float>& x, int64_t n,
@@ -148,6 +150,42 @@ TEST_P(InterveneTest, TopKOverrideAppliesBeforeEditing) {
     EXPECT_LE(result.edited_codes.row_offsets[r + 1] - result.edited_codes.row_offsets[r], 2u);
   }
   EXPECT_EQ(result.activations, x_);
+}
+
+// ApplyEdits on Encode's codes (the batcher's or a worker's) equals
+// Intervene bit for bit, under every normalization and architecture.
+TEST_P(InterveneTest, ApplyEditsOnEncodedCodesEqualsIntervene) {
+  std::vector<FeatureEdit> edits = {
+      {.feature = ActiveFeature(0), .op = EditOp::kScale, .value = 3.0f, .rows = {}},
+      {.feature = 1, .op = EditOp::kSet, .value = 2.5f, .rows = {1, 3}},
+      {.feature = ActiveFeature(4), .op = EditOp::kAblate, .rows = {4}}};
+  SAEDICT_ASSERT_OK_AND_ASSIGN(InterveneResult direct, encoder_->Intervene(x_, n_, edits));
+  SAEDICT_ASSERT_OK_AND_ASSIGN(InterveneResult split,
+                               encoder_->ApplyEdits(x_, n_, f_.codes, edits));
+  EXPECT_EQ(split.activations, direct.activations);
+  EXPECT_EQ(split.edited_codes.row_offsets, direct.edited_codes.row_offsets);
+  EXPECT_EQ(split.edited_codes.indices, direct.edited_codes.indices);
+  EXPECT_EQ(split.edited_codes.values, direct.edited_codes.values);
+}
+
+TEST_P(InterveneTest, ApplyEditsRefusesCodesOfOtherRowsAndBadEdits) {
+  const std::vector<FeatureEdit> none;
+  EXPECT_THAT(encoder_->ApplyEdits(x_, n_ - 1, f_.codes, none),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("activations")));
+  std::vector<float> fewer(x_.begin(), x_.end() - dict_->config.d_in);
+  EXPECT_THAT(encoder_->ApplyEdits(fewer, n_ - 1, f_.codes, none),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("codes: [5, ")));
+  const std::vector<FeatureEdit> bad_row = {{.feature = 0, .op = EditOp::kAblate, .rows = {5}}};
+  EXPECT_THAT(encoder_->ApplyEdits(x_, n_, f_.codes, bad_row),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("row 5 out of range")));
+  EXPECT_THAT(encoder_->ValidateEdits(n_, bad_row),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("edit 0: row 5")));
+  SparseCodes broken = f_.codes;
+  if (!broken.indices.empty()) {
+    broken.indices[0] = static_cast<uint32_t>(dict_->config.d_sae);
+    EXPECT_THAT(encoder_->ApplyEdits(x_, n_, broken, none),
+                StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

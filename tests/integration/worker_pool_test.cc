@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/integration/worker_pool_fixture.h"
 #include "tests/server/corpus_test_util.h"
 #include "tests/server/grpc_test_fixture.h"
 #include "tests/test_util/loopback_http.h"
@@ -28,114 +29,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// One saedict-worker child on a free loopback port; killed and reaped by
-// the destructor if still running.
-class WorkerProcess {
- public:
-  static std::unique_ptr<WorkerProcess> Start(const fs::path& dir,
-                                              std::vector<std::string> extra_flags = {}) {
-    fs::create_directories(dir);
-    const fs::path port_file = dir / "port";
-    const std::string port_flag = "--port_file=" + port_file.string();
-    const std::string cache_flag = "--cache_dir=" + (dir / "cache").string();
-    std::vector<std::string> args = {SAEDICT_WORKER_PATH, "--port=0",          port_flag,
-                                     cache_flag,          "--drain_grace=10s", "--metrics_port=0"};
-    args.insert(args.end(), extra_flags.begin(), extra_flags.end());
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const std::string log = (dir / "log").string();
-    const pid_t pid = fork();
-    if (pid == 0) {
-      if (freopen(log.c_str(), "w", stderr) == nullptr) _exit(126);
-      execv(SAEDICT_WORKER_PATH, argv.data());
-      _exit(127);
-    }
-    auto w = std::unique_ptr<WorkerProcess>(new WorkerProcess(pid));
-    for (int i = 0; i < 600 && w->port_ == 0; ++i) {
-      std::ifstream in(port_file);
-      if (in >> w->port_) break;
-      w->port_ = 0;
-      if (waitpid(pid, nullptr, WNOHANG) == pid) {  // it exited: no point waiting
-        w->reaped_ = true;
-        break;
-      }
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    if (w->port_ == 0) {
-      ADD_FAILURE() << "saedict-worker did not start; see " << (dir / "log");
-      return nullptr;
-    }
-    return w;
-  }
-  ~WorkerProcess() {
-    if (!reaped_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
-  // Sends `signal` and reaps; the wait status.
-  int SignalAndReap(int signal) {
-    kill(pid_, signal);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    reaped_ = true;
-    return status;
-  }
-
- private:
-  explicit WorkerProcess(pid_t pid) : pid_(pid) {}
-  pid_t pid_;
-  int port_ = 0;
-  bool reaped_ = false;
-};
-
-class WorkerPoolTest : public GrpcServerTest {
- protected:
-  virtual std::vector<std::string> WorkerFlags() { return {}; }
-  virtual int WorkerCount() { return 3; }
-  void SetUp() override {
-    for (int i = 0; i < WorkerCount(); ++i) {
-      workers_.push_back(
-          WorkerProcess::Start(scratch_.path() / absl::StrCat("worker", i), WorkerFlags()));
-      ASSERT_NE(workers_.back(), nullptr);
-    }
-    GrpcServerTest::SetUp();
-    sae_ = WriteSae("sae", engine::Architecture::kTopK);
-    ASSERT_TRUE(Load("d", sae_.path).ok());
-    reference_ = ReferenceEncoder(sae_.path);
-  }
-  void Customize(server::ServerOptions* options) override {
-    for (const auto& w : workers_) {
-      if (w != nullptr) options->workers.push_back(w->address());
-    }
-    options->worker_health_interval = absl::Milliseconds(100);
-    options->metrics_port = 0;
-    CustomizePool(options);
-  }
-  virtual void CustomizePool(server::ServerOptions* /*options*/) {}
-  std::vector<float> Rows(int64_t n, uint64_t seed) {
-    std::vector<float> x(n * kDIn);
-    uint64_t s = seed * 2654435761u + 1;
-    for (float& v : x) {
-      s = s * 6364136223846793005ull + 1442695040888963407ull;
-      v = static_cast<float>(static_cast<int64_t>(s >> 40) % 2001 - 1000) / 500.0f;
-    }
-    return x;
-  }
-  int64_t BatchesOn(const std::string& address) {
-    for (const server::WorkerStatus& w : server_->workers()->Workers()) {
-      if (w.address == address) return w.batches_ok;
-    }
-    return -1;
-  }
-
-  std::vector<std::unique_ptr<WorkerProcess>> workers_;
-  WrittenSae sae_;
-  std::shared_ptr<const engine::Encoder> reference_;
-};
-
 TEST_F(WorkerPoolTest, EncodeStreamSurvivesAKilledAndADrainedWorker) {
   constexpr int kMessages = 240;
   constexpr int64_t kRows = 64;
@@ -143,7 +36,9 @@ TEST_F(WorkerPoolTest, EncodeStreamSurvivesAKilledAndADrainedWorker) {
   auto stream = stub_->EncodeStream(ctx.get());
   int answered = 0;
   for (int m = 0; m < kMessages; ++m) {
-    if (m == 80) EXPECT_TRUE(WIFSIGNALED(workers_[0]->SignalAndReap(SIGKILL)));
+    if (m == 80) {
+      EXPECT_TRUE(WIFSIGNALED(workers_[0]->SignalAndReap(SIGKILL)));
+    }
     if (m == 160) {
       const int status = workers_[1]->SignalAndReap(SIGTERM);
       EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
@@ -214,7 +109,9 @@ TEST_F(WorkerPoolTest, IngestSurvivesAKilledAndADrainedWorkerAndStatsMatchTheCod
     EXPECT_EQ(got.stats().total_tokens(), tokens);
     EXPECT_EQ(got.stats().count(), truth[f].count)
         << "feature " << f << ": nothing lost or doubled";
-    if (truth[f].count > 0) EXPECT_EQ(got.stats().max(), truth[f].max) << "feature " << f;
+    if (truth[f].count > 0) {
+      EXPECT_EQ(got.stats().max(), truth[f].max) << "feature " << f;
+    }
   }
 }
 
