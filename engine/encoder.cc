@@ -155,42 +155,90 @@ absl::StatusOr<EncodeResult> Encoder::Encode(absl::Span<const float> x, int64_t 
   result.compute_mode = impl_->EffectiveMode(options.compute_mode);
   SAEDICT_RETURN_IF_ERROR(
       impl_->EncodeCodes(x, n, options, &result.codes, &norms, &result.fast_exact));
-  SAEDICT_RETURN_IF_ERROR(CheckFiniteCodes(result.codes));
-  if (!options.return_reconstruction && !options.return_row_error) return result;
+  SAEDICT_RETURN_IF_ERROR(impl_->FinishEncode(x, n, options, norms, &result));
+  return result;
+}
 
+absl::Status Encoder::ValidateEncodeInput(absl::Span<const float> x, int64_t n,
+                                          const EncodeOptions& options) const {
+  return impl_->ValidateValues(x, n, options);
+}
+
+absl::Status Encoder::PreprocessRows(absl::Span<const float> x, int64_t begin, int64_t end,
+                                     float* out) const {
   const int64_t d_in = dictionary_->config.d_in;
-  const int64_t d_out = dictionary_->config.decoder_dim();  // != d_in for transcoders
-  const SparseCodes& codes = result.codes;
-  if (options.return_reconstruction) result.reconstruction.resize(static_cast<size_t>(n * d_out));
-  if (options.return_row_error) result.row_squared_error.resize(n);
+  const int64_t rows = static_cast<int64_t>(x.size()) / d_in;
+  if (begin < 0 || begin > end || end > rows) {
+    return absl::InvalidArgumentError(absl::StrCat("PreprocessRows: rows [", begin, ", ", end,
+                                                   ") out of range [0, ", rows, "]"));
+  }
+  std::vector<RowNorm> norms(static_cast<size_t>(end - begin));
+  return impl_->PreprocessTile(x.data(), begin, end - begin, out, norms.data());
+}
+
+absl::Status Encoder::FinishEncode(absl::Span<const float> x, int64_t n,
+                                   const EncodeOptions& options, EncodeResult* result) const {
+  const DictionaryConfig& c = dictionary_->config;
+  if (n < 0 || n > std::numeric_limits<int64_t>::max() / c.d_in ||
+      static_cast<int64_t>(x.size()) != n * c.d_in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("x has ", x.size(), " values, expected n * d_in = ", n, " * ", c.d_in));
+  }
+  if (result->codes.num_rows != n || result->codes.num_features != c.d_sae ||
+      result->codes.row_offsets.size() != static_cast<size_t>(n + 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("codes: [", result->codes.num_rows, ", ", result->codes.num_features,
+                     "] for ", n, " rows of d_sae=", c.d_sae));
+  }
+  std::vector<RowNorm> norms(static_cast<size_t>(n));
+  if (options.return_reconstruction || options.return_row_error) {
+    for (int64_t r = 0; r < n; ++r) {
+      norms[r] = ComputeRowNorm(c.normalization, x.data() + r * c.d_in, c.d_in);
+    }
+  }
+  return impl_->FinishEncode(x, n, options, norms, result);
+}
+
+absl::Status Encoder::Impl::FinishEncode(absl::Span<const float> x, int64_t n,
+                                         const EncodeOptions& options,
+                                         absl::Span<const RowNorm> norms,
+                                         EncodeResult* result) const {
+  SAEDICT_RETURN_IF_ERROR(CheckFiniteCodes(result->codes));
+  if (!options.return_reconstruction && !options.return_row_error) return absl::OkStatus();
+
+  const int64_t d_in = config().d_in;
+  const int64_t d_out = config().decoder_dim();  // != d_in for transcoders
+  const SparseCodes& codes = result->codes;
+  if (options.return_reconstruction) result->reconstruction.resize(static_cast<size_t>(n * d_out));
+  if (options.return_row_error) result->row_squared_error.resize(n);
   const int64_t nnz_per_row = std::max<int64_t>(1, codes.nnz() / std::max<int64_t>(n, 1));
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / (d_out * nnz_per_row));
   ParallelFor(n, grain, [&](int64_t begin, int64_t end) {
     std::vector<float> row_buffer;
     if (!options.return_reconstruction) row_buffer.resize(d_out);
     for (int64_t r = begin; r < end; ++r) {
-      float* out = options.return_reconstruction ? result.reconstruction.data() + r * d_out
+      float* out = options.return_reconstruction ? result->reconstruction.data() + r * d_out
                                                  : row_buffer.data();
       const uint64_t first = codes.row_offsets[r];
       const float* xr = x.data() + r * d_in;
-      impl_->ReconstructRow(codes.indices.data() + first, codes.values.data() + first,
-                            static_cast<int64_t>(codes.row_offsets[r + 1] - first), norms[r], xr,
-                            out);
+      ReconstructRow(codes.indices.data() + first, codes.values.data() + first,
+                     static_cast<int64_t>(codes.row_offsets[r + 1] - first), norms[r], xr, out);
       if (options.return_row_error) {  // SAEs only (ValidateInput), so d_out == d_in
         double sq = 0.0;
         for (int64_t j = 0; j < d_in; ++j) {
           const double diff = static_cast<double>(xr[j]) - out[j];
           sq += diff * diff;
         }
-        result.row_squared_error[r] = static_cast<float>(sq);
+        result->row_squared_error[r] = static_cast<float>(sq);
       }
     }
   });
   for (int64_t r = 0; r < n; ++r) {
-    const bool bad_error = options.return_row_error && !std::isfinite(result.row_squared_error[r]);
+    const bool bad_error =
+        options.return_row_error && !std::isfinite(result->row_squared_error[r]);
     bool bad_reconstruction = false;
     if (options.return_reconstruction) {
-      const float* row = result.reconstruction.data() + r * d_out;
+      const float* row = result->reconstruction.data() + r * d_out;
       for (int64_t j = 0; j < d_out; ++j) bad_reconstruction |= !std::isfinite(row[j]);
     }
     if (bad_error || bad_reconstruction) {
@@ -199,7 +247,7 @@ absl::StatusOr<EncodeResult> Encoder::Encode(absl::Span<const float> x, int64_t 
           " overflows float32; the row's values are too large for this dictionary"));
     }
   }
-  return result;
+  return absl::OkStatus();
 }
 
 absl::Status CheckFiniteCodes(const SparseCodes& codes) {
@@ -217,6 +265,13 @@ absl::Status CheckFiniteCodes(const SparseCodes& codes) {
 
 absl::Status Encoder::Impl::ValidateInput(absl::Span<const float> x, int64_t n,
                                           const EncodeOptions& options) const {
+  SAEDICT_RETURN_IF_ERROR(ValidateValues(x, n, options));
+  if (options.compute_mode == ComputeMode::kBF16) SAEDICT_RETURN_IF_ERROR(GetBf16().status());
+  return absl::OkStatus();
+}
+
+absl::Status Encoder::Impl::ValidateValues(absl::Span<const float> x, int64_t n,
+                                           const EncodeOptions& options) const {
   const DictionaryConfig& c = config();
   if (n < 0) return absl::InvalidArgumentError(absl::StrCat("n must be >= 0, got ", n));
   const int64_t size = static_cast<int64_t>(x.size());
@@ -254,7 +309,6 @@ absl::Status Encoder::Impl::ValidateInput(absl::Span<const float> x, int64_t n,
       }
     }
   }
-  if (options.compute_mode == ComputeMode::kBF16) SAEDICT_RETURN_IF_ERROR(GetBf16().status());
   return absl::OkStatus();
 }
 
@@ -297,6 +351,41 @@ absl::Status Encoder::Impl::EncoderGemm(const float* a, int64_t m, ComputeMode m
     return bf16->Run(a, m, c);
   }
   gemm_->Multiply(a, m, cfg.d_in, c, cfg.d_sae);
+  return absl::OkStatus();
+}
+
+absl::Status Encoder::Impl::PreprocessTile(const float* x, int64_t r0, int64_t m, float* a,
+                                           RowNorm* norms) const {
+  const DictionaryConfig& c = config();
+  // Rows per parallel chunk: about 64K elements of work each.
+  const int64_t in_grain = std::max<int64_t>(1, (int64_t{1} << 16) / c.d_in);
+  // Rows whose preprocessed values could overflow float32 in the GEMM.
+  const double max_input = kOverflowLimit / std::max(max_column_abs_sum_, 1.0);
+  const int64_t none = r0 + m;
+  std::atomic<int64_t> first_too_large{none};
+  ParallelFor(m, in_grain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float* row = x + (r0 + i) * c.d_in;
+      RowNorm& norm = norms[i];
+      norm = ComputeRowNorm(c.normalization, row, c.d_in);
+      float* out = a + i * c.d_in;
+      PreprocessRow(norm, row, b_dec_in_, c.d_in, out);
+      float max_abs = 0.0f;
+      for (int64_t j = 0; j < c.d_in; ++j) max_abs = std::max(max_abs, std::abs(out[j]));
+      if (!(max_abs <= max_input)) {
+        int64_t seen = first_too_large.load();
+        while (r0 + i < seen && !first_too_large.compare_exchange_weak(seen, r0 + i)) {
+        }
+      }
+    }
+  });
+  if (const int64_t bad = first_too_large.load(); bad < none) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("x[row ", bad,
+                     "] has values too large for float32 arithmetic with this dictionary: "
+                     "after preprocessing its largest |value| exceeds ",
+                     max_input, ", where pre-activations could overflow"));
+  }
   return absl::OkStatus();
 }
 
@@ -344,37 +433,10 @@ absl::Status Encoder::Impl::EncodeCodes(absl::Span<const float> x, int64_t n,
   std::vector<float> pre(static_cast<size_t>(std::min(options_.tile_rows, tile) * c.d_sae));
   std::vector<std::vector<uint32_t>> row_indices(tile);
   std::vector<std::vector<float>> row_values(tile);
-  // Rows per parallel chunk: about 64K elements of work each.
-  const int64_t in_grain = std::max<int64_t>(1, (int64_t{1} << 16) / c.d_in);
-  // Rows whose preprocessed values could overflow float32 in the GEMM.
-  const double max_input = kOverflowLimit / std::max(max_column_abs_sum_, 1.0);
-  std::atomic<int64_t> first_too_large{n};
   const int64_t act_grain = std::max<int64_t>(1, (int64_t{1} << 16) / c.d_sae);
   for (int64_t r0 = 0; r0 < n; r0 += tile) {
     const int64_t m = std::min(tile, n - r0);
-    ParallelFor(m, in_grain, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const float* row = x.data() + (r0 + i) * c.d_in;
-        RowNorm& norm = (*norms)[r0 + i];
-        norm = ComputeRowNorm(c.normalization, row, c.d_in);
-        float* out = a.data() + i * c.d_in;
-        PreprocessRow(norm, row, b_dec_in_, c.d_in, out);
-        float max_abs = 0.0f;
-        for (int64_t j = 0; j < c.d_in; ++j) max_abs = std::max(max_abs, std::abs(out[j]));
-        if (!(max_abs <= max_input)) {
-          int64_t seen = first_too_large.load();
-          while (r0 + i < seen && !first_too_large.compare_exchange_weak(seen, r0 + i)) {
-          }
-        }
-      }
-    });
-    if (const int64_t bad = first_too_large.load(); bad < n) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("x[row ", bad,
-                       "] has values too large for float32 arithmetic with this dictionary: "
-                       "after preprocessing its largest |value| exceeds ",
-                       max_input, ", where pre-activations could overflow"));
-    }
+    SAEDICT_RETURN_IF_ERROR(PreprocessTile(x.data(), r0, m, a.data(), norms->data() + r0));
     if (c.architecture == Architecture::kMatchingPursuit) {
       SAEDICT_RETURN_IF_ERROR(MatchingPursuitTile(a.data(), m, k, mode, pre.data(), codes));
       continue;

@@ -116,6 +116,31 @@ class Encoder {
   absl::StatusOr<EncodeResult> Encode(absl::Span<const float> x, int64_t n,
                                       const EncodeOptions& options = {}) const;
 
+  // The steps of Encode around its GEMM and activation, for another backend
+  // of this dictionary (engine/cuda), so that its checks, errors, input and
+  // host-side outputs are Encode's own.
+  //
+  // Encode's input checks (sizes, a non-finite value naming row and column,
+  // top_k, row error of a transcoder, compute_mode), without the check that
+  // this CPU can run kBF16.
+  absl::Status ValidateEncodeInput(absl::Span<const float> x, int64_t n,
+                                   const EncodeOptions& options) const;
+  // x' (DESIGN.md §2: normalized, b_dec subtracted when the dictionary
+  // does) of rows [begin, end) of validated x ([*, d_in]) into out
+  // [(end - begin) * d_in], bit for bit as Encode computes it.
+  // INVALID_ARGUMENT for a bad row range, or naming the first row whose x'
+  // is too large for float32 arithmetic with this dictionary (Encode's error).
+  absl::Status PreprocessRows(absl::Span<const float> x, int64_t begin, int64_t end,
+                              float* out) const;
+  // Encode's work after the codes: INVALID_ARGUMENT naming a non-finite
+  // activation, then result->reconstruction / row_squared_error as options
+  // ask, computed from result->codes as Encode does (on this CPU:
+  // O(nnz * d_out), plus O(n * d_in * d_out) for a skip transcoder).
+  // REQUIRES: result->codes satisfies SparseCodes::Validate(); INVALID_ARGUMENT
+  // when it does not have n rows of d_sae features or x is not [n, d_in].
+  absl::Status FinishEncode(absl::Span<const float> x, int64_t n, const EncodeOptions& options,
+                            EncodeResult* result) const;
+
   // codes.num_features must equal d_sae. Returns [num_rows, d_in].
   absl::StatusOr<std::vector<float>> Decode(const SparseCodes& codes) const;
 

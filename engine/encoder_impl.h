@@ -42,6 +42,20 @@ class Encoder::Impl {
   // UNIMPLEMENTED for kBF16 when unavailable.
   absl::Status ValidateInput(absl::Span<const float> x, int64_t n,
                              const EncodeOptions& options) const;
+  // ValidateInput without the BF16 availability check (Encoder::ValidateEncodeInput).
+  absl::Status ValidateValues(absl::Span<const float> x, int64_t n,
+                              const EncodeOptions& options) const;
+
+  // Rows [r0, r0 + m) of x (row-major [*, d_in]): their norms into norms[0, m)
+  // and x' into a [m, d_in]; INVALID_ARGUMENT naming the first row whose x'
+  // could overflow float32 in the encoder GEMM.
+  absl::Status PreprocessTile(const float* x, int64_t r0, int64_t m, float* a,
+                              RowNorm* norms) const;
+
+  // Encode's steps after EncodeCodes: the finiteness check of the codes,
+  // then the reconstruction and row error options ask for (norms: [n]).
+  absl::Status FinishEncode(absl::Span<const float> x, int64_t n, const EncodeOptions& options,
+                            absl::Span<const RowNorm> norms, EncodeResult* result) const;
 
   // Encodes validated input: fills `codes` and each row's normalization;
   // `stats` (may be null) gets the fast exact screen's counts.
