@@ -2,8 +2,9 @@
 // batcher calls Encoder::Encode in-process; saedictd's worker pool
 // (server/worker_pool.h) is one, sending the batch to a saedict-worker and
 // falling back to the in-process encoder. A runner must return what
-// encoder.Encode(x, n, options) would (F32 is batch-invariant and the
-// workers run this same engine), or that call's error.
+// encoder.Encode(x, n, options) would (F32 is batch-invariant and CPU
+// workers run this same engine; a GPU backend returns it within its
+// documented tolerances), or that call's error.
 //
 // Thread safety: Run() is called from the batcher's threads concurrently.
 #ifndef SAEDICT_ENGINE_BATCH_RUNNER_H_

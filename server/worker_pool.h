@@ -8,7 +8,8 @@
 // weights) is retried on the next worker, and with none left encoded by the
 // front server's own CPU engine: every batch is answered exactly once, and
 // the answer is what Encoder::Encode gives here (F32 is batch-invariant and
-// the workers run the same engine).
+// CPU workers run the same engine; a CUDA worker's codes match it within
+// engine/cuda/cuda_encoder.h's tolerances instead).
 //
 // Each address is a gRPC target; one whose name resolves to several
 // addresses (a Kubernetes headless Service of scaled workers) is balanced

@@ -1,7 +1,8 @@
 // saedict-worker: the encode engine behind the internal worker protocol
 // (worker_service.h), for saedictd --workers=host:port,... . Every flag has
-// a default: a bare `saedict-worker` serves on 127.0.0.1:50061 with the CPU
-// backend, metrics on 127.0.0.1:9465. SIGTERM/SIGINT drain: Health says draining, new batches are
+// a default: a bare `saedict-worker` serves on 127.0.0.1:50061 with the
+// CUDA backend where a GPU is usable and the CPU backend elsewhere
+// (--backend), metrics on 127.0.0.1:9465. SIGTERM/SIGINT drain: Health says draining, new batches are
 // refused (the pool retries them elsewhere), running ones finish within
 // --drain_grace, then it exits 0.
 #include <signal.h>
@@ -37,6 +38,12 @@ ABSL_FLAG(std::string, port_file, "", "If set, write the bound port here once se
 ABSL_FLAG(std::string, cache_dir, "./var-worker",
           "Where weights files are written while they load");
 ABSL_FLAG(bool, fast_exact, true, "Build the FAST_EXACT screen where this CPU runs it");
+ABSL_FLAG(std::string, backend, "auto",
+          "Encode backend: cpu, cuda (the GPU of --cuda_device), or auto (cuda when a CUDA "
+          "device is usable, else cpu)");
+ABSL_FLAG(int, cuda_device, 0, "CUDA device ordinal for --backend=cuda");
+ABSL_FLAG(int, cuda_lanes, 2,
+          "Batches encoded on the GPU at once, each with its own stream and buffers");
 ABSL_FLAG(absl::Duration, test_batch_delay, absl::ZeroDuration(),
           "Fault injection for failover tests: wait this long in each batch before encoding "
           "(0: never). Never set it in production");
@@ -94,9 +101,31 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  saedict::worker::WorkerService service({absl::GetFlag(FLAGS_cache_dir),
-                                          absl::GetFlag(FLAGS_fast_exact),
-                                          absl::GetFlag(FLAGS_test_batch_delay)});
+  absl::StatusOr<saedict::worker::Backend> backend =
+      saedict::worker::ParseBackend(absl::GetFlag(FLAGS_backend));
+  if (!backend.ok()) {
+    std::cerr << "saedict-worker: " << backend.status().message() << "\n";
+    return 2;
+  }
+  saedict::worker::WorkerOptions worker_options;
+  worker_options.cache_dir = absl::GetFlag(FLAGS_cache_dir);
+  worker_options.fast_exact = absl::GetFlag(FLAGS_fast_exact);
+  worker_options.test_batch_delay = absl::GetFlag(FLAGS_test_batch_delay);
+  worker_options.backend = *backend;
+  worker_options.cuda.device = absl::GetFlag(FLAGS_cuda_device);
+  worker_options.cuda.lanes = absl::GetFlag(FLAGS_cuda_lanes);
+  std::string device_name = "cpu";
+  if (*backend == saedict::worker::Backend::kCuda) {
+    absl::StatusOr<saedict::engine::cuda::DeviceInfo> gpu =
+        saedict::engine::cuda::GetDeviceInfo(worker_options.cuda.device);
+    if (!gpu.ok()) {
+      std::cerr << "saedict-worker: --cuda_device=" << worker_options.cuda.device << ": "
+                << gpu.status().message() << "\n";
+      return 2;
+    }
+    device_name = absl::StrCat("cuda:", gpu->ordinal, " ", gpu->name);
+  }
+  saedict::worker::WorkerService service(worker_options);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
@@ -117,7 +146,7 @@ int main(int argc, char** argv) {
   }
   saedict::LogInfo(absl::StrCat(
       "saedict-worker listening on ", address, ":", port,
-      " (backend cpu, cache_dir=", absl::GetFlag(FLAGS_cache_dir),
+      " (backend ", device_name, ", cache_dir=", absl::GetFlag(FLAGS_cache_dir),
       metrics.port() > 0 ? absl::StrCat(", metrics on :", metrics.port()) : std::string(), ")"));
   saedict::server::WritePortFile(absl::GetFlag(FLAGS_port_file), port);
   const int signal = saedict::server::NextSignal();

@@ -57,10 +57,27 @@ WorkerService::WorkerService(WorkerOptions options) : options_(std::move(options
   last_health_ = absl::Now();
 }
 
-std::shared_ptr<const engine::Encoder> WorkerService::Find(const std::string& sha256) const {
+absl::StatusOr<Backend> ParseBackend(const std::string& name) {
+  if (name == "cpu") return Backend::kCpu;
+  if (name == "cuda" || name == "auto") {
+    if (engine::cuda::DeviceCount() > 0) return Backend::kCuda;
+    if (name == "auto") return Backend::kCpu;
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--backend=cuda: ",
+        engine::cuda::BuiltWithCuda()
+            ? "no usable CUDA device here (driver missing, or CUDA_VISIBLE_DEVICES hides them)"
+            : "this build has no CUDA backend (configure found no CUDA toolkit)"));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--backend: '", name, "' is not one of cpu, cuda, auto"));
+}
+
+const char* BackendName(Backend backend) { return backend == Backend::kCuda ? "cuda" : "cpu"; }
+
+WorkerService::Loaded WorkerService::Find(const std::string& sha256) const {
   absl::MutexLock lock(&mu_);
   auto it = encoders_.find(sha256);
-  return it == encoders_.end() ? nullptr : it->second;
+  return it == encoders_.end() ? Loaded{} : it->second;
 }
 
 grpc::Status WorkerService::LoadWeights(grpc::ServerContext* context,
@@ -78,11 +95,11 @@ grpc::Status WorkerService::LoadWeights(grpc::ServerContext* context,
         absl::StrCat("weights_sha256: '", sha, "' is not 64 hex digits")));
   }
   const int64_t total = chunk.total_bytes();
-  if (std::shared_ptr<const engine::Encoder> held = Find(sha)) {
+  if (const Loaded held = Find(sha); held.cpu != nullptr) {
     while (reader->Read(&chunk)) {  // already held: drain the stream
     }
     response->set_weights_sha256(sha);
-    response->set_weight_bytes(held->dictionary().WeightBytes());
+    response->set_weight_bytes(held.cpu->dictionary().WeightBytes());
     return grpc::Status::OK;
   }
   std::error_code ec;
@@ -127,10 +144,23 @@ grpc::Status WorkerService::LoadWeights(grpc::ServerContext* context,
                                                           (*encoder)->content_sha256(),
                                                           ", not to weights_sha256 ", sha)));
   }
+  Loaded loaded;
+  loaded.cpu = std::shared_ptr<const engine::Encoder>(std::move(*encoder));
+  if (options_.backend == Backend::kCuda) {
+    absl::StatusOr<std::unique_ptr<engine::cuda::CudaEncoder>> on_device =
+        engine::cuda::CudaEncoder::Create(loaded.cpu, options_.cuda);
+    // Out of device memory or a device fault: the pool sends the batch
+    // elsewhere (UNAVAILABLE) rather than failing the caller.
+    if (!on_device.ok()) {
+      return Refuse(absl::UnavailableError(
+          absl::StrCat("LoadWeights on the GPU: ", on_device.status().ToString())));
+    }
+    loaded.cuda = std::shared_ptr<const engine::cuda::CudaEncoder>(std::move(*on_device));
+  }
   response->set_weights_sha256(sha);
-  response->set_weight_bytes((*encoder)->dictionary().WeightBytes());
+  response->set_weight_bytes(loaded.cpu->dictionary().WeightBytes());
   absl::MutexLock lock(&mu_);
-  encoders_[sha] = std::shared_ptr<const engine::Encoder>(std::move(*encoder));
+  encoders_[sha] = std::move(loaded);
   return grpc::Status::OK;
 }
 
@@ -145,7 +175,8 @@ grpc::Status WorkerService::EncodeBatch(grpc::ServerContext*, const v1::EncodeBa
                                         v1::EncodeBatchResponse* response) {
   const CallCounter counted(&calls_in_flight_);
   if (draining_.load()) return Draining();
-  std::shared_ptr<const engine::Encoder> encoder = Find(request->weights_sha256());
+  const Loaded loaded = Find(request->weights_sha256());
+  const std::shared_ptr<const engine::Encoder>& encoder = loaded.cpu;
   if (encoder == nullptr) {
     return Refuse(absl::NotFoundError(
         absl::StrCat("weights ", request->weights_sha256(), " are not loaded on this worker")));
@@ -165,7 +196,9 @@ grpc::Status WorkerService::EncodeBatch(grpc::ServerContext*, const v1::EncodeBa
   rows_in_flight_.fetch_add(x->rows);
   if (options_.test_batch_delay > absl::ZeroDuration()) absl::SleepFor(options_.test_batch_delay);
   const absl::Time start = absl::Now();
-  absl::StatusOr<engine::EncodeResult> result = encoder->Encode(x->values, x->rows, options);
+  absl::StatusOr<engine::EncodeResult> result =
+      loaded.cuda != nullptr ? loaded.cuda->Encode(x->values, x->rows, options)
+                             : encoder->Encode(x->values, x->rows, options);
   busy_nanos_.fetch_add(absl::ToInt64Nanoseconds(absl::Now() - start));
   rows_in_flight_.fetch_sub(x->rows);
   if (!result.ok()) return Refuse(result.status());
@@ -182,18 +215,28 @@ grpc::Status WorkerService::EncodeBatch(grpc::ServerContext*, const v1::EncodeBa
 
 grpc::Status WorkerService::Health(grpc::ServerContext*, const v1::HealthRequest*,
                                    v1::HealthResponse* response) {
-  response->set_backend("cpu");
-  response->set_device(
-      absl::StrCat(CpuName(), " (", std::thread::hardware_concurrency(), " threads)"));
-  const int64_t pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  response->set_device_memory_bytes(pages > 0 && page > 0 ? pages * page : 0);
+  response->set_backend(BackendName(options_.backend));
+  if (options_.backend == Backend::kCuda) {
+    absl::StatusOr<engine::cuda::DeviceInfo> gpu =
+        engine::cuda::GetDeviceInfo(options_.cuda.device);
+    if (!gpu.ok()) return Refuse(absl::UnavailableError(gpu.status().ToString()));
+    response->set_device(absl::StrCat(gpu->name, " (cuda:", gpu->ordinal, ", sm_", gpu->cc_major,
+                                      gpu->cc_minor, ", ", gpu->multiprocessors, " SMs)"));
+    response->set_device_memory_bytes(gpu->total_bytes);
+  } else {
+    response->set_device(
+        absl::StrCat(CpuName(), " (", std::thread::hardware_concurrency(), " threads)"));
+    const int64_t pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    response->set_device_memory_bytes(pages > 0 && page > 0 ? pages * page : 0);
+  }
   response->set_queue_depth(rows_in_flight_.load());
   response->set_draining(draining_.load());
   absl::MutexLock lock(&mu_);
   int64_t weights = 0;
-  for (const auto& [sha, encoder] : encoders_) {
+  for (const auto& [sha, loaded] : encoders_) {
     response->add_loaded_weights(sha);
-    weights += encoder->dictionary().WeightBytes();
+    weights += loaded.cuda != nullptr ? loaded.cuda->device_bytes()
+                                      : loaded.cpu->dictionary().WeightBytes();
   }
   response->set_device_memory_used_bytes(weights);
   const absl::Time now = absl::Now();

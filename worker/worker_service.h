@@ -4,8 +4,11 @@
 // canonical weights file, checks that the weights hash to the hash it was
 // sent under, and keeps the encoder; EncodeBatch encodes with exactly those
 // weights (NOT_FOUND for a hash it does not hold), so a worker never serves
-// stale weights. The backend is the CPU engine; the results are those of
-// Encoder::Encode on the front server (the same engine, batch-invariant).
+// stale weights. Backends: the CPU engine, whose results are those of
+// Encoder::Encode on the front server (the same engine, batch-invariant),
+// or the CUDA engine (engine/cuda/cuda_encoder.h: weights resident on the
+// GPU, only the sparse codes copied back), whose codes match the CPU's
+// within that header's tolerances, not bit for bit.
 //
 // Drain: after StartDraining(), Health says draining and EncodeBatch and
 // LoadWeights answer UNAVAILABLE, so the pool sends the batch elsewhere;
@@ -26,10 +29,20 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/status/statusor.h"
+#include "engine/cuda/cuda_encoder.h"
 #include "engine/encoder.h"
 #include "saedict/worker/v1/worker.grpc.pb.h"
 
 namespace saedict::worker {
+
+enum class Backend { kCpu, kCuda };
+
+// "cpu", "cuda", or "auto" (cuda when a CUDA device is usable here, else
+// cpu). INVALID_ARGUMENT for another name; FAILED_PRECONDITION for "cuda"
+// without a usable device (the message says why).
+absl::StatusOr<Backend> ParseBackend(const std::string& name);
+const char* BackendName(Backend backend);
 
 struct WorkerOptions {
   std::filesystem::path cache_dir = "./var-worker";  // weights files while they load
@@ -38,6 +51,8 @@ struct WorkerOptions {
   // EncodeBatch waits this long, counted as in flight, before it encodes,
   // so a test can kill or drain the worker while a batch is on it.
   absl::Duration test_batch_delay = absl::ZeroDuration();
+  Backend backend = Backend::kCpu;
+  engine::cuda::CudaEncoderOptions cuda;  // the device and its lanes (kCuda)
 };
 
 class WorkerService final : public saedict::worker::v1::Worker::Service {
@@ -59,7 +74,13 @@ class WorkerService final : public saedict::worker::v1::Worker::Service {
   int64_t calls_in_flight() const { return calls_in_flight_.load(); }
 
  private:
-  std::shared_ptr<const engine::Encoder> Find(const std::string& sha256) const;
+  // One dictionary's weights: the CPU encoder (validation, and the encode
+  // itself on the CPU backend) and, on the CUDA backend, its device copy.
+  struct Loaded {
+    std::shared_ptr<const engine::Encoder> cpu;
+    std::shared_ptr<const engine::cuda::CudaEncoder> cuda;
+  };
+  Loaded Find(const std::string& sha256) const;
 
   const WorkerOptions options_;
   std::atomic<bool> draining_{false};
@@ -67,7 +88,7 @@ class WorkerService final : public saedict::worker::v1::Worker::Service {
   std::atomic<int64_t> calls_in_flight_{0};  // EncodeBatch and LoadWeights calls
   std::atomic<int64_t> busy_nanos_{0};
   mutable absl::Mutex mu_;
-  std::map<std::string, std::shared_ptr<const engine::Encoder>> encoders_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Loaded> encoders_ ABSL_GUARDED_BY(mu_);
   absl::Time last_health_ ABSL_GUARDED_BY(mu_);
   int64_t busy_at_last_health_ ABSL_GUARDED_BY(mu_) = 0;
 };

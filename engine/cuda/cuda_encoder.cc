@@ -37,6 +37,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "engine/cuda/cublas_loader.h"
 #include "engine/cuda/kernels.h"
 #include "util/status_macros.h"
 
@@ -74,9 +75,13 @@ absl::Status CudaError(cudaError_t e, const char* call) {
   }
 }
 
+// The loaded cuBLAS (cublas_loader.h); only called once Create's
+// LoadCublas() succeeded.
+const CublasApi& Blas() { return **LoadCublas(); }
+
 absl::Status CublasError(cublasStatus_t s, const char* call) {
-  std::string message = absl::StrCat("cuBLAS ", CallName(call), " failed: ", cublasGetStatusName(s),
-                                     " (", cublasGetStatusString(s), ")");
+  std::string message = absl::StrCat("cuBLAS ", CallName(call), " failed: ",
+                                     Blas().status_name(s), " (", Blas().status_string(s), ")");
   cudaGetLastError();
   switch (s) {
     case CUBLAS_STATUS_ALLOC_FAILED:
@@ -215,7 +220,7 @@ struct Lane {
 
   ~Lane() {
     Drain();
-    if (blas != nullptr) cublasDestroy(blas);
+    if (blas != nullptr) Blas().destroy(blas);
     for (int s = 0; s < 2; ++s) {
       if (h2d_done[s] != nullptr) cudaEventDestroy(h2d_done[s]);
       if (compute_done[s] != nullptr) cudaEventDestroy(compute_done[s]);
@@ -428,11 +433,11 @@ absl::Status CudaEncoder::Impl::InitLane(Lane& lane) {
         cudaEventCreateWithFlags(&lane.compute_done[s], cudaEventDisableTiming));
     SAEDICT_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&lane.d2h_done[s], cudaEventDisableTiming));
   }
-  SAEDICT_CUBLAS_RETURN_IF_ERROR(cublasCreate(&lane.blas));
-  SAEDICT_CUBLAS_RETURN_IF_ERROR(cublasSetStream(lane.blas, lane.compute));
+  SAEDICT_CUBLAS_RETURN_IF_ERROR(Blas().create(&lane.blas));
+  SAEDICT_CUBLAS_RETURN_IF_ERROR(Blas().set_stream(lane.blas, lane.compute));
   // True float32 for F32 (no TF32); bf16 GemmEx still uses tensor cores.
-  SAEDICT_CUBLAS_RETURN_IF_ERROR(cublasSetMathMode(lane.blas, CUBLAS_DEFAULT_MATH));
-  SAEDICT_CUBLAS_RETURN_IF_ERROR(cublasSetPointerMode(lane.blas, CUBLAS_POINTER_MODE_HOST));
+  SAEDICT_CUBLAS_RETURN_IF_ERROR(Blas().set_math_mode(lane.blas, CUBLAS_DEFAULT_MATH));
+  SAEDICT_CUBLAS_RETURN_IF_ERROR(Blas().set_pointer_mode(lane.blas, CUBLAS_POINTER_MODE_HOST));
 
   const size_t x_bytes = static_cast<size_t>(chunk * c.d_in) * sizeof(float);
   const size_t offsets_bytes = static_cast<size_t>(chunk + 1) * sizeof(unsigned long long);
@@ -558,13 +563,13 @@ absl::Status CudaEncoder::Impl::Gemm(Lane& lane, const float* a, int64_t m, bool
   const int lda = mp_ ? d_in : d_sae;
   float* out = lane.pre.as<float>();
   if (!bf16) {
-    SAEDICT_CUBLAS_RETURN_IF_ERROR(cublasSgemm(lane.blas, op, CUBLAS_OP_N, d_sae, rows, d_in, &one,
+    SAEDICT_CUBLAS_RETURN_IF_ERROR(Blas().sgemm(lane.blas, op, CUBLAS_OP_N, d_sae, rows, d_in, &one,
                                                w_.as<float>(), lda, a, d_in, &zero, out, d_sae));
     return absl::OkStatus();
   }
   SAEDICT_CUDA_RETURN_IF_ERROR(
       internal::LaunchToBf16(a, lane.x_bf16.get(), m * c.d_in, lane.compute));
-  SAEDICT_CUBLAS_RETURN_IF_ERROR(cublasGemmEx(
+  SAEDICT_CUBLAS_RETURN_IF_ERROR(Blas().gemm_ex(
       lane.blas, op, CUBLAS_OP_N, d_sae, rows, d_in, &one, w_bf16_.get(), CUDA_R_16BF, lda,
       lane.x_bf16.get(), CUDA_R_16BF, d_in, &zero, out, CUDA_R_32F, d_sae, CUBLAS_COMPUTE_32F,
       CUBLAS_GEMM_DEFAULT));
@@ -795,6 +800,7 @@ absl::StatusOr<std::unique_ptr<CudaEncoder>> CudaEncoder::Create(
                                                    " out of range: ", count, " CUDA device(s)"));
   }
   SAEDICT_ASSIGN_OR_RETURN(DeviceInfo info, GetDeviceInfo(options.device));
+  SAEDICT_RETURN_IF_ERROR(LoadCublas().status());
   auto impl = std::make_unique<Impl>(std::move(cpu), options, std::move(info));
   SAEDICT_RETURN_IF_ERROR(impl->Init());
   return std::unique_ptr<CudaEncoder>(new CudaEncoder(std::move(impl)));

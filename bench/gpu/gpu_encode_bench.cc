@@ -1,0 +1,294 @@
+// gpu_encode_bench: the CUDA encode backend on one GPU, in one run, for the
+// issue's shapes (2304x16384 and 4096x131072, top-k k=64):
+//   cuda_f32 / cuda_bf16   CudaEncoder::Encode of --tokens host rows, the
+//                          whole call (H2D, GEMM, selection, CSR, D2H)
+//   gemm_f32 / gemm_bf16   the cuBLAS GEMM alone on device data (the ceiling)
+//   worker_bf16            the same rows through the worker protocol: a
+//                          saedict-worker at --worker (its backend) behind
+//                          server::WorkerPool, --worker_calls concurrent
+//                          batches of --worker_rows rows
+// plus agreement with the CPU engine's F32 codes on --check_rows rows
+// (fraction of selections shared, max relative value error on them).
+// Prints one JSON object (stdout or --json=PATH); bench/gpu/run_hopper.sh
+// turns it into ratios next to torch on the same GPU.
+//
+// Without a CUDA device it prints why and exits 3.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "bench/bench_common.h"
+#include "bench/gpu/cublas_gemm_alone.h"
+#include "engine/cuda/cuda_encoder.h"
+#include "engine/encoder.h"
+#include "server/worker_pool.h"
+
+namespace saedict::bench {
+namespace {
+
+struct GpuFlags {
+  int64_t tokens = 16384;
+  int warmup = 2;
+  int reps = 5;
+  int64_t check_rows = 256;
+  std::string shape;  // empty: both
+  std::string json_path;
+  std::string worker;  // host:port of a saedict-worker; empty: skip
+  int64_t worker_rows = 4096;
+  int worker_calls = 4;
+};
+
+constexpr char kUsage[] =
+    "gpu_encode_bench [--tokens=16384] [--reps=5] [--warmup=2] [--check_rows=256]\n"
+    "                 [--shape=2304x16384_k64] [--json=PATH]\n"
+    "                 [--worker=HOST:PORT --worker_rows=4096 --worker_calls=4]";
+
+absl::StatusOr<GpuFlags> Parse(int argc, char** argv) {
+  GpuFlags f;
+  absl::Status s = ForEachFlag(argc, argv, kUsage, [&](const std::string& k, const std::string& v)
+                                                       -> absl::Status {
+    auto as_int = [&](int64_t lo, int64_t hi, auto* out) -> absl::Status {
+      absl::StatusOr<int64_t> n = IntFlag(k, v, lo, hi);
+      if (!n.ok()) return n.status();
+      *out = static_cast<std::remove_pointer_t<decltype(out)>>(*n);
+      return absl::OkStatus();
+    };
+    if (k == "tokens") return as_int(1, int64_t{1} << 22, &f.tokens);
+    if (k == "warmup") return as_int(0, 100, &f.warmup);
+    if (k == "reps") return as_int(1, 1000, &f.reps);
+    if (k == "check_rows") return as_int(0, int64_t{1} << 20, &f.check_rows);
+    if (k == "worker_rows") return as_int(1, int64_t{1} << 20, &f.worker_rows);
+    if (k == "worker_calls") return as_int(1, 64, &f.worker_calls);
+    if (k == "shape") return (f.shape = v, absl::OkStatus());
+    if (k == "json") return (f.json_path = v, absl::OkStatus());
+    if (k == "worker") return (f.worker = v, absl::OkStatus());
+    return absl::InvalidArgumentError(absl::StrCat("unknown flag --", k, "\n", kUsage));
+  });
+  if (!s.ok()) return s;
+  return f;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// Tokens/s of `run` (median and best over reps); "" on success.
+struct Rate {
+  double median = 0, best = 0;
+  std::string error;
+};
+template <typename Fn>
+Rate TimeTokens(int64_t tokens, int warmup, int reps, Fn run) {
+  for (int i = 0; i < warmup; ++i) {
+    if (std::string e = run(); !e.empty()) return {0, 0, e};
+  }
+  std::vector<double> rates;
+  for (int i = 0; i < reps; ++i) {
+    const absl::Time t0 = absl::Now();
+    if (std::string e = run(); !e.empty()) return {0, 0, e};
+    rates.push_back(static_cast<double>(tokens) / absl::ToDoubleSeconds(absl::Now() - t0));
+  }
+  return {Median(rates), *std::max_element(rates.begin(), rates.end()), ""};
+}
+
+// Selections of `gpu` that the CPU's F32 codes share, and the largest
+// relative value difference on them.
+std::string Agreement(const engine::SparseCodes& cpu, const engine::SparseCodes& gpu) {
+  double max_rel = 0.0;
+  for (int64_t r = 0; r < cpu.num_rows; ++r) {
+    uint64_t a = cpu.row_offsets[r], b = gpu.row_offsets[r];
+    while (a < cpu.row_offsets[r + 1] && b < gpu.row_offsets[r + 1]) {
+      if (cpu.indices[a] < gpu.indices[b]) {
+        ++a;
+      } else if (gpu.indices[b] < cpu.indices[a]) {
+        ++b;
+      } else {
+        const double want = cpu.values[a], got = gpu.values[b];
+        max_rel = std::max(max_rel, std::abs(got - want) / std::max(std::abs(want), 1e-6));
+        ++a;
+        ++b;
+      }
+    }
+  }
+  return absl::StrFormat("{\"selection_agreement\": %.6f, \"max_rel_value_error\": %.3g}",
+                         SelectionAgreement(cpu, gpu), max_rel);
+}
+
+std::string RateJson(const Rate& r) {
+  if (!r.error.empty()) return absl::StrFormat("{\"error\": \"%s\"}", r.error);
+  return absl::StrFormat("{\"tokens_per_s\": %.1f, \"best_tokens_per_s\": %.1f}", r.median,
+                         r.best);
+}
+
+std::string GemmJson(const gpu::GemmAloneTiming& t, int64_t tokens) {
+  if (!t.error.empty()) return absl::StrFormat("{\"error\": \"%s\"}", t.error);
+  std::vector<double> rates;
+  for (double s : t.seconds) rates.push_back(static_cast<double>(tokens) / s);
+  return absl::StrFormat("{\"tokens_per_s\": %.1f, \"best_tokens_per_s\": %.1f}", Median(rates),
+                         *std::max_element(rates.begin(), rates.end()));
+}
+
+// The rows through the worker protocol: WorkerPool (weights by hash, then
+// EncodeBatch) with `calls` batches in flight at once.
+Rate WorkerRate(const GpuFlags& f, const engine::Encoder& cpu, const std::vector<float>& x,
+                int64_t d_in) {
+  server::WorkerPoolOptions options;
+  options.addresses = {f.worker};
+  options.cache_dir = std::filesystem::temp_directory_path() / "saedict-gpu-bench-cache";
+  std::filesystem::create_directories(options.cache_dir);
+  options.batch_timeout = absl::Seconds(300);
+  options.max_message_bytes = 1 << 30;
+  absl::StatusOr<std::unique_ptr<server::WorkerPool>> pool = server::WorkerPool::Create(options);
+  if (!pool.ok()) return {0, 0, pool.status().ToString()};
+  (*pool)->CheckHealthNow();
+  engine::EncodeOptions encode;
+  encode.compute_mode = engine::ComputeMode::kBF16;
+  const int64_t rows = std::min(f.worker_rows, f.tokens);
+  const int64_t per_round = rows * f.worker_calls;
+  auto round = [&]() -> std::string {
+    std::vector<std::thread> threads;
+    std::vector<std::string> errors(f.worker_calls);
+    for (int c = 0; c < f.worker_calls; ++c) {
+      threads.emplace_back([&, c] {
+        const int64_t first = (c * rows) % std::max<int64_t>(1, f.tokens - rows + 1);
+        absl::StatusOr<engine::EncodeResult> r = (*pool)->Run(
+            cpu, absl::MakeConstSpan(x.data() + first * d_in, rows * d_in), rows, encode);
+        if (!r.ok()) errors[c] = r.status().ToString();
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    for (const std::string& e : errors) {
+      if (!e.empty()) return e;
+    }
+    if ((*pool)->fallback_batches() > 0) return "the worker failed batches (fell back to CPU)";
+    return "";
+  };
+  return TimeTokens(per_round, f.warmup, f.reps, round);
+}
+
+int Main(int argc, char** argv) {
+  absl::StatusOr<GpuFlags> flags = Parse(argc, argv);
+  if (!flags.ok()) {
+    std::cerr << flags.status().message() << "\n";
+    return 2;
+  }
+  if (engine::cuda::DeviceCount() == 0) {
+    std::cerr << "gpu_encode_bench: no CUDA device (BuiltWithCuda="
+              << engine::cuda::BuiltWithCuda() << "); nothing to measure\n";
+    return 3;
+  }
+  absl::StatusOr<engine::cuda::DeviceInfo> device = engine::cuda::GetDeviceInfo(0);
+  if (!device.ok()) {
+    std::cerr << device.status() << "\n";
+    return 3;
+  }
+  BenchFlags shape_flags;
+  shape_flags.shape = flags->shape;
+  absl::StatusOr<std::vector<BenchShape>> shapes = SelectShapes(shape_flags);
+  if (!shapes.ok()) {
+    std::cerr << shapes.status().message() << "\n";
+    return 2;
+  }
+  if (flags->shape.empty()) {  // the GPU shapes, not the CPU benches' pair
+    shapes = std::vector<BenchShape>{{2304, 16384, 64}, {4096, 131072, 64}};
+  }
+  std::string json = absl::StrFormat(
+      "{\"device\": \"%s\", \"cc\": \"%d.%d\", \"multiprocessors\": %d, \"tokens\": %d, "
+      "\"shapes\": {",
+      device->name, device->cc_major, device->cc_minor, device->multiprocessors, flags->tokens);
+  bool first_shape = true;
+  for (const BenchShape& shape : *shapes) {
+    std::cerr << "shape " << shape.Name() << "\n";
+    std::shared_ptr<const engine::Dictionary> dict = MakeRandomTopKDictionary(shape, 1);
+    engine::EncoderOptions cpu_options;
+    cpu_options.fast_exact = false;  // the CPU reference is plain F32
+    absl::StatusOr<std::unique_ptr<engine::Encoder>> cpu = engine::Encoder::Create(dict, cpu_options);
+    if (!cpu.ok()) {
+      std::cerr << cpu.status() << "\n";
+      return 1;
+    }
+    std::shared_ptr<const engine::Encoder> shared_cpu = std::move(*cpu);
+    absl::StatusOr<std::unique_ptr<engine::cuda::CudaEncoder>> gpu =
+        engine::cuda::CudaEncoder::Create(shared_cpu, {});
+    if (!gpu.ok()) {
+      std::cerr << gpu.status() << "\n";
+      return 1;
+    }
+    const std::vector<float> x = MakeActivations(flags->tokens, shape.d_in, 2);
+    auto encode = [&](engine::ComputeMode mode, engine::SparseCodes* keep) {
+      return [&, mode, keep]() -> std::string {
+        engine::EncodeOptions o;
+        o.compute_mode = mode;
+        absl::StatusOr<engine::EncodeResult> r = (*gpu)->Encode(x, flags->tokens, o);
+        if (!r.ok()) return r.status().ToString();
+        if (keep != nullptr) *keep = std::move(r->codes);
+        return "";
+      };
+    };
+    engine::SparseCodes f32_codes, bf16_codes;
+    const Rate f32 = TimeTokens(flags->tokens, flags->warmup, flags->reps,
+                                encode(engine::ComputeMode::kF32, &f32_codes));
+    const Rate bf16 = TimeTokens(flags->tokens, flags->warmup, flags->reps,
+                                 encode(engine::ComputeMode::kBF16, &bf16_codes));
+    const gpu::GemmAloneTiming gemm_f32 = gpu::TimeCublasGemm(
+        0, flags->tokens, shape.d_in, shape.d_sae, false, flags->warmup, flags->reps);
+    const gpu::GemmAloneTiming gemm_bf16 = gpu::TimeCublasGemm(
+        0, flags->tokens, shape.d_in, shape.d_sae, true, flags->warmup, flags->reps);
+    std::string agreement = "null";
+    const int64_t check = std::min(flags->check_rows, flags->tokens);
+    if (check > 0 && f32.error.empty() && bf16.error.empty()) {
+      std::cerr << "  CPU F32 reference on " << check << " rows\n";
+      absl::StatusOr<engine::EncodeResult> want =
+          shared_cpu->Encode(absl::MakeConstSpan(x.data(), check * shape.d_in), check);
+      if (want.ok()) {
+        auto head = [&](const engine::SparseCodes& c) {
+          engine::SparseCodes h;
+          h.num_rows = check;
+          h.num_features = c.num_features;
+          h.row_offsets.assign(c.row_offsets.begin(), c.row_offsets.begin() + check + 1);
+          h.indices.assign(c.indices.begin(), c.indices.begin() + h.row_offsets.back());
+          h.values.assign(c.values.begin(), c.values.begin() + h.row_offsets.back());
+          return h;
+        };
+        agreement = absl::StrCat("{\"f32\": ", Agreement(want->codes, head(f32_codes)),
+                                 ", \"bf16\": ", Agreement(want->codes, head(bf16_codes)), "}");
+      }
+    }
+    std::string worker = "null";
+    if (!flags->worker.empty()) {
+      std::cerr << "  through the worker at " << flags->worker << "\n";
+      worker = RateJson(WorkerRate(*flags, *shared_cpu, x, shape.d_in));
+    }
+    absl::StrAppend(&json, first_shape ? "" : ", ", "\"", shape.Name(), "\": {",
+                    "\"cuda_f32\": ", RateJson(f32), ", \"cuda_bf16\": ", RateJson(bf16),
+                    ", \"gemm_f32\": ", GemmJson(gemm_f32, flags->tokens),
+                    ", \"gemm_bf16\": ", GemmJson(gemm_bf16, flags->tokens),
+                    ", \"device_bytes\": ", (*gpu)->device_bytes(),
+                    ", \"agreement_with_cpu_f32\": ", agreement, ", \"worker_bf16\": ", worker,
+                    "}");
+    first_shape = false;
+  }
+  json += "}}\n";
+  if (flags->json_path.empty()) {
+    std::cout << json;
+  } else {
+    std::ofstream(flags->json_path) << json;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace saedict::bench
+
+int main(int argc, char** argv) { return saedict::bench::Main(argc, argv); }
