@@ -6,7 +6,9 @@
 //   worker_bf16            the same rows through the worker protocol: a
 //                          saedict-worker at --worker (its backend) behind
 //                          server::WorkerPool, --worker_calls concurrent
-//                          batches of --worker_rows rows
+//                          batches of --worker_rows rows (--worker_mode=f32:
+//                          worker_f32; --only_worker=true: this figure alone,
+//                          with no CUDA device needed here)
 // plus agreement with the CPU engine's F32 codes on --check_rows rows
 // (fraction of selections shared, max relative value error on them).
 // Prints one JSON object (stdout or --json=PATH); bench/gpu/run_hopper.sh
@@ -46,17 +48,22 @@ struct GpuFlags {
   std::string worker;  // host:port of a saedict-worker; empty: skip
   int64_t worker_rows = 4096;
   int worker_calls = 4;
+  bool only_worker = false;  // measure the worker protocol alone (no CUDA needed here)
+  engine::ComputeMode worker_mode = engine::ComputeMode::kBF16;
 };
 
 constexpr char kUsage[] =
     "gpu_encode_bench [--tokens=16384] [--reps=5] [--warmup=2] [--check_rows=256]\n"
     "                 [--shape=2304x16384_k64] [--json=PATH]\n"
-    "                 [--worker=HOST:PORT --worker_rows=4096 --worker_calls=4]";
+    "                 [--worker=HOST:PORT --worker_rows=4096 --worker_calls=4 --worker_mode=bf16]\n"
+    "                 [--only_worker=true]  (the worker protocol alone: no CUDA device needed\n"
+    "                                        here, the worker brings its own backend)\n";
 
 absl::StatusOr<GpuFlags> Parse(int argc, char** argv) {
   GpuFlags f;
-  absl::Status s = ForEachFlag(argc, argv, kUsage, [&](const std::string& k, const std::string& v)
-                                                       -> absl::Status {
+  absl::Status s = ForEachFlag(argc, argv, kUsage, [&](const std::string& flag,
+                                                       const std::string& v) -> absl::Status {
+    const std::string k = flag.substr(2);  // ForEachFlag passes "--name"
     auto as_int = [&](int64_t lo, int64_t hi, auto* out) -> absl::Status {
       absl::StatusOr<int64_t> n = IntFlag(k, v, lo, hi);
       if (!n.ok()) return n.status();
@@ -72,6 +79,20 @@ absl::StatusOr<GpuFlags> Parse(int argc, char** argv) {
     if (k == "shape") return (f.shape = v, absl::OkStatus());
     if (k == "json") return (f.json_path = v, absl::OkStatus());
     if (k == "worker") return (f.worker = v, absl::OkStatus());
+    if (k == "worker_mode") {
+      if (v != "bf16" && v != "f32") {
+        return absl::InvalidArgumentError("--worker_mode must be bf16 or f32, got '" + v + "'");
+      }
+      f.worker_mode = v == "bf16" ? engine::ComputeMode::kBF16 : engine::ComputeMode::kF32;
+      return absl::OkStatus();
+    }
+    if (k == "only_worker") {
+      if (v != "true" && v != "false") {
+        return absl::InvalidArgumentError("--only_worker must be true or false, got '" + v + "'");
+      }
+      f.only_worker = v == "true";
+      return absl::OkStatus();
+    }
     return absl::InvalidArgumentError(absl::StrCat("unknown flag --", k, "\n", kUsage));
   });
   if (!s.ok()) return s;
@@ -153,7 +174,7 @@ Rate WorkerRate(const GpuFlags& f, const engine::Encoder& cpu, const std::vector
   if (!pool.ok()) return {0, 0, pool.status().ToString()};
   (*pool)->CheckHealthNow();
   engine::EncodeOptions encode;
-  encode.compute_mode = engine::ComputeMode::kBF16;
+  encode.compute_mode = f.worker_mode;
   const int64_t rows = std::min(f.worker_rows, f.tokens);
   const int64_t per_round = rows * f.worker_calls;
   auto round = [&]() -> std::string {
@@ -177,21 +198,82 @@ Rate WorkerRate(const GpuFlags& f, const engine::Encoder& cpu, const std::vector
   return TimeTokens(per_round, f.warmup, f.reps, round);
 }
 
+// The in-process figures of one shape, as JSON members each followed by ", ".
+absl::StatusOr<std::string> InProcess(const GpuFlags& f, const BenchShape& shape,
+                                      const std::shared_ptr<const engine::Encoder>& cpu,
+                                      const std::vector<float>& x) {
+  absl::StatusOr<std::unique_ptr<engine::cuda::CudaEncoder>> gpu =
+      engine::cuda::CudaEncoder::Create(cpu, {});
+  if (!gpu.ok()) return gpu.status();
+  auto encode = [&](engine::ComputeMode mode, engine::SparseCodes* keep) {
+    return [&, mode, keep]() -> std::string {
+      engine::EncodeOptions o;
+      o.compute_mode = mode;
+      absl::StatusOr<engine::EncodeResult> r = (*gpu)->Encode(x, f.tokens, o);
+      if (!r.ok()) return r.status().ToString();
+      *keep = std::move(r->codes);
+      return "";
+    };
+  };
+  engine::SparseCodes f32_codes, bf16_codes;
+  const Rate f32 =
+      TimeTokens(f.tokens, f.warmup, f.reps, encode(engine::ComputeMode::kF32, &f32_codes));
+  const Rate bf16 =
+      TimeTokens(f.tokens, f.warmup, f.reps, encode(engine::ComputeMode::kBF16, &bf16_codes));
+  const gpu::GemmAloneTiming gemm_f32 =
+      gpu::TimeCublasGemm(0, f.tokens, shape.d_in, shape.d_sae, false, f.warmup, f.reps);
+  const gpu::GemmAloneTiming gemm_bf16 =
+      gpu::TimeCublasGemm(0, f.tokens, shape.d_in, shape.d_sae, true, f.warmup, f.reps);
+  std::string agreement = "null";
+  const int64_t check = std::min(f.check_rows, f.tokens);
+  if (check > 0 && f32.error.empty() && bf16.error.empty()) {
+    std::cerr << "  CPU F32 reference on " << check << " rows\n";
+    absl::StatusOr<engine::EncodeResult> want =
+        cpu->Encode(absl::MakeConstSpan(x.data(), check * shape.d_in), check);
+    if (!want.ok()) return want.status();
+    auto head = [&](const engine::SparseCodes& c) {  // the first `check` rows
+      engine::SparseCodes h;
+      h.num_rows = check;
+      h.num_features = c.num_features;
+      h.row_offsets.assign(c.row_offsets.begin(), c.row_offsets.begin() + check + 1);
+      h.indices.assign(c.indices.begin(), c.indices.begin() + h.row_offsets.back());
+      h.values.assign(c.values.begin(), c.values.begin() + h.row_offsets.back());
+      return h;
+    };
+    agreement = absl::StrCat("{\"f32\": ", Agreement(want->codes, head(f32_codes)),
+                             ", \"bf16\": ", Agreement(want->codes, head(bf16_codes)), "}");
+  }
+  return absl::StrCat("\"cuda_f32\": ", RateJson(f32), ", \"cuda_bf16\": ", RateJson(bf16),
+                      ", \"gemm_f32\": ", GemmJson(gemm_f32, f.tokens),
+                      ", \"gemm_bf16\": ", GemmJson(gemm_bf16, f.tokens),
+                      ", \"device_bytes\": ", (*gpu)->device_bytes(),
+                      ", \"agreement_with_cpu_f32\": ", agreement, ", ");
+}
+
 int Main(int argc, char** argv) {
   absl::StatusOr<GpuFlags> flags = Parse(argc, argv);
   if (!flags.ok()) {
     std::cerr << flags.status().message() << "\n";
     return 2;
   }
-  if (engine::cuda::DeviceCount() == 0) {
-    std::cerr << "gpu_encode_bench: no CUDA device (BuiltWithCuda="
-              << engine::cuda::BuiltWithCuda() << "); nothing to measure\n";
-    return 3;
+  if (flags->only_worker && flags->worker.empty()) {
+    std::cerr << "--only_worker=true needs --worker=HOST:PORT\n";
+    return 2;
   }
-  absl::StatusOr<engine::cuda::DeviceInfo> device = engine::cuda::GetDeviceInfo(0);
-  if (!device.ok()) {
-    std::cerr << device.status() << "\n";
-    return 3;
+  engine::cuda::DeviceInfo device;
+  device.name = "none (worker protocol only)";
+  if (!flags->only_worker) {
+    if (engine::cuda::DeviceCount() == 0) {
+      std::cerr << "gpu_encode_bench: no CUDA device (BuiltWithCuda="
+                << engine::cuda::BuiltWithCuda() << "); nothing to measure\n";
+      return 3;
+    }
+    absl::StatusOr<engine::cuda::DeviceInfo> info = engine::cuda::GetDeviceInfo(0);
+    if (!info.ok()) {
+      std::cerr << info.status() << "\n";
+      return 3;
+    }
+    device = *std::move(info);
   }
   BenchFlags shape_flags;
   shape_flags.shape = flags->shape;
@@ -206,7 +288,7 @@ int Main(int argc, char** argv) {
   std::string json = absl::StrFormat(
       "{\"device\": \"%s\", \"cc\": \"%d.%d\", \"multiprocessors\": %d, \"tokens\": %d, "
       "\"shapes\": {",
-      device->name, device->cc_major, device->cc_minor, device->multiprocessors, flags->tokens);
+      device.name, device.cc_major, device.cc_minor, device.multiprocessors, flags->tokens);
   bool first_shape = true;
   for (const BenchShape& shape : *shapes) {
     std::cerr << "shape " << shape.Name() << "\n";
@@ -219,64 +301,25 @@ int Main(int argc, char** argv) {
       return 1;
     }
     std::shared_ptr<const engine::Encoder> shared_cpu = std::move(*cpu);
-    absl::StatusOr<std::unique_ptr<engine::cuda::CudaEncoder>> gpu =
-        engine::cuda::CudaEncoder::Create(shared_cpu, {});
-    if (!gpu.ok()) {
-      std::cerr << gpu.status() << "\n";
-      return 1;
-    }
     const std::vector<float> x = MakeActivations(flags->tokens, shape.d_in, 2);
-    auto encode = [&](engine::ComputeMode mode, engine::SparseCodes* keep) {
-      return [&, mode, keep]() -> std::string {
-        engine::EncodeOptions o;
-        o.compute_mode = mode;
-        absl::StatusOr<engine::EncodeResult> r = (*gpu)->Encode(x, flags->tokens, o);
-        if (!r.ok()) return r.status().ToString();
-        if (keep != nullptr) *keep = std::move(r->codes);
-        return "";
-      };
-    };
-    engine::SparseCodes f32_codes, bf16_codes;
-    const Rate f32 = TimeTokens(flags->tokens, flags->warmup, flags->reps,
-                                encode(engine::ComputeMode::kF32, &f32_codes));
-    const Rate bf16 = TimeTokens(flags->tokens, flags->warmup, flags->reps,
-                                 encode(engine::ComputeMode::kBF16, &bf16_codes));
-    const gpu::GemmAloneTiming gemm_f32 = gpu::TimeCublasGemm(
-        0, flags->tokens, shape.d_in, shape.d_sae, false, flags->warmup, flags->reps);
-    const gpu::GemmAloneTiming gemm_bf16 = gpu::TimeCublasGemm(
-        0, flags->tokens, shape.d_in, shape.d_sae, true, flags->warmup, flags->reps);
-    std::string agreement = "null";
-    const int64_t check = std::min(flags->check_rows, flags->tokens);
-    if (check > 0 && f32.error.empty() && bf16.error.empty()) {
-      std::cerr << "  CPU F32 reference on " << check << " rows\n";
-      absl::StatusOr<engine::EncodeResult> want =
-          shared_cpu->Encode(absl::MakeConstSpan(x.data(), check * shape.d_in), check);
-      if (want.ok()) {
-        auto head = [&](const engine::SparseCodes& c) {
-          engine::SparseCodes h;
-          h.num_rows = check;
-          h.num_features = c.num_features;
-          h.row_offsets.assign(c.row_offsets.begin(), c.row_offsets.begin() + check + 1);
-          h.indices.assign(c.indices.begin(), c.indices.begin() + h.row_offsets.back());
-          h.values.assign(c.values.begin(), c.values.begin() + h.row_offsets.back());
-          return h;
-        };
-        agreement = absl::StrCat("{\"f32\": ", Agreement(want->codes, head(f32_codes)),
-                                 ", \"bf16\": ", Agreement(want->codes, head(bf16_codes)), "}");
+    std::string in_process;
+    if (!flags->only_worker) {
+      absl::StatusOr<std::string> measured = InProcess(*flags, shape, shared_cpu, x);
+      if (!measured.ok()) {
+        std::cerr << measured.status() << "\n";
+        return 1;
       }
+      in_process = *measured;
     }
     std::string worker = "null";
     if (!flags->worker.empty()) {
       std::cerr << "  through the worker at " << flags->worker << "\n";
       worker = RateJson(WorkerRate(*flags, *shared_cpu, x, shape.d_in));
     }
-    absl::StrAppend(&json, first_shape ? "" : ", ", "\"", shape.Name(), "\": {",
-                    "\"cuda_f32\": ", RateJson(f32), ", \"cuda_bf16\": ", RateJson(bf16),
-                    ", \"gemm_f32\": ", GemmJson(gemm_f32, flags->tokens),
-                    ", \"gemm_bf16\": ", GemmJson(gemm_bf16, flags->tokens),
-                    ", \"device_bytes\": ", (*gpu)->device_bytes(),
-                    ", \"agreement_with_cpu_f32\": ", agreement, ", \"worker_bf16\": ", worker,
-                    "}");
+    absl::StrAppend(&json, first_shape ? "" : ", ", "\"", shape.Name(), "\": {", in_process,
+                    "\"worker_",
+                    flags->worker_mode == engine::ComputeMode::kBF16 ? "bf16" : "f32", "\": ",
+                    worker, "}");
     first_shape = false;
   }
   json += "}}\n";

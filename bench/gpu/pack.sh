@@ -2,7 +2,7 @@
 # Builds, on this (Debian 12, no GPU) machine, everything bench/gpu/run_hopper.sh
 # runs on a Hopper GPU machine (H100/H200) that has no package registry and
 # none of the build's dependencies, and packs it into .hopper/bundle.tar.xz:
-#   bin/cuda_encoder_test   the `gpu` correctness tests (CUDA backend vs CPU)
+#   bin/engine_cuda_encoder_test  the `gpu` correctness tests (CUDA backend vs CPU)
 #   bin/gpu_encode_bench    in-process CUDA encode, cuBLAS GEMM alone, worker e2e
 #   bin/saedict-worker      the worker, for the end-to-end run (--backend=cuda)
 #   lib/                    every shared library they need that is not glibc,
@@ -25,10 +25,7 @@ if [[ ! -x /usr/local/cuda/bin/nvcc ]] && ! command -v nvcc >/dev/null; then
   echo "pack.sh: no nvcc (CUDA toolkit at /usr/local/cuda): cannot build the CUDA backend" >&2
   exit 1
 fi
-# The bundle travels as an untracked file: keep it out of git.
-if [[ -d .git ]] && ! grep -qx '/.hopper/' .git/info/exclude 2>/dev/null; then
-  echo '/.hopper/' >>.git/info/exclude
-fi
+# .hopper/ is in .gitignore: the device tool carries it when named in `carry`.
 # No oneDNN (40 MB, and the bench's CPU reference is F32 only). The CUDA
 # architectures are the project's default: sm_90a SASS + compute_90 PTX.
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSAEDICT_NATIVE=OFF \
@@ -37,12 +34,12 @@ if ! cmake --build "$BUILD_DIR" --target help | grep -q '^gpu_encode_bench:'; th
   echo "pack.sh: the configure step found no usable CUDA toolkit (see cmake's 'CUDA backend' line)" >&2
   exit 1
 fi
-cmake --build "$BUILD_DIR" --target cuda_encoder_test gpu_encode_bench saedict-worker -j"$(nproc)"
+cmake --build "$BUILD_DIR" --target engine_cuda_encoder_test gpu_encode_bench saedict-worker -j"$(nproc)"
 
 stage="$(mktemp -d /tmp/saedict-hopper-stage.XXXXXX)"
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib"
-for target in cuda_encoder_test gpu_encode_bench saedict-worker; do
+for target in engine_cuda_encoder_test gpu_encode_bench saedict-worker; do
   file="$(find "$BUILD_DIR" -type f -name "$target" -perm -u+x | head -1)"
   [[ -n "$file" ]] || { echo "pack.sh: $target was not built" >&2; exit 1; }
   cp "$file" "$stage/bin/"

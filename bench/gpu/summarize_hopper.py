@@ -38,7 +38,9 @@ def main():
     torch = load(folder, "torch_gpu.json") or {"shapes": {}}
     print(f"device: {gpu.get('device', '?')}  tokens per call: {gpu.get('tokens', '?')}  "
           f"torch {torch.get('torch', 'absent')}")
-    for name, s in gpu["shapes"].items():
+    names = list(gpu["shapes"]) + [n for n in worker["shapes"] if n not in gpu["shapes"]]
+    for name in names:
+        s = gpu["shapes"].get(name, {})
         t = torch["shapes"].get(name, {})
         w = worker["shapes"].get(name, {})
         f32, bf16 = rate(s.get("cuda_f32")), rate(s.get("cuda_bf16"))
@@ -57,9 +59,10 @@ def main():
         print(f"  f32 / GEMM alone f32     {ratio(f32, g32)}")
         print(f"  worker / in-process bf16 {ratio(wk, bf16)}")
         print(f"  agreement with CPU F32   {json.dumps(s.get('agreement_with_cpu_f32'))}")
-        for key in ("cuda_f32", "cuda_bf16", "gemm_f32", "gemm_bf16"):
-            if isinstance(s.get(key), dict) and "error" in s[key]:
-                print(f"  {key} error: {s[key]['error']}")
+        for source, key in ((s, "cuda_f32"), (s, "cuda_bf16"), (s, "gemm_f32"),
+                            (s, "gemm_bf16"), (w, "worker_bf16")):
+            if isinstance(source.get(key), dict) and "error" in source[key]:
+                print(f"  {key} error: {source[key]['error']}")
 
 
 if __name__ == "__main__":
