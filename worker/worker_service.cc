@@ -201,6 +201,13 @@ grpc::Status WorkerService::EncodeBatch(grpc::ServerContext*, const v1::EncodeBa
                              : encoder->Encode(x->values, x->rows, options);
   busy_nanos_.fetch_add(absl::ToInt64Nanoseconds(absl::Now() - start));
   rows_in_flight_.fetch_sub(x->rows);
+  if (!result.ok() && loaded.cuda != nullptr && absl::IsInternal(result.status())) {
+    // A CUDA / cuBLAS failure (a device fault is sticky): UNAVAILABLE, so
+    // the pool retries the batch elsewhere and stops sending here until a
+    // health check passes.
+    return Refuse(absl::UnavailableError(absl::StrCat("GPU encode failed on this worker: ",
+                                                      result.status().ToString())));
+  }
   if (!result.ok()) return Refuse(result.status());
   *response->mutable_codes() = wire::EncodeCodes(result->codes);
   if (options.return_reconstruction) {

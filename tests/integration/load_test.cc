@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -332,6 +333,11 @@ TEST(LoadTest, MixedClientsGetNoErrorsButDeliberateRejections) {
   const double elapsed = Since(t0);
   recorder.Print(elapsed);
   const double growth = rss_warm > 0 ? (rss_end - rss_warm) / rss_warm : 0;
+  std::string timeline;  // mean RSS per tenth of the run: a plateau, a sawtooth or a climb
+  for (int tenth = 0; tenth < 10; ++tenth) {
+    absl::StrAppendFormat(&timeline, " %.0f", mean_rss(tenth / 10.0, (tenth + 1) / 10.0) / 1024);
+  }
+  std::cout << "[ load ] server RSS MiB per tenth of the run:" << timeline << "\n";
   std::cout << absl::StrFormat(
       "[ load ] %.0f s; server RSS %.0f KiB (mean of the second quarter), %.0f KiB (mean of the "
       "last quarter): %+.1f%%, peak %d "
