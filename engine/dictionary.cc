@@ -205,6 +205,14 @@ absl::Status Dictionary::Validate() const {
   return absl::OkStatus();
 }
 
+double Dictionary::DecoderRowSquaredNorm(int64_t feature) const {
+  const int64_t dim = config.decoder_dim();
+  const float* w = w_dec.data() + feature * dim;
+  double sq = 0.0;
+  for (int64_t j = 0; j < dim; ++j) sq += static_cast<double>(w[j]) * w[j];
+  return sq;
+}
+
 int64_t Dictionary::WeightBytes() const {
   const size_t floats = w_enc.size() + b_enc.size() + w_dec.size() + b_dec.size() +
                         threshold.size() + b_gate.size() + b_mag.size() + r_mag.size() +

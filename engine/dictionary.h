@@ -70,6 +70,10 @@ struct Dictionary {
   absl::Status Validate() const;
 
   int64_t WeightBytes() const;  // total float bytes held
+
+  // ||W_dec_i||^2 of feature i, summed in float64 in storage order: the
+  // decoder-norm scale every backend derives the same way.
+  double DecoderRowSquaredNorm(int64_t feature) const;
 };
 
 }  // namespace saedict::engine

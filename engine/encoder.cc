@@ -36,13 +36,7 @@ Encoder::Impl::Impl(std::shared_ptr<const Dictionary> dictionary, const EncoderO
   const Dictionary& d = dict();
   if (c.apply_b_dec_to_input) b_dec_in_ = d.b_dec.data();
   add_b_dec_on_decode_ = c.architecture != Architecture::kMatchingPursuit || c.apply_b_dec_to_input;
-  auto row_norm_sq = [&](int64_t i) {
-    double sq = 0.0;
-    const int64_t dim = c.decoder_dim();
-    const float* w = d.w_dec.data() + i * dim;
-    for (int64_t j = 0; j < dim; ++j) sq += static_cast<double>(w[j]) * w[j];
-    return sq;
-  };
+  auto row_norm_sq = [&](int64_t i) { return d.DecoderRowSquaredNorm(i); };
   if (c.architecture == Architecture::kTopK && c.rescale_acts_by_decoder_norm) {
     feature_scale_.resize(c.d_sae);
     decode_factor_.resize(c.d_sae);

@@ -57,6 +57,7 @@ rocksdb::DBOptions StoreDbOptions() {
   db.create_missing_column_families = true;
   db.max_background_jobs = 2;
   db.bytes_per_sync = 1 << 20;
+  db.db_write_buffer_size = kMemtableBudgetBytes;
   return db;
 }
 

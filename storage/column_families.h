@@ -47,6 +47,13 @@ struct FamilyTuning {
   size_t block_cache_bytes = 64 << 20;  // shared by all families
 };
 
+// The memtables of all families together stay within this many bytes
+// (RocksDB's db_write_buffer_size: past it the largest memtable is
+// flushed). Without it each busy family held up to 2 x 64 MiB, filling at
+// its own pace, so the server's memory swung by ~150 MiB and the slowest
+// family (docs) kept it climbing for 20 minutes under ingest.
+inline constexpr size_t kMemtableBudgetBytes = 64 << 20;
+
 rocksdb::DBOptions StoreDbOptions();
 // kNumFamilies descriptors, indexed by FamilyIndex.
 std::vector<rocksdb::ColumnFamilyDescriptor> StoreColumnFamilies(const FamilyTuning& tuning = {});

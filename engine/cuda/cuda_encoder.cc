@@ -383,13 +383,7 @@ absl::Status CudaEncoder::Impl::UploadWeights() {
   // The per-feature scales, computed exactly as the CPU Encoder computes them
   // (engine/encoder.cc): topk rescale ||W_dec_i|| (float64 sum of squares),
   // gated exp(r_mag) in float, matching pursuit ||W_dec_i||^2.
-  auto row_norm_sq = [&](int64_t i) {
-    double sq = 0.0;
-    const int64_t dim = c.decoder_dim();
-    const float* w = d.w_dec.data() + i * dim;
-    for (int64_t j = 0; j < dim; ++j) sq += static_cast<double>(w[j]) * w[j];
-    return sq;
-  };
+  auto row_norm_sq = [&](int64_t i) { return d.DecoderRowSquaredNorm(i); };
   std::vector<float> scale;
   if (c.architecture == Architecture::kTopK && c.rescale_acts_by_decoder_norm) {
     scale.resize(c.d_sae);

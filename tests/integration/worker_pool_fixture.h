@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -118,6 +120,46 @@ class WorkerPoolTest : public GrpcServerTest {
       v = static_cast<float>(static_cast<int64_t>(s >> 40) % 2001 - 1000) / 500.0f;
     }
     return x;
+  }
+  // Ingest requests of `per_request` documents each, for corpus "c" of "d".
+  static std::vector<v1::IngestRequest> IngestRequests(const std::vector<TestDoc>& docs,
+                                                       size_t per_request) {
+    std::vector<v1::IngestRequest> requests;
+    for (size_t i = 0; i < docs.size(); i += per_request) {
+      const size_t end = std::min(docs.size(), i + per_request);
+      requests.push_back(
+          MakeIngestRequest(i == 0 ? "d" : "", "c", {docs.begin() + i, docs.begin() + end}));
+    }
+    return requests;
+  }
+  // EXPECTs every feature's stored statistics (token total, count, max) to
+  // equal a recomputation from the stored codes; returns those codes by id.
+  std::map<uint64_t, engine::SparseCodes> ExpectStatsMatchStoredCodes(
+      const std::vector<TestDoc>& docs) {
+    std::vector<uint64_t> ids;
+    int64_t tokens = 0;
+    for (const TestDoc& d : docs) {
+      ids.push_back(d.id);
+      tokens += static_cast<int64_t>(d.tokens.size());
+    }
+    std::map<uint64_t, engine::SparseCodes> stored;
+    std::map<uint32_t, RecomputedFeature> truth = Recompute(*stub_, "d", "c", ids, &stored);
+    for (uint32_t f = 0; f < kDSae; ++f) {
+      v1::GetFeatureRequest get;
+      get.set_dictionary_id("d");
+      get.set_feature(f);
+      get.set_skip_family(true);
+      v1::GetFeatureResponse got;
+      const grpc::Status s = stub_->GetFeature(Ctx().get(), get, &got);
+      EXPECT_TRUE(s.ok()) << "feature " << f << ": " << s.error_message();
+      EXPECT_EQ(got.stats().total_tokens(), tokens);
+      EXPECT_EQ(got.stats().count(), truth[f].count)
+          << "feature " << f << ": nothing lost or doubled";
+      if (truth[f].count > 0) {
+        EXPECT_EQ(got.stats().max(), truth[f].max) << "feature " << f;
+      }
+    }
+    return stored;
   }
   int64_t BatchesOn(const std::string& address) {
     for (const server::WorkerStatus& w : server_->workers()->Workers()) {
