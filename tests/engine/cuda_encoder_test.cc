@@ -454,46 +454,13 @@ TEST(CudaEncoderExactTest, TiesBreakLikeTheCpu) {
 
 // --- transcoders ---------------------------------------------------------------
 
-std::shared_ptr<Dictionary> MakeSkipTranscoder(Architecture architecture, int32_t k) {
-  constexpr int64_t kDIn = 24, kDOut = 40, kDSae = 96;
-  std::mt19937 rng(5);
-  auto normal = [&](size_t count, double sd, double mean = 0.0) {
-    std::normal_distribution<double> dist(mean, sd);
-    std::vector<float> out(count);
-    for (float& v : out) v = static_cast<float>(dist(rng));
-    return out;
-  };
-  auto d = std::make_shared<Dictionary>();
-  DictionaryConfig& c = d->config;
-  c.model_name = "test-model";
-  c.hook_name = "blocks.3.ln2.hook_normalized";
-  c.hook_name_out = "blocks.3.hook_mlp_out";
-  c.d_in = kDIn;
-  c.d_sae = kDSae;
-  c.d_out = kDOut;
-  c.architecture = architecture;
-  c.apply_b_dec_to_input = false;
-  c.k = k;
-  d->w_enc = normal(kDIn * kDSae, 1.0 / std::sqrt(static_cast<double>(kDIn)));
-  d->b_enc = normal(kDSae, 0.1, -0.05);
-  d->w_dec = normal(kDSae * kDOut, 0.3);
-  d->b_dec = normal(kDOut, 0.2);
-  if (architecture == Architecture::kJumpReLU) {
-    std::uniform_real_distribution<float> t(0.05f, 0.3f);
-    d->threshold.resize(kDSae);
-    for (float& v : d->threshold) v = t(rng);
-  }
-  d->w_skip = normal(kDOut * kDIn, 0.2);
-  return d;
-}
-
 TEST(CudaEncoderTranscoderTest, SkipTranscoderMatchesCpu) {
   SAEDICT_SKIP_WITHOUT_CUDA_DEVICE();
   for (auto [architecture, k] : {std::pair{Architecture::kStandard, 0},
                                  std::pair{Architecture::kTopK, 8},
                                  std::pair{Architecture::kJumpReLU, 0}}) {
     SCOPED_TRACE(ArchitectureName(architecture));
-    auto dict = MakeSkipTranscoder(architecture, k);
+    auto dict = testing::MakeTranscoder({.architecture = architecture, .skip = true, .k = k});
     Encoders e;
     ASSERT_NO_FATAL_FAILURE(MakeEncoders(dict, SmallChunks(), &e));
     const int64_t d_out = dict->config.d_out;

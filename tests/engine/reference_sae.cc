@@ -304,4 +304,40 @@ std::string SpecName(const DictSpec& spec) {
   return name;
 }
 
+namespace {
+std::vector<float> TranscoderNormal(size_t n, std::mt19937& rng, double sd, double mean = 0.0) {
+  std::normal_distribution<double> dist(mean, sd);
+  std::vector<float> out(n);
+  for (float& v : out) v = static_cast<float>(dist(rng));
+  return out;
+}
+}  // namespace
+
+std::shared_ptr<Dictionary> MakeTranscoder(const TranscoderSpec& spec, uint32_t seed) {
+  constexpr int64_t kDIn = kTranscoderDIn, kDOut = kTranscoderDOut, kDSae = kTranscoderDSae;
+  std::mt19937 rng(seed);
+  auto d = std::make_shared<Dictionary>();
+  DictionaryConfig& c = d->config;
+  c.model_name = "test-model";
+  c.hook_name = "blocks.3.ln2.hook_normalized";
+  c.hook_name_out = "blocks.3.hook_mlp_out";
+  c.d_in = kDIn;
+  c.d_sae = kDSae;
+  c.d_out = kDOut;
+  c.architecture = spec.architecture;
+  c.apply_b_dec_to_input = false;
+  c.k = spec.k;
+  d->w_enc = TranscoderNormal(kDIn * kDSae, rng, 1.0 / std::sqrt(static_cast<double>(kDIn)));
+  d->b_enc = TranscoderNormal(kDSae, rng, 0.1, -0.05);
+  d->w_dec = TranscoderNormal(kDSae * kDOut, rng, 0.3);
+  d->b_dec = TranscoderNormal(kDOut, rng, 0.2);
+  if (spec.architecture == Architecture::kJumpReLU) {
+    std::uniform_real_distribution<float> t(0.05f, 0.3f);
+    d->threshold.resize(kDSae);
+    for (float& v : d->threshold) v = t(rng);
+  }
+  if (spec.skip) d->w_skip = TranscoderNormal(kDOut * kDIn, rng, 0.2);
+  return d;
+}
+
 }  // namespace saedict::engine::testing

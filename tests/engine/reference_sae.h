@@ -31,6 +31,17 @@ struct DictSpec {
 // A valid random dictionary; decoder rows have norms in [0.5, 1.5].
 std::shared_ptr<Dictionary> MakeDictionary(const DictSpec& spec);
 
+// A random transcoder: d_in 24 -> d_out 40, d_sae 96, hooks
+// blocks.3.ln2.hook_normalized -> blocks.3.hook_mlp_out, no b_dec on the
+// input, W_skip [d_out, d_in] when skip. Deterministic in seed.
+struct TranscoderSpec {
+  Architecture architecture = Architecture::kStandard;
+  bool skip = true;
+  int32_t k = 0;  // topk
+};
+inline constexpr int64_t kTranscoderDIn = 24, kTranscoderDOut = 40, kTranscoderDSae = 96;
+std::shared_ptr<Dictionary> MakeTranscoder(const TranscoderSpec& spec, uint32_t seed = 5);
+
 // [n, d_in] values ~ scale * N(0, 1) + offset.
 std::vector<float> RandomInput(int64_t n, int64_t d_in, uint32_t seed, float scale = 1.0f,
                                float offset = 0.0f);

@@ -29,46 +29,11 @@ using ::saedict::testing::IsOk;
 using ::saedict::testing::StatusIs;
 using ::testing::HasSubstr;
 
-constexpr int64_t kDIn = 24, kDOut = 40, kDSae = 96;
+using ::saedict::engine::testing::MakeTranscoder;
+using ::saedict::engine::testing::TranscoderSpec;
 
-struct TranscoderSpec {
-  Architecture architecture = Architecture::kStandard;
-  bool skip = true;
-  int32_t k = 0;
-};
-
-std::vector<float> Normal(size_t n, std::mt19937& rng, double sd, double mean = 0.0) {
-  std::normal_distribution<double> dist(mean, sd);
-  std::vector<float> out(n);
-  for (float& v : out) v = static_cast<float>(dist(rng));
-  return out;
-}
-
-std::shared_ptr<Dictionary> MakeTranscoder(const TranscoderSpec& spec, uint32_t seed = 5) {
-  std::mt19937 rng(seed);
-  auto d = std::make_shared<Dictionary>();
-  DictionaryConfig& c = d->config;
-  c.model_name = "test-model";
-  c.hook_name = "blocks.3.ln2.hook_normalized";
-  c.hook_name_out = "blocks.3.hook_mlp_out";
-  c.d_in = kDIn;
-  c.d_sae = kDSae;
-  c.d_out = kDOut;
-  c.architecture = spec.architecture;
-  c.apply_b_dec_to_input = false;
-  c.k = spec.k;
-  d->w_enc = Normal(kDIn * kDSae, rng, 1.0 / std::sqrt(static_cast<double>(kDIn)));
-  d->b_enc = Normal(kDSae, rng, 0.1, -0.05);
-  d->w_dec = Normal(kDSae * kDOut, rng, 0.3);
-  d->b_dec = Normal(kDOut, rng, 0.2);
-  if (spec.architecture == Architecture::kJumpReLU) {
-    std::uniform_real_distribution<float> t(0.05f, 0.3f);
-    d->threshold.resize(kDSae);
-    for (float& v : d->threshold) v = t(rng);
-  }
-  if (spec.skip) d->w_skip = Normal(kDOut * kDIn, rng, 0.2);
-  return d;
-}
+constexpr int64_t kDIn = testing::kTranscoderDIn, kDOut = testing::kTranscoderDOut,
+                  kDSae = testing::kTranscoderDSae;
 
 // b_dec + f W_dec (+ W_skip x when x is given), float64, [d_out].
 std::vector<double> ReferenceOutput(const Dictionary& d, const std::vector<double>& f,
@@ -130,7 +95,7 @@ TEST_P(TranscoderTest, EncodeDecodeAndInterveneMatchTheFloat64Reference) {
   ASSERT_GT(f0[top], 0.0);
   const std::vector<FeatureEdit> edits = {
       {.feature = static_cast<uint32_t>(top), .op = EditOp::kAblate, .rows = {0}},
-      {.feature = 5, .op = EditOp::kAdd, .value = 2.0f}};
+      {.feature = 5, .op = EditOp::kAdd, .value = 2.0f, .rows = {}}};
   SAEDICT_ASSERT_OK_AND_ASSIGN(InterveneResult edited, encoder->Intervene(x, n, edits));
   ASSERT_EQ(edited.activations.size(), static_cast<size_t>(n * kDOut));
   for (int64_t r = 0; r < n; ++r) {
