@@ -172,25 +172,36 @@ absl::Status Encoder::PreprocessRows(absl::Span<const float> x, int64_t begin, i
 
 absl::Status Encoder::FinishEncode(absl::Span<const float> x, int64_t n,
                                    const EncodeOptions& options, EncodeResult* result) const {
-  const DictionaryConfig& c = dictionary_->config;
+  SAEDICT_RETURN_IF_ERROR(impl_->CheckEncodedShape(x, n, result->codes));
+  std::vector<RowNorm> norms(static_cast<size_t>(n));
+  if (options.return_reconstruction || options.return_row_error) norms = impl_->RowNorms(x, n);
+  return impl_->FinishEncode(x, n, options, norms, result);
+}
+
+absl::Status Encoder::Impl::CheckEncodedShape(absl::Span<const float> x, int64_t n,
+                                              const SparseCodes& codes) const {
+  const DictionaryConfig& c = config();
   if (n < 0 || n > std::numeric_limits<int64_t>::max() / c.d_in ||
       static_cast<int64_t>(x.size()) != n * c.d_in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("x has ", x.size(), " values, expected n * d_in = ", n, " * ", c.d_in));
+    return absl::InvalidArgumentError(absl::StrCat("activations: ", x.size(), " values for ", n,
+                                                   " rows of d_in=", c.d_in));
   }
-  if (result->codes.num_rows != n || result->codes.num_features != c.d_sae ||
-      result->codes.row_offsets.size() != static_cast<size_t>(n + 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("codes: [", result->codes.num_rows, ", ", result->codes.num_features,
-                     "] for ", n, " rows of d_sae=", c.d_sae));
+  if (codes.num_rows != n || codes.num_features != c.d_sae ||
+      codes.row_offsets.size() != static_cast<size_t>(n + 1)) {
+    return absl::InvalidArgumentError(absl::StrCat("codes: [", codes.num_rows, ", ",
+                                                   codes.num_features, "] for activations of ", n,
+                                                   " rows and d_sae=", c.d_sae));
   }
+  return absl::OkStatus();
+}
+
+std::vector<RowNorm> Encoder::Impl::RowNorms(absl::Span<const float> x, int64_t n) const {
+  const DictionaryConfig& c = config();
   std::vector<RowNorm> norms(static_cast<size_t>(n));
-  if (options.return_reconstruction || options.return_row_error) {
-    for (int64_t r = 0; r < n; ++r) {
-      norms[r] = ComputeRowNorm(c.normalization, x.data() + r * c.d_in, c.d_in);
-    }
+  for (int64_t r = 0; r < n; ++r) {
+    norms[r] = ComputeRowNorm(c.normalization, x.data() + r * c.d_in, c.d_in);
   }
-  return impl_->FinishEncode(x, n, options, norms, result);
+  return norms;
 }
 
 absl::Status Encoder::Impl::FinishEncode(absl::Span<const float> x, int64_t n,

@@ -171,23 +171,10 @@ absl::StatusOr<InterveneResult> Encoder::Intervene(absl::Span<const float> x, in
 absl::StatusOr<InterveneResult> Encoder::ApplyEdits(absl::Span<const float> x, int64_t n,
                                                     const SparseCodes& codes,
                                                     absl::Span<const FeatureEdit> edits) const {
-  const DictionaryConfig& c = dictionary_->config;
-  if (n < 0 || x.size() != static_cast<size_t>(n * c.d_in)) {
-    return absl::InvalidArgumentError(absl::StrCat("activations: ", x.size(), " values for ", n,
-                                                   " rows of d_in=", c.d_in));
-  }
-  if (codes.num_rows != n || codes.num_features != c.d_sae) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "codes: [", codes.num_rows, ", ", codes.num_features, "] for activations of ", n,
-        " rows and d_sae=", c.d_sae));
-  }
+  SAEDICT_RETURN_IF_ERROR(impl_->CheckEncodedShape(x, n, codes));
   SAEDICT_RETURN_IF_ERROR(codes.Validate());
   SAEDICT_RETURN_IF_ERROR(ValidateEdits(n, edits));
-  std::vector<RowNorm> norms(static_cast<size_t>(n));
-  for (int64_t r = 0; r < n; ++r) {
-    norms[r] = ComputeRowNorm(c.normalization, x.data() + r * c.d_in, c.d_in);
-  }
-  return EditEncoded(x, n, codes, norms, edits);
+  return EditEncoded(x, n, codes, impl_->RowNorms(x, n), edits);
 }
 
 InterveneResult Encoder::EditEncoded(absl::Span<const float> x, int64_t n, const SparseCodes& f,

@@ -52,6 +52,13 @@ class Encoder::Impl {
   absl::Status PreprocessTile(const float* x, int64_t r0, int64_t m, float* a,
                               RowNorm* norms) const;
 
+  // x is [n, d_in] and `codes` has n rows of d_sae features: the check of
+  // the calls given codes already encoded from x (FinishEncode, ApplyEdits).
+  absl::Status CheckEncodedShape(absl::Span<const float> x, int64_t n,
+                                 const SparseCodes& codes) const;
+  // ComputeRowNorm of each of x's n rows: the norms EncodeCodes records.
+  std::vector<RowNorm> RowNorms(absl::Span<const float> x, int64_t n) const;
+
   // Encode's steps after EncodeCodes: the finiteness check of the codes,
   // then the reconstruction and row error options ask for (norms: [n]).
   absl::Status FinishEncode(absl::Span<const float> x, int64_t n, const EncodeOptions& options,

@@ -304,15 +304,6 @@ std::string SpecName(const DictSpec& spec) {
   return name;
 }
 
-namespace {
-std::vector<float> TranscoderNormal(size_t n, std::mt19937& rng, double sd, double mean = 0.0) {
-  std::normal_distribution<double> dist(mean, sd);
-  std::vector<float> out(n);
-  for (float& v : out) v = static_cast<float>(dist(rng));
-  return out;
-}
-}  // namespace
-
 std::shared_ptr<Dictionary> MakeTranscoder(const TranscoderSpec& spec, uint32_t seed) {
   constexpr int64_t kDIn = kTranscoderDIn, kDOut = kTranscoderDOut, kDSae = kTranscoderDSae;
   std::mt19937 rng(seed);
@@ -327,16 +318,16 @@ std::shared_ptr<Dictionary> MakeTranscoder(const TranscoderSpec& spec, uint32_t 
   c.architecture = spec.architecture;
   c.apply_b_dec_to_input = false;
   c.k = spec.k;
-  d->w_enc = TranscoderNormal(kDIn * kDSae, rng, 1.0 / std::sqrt(static_cast<double>(kDIn)));
-  d->b_enc = TranscoderNormal(kDSae, rng, 0.1, -0.05);
-  d->w_dec = TranscoderNormal(kDSae * kDOut, rng, 0.3);
-  d->b_dec = TranscoderNormal(kDOut, rng, 0.2);
+  d->w_enc = Normal(kDIn * kDSae, rng, 1.0 / std::sqrt(static_cast<double>(kDIn)));
+  d->b_enc = Normal(kDSae, rng, 0.1, -0.05);
+  d->w_dec = Normal(kDSae * kDOut, rng, 0.3);
+  d->b_dec = Normal(kDOut, rng, 0.2);
   if (spec.architecture == Architecture::kJumpReLU) {
     std::uniform_real_distribution<float> t(0.05f, 0.3f);
     d->threshold.resize(kDSae);
     for (float& v : d->threshold) v = t(rng);
   }
-  if (spec.skip) d->w_skip = TranscoderNormal(kDOut * kDIn, rng, 0.2);
+  if (spec.skip) d->w_skip = Normal(kDOut * kDIn, rng, 0.2);
   return d;
 }
 
