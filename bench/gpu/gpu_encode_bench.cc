@@ -19,7 +19,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -99,28 +99,13 @@ absl::StatusOr<GpuFlags> Parse(int argc, char** argv) {
   return f;
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
-// Tokens/s of `run` (median and best over reps); "" on success.
-struct Rate {
-  double median = 0, best = 0;
-  std::string error;
-};
-template <typename Fn>
-Rate TimeTokens(int64_t tokens, int warmup, int reps, Fn run) {
-  for (int i = 0; i < warmup; ++i) {
-    if (std::string e = run(); !e.empty()) return {0, 0, e};
-  }
-  std::vector<double> rates;
-  for (int i = 0; i < reps; ++i) {
-    const absl::Time t0 = absl::Now();
-    if (std::string e = run(); !e.empty()) return {0, 0, e};
-    rates.push_back(static_cast<double>(tokens) / absl::ToDoubleSeconds(absl::Now() - t0));
-  }
-  return {Median(rates), *std::max_element(rates.begin(), rates.end()), ""};
+// One mode timed alone by bench_common's TimeModes (so an error in one
+// mode leaves the others' figures in the report).
+absl::StatusOr<ModeTiming> TimeOne(const std::string& name, int warmup, int reps,
+                                   std::function<absl::Status()> run) {
+  absl::StatusOr<std::vector<ModeTiming>> t = TimeModes({{name, std::move(run)}}, warmup, reps);
+  if (!t.ok()) return t.status();
+  return std::move(t->front());
 }
 
 // Selections of `gpu` that the CPU's F32 codes share, and the largest
@@ -146,24 +131,32 @@ std::string Agreement(const engine::SparseCodes& cpu, const engine::SparseCodes&
                          SelectionAgreement(cpu, gpu), max_rel);
 }
 
-std::string RateJson(const Rate& r) {
-  if (!r.error.empty()) return absl::StrFormat("{\"error\": \"%s\"}", r.error);
-  return absl::StrFormat("{\"tokens_per_s\": %.1f, \"best_tokens_per_s\": %.1f}", r.median,
-                         r.best);
+// {"tokens_per_s": median, "best_tokens_per_s": best} of `tokens` rows per
+// call, or {"error": ...}.
+std::string TimingJson(const absl::StatusOr<ModeTiming>& t, int64_t tokens) {
+  if (!t.ok()) return absl::StrFormat("{\"error\": \"%s\"}", t.status().ToString());
+  return absl::StrFormat("{\"tokens_per_s\": %.1f, \"best_tokens_per_s\": %.1f}",
+                         t->MedianTokensPerSecond(tokens), t->BestTokensPerSecond(tokens));
 }
 
-std::string GemmJson(const gpu::GemmAloneTiming& t, int64_t tokens) {
-  if (!t.error.empty()) return absl::StrFormat("{\"error\": \"%s\"}", t.error);
-  std::vector<double> rates;
-  for (double s : t.seconds) rates.push_back(static_cast<double>(tokens) / s);
-  return absl::StrFormat("{\"tokens_per_s\": %.1f, \"best_tokens_per_s\": %.1f}", Median(rates),
-                         *std::max_element(rates.begin(), rates.end()));
+// The cuBLAS GEMM alone, timed on the device by CUDA events.
+absl::StatusOr<ModeTiming> GemmAlone(const std::string& name, const GpuFlags& f,
+                                     const BenchShape& shape, bool bf16) {
+  gpu::GemmAloneTiming t =
+      gpu::TimeCublasGemm(0, f.tokens, shape.d_in, shape.d_sae, bf16, f.warmup, f.reps);
+  if (!t.error.empty()) return absl::InternalError(t.error);
+  return ModeTiming{name, std::move(t.seconds)};
+}
+
+// Tokens per timed call: --worker_calls batches of --worker_rows rows.
+int64_t WorkerRoundTokens(const GpuFlags& f) {
+  return std::min(f.worker_rows, f.tokens) * f.worker_calls;
 }
 
 // The rows through the worker protocol: WorkerPool (weights by hash, then
-// EncodeBatch) with `calls` batches in flight at once.
-Rate WorkerRate(const GpuFlags& f, const engine::Encoder& cpu, const std::vector<float>& x,
-                int64_t d_in) {
+// EncodeBatch) with --worker_calls batches in flight at once.
+absl::StatusOr<ModeTiming> WorkerTiming(const GpuFlags& f, const engine::Encoder& cpu,
+                                        const std::vector<float>& x, int64_t d_in) {
   server::WorkerPoolOptions options;
   options.addresses = {f.worker};
   options.cache_dir = std::filesystem::temp_directory_path() / "saedict-gpu-bench-cache";
@@ -171,31 +164,32 @@ Rate WorkerRate(const GpuFlags& f, const engine::Encoder& cpu, const std::vector
   options.batch_timeout = absl::Seconds(300);
   options.max_message_bytes = 1 << 30;
   absl::StatusOr<std::unique_ptr<server::WorkerPool>> pool = server::WorkerPool::Create(options);
-  if (!pool.ok()) return {0, 0, pool.status().ToString()};
+  if (!pool.ok()) return pool.status();
   (*pool)->CheckHealthNow();
   engine::EncodeOptions encode;
   encode.compute_mode = f.worker_mode;
   const int64_t rows = std::min(f.worker_rows, f.tokens);
-  const int64_t per_round = rows * f.worker_calls;
-  auto round = [&]() -> std::string {
+  auto round = [&]() -> absl::Status {
     std::vector<std::thread> threads;
-    std::vector<std::string> errors(f.worker_calls);
+    std::vector<absl::Status> errors(f.worker_calls);
     for (int c = 0; c < f.worker_calls; ++c) {
       threads.emplace_back([&, c] {
         const int64_t first = (c * rows) % std::max<int64_t>(1, f.tokens - rows + 1);
         absl::StatusOr<engine::EncodeResult> r = (*pool)->Run(
             cpu, absl::MakeConstSpan(x.data() + first * d_in, rows * d_in), rows, encode);
-        if (!r.ok()) errors[c] = r.status().ToString();
+        if (!r.ok()) errors[c] = r.status();
       });
     }
     for (std::thread& t : threads) t.join();
-    for (const std::string& e : errors) {
-      if (!e.empty()) return e;
+    for (const absl::Status& e : errors) {
+      if (!e.ok()) return e;
     }
-    if ((*pool)->fallback_batches() > 0) return "the worker failed batches (fell back to CPU)";
-    return "";
+    if ((*pool)->fallback_batches() > 0) {
+      return absl::UnavailableError("the worker failed batches (fell back to CPU)");
+    }
+    return absl::OkStatus();
   };
-  return TimeTokens(per_round, f.warmup, f.reps, round);
+  return TimeOne("worker", f.warmup, f.reps, round);
 }
 
 // The in-process figures of one shape, as JSON members each followed by ", ".
@@ -206,27 +200,25 @@ absl::StatusOr<std::string> InProcess(const GpuFlags& f, const BenchShape& shape
       engine::cuda::CudaEncoder::Create(cpu, {});
   if (!gpu.ok()) return gpu.status();
   auto encode = [&](engine::ComputeMode mode, engine::SparseCodes* keep) {
-    return [&, mode, keep]() -> std::string {
+    return [&, mode, keep]() -> absl::Status {
       engine::EncodeOptions o;
       o.compute_mode = mode;
       absl::StatusOr<engine::EncodeResult> r = (*gpu)->Encode(x, f.tokens, o);
-      if (!r.ok()) return r.status().ToString();
+      if (!r.ok()) return r.status();
       *keep = std::move(r->codes);
-      return "";
+      return absl::OkStatus();
     };
   };
   engine::SparseCodes f32_codes, bf16_codes;
-  const Rate f32 =
-      TimeTokens(f.tokens, f.warmup, f.reps, encode(engine::ComputeMode::kF32, &f32_codes));
-  const Rate bf16 =
-      TimeTokens(f.tokens, f.warmup, f.reps, encode(engine::ComputeMode::kBF16, &bf16_codes));
-  const gpu::GemmAloneTiming gemm_f32 =
-      gpu::TimeCublasGemm(0, f.tokens, shape.d_in, shape.d_sae, false, f.warmup, f.reps);
-  const gpu::GemmAloneTiming gemm_bf16 =
-      gpu::TimeCublasGemm(0, f.tokens, shape.d_in, shape.d_sae, true, f.warmup, f.reps);
+  const absl::StatusOr<ModeTiming> f32 =
+      TimeOne("cuda_f32", f.warmup, f.reps, encode(engine::ComputeMode::kF32, &f32_codes));
+  const absl::StatusOr<ModeTiming> bf16 =
+      TimeOne("cuda_bf16", f.warmup, f.reps, encode(engine::ComputeMode::kBF16, &bf16_codes));
+  const absl::StatusOr<ModeTiming> gemm_f32 = GemmAlone("gemm_f32", f, shape, false);
+  const absl::StatusOr<ModeTiming> gemm_bf16 = GemmAlone("gemm_bf16", f, shape, true);
   std::string agreement = "null";
   const int64_t check = std::min(f.check_rows, f.tokens);
-  if (check > 0 && f32.error.empty() && bf16.error.empty()) {
+  if (check > 0 && f32.ok() && bf16.ok()) {
     std::cerr << "  CPU F32 reference on " << check << " rows\n";
     absl::StatusOr<engine::EncodeResult> want =
         cpu->Encode(absl::MakeConstSpan(x.data(), check * shape.d_in), check);
@@ -243,9 +235,10 @@ absl::StatusOr<std::string> InProcess(const GpuFlags& f, const BenchShape& shape
     agreement = absl::StrCat("{\"f32\": ", Agreement(want->codes, head(f32_codes)),
                              ", \"bf16\": ", Agreement(want->codes, head(bf16_codes)), "}");
   }
-  return absl::StrCat("\"cuda_f32\": ", RateJson(f32), ", \"cuda_bf16\": ", RateJson(bf16),
-                      ", \"gemm_f32\": ", GemmJson(gemm_f32, f.tokens),
-                      ", \"gemm_bf16\": ", GemmJson(gemm_bf16, f.tokens),
+  return absl::StrCat("\"cuda_f32\": ", TimingJson(f32, f.tokens),
+                      ", \"cuda_bf16\": ", TimingJson(bf16, f.tokens),
+                      ", \"gemm_f32\": ", TimingJson(gemm_f32, f.tokens),
+                      ", \"gemm_bf16\": ", TimingJson(gemm_bf16, f.tokens),
                       ", \"device_bytes\": ", (*gpu)->device_bytes(),
                       ", \"agreement_with_cpu_f32\": ", agreement, ", ");
 }
@@ -314,7 +307,8 @@ int Main(int argc, char** argv) {
     std::string worker = "null";
     if (!flags->worker.empty()) {
       std::cerr << "  through the worker at " << flags->worker << "\n";
-      worker = RateJson(WorkerRate(*flags, *shared_cpu, x, shape.d_in));
+      worker = TimingJson(WorkerTiming(*flags, *shared_cpu, x, shape.d_in),
+                          WorkerRoundTokens(*flags));
     }
     absl::StrAppend(&json, first_shape ? "" : ", ", "\"", shape.Name(), "\": {", in_process,
                     "\"worker_",
@@ -322,11 +316,10 @@ int Main(int argc, char** argv) {
                     worker, "}");
     first_shape = false;
   }
-  json += "}}\n";
-  if (flags->json_path.empty()) {
-    std::cout << json;
-  } else {
-    std::ofstream(flags->json_path) << json;
+  json += "}}";
+  if (absl::Status s = WriteJsonReport(json, flags->json_path); !s.ok()) {
+    std::cerr << s << "\n";
+    return 1;
   }
   return 0;
 }
