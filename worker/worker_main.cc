@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
                 << gpu.status().message() << "\n";
       return 2;
     }
-    device_name = absl::StrCat("cuda:", gpu->ordinal, " ", gpu->name);
+    device_name = saedict::worker::DescribeGpu(*gpu);
   }
   saedict::worker::WorkerService service(worker_options);
   grpc::EnableDefaultHealthCheckService(true);

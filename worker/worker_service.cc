@@ -74,6 +74,11 @@ absl::StatusOr<Backend> ParseBackend(const std::string& name) {
 
 const char* BackendName(Backend backend) { return backend == Backend::kCuda ? "cuda" : "cpu"; }
 
+std::string DescribeGpu(const engine::cuda::DeviceInfo& gpu) {
+  return absl::StrCat(gpu.name, " (cuda:", gpu.ordinal, ", sm_", gpu.cc_major, gpu.cc_minor, ", ",
+                      gpu.multiprocessors, " SMs)");
+}
+
 WorkerService::Loaded WorkerService::Find(const std::string& sha256) const {
   absl::MutexLock lock(&mu_);
   auto it = encoders_.find(sha256);
@@ -227,8 +232,7 @@ grpc::Status WorkerService::Health(grpc::ServerContext*, const v1::HealthRequest
     absl::StatusOr<engine::cuda::DeviceInfo> gpu =
         engine::cuda::GetDeviceInfo(options_.cuda.device);
     if (!gpu.ok()) return Refuse(absl::UnavailableError(gpu.status().ToString()));
-    response->set_device(absl::StrCat(gpu->name, " (cuda:", gpu->ordinal, ", sm_", gpu->cc_major,
-                                      gpu->cc_minor, ", ", gpu->multiprocessors, " SMs)"));
+    response->set_device(DescribeGpu(*gpu));
     response->set_device_memory_bytes(gpu->total_bytes);
   } else {
     response->set_device(

@@ -43,6 +43,8 @@ enum class Backend { kCpu, kCuda };
 // without a usable device (the message says why).
 absl::StatusOr<Backend> ParseBackend(const std::string& name);
 const char* BackendName(Backend backend);
+// "NAME (cuda:N, sm_XY, S SMs)": how Health and the start-up log name a GPU.
+std::string DescribeGpu(const engine::cuda::DeviceInfo& gpu);
 
 struct WorkerOptions {
   std::filesystem::path cache_dir = "./var-worker";  // weights files while they load

@@ -36,13 +36,6 @@ class WorkerFailoverTest : public WorkerPoolTest {
     options->batcher.max_batch_tokens = kRows;  // one request, one batch
   }
 
-  server::WorkerStatus StatusOf(int worker) {
-    for (const server::WorkerStatus& w : server_->workers()->Workers()) {
-      if (w.address == workers_[worker]->address()) return w;
-    }
-    ADD_FAILURE() << "no worker " << workers_[worker]->address() << " in the pool";
-    return {};
-  }
   // Waits (up to 30 s) until the pool has a batch on `worker`, then until the
   // worker is inside its delay with it.
   bool WaitForBatchOn(int worker) {
@@ -202,13 +195,11 @@ TEST_F(WorkerFailoverTest, InterveneEncodesOnAWorkerAndEqualsLocalIntervene) {
   set->set_op(v1::EDIT_OP_SET);
   set->set_value(1.5f);
   set->add_rows(2);
-  int64_t before = 0;
-  for (int w = 0; w < 3; ++w) before += StatusOf(w).batches_ok;
+  const int64_t before = BatchesOkOnAllWorkers();
   v1::InterveneResponse response;
   const grpc::Status s = stub_->Intervene(Ctx().get(), request, &response);
   ASSERT_TRUE(s.ok()) << s.error_message();
-  int64_t after = 0;
-  for (int w = 0; w < 3; ++w) after += StatusOf(w).batches_ok;
+  const int64_t after = BatchesOkOnAllWorkers();
   EXPECT_EQ(after, before + 1) << "the encode ran on a worker";
 
   const std::vector<engine::FeatureEdit> edits = {
@@ -225,8 +216,7 @@ TEST_F(WorkerFailoverTest, InterveneEncodesOnAWorkerAndEqualsLocalIntervene) {
   const grpc::Status bad = stub_->Intervene(Ctx().get(), request, &refused);
   EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(bad.error_message(), ::testing::HasSubstr("row 32 out of range"));
-  int64_t after_bad = 0;
-  for (int w = 0; w < 3; ++w) after_bad += StatusOf(w).batches_ok;
+  const int64_t after_bad = BatchesOkOnAllWorkers();
   EXPECT_EQ(after_bad, after);
 }
 

@@ -161,11 +161,20 @@ class WorkerPoolTest : public GrpcServerTest {
     }
     return stored;
   }
-  int64_t BatchesOn(const std::string& address) {
+  // What the pool knows of workers_[worker] (ADD_FAILURE when it is not in the pool).
+  server::WorkerStatus StatusOf(size_t worker) {
+    const std::string address = workers_[worker]->address();
     for (const server::WorkerStatus& w : server_->workers()->Workers()) {
-      if (w.address == address) return w.batches_ok;
+      if (w.address == address) return w;
     }
-    return -1;
+    ADD_FAILURE() << "no worker " << address << " in the pool";
+    return {};
+  }
+  // Batches answered by any worker so far.
+  int64_t BatchesOkOnAllWorkers() {
+    int64_t ok = 0;
+    for (size_t w = 0; w < workers_.size(); ++w) ok += StatusOf(w).batches_ok;
+    return ok;
   }
 
   std::vector<std::unique_ptr<WorkerProcess>> workers_;
