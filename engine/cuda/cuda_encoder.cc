@@ -27,7 +27,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <string>
 #include <utility>
@@ -38,6 +37,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/cuda/cublas_loader.h"
+#include "engine/cuda/cuda_status.h"
+#include "engine/cuda/device_memory.h"
 #include "engine/cuda/kernels.h"
 #include "util/status_macros.h"
 
@@ -45,217 +46,25 @@ namespace saedict::engine::cuda {
 namespace {
 
 using internal::ActParams;
+using internal::CudaError;
+using internal::Blas;
+using internal::Lane;
+using internal::Memory;
 using internal::MpParams;
 using internal::RowSelect;
+using internal::Upload;
 
 // Largest [chunk_rows, d_sae] F32 pre-activation buffer per lane.
 constexpr int64_t kMaxPreBytes = int64_t{512} << 20;
 constexpr int kMaxLanes = 64;
 
-// "cudaMemcpyAsync(a, b)" -> "cudaMemcpyAsync".
-std::string CallName(const char* call) {
-  const char* paren = std::strchr(call, '(');
-  return paren == nullptr ? std::string(call) : std::string(call, paren - call);
-}
-
-absl::Status CudaError(cudaError_t e, const char* call) {
-  std::string message = absl::StrCat("CUDA ", CallName(call), " failed: ", cudaGetErrorName(e),
-                                     " (", cudaGetErrorString(e), ")");
-  cudaGetLastError();  // a non-sticky error must not be reported again by the next call
-  switch (e) {
-    case cudaErrorMemoryAllocation:
-      return absl::ResourceExhaustedError(message);
-    case cudaErrorNoDevice:
-    case cudaErrorInsufficientDriver:
-    case cudaErrorInvalidDevice:
-    case cudaErrorDevicesUnavailable:
-      return absl::FailedPreconditionError(message);
-    default:
-      return absl::InternalError(message);
-  }
-}
-
-// The loaded cuBLAS (cublas_loader.h); only called once Create's
-// LoadCublas() succeeded.
-const CublasApi& Blas() { return **LoadCublas(); }
-
-absl::Status CublasError(cublasStatus_t s, const char* call) {
-  std::string message = absl::StrCat("cuBLAS ", CallName(call), " failed: ",
-                                     Blas().status_name(s), " (", Blas().status_string(s), ")");
-  cudaGetLastError();
-  switch (s) {
-    case CUBLAS_STATUS_ALLOC_FAILED:
-      return absl::ResourceExhaustedError(message);
-    case CUBLAS_STATUS_NOT_SUPPORTED:
-    case CUBLAS_STATUS_ARCH_MISMATCH:
-      return absl::UnimplementedError(message);
-    default:
-      return absl::InternalError(message);
-  }
-}
-
-#define SAEDICT_CUDA_RETURN_IF_ERROR(call)                                         \
-  do {                                                                             \
-    const cudaError_t saedict_cuda_error_ = (call);                                \
-    if (saedict_cuda_error_ != cudaSuccess) return CudaError(saedict_cuda_error_, #call); \
-  } while (0)
-
-#define SAEDICT_CUBLAS_RETURN_IF_ERROR(call)                                            \
-  do {                                                                                  \
-    const cublasStatus_t saedict_cublas_status_ = (call);                               \
-    if (saedict_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                              \
-      return CublasError(saedict_cublas_status_, #call);                                \
-    }                                                                                   \
-  } while (0)
-
-// Device (or pinned host) memory, freed on destruction; bytes are counted
-// in *counter (device memory only).
-class Memory {
- public:
-  enum Kind { kDevice, kPinnedHost };
-  Memory() = default;
-  Memory(const Memory&) = delete;
-  Memory& operator=(const Memory&) = delete;
-  ~Memory() { Reset(); }
-
-  absl::Status Allocate(Kind kind, size_t bytes, std::atomic<int64_t>* counter) {
-    Reset();
-    if (bytes == 0) return absl::OkStatus();
-    void* p = nullptr;
-    if (kind == kDevice) {
-      const cudaError_t e = cudaMalloc(&p, bytes);
-      if (e != cudaSuccess) {
-        absl::Status s = CudaError(e, "cudaMalloc");
-        return absl::Status(s.code(), absl::StrCat(s.message(), " allocating ", bytes,
-                                                   " bytes of device memory"));
-      }
-    } else {
-      const cudaError_t e = cudaMallocHost(&p, bytes);
-      if (e != cudaSuccess) {
-        absl::Status s = CudaError(e, "cudaMallocHost");
-        return absl::Status(s.code(), absl::StrCat(s.message(), " allocating ", bytes,
-                                                   " bytes of pinned host memory"));
-      }
-    }
-    ptr_ = p;
-    bytes_ = bytes;
-    kind_ = kind;
-    counter_ = kind == kDevice ? counter : nullptr;
-    if (counter_ != nullptr) counter_->fetch_add(static_cast<int64_t>(bytes));
-    return absl::OkStatus();
-  }
-
-  void Reset() {
-    if (ptr_ == nullptr) return;
-    if (kind_ == kDevice) {
-      cudaFree(ptr_);
-    } else {
-      cudaFreeHost(ptr_);
-    }
-    if (counter_ != nullptr) counter_->fetch_sub(static_cast<int64_t>(bytes_));
-    ptr_ = nullptr;
-    bytes_ = 0;
-    counter_ = nullptr;
-  }
-
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr_);
-  }
-  void* get() const { return ptr_; }
-  size_t bytes() const { return bytes_; }
-  explicit operator bool() const { return ptr_ != nullptr; }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-  Kind kind_ = kDevice;
-  std::atomic<int64_t>* counter_ = nullptr;
-};
-
-template <typename T>
-absl::Status Upload(const std::vector<T>& host, Memory* device, std::atomic<int64_t>* counter) {
-  if (host.empty()) return absl::OkStatus();
-  SAEDICT_RETURN_IF_ERROR(device->Allocate(Memory::kDevice, host.size() * sizeof(T), counter));
-  SAEDICT_CUDA_RETURN_IF_ERROR(
-      cudaMemcpy(device->get(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-  return absl::OkStatus();
-}
-
-// One lane: what a call needs for itself (see the pipeline above).
-struct Lane {
-  cudaStream_t compute = nullptr;
-  cudaStream_t copy = nullptr;
-  cublasHandle_t blas = nullptr;
-  cudaEvent_t h2d_done[2] = {nullptr, nullptr};
-  cudaEvent_t compute_done[2] = {nullptr, nullptr};
-  cudaEvent_t d2h_done[2] = {nullptr, nullptr};
-
-  Memory x[2];       // [chunk, d_in] F32 x' (matching pursuit: the residual)
-  Memory x_bf16;     // [chunk, d_in] bf16 (kBF16)
-  Memory pre;        // [chunk, d_sae] F32 GEMM output, then activations (MP: scores)
-  Memory sel;        // [chunk] RowSelect
-  Memory counts;     // [chunk + 1] per-row kept features
-  Memory scan_temp;  // cub scan scratch
-  Memory row_ptr[2];  // [chunk + 1]
-  Memory csr_idx[2];  // [csr_capacity]
-  Memory csr_val[2];
-  int64_t csr_capacity = 0;
-  // Matching pursuit: per-row lists [chunk, mp_k], counts, flags.
-  Memory mp_idx, mp_val, mp_count, mp_active, mp_active_rows;
-  int64_t mp_k = 0;
-  // Pinned host staging.
-  Memory h_x[2];        // [chunk, d_in]
-  Memory h_row_ptr[2];  // [chunk + 1]
-  Memory h_idx, h_val;  // [h_capacity]
-  Memory h_active_rows;
-  int64_t h_capacity = 0;
-
-  // Waits for everything enqueued on the lane; clears a non-sticky error.
-  void Drain() {
-    if (compute != nullptr) cudaStreamSynchronize(compute);
-    if (copy != nullptr) cudaStreamSynchronize(copy);
-    cudaGetLastError();
-  }
-
-  ~Lane() {
-    Drain();
-    if (blas != nullptr) Blas().destroy(blas);
-    for (int s = 0; s < 2; ++s) {
-      if (h2d_done[s] != nullptr) cudaEventDestroy(h2d_done[s]);
-      if (compute_done[s] != nullptr) cudaEventDestroy(compute_done[s]);
-      if (d2h_done[s] != nullptr) cudaEventDestroy(d2h_done[s]);
-    }
-    if (compute != nullptr) cudaStreamDestroy(compute);
-    if (copy != nullptr) cudaStreamDestroy(copy);
-    // Memory members free themselves after this body.
-  }
-};
-
-// Structure of codes from the device (values are checked by FinishEncode).
+// Structure of codes from the device (values are checked by FinishEncode):
+// SparseCodes::Validate, reported as the backend's bug.
 absl::Status CheckStructure(const SparseCodes& codes) {
-  if (codes.row_offsets.size() != static_cast<size_t>(codes.num_rows + 1) ||
-      codes.row_offsets.front() != 0 || codes.row_offsets.back() != codes.indices.size() ||
-      codes.values.size() != codes.indices.size()) {
-    return absl::InternalError("the CUDA backend returned inconsistent row offsets (a bug)");
-  }
-  for (int64_t r = 0; r < codes.num_rows; ++r) {
-    const uint64_t begin = codes.row_offsets[r];
-    const uint64_t end = codes.row_offsets[r + 1];
-    if (end < begin) {
-      return absl::InternalError(
-          absl::StrCat("the CUDA backend returned decreasing row offsets at row ", r, " (a bug)"));
-    }
-    for (uint64_t e = begin; e < end; ++e) {
-      const uint32_t f = codes.indices[e];
-      if (f >= codes.num_features || (e > begin && f <= codes.indices[e - 1])) {
-        return absl::InternalError(absl::StrCat(
-            "the CUDA backend returned row ", r, " with feature ", f,
-            " out of order or out of range (a bug)"));
-      }
-    }
-  }
-  return absl::OkStatus();
+  const absl::Status s = codes.Validate();
+  if (s.ok()) return s;
+  return absl::InternalError(
+      absl::StrCat("the CUDA backend returned malformed codes (a bug): ", s.message()));
 }
 
 }  // namespace
