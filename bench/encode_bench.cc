@@ -12,13 +12,14 @@
 //                ActivateRow pass (not batch-invariant; the "before" figure);
 //   encode_f32   Encoder::Encode, ComputeMode::kF32 (batch-invariant);
 //   encode_fast_exact  Encoder::Encode, ComputeMode::kFastExact: the F32
-//                codes, bit for bit, from a bf16 screen with a proven bound
+//                codes, bit for bit, from a low-precision screen (bf16 or int16)
+//                with a proven bound
 //                plus exact re-computation of the candidates (when available);
 //   encode_bf16  Encoder::Encode, ComputeMode::kBF16 (when available);
 //   bf16_matmul  Bf16Matmul::Run alone on the same M, K, N;
-//   screen_gemm  the FAST_EXACT screen's bf16 GEMM alone (ScreenGemm:
-//                AMX or AVX512-BF16), on rows already rounded to bf16, in
-//                the encoder's row tiles (when available).
+//   screen_gemm  the FAST_EXACT screen's GEMM alone (ScreenGemm: AMX or
+//                AVX512-BF16 with bf16, AVX2 with int16), on rows already
+//                encoded, in the encoder's row tiles (when available).
 // Metrics:
 //   bf16_agreement             fraction of (row, feature) selections of the F32
 //                              encode that the BF16 encode also selects;
@@ -26,8 +27,10 @@
 //                              the F32 codes bit for bit (must be 1);
 //   fast_exact_fallback_rate   fraction of rows the screen sent to the dense
 //                              exact path (too many candidates);
-//   fast_exact_mib / fast_exact_create_extra_s  the screen's memory (bf16
-//                              copy + norms) and what it adds to Encoder::Create;
+//   fast_exact_mib / fast_exact_create_extra_s  the screen's memory (low-
+//                              precision copy + norms) and what it adds to
+//                              Encoder::Create;
+//   fast_exact_bf16_screen     1 for a bf16 screen, 0 for the AVX2 int16 one;
 //   fast_exact_candidates_per_row / fast_exact_blocks_per_row  mean over the
 //                              screened rows (16-column blocks recomputed).
 // The gRPC loopback numbers come from a separate executable
@@ -191,21 +194,24 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* 
                      }});
   } else {
     std::fprintf(stderr,
-                 "FAST_EXACT has no screen here (no AMX-BF16, no AVX512-BF16): it would run "
-                 "F32\n");
+                 "FAST_EXACT has no screen here (no AMX-BF16, AVX512-BF16 or AVX2): it would "
+                 "run F32\n");
   }
   std::unique_ptr<engine::ScreenGemm> screen_gemm;
-  std::vector<uint16_t> x_bf16;
+  std::vector<uint64_t> x_encoded;
   if (engine::ScreenGemmAvailable()) {
     SAEDICT_ASSIGN_OR_RETURN(screen_gemm, engine::CreateScreenGemm(dict->w_enc.data(),
                                                                    shape.d_in, shape.d_sae));
     std::fprintf(stderr, "screen GEMM: %s\n", std::string(screen_gemm->name()).c_str());
-    x_bf16.resize(x.size());
-    engine::Bf16Matmul::RoundToBf16(x.data(), static_cast<int64_t>(x.size()), x_bf16.data());
-    modes.push_back({"screen_gemm", [&] {
+    const int64_t row_bytes = screen_gemm->encoded_row_bytes();
+    x_encoded.resize((n * row_bytes + 7) / 8);
+    std::vector<engine::RowNorms> norms(n);
+    screen_gemm->EncodeRows(x.data(), n, x_encoded.data(), norms.data());
+    modes.push_back({"screen_gemm", [&, row_bytes] {
+                       const char* rows = reinterpret_cast<const char*>(x_encoded.data());
                        for (int64_t r0 = 0; r0 < n; r0 += tile) {
-                         screen_gemm->Multiply(x_bf16.data() + r0 * shape.d_in,
-                                               std::min(tile, n - r0), c.data(), shape.d_sae);
+                         screen_gemm->Multiply(rows + r0 * row_bytes, std::min(tile, n - r0),
+                                               c.data(), shape.d_sae);
                        }
                        return absl::OkStatus();
                      }});
@@ -241,6 +247,11 @@ absl::Status RunShape(const BenchShape& shape, const BenchFlags& flags, Report* 
     report->AddMetric("fast_exact_candidates_per_row", st.candidates / screened);
     report->AddMetric("fast_exact_blocks_per_row", st.blocks / screened);
     report->AddMetric("fast_exact_mib", encoder->fast_exact_bytes() / 1048576.0);
+    // 1 for a bf16 screen (AMX, AVX512-BF16: the >= 4x target), 0 for int16 (AVX2: >= 2x).
+    report->AddMetric(
+        "fast_exact_bf16_screen",
+        screen_gemm != nullptr && screen_gemm->name().find("bf16") != std::string_view::npos ? 1.0
+                                                                                             : 0.0);
     report->AddMetric("fast_exact_create_extra_s",
                       absl::ToDoubleSeconds(create_screen - create_plain));
   }

@@ -9,10 +9,9 @@
 #                                       pass it replaced, same run)
 #   in-process BF16 / PyTorch F32       target >= 3
 #   BF16 selections identical to F32    target >= 0.99
-#   FAST_EXACT / faster sgemm alone     target >= 4 with AMX or AVX512-BF16 (>= 2
-#                                       on AVX2 only, where FAST_EXACT has no
-#                                       screen yet and runs F32)
-#   screen bf16 GEMM alone / sgemm      the ceiling of the screened approach
+#   FAST_EXACT / faster sgemm alone     target >= 4 with a bf16 screen (AMX or
+#                                       AVX512-BF16), >= 2 with the AVX2 int16 one
+#   screen GEMM alone / sgemm           the ceiling of the screened approach
 #   FAST_EXACT rows identical to F32    target 1 (bit for bit)
 #   gRPC loopback / in-process          (when encode_bench_grpc is built)
 #
@@ -171,11 +170,10 @@ for shape, m in cpp.items():
          ratio(tok(modes, "grpc_encode_f32"), tok(modes, "encode_f32")))
     show("BF16 selections identical to F32", m["metrics"].get("bf16_agreement"), 0.99, "%.4f")
     fast = tok(modes, "encode_fast_exact")
-    cpu_flags = open("/proc/cpuinfo").read()
-    screen = "amx_bf16" in cpu_flags or "avx512_bf16" in cpu_flags
-    show("FAST_EXACT / faster sgemm alone", ratio(fast, gemm), 4 if screen else 2)
-    # The ceiling of the screen's approach: its bf16 GEMM alone, same run.
-    show("screen bf16 GEMM alone / faster sgemm", ratio(tok(modes, "screen_gemm"), gemm))
+    bf16_screen = m["metrics"].get("fast_exact_bf16_screen", 0) == 1
+    show("FAST_EXACT / faster sgemm alone", ratio(fast, gemm), 4 if bf16_screen else 2)
+    # The ceiling of the screen's approach: its GEMM alone, same run.
+    show("screen GEMM alone / faster sgemm", ratio(tok(modes, "screen_gemm"), gemm))
     show("FAST_EXACT / in-process F32", ratio(fast, tok(modes, "encode_f32")))
     show("FAST_EXACT / torch F32", ratio(fast, tok(t, "f32")))
     show("FAST_EXACT rows identical to F32", m["metrics"].get("fast_exact_identical_rows"), 1,

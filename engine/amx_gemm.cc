@@ -100,7 +100,7 @@ bool AmxBf16Gemm::Available() {
 }
 
 AmxBf16Gemm::AmxBf16Gemm(int64_t k, int64_t n)
-    : k_(k), n_(n), k_pad_(RoundUp(k, kBlockK)), n_pad_(RoundUp(n, kPanel)) {}
+    : Bf16ScreenGemm(k), k_(k), n_(n), k_pad_(RoundUp(k, kBlockK)), n_pad_(RoundUp(n, kPanel)) {}
 
 AmxBf16Gemm::~AmxBf16Gemm() = default;
 
@@ -144,6 +144,7 @@ absl::StatusOr<std::unique_ptr<AmxBf16Gemm>> AmxBf16Gemm::Create(const float* b,
       }
     }
   });
+  gemm->SetBf16ColumnNorms(b, k, n);
   return gemm;
 }
 
@@ -171,7 +172,8 @@ void AmxBf16Gemm::MultiplyPanels(const uint16_t* a_packed, int64_t m, int64_t m_
   ReleaseTiles();
 }
 
-void AmxBf16Gemm::Multiply(const uint16_t* a_bf16, int64_t m, float* c, int64_t ldc) const {
+void AmxBf16Gemm::Multiply(const void* encoded, int64_t m, float* c, int64_t ldc) const {
+  const uint16_t* a_bf16 = static_cast<const uint16_t*>(encoded);
   if (m <= 0) return;
   const int64_t m_pad = RoundUp(m, kRowBlock), k_blocks = k_pad_ / kBlockK;
   std::unique_ptr<uint16_t[], FreeDeleter> a_packed(AllocBf16(m_pad * k_pad_));

@@ -35,7 +35,7 @@
 
 namespace saedict::engine {
 
-class AmxBf16Gemm final : public ScreenGemm {
+class AmxBf16Gemm final : public Bf16ScreenGemm {
  public:
   static bool Available();
 
@@ -43,9 +43,9 @@ class AmxBf16Gemm final : public ScreenGemm {
   // for a null b or k, n <= 0; UNIMPLEMENTED when !Available().
   static absl::StatusOr<std::unique_ptr<AmxBf16Gemm>> Create(const float* b, int64_t k, int64_t n);
 
-  // a_bf16: [m, k] row-major bf16 bits (Bf16Matmul::RoundToBf16); c: rows of
-  // ldc >= n floats, columns [0, n) of the first m rows overwritten.
-  void Multiply(const uint16_t* a_bf16, int64_t m, float* c, int64_t ldc) const override;
+  // encoded: [m, k] row-major bf16 bits (EncodeRows); c: rows of ldc >= n
+  // floats, columns [0, n) of the first m rows overwritten.
+  void Multiply(const void* encoded, int64_t m, float* c, int64_t ldc) const override;
 
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }

@@ -91,7 +91,7 @@ bool Avx512Bf16Gemm::Available() {
 }
 
 Avx512Bf16Gemm::Avx512Bf16Gemm(int64_t k, int64_t n)
-    : k_(k), n_(n), k_pairs_((k + 1) / 2), n_pad_(RoundUp(n, kPanel)) {}
+    : Bf16ScreenGemm(k), k_(k), n_(n), k_pairs_((k + 1) / 2), n_pad_(RoundUp(n, kPanel)) {}
 
 Avx512Bf16Gemm::~Avx512Bf16Gemm() = default;
 
@@ -133,6 +133,7 @@ absl::StatusOr<std::unique_ptr<Avx512Bf16Gemm>> Avx512Bf16Gemm::Create(const flo
       }
     }
   });
+  gemm->SetBf16ColumnNorms(b, k, n);
   return gemm;
 }
 
@@ -150,7 +151,8 @@ void Avx512Bf16Gemm::MultiplyPanels(const void* a_words, int64_t lda_words, int6
   }
 }
 
-void Avx512Bf16Gemm::Multiply(const uint16_t* a_bf16, int64_t m, float* c, int64_t ldc) const {
+void Avx512Bf16Gemm::Multiply(const void* encoded, int64_t m, float* c, int64_t ldc) const {
+  const uint16_t* a_bf16 = static_cast<const uint16_t*>(encoded);
   if (m <= 0) return;
   std::vector<uint16_t> padded;  // only for an odd k: each row gets a zero k-th element
   const uint16_t* rows = a_bf16;

@@ -34,7 +34,7 @@
 
 namespace saedict::engine {
 
-class Avx512Bf16Gemm final : public ScreenGemm {
+class Avx512Bf16Gemm final : public Bf16ScreenGemm {
  public:
   static bool Available();
 
@@ -43,7 +43,7 @@ class Avx512Bf16Gemm final : public ScreenGemm {
   static absl::StatusOr<std::unique_ptr<Avx512Bf16Gemm>> Create(const float* b, int64_t k,
                                                                 int64_t n);
 
-  void Multiply(const uint16_t* a_bf16, int64_t m, float* c, int64_t ldc) const override;
+  void Multiply(const void* encoded, int64_t m, float* c, int64_t ldc) const override;
   int64_t packed_bytes() const override { return k_pairs_ * n_pad_ * 4; }
   std::string_view name() const override { return "avx512-bf16"; }
 

@@ -87,8 +87,8 @@ struct EncoderOptions {
   int64_t tile_rows = 256;  // rows per GEMM tile
   // F32 GEMM kernel; kAuto: the widest this CPU runs. All give identical bits.
   InvariantGemm::Kernel kernel = InvariantGemm::Kernel::kAuto;
-  // Build the FAST_EXACT screen at Create (a bf16 copy of W_enc, 2 bytes
-  // per weight) when this CPU can run it (FastExactAvailable()) and the
+  // Build the FAST_EXACT screen at Create (a bf16 or int16 copy of W_enc, 2
+  // bytes per weight) when this CPU can run it (FastExactAvailable()) and the
   // architecture selects by threshold or top-k (not matching pursuit).
   bool fast_exact = true;
   FastExactOptions fast_exact_options;

@@ -1,11 +1,11 @@
 // FastExactScreen (see fast_exact.h for the bound and why it is exact).
 //
-// Per tile: round the rows to bf16 and take their norms; one bf16 GEMM into
-// `pre`; per row (in parallel) the bound, the activation interval and the
-// candidate list; then the exact values by 16-column block — each block's
-// rows gathered from every candidate row of a group of rows that needs it,
-// so a block's weights are read once per group — and the fallback rows
-// densely.
+// Per tile: encode the rows in the screen GEMM's low precision and take
+// their norms; one screen GEMM into `pre`; per row (in parallel) the bound,
+// the activation interval and the candidate list; then the exact values by
+// 16-column block — each block's rows gathered from every candidate row of
+// a group of rows that needs it, so a block's weights are read once per
+// group — and the fallback rows densely.
 #include "engine/fast_exact.h"
 
 #include <algorithm>
@@ -19,31 +19,10 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
-#include "engine/bf16_matmul.h"
 #include "engine/parallel.h"
 
 namespace saedict::engine {
 namespace {
-
-inline float Bf16BitsToFloat(uint16_t h) {
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-// The smallest float >= v (v finite, >= 0).
-inline float RoundUpToFloat(double v) {
-  float f = static_cast<float>(v);
-  if (static_cast<double>(f) < v) f = std::nextafter(f, std::numeric_limits<float>::infinity());
-  return f;
-}
-
-// gamma_n = n·u / (1 - n·u), the recursive-summation constant.
-double Gamma(int64_t n, double u) {
-  const double nu = static_cast<double>(n) * u;
-  return nu < 0.5 ? nu / (1.0 - nu) : std::numeric_limits<double>::infinity();
-}
 
 // Bytes of preprocessed rows per group of the exact phase (see Run).
 constexpr int64_t kExactGroupBytes = int64_t{8} << 20;
@@ -83,68 +62,34 @@ absl::StatusOr<std::unique_ptr<FastExactScreen>> FastExactScreen::Create(
   absl::StatusOr<std::unique_ptr<ScreenGemm>> gemm = CreateScreenGemm(w_enc, d_in, d_sae);
   if (!gemm.ok()) return gemm.status();
   screen->gemm_ = std::move(gemm).value();
-  std::vector<double> w_sq(d_sae, 0.0), wt_sq(d_sae, 0.0), dw_sq(d_sae, 0.0);
-  std::vector<uint16_t> rounded(d_sae);
-  for (int64_t p = 0; p < d_in; ++p) {  // W_enc's storage order: one pass over memory
-    const float* row = w_enc + p * d_sae;
-    Bf16Matmul::RoundToBf16(row, d_sae, rounded.data());
-    for (int64_t j = 0; j < d_sae; ++j) {
-      const double w = row[j];
-      const double wt = Bf16BitsToFloat(rounded[j]);
-      w_sq[j] += w * w;
-      wt_sq[j] += wt * wt;
-      dw_sq[j] += (w - wt) * (w - wt);  // exact: w - wt is a float difference in double
-    }
-  }
-  // Double sums of d_in squares are within d_in·2^-53 relative; 2^-30 covers it.
-  constexpr double kSumSlack = 1.0 + 0x1p-30;
-  screen->w_norm_.resize(d_sae);
-  screen->w_bf16_norm_.resize(d_sae);
-  screen->dw_norm_.resize(d_sae);
-  for (int64_t j = 0; j < d_sae; ++j) {
-    screen->w_norm_[j] = RoundUpToFloat(std::sqrt(w_sq[j] * kSumSlack) * kSumSlack);
-    screen->w_bf16_norm_[j] = RoundUpToFloat(std::sqrt(wt_sq[j] * kSumSlack) * kSumSlack);
-    screen->dw_norm_[j] = RoundUpToFloat(std::sqrt(dw_sq[j] * kSumSlack) * kSumSlack);
-  }
   return screen;
+}
+
+int64_t FastExactScreen::EncodedWords(int64_t rows) const {
+  return (rows * gemm_->encoded_row_bytes() + 7) / 8;
 }
 
 int64_t FastExactScreen::bytes() const {
   return gemm_->packed_bytes() + static_cast<int64_t>(3 * d_sae_ * sizeof(float));
 }
 
-void FastExactScreen::RoundTile(const float* a, int64_t m, uint16_t* a_bf16,
-                                std::vector<RowCoefficients>* coefficients) const {
+void FastExactScreen::EncodeTile(const float* a, int64_t m, void* encoded,
+                                 std::vector<RowCoefficients>* coefficients) const {
   coefficients->resize(m);
-  const double gamma_exact = Gamma(d_in_, 0x1p-24);
-  const double gamma_screen = Gamma(d_in_, 0x1p-23);
+  std::vector<RowNorms> norms(m);
+  gemm_->EncodeRows(a, m, encoded, norms.data());
+  const double gamma_exact = SummationGamma(d_in_, 0x1p-24);
   const double inflate =
       bound_scale_ * (1.0 + 4.0 / static_cast<double>(d_in_) + 0x1p-16) * (1.0 + 0x1p-30);
-  const double flush = 3.0 * static_cast<double>(d_in_) * 0x1p-126;
-  ParallelFor(m, std::max<int64_t>(1, (int64_t{1} << 15) / d_in_), [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const float* x = a + i * d_in_;
-      uint16_t* xt = a_bf16 + i * d_in_;
-      Bf16Matmul::RoundToBf16(x, d_in_, xt);
-      double x_sq = 0.0, xt_sq = 0.0, dx_sq = 0.0;
-      for (int64_t p = 0; p < d_in_; ++p) {
-        const double v = x[p];
-        const double vt = Bf16BitsToFloat(xt[p]);
-        x_sq += v * v;
-        xt_sq += vt * vt;
-        dx_sq += (v - vt) * (v - vt);
-      }
-      const double slack = 1.0 + 0x1p-30;
-      const double x_norm = std::sqrt(x_sq * slack) * slack;
-      const double xt_norm = std::sqrt(xt_sq * slack) * slack;
-      const double dx_norm = std::sqrt(dx_sq * slack) * slack;
-      RowCoefficients& co = (*coefficients)[i];
-      co.a = RoundUpToFloat((gamma_exact * x_norm + dx_norm) * inflate);
-      co.b = RoundUpToFloat(gamma_screen * xt_norm * inflate);
-      co.c = RoundUpToFloat((x_norm + dx_norm) * inflate);
-      co.d = RoundUpToFloat(flush * inflate);
-    }
-  });
+  const double relative = gemm_->relative_error(), absolute = gemm_->absolute_error();
+  for (int64_t i = 0; i < m; ++i) {
+    const RowNorms& n = norms[i];
+    RowCoefficients& co = (*coefficients)[i];
+    co.a = RoundUpToFloat((gamma_exact * n.input + n.residual) * inflate);
+    co.b = RoundUpToFloat(relative * n.screen * inflate);
+    co.c = RoundUpToFloat(n.screen * inflate);
+    co.d = RoundUpToFloat(absolute * inflate);
+  }
 }
 
 namespace {
@@ -158,19 +103,20 @@ inline float BoundAt(float ca, float cb, float cc, float cd, float w, float wt, 
 }  // namespace
 
 void FastExactScreen::RowBound(const RowCoefficients& co, float* bound) const {
-  const float* w = w_norm_.data();
-  const float* wt = w_bf16_norm_.data();
-  const float* dw = dw_norm_.data();
+  const ColumnNorms& norms = gemm_->column_norms();
+  const float* w = norms.input.data();
+  const float* wt = norms.screen.data();
+  const float* dw = norms.residual.data();
   for (int64_t j = 0; j < d_sae_; ++j)
     bound[j] = BoundAt(co.a, co.b, co.c, co.d, w[j], wt[j], dw[j]);
 }
 
 absl::Status FastExactScreen::ScreenWithBound(const float* a, int64_t m, float* c_screen,
                                               float* bound) const {
-  std::vector<uint16_t> a_bf16(static_cast<size_t>(m * d_in_));
+  std::vector<uint64_t> encoded(EncodedWords(m));
   std::vector<RowCoefficients> coefficients;
-  RoundTile(a, m, a_bf16.data(), &coefficients);
-  gemm_->Multiply(a_bf16.data(), m, c_screen, d_sae_);
+  EncodeTile(a, m, encoded.data(), &coefficients);
+  gemm_->Multiply(encoded.data(), m, c_screen, d_sae_);
   for (int64_t i = 0; i < m; ++i) RowBound(coefficients[i], bound + i * d_sae_);
   return absl::OkStatus();
 }
@@ -237,9 +183,10 @@ bool IntervalOf(const ActivationParams& params, const float* __restrict w,
 
 bool FastExactScreen::Interval(const ActivationParams& p, const RowCoefficients& co, const float* c,
                                float* lower, float* upper) const {
-  const float* w = w_norm_.data();
-  const float* wt = w_bf16_norm_.data();
-  const float* dw = dw_norm_.data();
+  const ColumnNorms& norms = gemm_->column_norms();
+  const float* w = norms.input.data();
+  const float* wt = norms.screen.data();
+  const float* dw = norms.residual.data();
   switch (p.architecture) {
     case Architecture::kStandard:
       return IntervalOf<Architecture::kStandard, false>(p, w, wt, dw, co.a, co.b, co.c, co.d, c,
@@ -271,7 +218,7 @@ absl::Status FastExactScreen::Run(const float* a, int64_t m, const ActivationPar
   out->values.resize(m);
   out->dense_index.assign(m, -1);
   out->dense.clear();
-  std::vector<uint16_t> a_bf16(static_cast<size_t>(std::min(m, scratch_rows) * d_in_));
+  std::vector<uint64_t> encoded(EncodedWords(std::min(m, scratch_rows)));
   std::vector<RowCoefficients> coefficients;
   std::vector<uint8_t> fallback(m, 0);
   const int32_t k = params.k;
@@ -279,8 +226,8 @@ absl::Status FastExactScreen::Run(const float* a, int64_t m, const ActivationPar
   // 1. Screen in sub-tiles of scratch_rows: candidates per row.
   for (int64_t r0 = 0; r0 < m; r0 += scratch_rows) {
     const int64_t rows = std::min(scratch_rows, m - r0);
-    RoundTile(a + r0 * d_in_, rows, a_bf16.data(), &coefficients);
-    gemm_->Multiply(a_bf16.data(), rows, scratch, d);
+    EncodeTile(a + r0 * d_in_, rows, encoded.data(), &coefficients);
+    gemm_->Multiply(encoded.data(), rows, scratch, d);
     ParallelFor(
         rows, std::max<int64_t>(1, (int64_t{1} << 14) / d), [&](int64_t begin, int64_t end) {
           thread_local std::vector<float> lower, upper;

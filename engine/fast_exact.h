@@ -3,24 +3,28 @@
 // features that can still be in the answer.
 //
 // For one tile of preprocessed rows x (DESIGN.md §2) and every feature j:
-//  1. c~_j = bf16(x) · bf16(W_j) with float32 accumulation (a ScreenGemm,
-//     engine/screen_gemm.h: saedict's own AMX kernel, or its AVX512-BF16
-//     kernel on CPUs without AMX; oneDNN 2.6's matmul measured 2.3× slower
-//     on AMX and its AVX512-BF16 path slower than the F32 kernel; CPUs with
-//     neither run F32 instead).
+//  1. c~_j = x~ · W~_j, a low-precision GEMM of stand-ins x~ and W~_j for x
+//     and W_j (a ScreenGemm, engine/screen_gemm.h: saedict's own AMX or
+//     AVX512-BF16 kernel with bf16 stand-ins, or its AVX2 kernel with int16
+//     stand-ins and exact integer sums; oneDNN 2.6's matmul measured 2.3×
+//     slower on AMX and its AVX512-BF16 path slower than the F32 kernel;
+//     CPUs with none of them run F32 instead).
 //  2. A proven bound E_j with |c_j - c~_j| <= E_j, where c_j is the exact
-//     path's value (InvariantGemm's fixed FMA chain). Writing dx = x - bf16(x)
-//     and dW_j = W_j - bf16(W_j) (both known exactly), and u = 2^-24:
+//     path's value (InvariantGemm's fixed FMA chain). Writing dx = x - x~
+//     and dW_j = W_j - W~_j (both known exactly), and u = 2^-24:
 //       |c_j - x·W_j|          <= g · ||x|| ||W_j||          (the FMA chain)
-//       |x·W_j - x~·W~_j|      <= ||dx|| ||W_j|| + ||x|| ||dW_j|| + ||dx|| ||dW_j||
-//       |x~·W~_j - c~_j|       <= g' · ||x~|| ||W~_j||       (any summation order)
+//       |x·W_j - x~·W~_j|      =  |dx·W_j + x~·dW_j| <= ||dx|| ||W_j|| + ||x~|| ||dW_j||
+//       |x~·W~_j - c~_j|       <= r · ||x~|| ||W~_j|| + a    (the screen's arithmetic)
 //     by Cauchy-Schwarz and the standard recursive-summation bound, with
-//     g = d_in·u / (1 - d_in·u) and g' the same for u' = 2^-23 (allowing for
-//     a directed rounding inside the hardware's dot product), plus 3·d_in·2^-126
-//     for products and sums flushed to zero. The per-feature norms are made
-//     once at Create (rounded up); the per-row norms per tile in double.
+//     g = d_in·u / (1 - d_in·u) and r, a the ScreenGemm's relative_error()
+//     and absolute_error() (bf16: g for u' = 2^-23, allowing for a directed
+//     rounding inside the hardware's dot product, and 3·d_in·2^-126 for
+//     flushed denormals; int16: only the float32 roundings after the exact
+//     integer sums). The per-feature norms are made once at Create by the
+//     ScreenGemm (rounded up); the per-row norms per tile in double.
 //     E_j is then inflated by (1 + 4/d_in + 2^-16) to cover the float32
-//     arithmetic that evaluates it and forms c~ ± E.
+//     arithmetic that evaluates it and forms c~ ± E (g·||x||·||W_j|| >=
+//     d_in·u·|c~| up to E, so a rounding of c~ ± E is within E·4/d_in).
 //  3. The interval [c~ - E, c~ + E] maps through the activation's positive
 //     part (monotone in c, engine/activation.h) to [L_j, U_j]. With tau the
 //     k-th largest L (0 when no k applies or fewer than k are positive),
@@ -34,9 +38,10 @@
 //     fixed chain. A row with more than max_candidates candidates, or a
 //     non-finite c~, is computed densely by InvariantGemm (a "fallback").
 //
-// Memory: the packed bf16 copy of W_enc (2 bytes per weight, padded to
-// multiples of 32 (AMX) or 64 columns (AVX512-BF16)) plus three floats per
-// feature, beside the F32 packed copy.
+// Memory: the screen's packed copy of W_enc (2 bytes per weight, padded to
+// multiples of 32 (AMX), 64 (AVX512-BF16) or 16 columns (AVX2 int16, plus a
+// float scale per feature)) plus three floats per feature, beside the F32
+// packed copy.
 //
 // Thread safety: immutable after Create; Run is const and may be called
 // concurrently (each call brings its own scratch).
@@ -91,14 +96,14 @@ class FastExactScreen {
 
   // w_enc: [d_in, d_sae] row-major, read during the call only.
   // INVALID_ARGUMENT for bad shapes or options; UNIMPLEMENTED without a
-  // screen GEMM (no AMX-BF16 and no AVX512-BF16).
+  // screen GEMM (none of AMX-BF16, AVX512-BF16 and AVX2).
   static absl::StatusOr<std::unique_ptr<FastExactScreen>> Create(const float* w_enc, int64_t d_in,
                                                                  int64_t d_sae,
                                                                  const FastExactOptions& options);
 
   // a: [m, d_in] preprocessed rows (m may be large: the exact blocks are
   // computed once for all m rows, so a block's weights are read once per
-  // call); scratch: [scratch_rows, d_sae] for the bf16 GEMM, which runs in
+  // call); scratch: [scratch_rows, d_sae] for the screen GEMM, which runs in
   // sub-tiles of scratch_rows. `params` is the activation the codes will use.
   // On return, for each row i: dense_index[i] >= 0 when it fell back (its
   // exact GEMM output is dense[dense_index[i] * d_sae ...]); otherwise
@@ -117,20 +122,22 @@ class FastExactScreen {
                                  int64_t m, int64_t n);
 
   int64_t max_candidates() const { return max_candidates_; }
-  // Bytes this screen holds: the packed bf16 weights and the norms.
+  // Bytes this screen holds: the packed low-precision weights and the norms.
   int64_t bytes() const;
-  // The screen GEMM in use ("amx-bf16", "avx512-bf16").
+  // The screen GEMM in use ("amx-bf16", "avx512-bf16", "avx2-int16").
   std::string_view gemm_name() const { return gemm_->name(); }
 
  private:
   FastExactScreen(int64_t d_in, int64_t d_sae, const FastExactOptions& options);
 
   struct RowCoefficients {
-    float a, b, c, d;  // E_j = a·w_norm_j + b·w_bf16_norm_j + c·dw_norm_j + d
+    float a, b, c, d;  // E_j = a·||W_j|| + b·||W~_j|| + c·||dW_j|| + d
   };
-  // Rounds the tile to bf16 and fills coefficients[i] for each row.
-  void RoundTile(const float* a, int64_t m, uint16_t* a_bf16,
-                 std::vector<RowCoefficients>* coefficients) const;
+  // 64-bit words of `rows` encoded rows.
+  int64_t EncodedWords(int64_t rows) const;
+  // Encodes the tile for the screen GEMM and fills coefficients[i] per row.
+  void EncodeTile(const float* a, int64_t m, void* encoded,
+                  std::vector<RowCoefficients>* coefficients) const;
   // E for every feature of one row.
   void RowBound(const RowCoefficients& co, float* bound) const;
   // The activation interval of every feature of one row with GEMM outputs
@@ -144,9 +151,6 @@ class FastExactScreen {
   int64_t max_candidates_;
   int64_t exact_group_rows_;
   double bound_scale_;
-  std::vector<float> w_norm_;       // ||W_j||, rounded up
-  std::vector<float> w_bf16_norm_;  // ||bf16(W_j)||, rounded up
-  std::vector<float> dw_norm_;      // ||W_j - bf16(W_j)||, rounded up
 };
 
 }  // namespace saedict::engine

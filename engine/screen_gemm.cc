@@ -1,22 +1,115 @@
 // CreateScreenGemm: the first ScreenGemm implementation this CPU runs (see
-// screen_gemm.h for the order).
+// screen_gemm.h for the order), and the parts all implementations share:
+// the column norms and the bf16 stand-in.
 #include "engine/screen_gemm.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "engine/amx_gemm.h"
+#include "engine/avx2_int16_gemm.h"
 #include "engine/avx512_bf16_gemm.h"
+#include "engine/bf16_matmul.h"
+#include "engine/parallel.h"
 
 namespace saedict::engine {
+namespace {
+
+inline float Bf16BitsToFloat(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+}  // namespace
 
 bool EnvironmentSwitchSet(const char* name) {
   const char* value = std::getenv(name);
   return value != nullptr && *value != '\0' && std::strcmp(value, "0") != 0;
 }
 
-bool ScreenGemmAvailable() { return AmxBf16Gemm::Available() || Avx512Bf16Gemm::Available(); }
+double SummationGamma(int64_t n, double u) {
+  const double nu = static_cast<double>(n) * u;
+  return nu < 0.5 ? nu / (1.0 - nu) : std::numeric_limits<double>::infinity();
+}
+
+float RoundUpToFloat(double v) {
+  float f = static_cast<float>(v);
+  if (static_cast<double>(f) < v) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+  return f;
+}
+
+double NormUpperBound(double sum_sq) {
+  // A double sum of n squares is within n·2^-53 relative (n < 2^23 here);
+  // 2^-30 before and after the square root covers it and the sqrt's rounding.
+  constexpr double kSlack = 1.0 + 0x1p-30;
+  return std::sqrt(sum_sq * kSlack) * kSlack;
+}
+
+void ScreenGemm::SetColumnNorms(
+    const float* b, int64_t k, int64_t n,
+    const std::function<void(int64_t, const float*, double*)>& stand_in) {
+  std::vector<double> w_sq(n, 0.0), wt_sq(n, 0.0), dw_sq(n, 0.0), row(n);
+  for (int64_t p = 0; p < k; ++p) {  // B's storage order: one pass over memory
+    const float* b_row = b + p * n;
+    stand_in(p, b_row, row.data());
+    for (int64_t j = 0; j < n; ++j) {
+      const double w = b_row[j], wt = row[j];
+      w_sq[j] += w * w;
+      wt_sq[j] += wt * wt;
+      dw_sq[j] += (w - wt) * (w - wt);
+    }
+  }
+  column_norms_.input.resize(n);
+  column_norms_.screen.resize(n);
+  column_norms_.residual.resize(n);
+  for (int64_t j = 0; j < n; ++j) {
+    column_norms_.input[j] = RoundUpToFloat(NormUpperBound(w_sq[j]));
+    column_norms_.screen[j] = RoundUpToFloat(NormUpperBound(wt_sq[j]));
+    column_norms_.residual[j] = RoundUpToFloat(NormUpperBound(dw_sq[j]));
+  }
+}
+
+void Bf16ScreenGemm::EncodeRows(const float* a, int64_t m, void* encoded, RowNorms* norms) const {
+  uint16_t* out = static_cast<uint16_t*>(encoded);
+  ParallelFor(m, std::max<int64_t>(1, (int64_t{1} << 15) / k_), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float* x = a + i * k_;
+      uint16_t* xt = out + i * k_;
+      Bf16Matmul::RoundToBf16(x, k_, xt);
+      double x_sq = 0.0, xt_sq = 0.0, dx_sq = 0.0;
+      for (int64_t p = 0; p < k_; ++p) {
+        const double v = x[p];
+        const double vt = Bf16BitsToFloat(xt[p]);
+        x_sq += v * v;
+        xt_sq += vt * vt;
+        dx_sq += (v - vt) * (v - vt);  // exact: a float difference in double
+      }
+      norms[i] = {NormUpperBound(x_sq), NormUpperBound(xt_sq), NormUpperBound(dx_sq)};
+    }
+  });
+}
+
+double Bf16ScreenGemm::relative_error() const { return SummationGamma(k_, 0x1p-23); }
+
+double Bf16ScreenGemm::absolute_error() const { return 3.0 * static_cast<double>(k_) * 0x1p-126; }
+
+void Bf16ScreenGemm::SetBf16ColumnNorms(const float* b, int64_t k, int64_t n) {
+  std::vector<uint16_t> rounded(n);
+  SetColumnNorms(b, k, n, [&](int64_t, const float* row, double* out) {
+    Bf16Matmul::RoundToBf16(row, n, rounded.data());
+    for (int64_t j = 0; j < n; ++j) out[j] = Bf16BitsToFloat(rounded[j]);
+  });
+}
+
+bool ScreenGemmAvailable() {
+  return AmxBf16Gemm::Available() || Avx512Bf16Gemm::Available() || Avx2Int16Gemm::Available();
+}
 
 absl::StatusOr<std::unique_ptr<ScreenGemm>> CreateScreenGemm(const float* b, int64_t k, int64_t n) {
   if (b == nullptr || k <= 0 || n <= 0) {
@@ -25,9 +118,10 @@ absl::StatusOr<std::unique_ptr<ScreenGemm>> CreateScreenGemm(const float* b, int
   }
   if (AmxBf16Gemm::Available()) return CreateScreenGemmAs<AmxBf16Gemm>(b, k, n);
   if (Avx512Bf16Gemm::Available()) return CreateScreenGemmAs<Avx512Bf16Gemm>(b, k, n);
+  if (Avx2Int16Gemm::Available()) return CreateScreenGemmAs<Avx2Int16Gemm>(b, k, n);
   return absl::UnimplementedError(
-      "screen GEMM: this CPU has neither AMX-BF16 nor AVX512-BF16 (or SAEDICT_NO_AMX / "
-      "SAEDICT_NO_AVX512_BF16 switched them off)");
+      "screen GEMM: this CPU has none of AMX-BF16, AVX512-BF16 and AVX2 (or SAEDICT_NO_AMX / "
+      "SAEDICT_NO_AVX512_BF16 / SAEDICT_NO_AVX2_INT16 switched them off)");
 }
 
 }  // namespace saedict::engine

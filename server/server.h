@@ -38,9 +38,9 @@ struct ServerOptions {
   // one; unset: the fastest exact mode on this CPU (FAST_EXACT where the
   // screen runs, else F32).
   std::optional<engine::ComputeMode> default_compute_mode;
-  // Build the FAST_EXACT screen of each dictionary where the CPU has AMX (a
-  // bf16 copy of W_enc, 2 bytes per weight); false saves that memory and
-  // serves FAST_EXACT with the F32 path.
+  // Build the FAST_EXACT screen of each dictionary where the CPU runs one (a
+  // bf16 or int16 copy of W_enc, 2 bytes per weight); false saves that
+  // memory and serves FAST_EXACT with the F32 path.
   bool fast_exact = true;
   bool demo = false;  // make and load the demo dictionary "demo" when absent
   // With demo: ingest the demo corpus "demo" into it when it holds no documents.

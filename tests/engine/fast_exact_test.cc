@@ -27,11 +27,11 @@ using testing::DictSpec;
 using testing::MakeDictionary;
 using testing::RandomInput;
 
-#define REQUIRE_FAST_EXACT()                                                         \
-  if (!Encoder::FastExactAvailable()) {                                              \
-    GTEST_SKIP() << "SKIPPED: no AMX-BF16 or AVX512-BF16 here (or SAEDICT_NO_AMX / " \
-                    "SAEDICT_NO_AVX512_BF16 is set): FAST_EXACT runs the F32 path, " \
-                    "nothing to compare";                                            \
+#define REQUIRE_FAST_EXACT()                                                              \
+  if (!Encoder::FastExactAvailable()) {                                                   \
+    GTEST_SKIP() << "SKIPPED: no screen GEMM here (no AMX-BF16, AVX512-BF16 or AVX2, "    \
+                    "or SAEDICT_NO_AMX / SAEDICT_NO_AVX512_BF16 / SAEDICT_NO_AVX2_INT16 " \
+                    "is set): FAST_EXACT runs the F32 path, nothing to compare";          \
   }
 
 // Same rows, same features, same float bits.
