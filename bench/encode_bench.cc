@@ -32,7 +32,7 @@
 //                              Encoder::Create;
 //   fast_exact_bf16_screen     1 for a bf16 screen, 0 for the AVX2 int16 one;
 //   fast_exact_candidates_per_row / fast_exact_blocks_per_row  mean over the
-//                              screened rows (16-column blocks recomputed).
+//                              screened rows (8-column blocks recomputed).
 // The gRPC loopback numbers come from a separate executable
 // (encode_bench_grpc, bench/CMakeLists.txt) printing the same JSON report.
 //

@@ -181,7 +181,7 @@ for shape, m in cpp.items():
     show("FAST_EXACT fallback rate", m["metrics"].get("fast_exact_fallback_rate"), None, "%.4f")
     show("FAST_EXACT candidates per row", m["metrics"].get("fast_exact_candidates_per_row"), None,
          "%.1f")
-    show("FAST_EXACT 16-wide blocks per row", m["metrics"].get("fast_exact_blocks_per_row"), None,
+    show("FAST_EXACT 8-wide blocks per row", m["metrics"].get("fast_exact_blocks_per_row"), None,
          "%.1f")
     show("FAST_EXACT memory (MiB)", m["metrics"].get("fast_exact_mib"), None, "%.1f")
     show("FAST_EXACT extra load time (s)", m["metrics"].get("fast_exact_create_extra_s"), None,

@@ -3,7 +3,7 @@
 // Per tile: encode the rows in the screen GEMM's low precision and take
 // their norms; one screen GEMM into `pre`; per row (in parallel) the bound,
 // the activation interval and the candidate list; then the exact values by
-// 16-column block — each block's rows gathered from every candidate row of
+// 8-column block — each block's rows gathered from every candidate row of
 // a group of rows that needs it, so a block's weights are read once per
 // group — and the fallback rows densely.
 #include "engine/fast_exact.h"
@@ -261,9 +261,9 @@ absl::Status FastExactScreen::Run(const float* a, int64_t m, const ActivationPar
         });
   }
 
-  // 2. Exact values of the candidates' 16-column blocks, grouped by block so
+  // 2. Exact values of the candidates' 8-column blocks, grouped by block so
   //    each block's weights are read once for all the rows that need it.
-  //    pair_offset[i]: row i's first (row, block) pair; pairs hold 16 floats.
+  //    pair_offset[i]: row i's first (row, block) pair; pairs hold kW floats.
   const int64_t num_blocks = exact.num_blocks();
   constexpr int64_t kW = InvariantGemm::kBlockWidth;
   std::vector<int64_t> pair_offset(m + 1, 0);

@@ -31,7 +31,7 @@
 //     feature j can be selected only if U_j > 0 and U_j >= tau: every other
 //     feature is inactive or strictly below the k-th selected value.
 //  4. Those candidates get their exact c_j from InvariantGemm::MultiplyBlock
-//     (whole 16-column blocks, the same FMA chain as the F32 path; grouped by
+//     (whole 8-column blocks, the same FMA chain as the F32 path; grouped by
 //     block over a large tile so the F32 weights stream once per tile), so the
 //     activation over them selects exactly the F32 path's features with its
 //     values — bit for bit, and batch-invariant because each value is one
@@ -65,7 +65,7 @@ struct FastExactStats {
   int64_t rows = 0;           // rows screened
   int64_t fallback_rows = 0;  // rows computed densely instead
   int64_t candidates = 0;     // candidates summed over the screened, non-fallback rows
-  int64_t blocks = 0;         // 16-column blocks recomputed exactly, summed likewise
+  int64_t blocks = 0;         // 8-column blocks recomputed exactly, summed likewise
 };
 
 // What Run produces for a tile (see Run).

@@ -51,11 +51,11 @@ class InvariantGemm {
 
   // Columns per block of MultiplyBlock; every kernel's panel width is a
   // multiple of it.
-  static constexpr int64_t kBlockWidth = 16;
+  static constexpr int64_t kBlockWidth = 8;
   int64_t num_blocks() const { return (n_ + kBlockWidth - 1) / kBlockWidth; }
 
-  // The columns [16·block, 16·block + 16) of C for scattered rows, one
-  // stretch of the chain at a time: c_rows[r] holds 16 floats, the chain of
+  // The columns [8·block, 8·block + 8) of C for scattered rows, one
+  // stretch of the chain at a time: c_rows[r] holds 8 floats, the chain of
   // each of the block's columns through p_begin (+0.0f for p_begin = 0), and
   // on return through p_end, for the row a_rows[r] (k floats). Run over
   // consecutive ranges covering [0, k) it leaves exactly what Multiply writes

@@ -83,29 +83,30 @@ TEST_P(InvariantGemmTest, EveryElementIsTheFixedFmaChain) {
 // partial last block, whether the p range runs in one call or in pieces.
 TEST_P(InvariantGemmTest, BlocksOfScatteredRowsAreTheSameChain) {
   if (!CpuRuns(GetParam())) GTEST_SKIP() << "this CPU cannot run the kernel";
-  const int64_t m = 23, k = 70, n = 83;  // 6 blocks, the last 3 columns wide
+  const int64_t m = 23, k = 70, n = 83;  // 11 blocks, the last 3 columns wide
+  constexpr int64_t kW = InvariantGemm::kBlockWidth;
   const std::vector<float> a = Random(m * k, 5), b = Random(k * n, 6);
   auto gemm = InvariantGemm::Create(b.data(), k, n, Layout::kKByN, GetParam());
-  ASSERT_EQ(gemm->num_blocks(), 6);
+  ASSERT_EQ(gemm->num_blocks(), 11);
   for (const std::vector<int64_t>& cuts :
        {std::vector<int64_t>{0, k}, std::vector<int64_t>{0, 1, 33, 64, k}}) {
     for (int64_t block = 0; block < gemm->num_blocks(); ++block) {
       for (int64_t rows = 1; rows <= 19; rows += 3) {
         std::vector<const float*> a_rows;
         std::vector<float*> c_rows;
-        std::vector<float> c(rows * 16, 0.0f);
+        std::vector<float> c(rows * kW, 0.0f);
         for (int64_t r = 0; r < rows; ++r) {
           a_rows.push_back(a.data() + ((r * 7 + block) % m) * k);
-          c_rows.push_back(c.data() + r * 16);
+          c_rows.push_back(c.data() + r * kW);
         }
         for (size_t q = 0; q + 1 < cuts.size(); ++q) {
           gemm->MultiplyBlock(a_rows.data(), rows, block, cuts[q], cuts[q + 1], c_rows.data());
         }
         for (int64_t r = 0; r < rows; ++r) {
-          for (int64_t t = 0; t < 16; ++t) {
-            const int64_t j = block * 16 + t;
+          for (int64_t t = 0; t < kW; ++t) {
+            const int64_t j = block * kW + t;
             const float want = j < n ? Chain(a_rows[r], b, k, n, j, Layout::kKByN) : 0.0f;
-            ASSERT_TRUE(SameBits(c[r * 16 + t], want))
+            ASSERT_TRUE(SameBits(c[r * kW + t], want))
                 << gemm->kernel_name() << " block " << block << " rows " << rows << " r " << r
                 << " t " << t << " pieces " << cuts.size() - 1;
           }
