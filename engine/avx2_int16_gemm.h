@@ -73,6 +73,12 @@ class Avx2Int16Gemm final : public ScreenGemm {
   double absolute_error() const override;
   int64_t packed_bytes() const override { return k_pairs_ * n_pad_ * 4 + n_pad_ * 4; }
   std::string_view name() const override { return "avx2-int16"; }
+  // False: on AMD Zen 4 run as an AVX2 CPU (SAEDICT_NO_AVX512_BF16=1,
+  // OPENBLAS_CORETYPE=Haswell, the AVX2 F32 kernel) FAST_EXACT with this
+  // screen measured 0.92-1.20x the F32 encode at 2304x16384 k=64 and
+  // 1.03x at 768x24576 k=32: its GEMM is only 1.35-1.5x sgemm there. So
+  // `auto` stays F32 on AVX2-only CPUs until measured faster on one.
+  bool faster_than_f32() const override { return false; }
 
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }

@@ -127,8 +127,11 @@ bool Encoder::fast_exact_ready() const { return impl_->fast_exact() != nullptr; 
 
 bool Encoder::FastExactAvailable() { return FastExactScreen::Available(); }
 
+bool Encoder::FastExactFastest() { return FastExactAvailable() && ScreenGemmFasterThanF32(); }
+
 ComputeMode Encoder::fastest_exact_mode() const {
-  return fast_exact_ready() ? ComputeMode::kFastExact : ComputeMode::kF32;
+  return fast_exact_ready() && impl_->fast_exact()->faster_than_f32() ? ComputeMode::kFastExact
+                                                                      : ComputeMode::kF32;
 }
 
 ComputeMode Encoder::default_compute_mode() const {

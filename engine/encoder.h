@@ -47,7 +47,7 @@ struct RowNorm;  // engine/normalization.h
 
 // kFastExact: the F32 result, bit for bit, by the screened path where the
 // dictionary has one (fast_exact_ready()); elsewhere (matching pursuit, no
-// AMX on this CPU, screen turned off) it runs the F32 path, and
+// screen on this CPU, screen turned off) it runs the F32 path, and
 // EncodeResult::compute_mode says kF32.
 enum class ComputeMode { kF32, kBF16, kFastExact };
 
@@ -167,16 +167,23 @@ class Encoder {
   // True when this build and CPU can run ComputeMode::kBF16.
   static bool Bf16Available();
 
-  // True when this CPU can run the FAST_EXACT screen (AMX-BF16).
+  // True when this CPU can run a FAST_EXACT screen (AMX-BF16, AVX512-BF16 or
+  // AVX2; engine/screen_gemm.h).
   static bool FastExactAvailable();
+  // True when that screen is also the fastest exact mode here (a bf16 one;
+  // the AVX2 int16 screen runs only when asked for, see ScreenGemm::
+  // faster_than_f32): what fastest_exact_mode() of a screened dictionary is.
+  static bool FastExactFastest();
 
   // True when kFastExact runs the screened path for this dictionary.
   bool fast_exact_ready() const;
-  // The fastest mode that is exact here: kFastExact when ready, else kF32.
+  // The fastest mode that is exact here: kFastExact when ready and its
+  // screen is faster than F32 (faster_than_f32), else kF32.
   ComputeMode fastest_exact_mode() const;
   // EncoderOptions::default_compute_mode, else fastest_exact_mode().
   ComputeMode default_compute_mode() const;
-  // Bytes of the FAST_EXACT screen's bf16 weights and norms (0 when not ready).
+  // Bytes of the FAST_EXACT screen's low-precision weights and norms (0 when
+  // not ready).
   int64_t fast_exact_bytes() const;
 
  private:

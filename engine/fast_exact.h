@@ -126,6 +126,8 @@ class FastExactScreen {
   int64_t bytes() const;
   // The screen GEMM in use ("amx-bf16", "avx512-bf16", "avx2-int16").
   std::string_view gemm_name() const { return gemm_->name(); }
+  // ScreenGemm::faster_than_f32 of that GEMM.
+  bool faster_than_f32() const { return gemm_->faster_than_f32(); }
 
  private:
   FastExactScreen(int64_t d_in, int64_t d_sae, const FastExactOptions& options);

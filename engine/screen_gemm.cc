@@ -111,6 +111,10 @@ bool ScreenGemmAvailable() {
   return AmxBf16Gemm::Available() || Avx512Bf16Gemm::Available() || Avx2Int16Gemm::Available();
 }
 
+bool ScreenGemmFasterThanF32() {
+  return AmxBf16Gemm::Available() || Avx512Bf16Gemm::Available();  // the bf16 ones
+}
+
 absl::StatusOr<std::unique_ptr<ScreenGemm>> CreateScreenGemm(const float* b, int64_t k, int64_t n) {
   if (b == nullptr || k <= 0 || n <= 0) {
     return absl::InvalidArgumentError(

@@ -69,6 +69,10 @@ class ScreenGemm {
   virtual int64_t packed_bytes() const = 0;
   // "amx-bf16", "avx512-bf16" or "avx2-int16", for logs and benchmarks.
   virtual std::string_view name() const = 0;
+  // Whether FAST_EXACT with this screen measured clearly faster than the F32
+  // path, so that the default mode (Encoder::fastest_exact_mode) is
+  // FAST_EXACT; otherwise it runs only when asked for.
+  virtual bool faster_than_f32() const = 0;
 
   const ColumnNorms& column_norms() const { return column_norms_; }
 
@@ -95,6 +99,9 @@ class Bf16ScreenGemm : public ScreenGemm {
   double relative_error() const override;
   // 3·k·2^-126: products and partial sums flushed to zero.
   double absolute_error() const override;
+  // Measured 1.3-2.0x the F32 encode (AMX on Sapphire Rapids, AVX512-BF16
+  // on Zen 4; README, bench/run_encode_bench.sh).
+  bool faster_than_f32() const override { return true; }
 
  protected:
   explicit Bf16ScreenGemm(int64_t k) : k_(k) {}
@@ -107,6 +114,8 @@ class Bf16ScreenGemm : public ScreenGemm {
 
 // True when some implementation runs on this CPU (and is not switched off).
 bool ScreenGemmAvailable();
+// True when the implementation CreateScreenGemm picks here is faster_than_f32().
+bool ScreenGemmFasterThanF32();
 
 // b: [k, n] row-major float32, read during the call only. INVALID_ARGUMENT
 // for a null b or k, n <= 0; UNIMPLEMENTED when !ScreenGemmAvailable().

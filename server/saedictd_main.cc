@@ -41,8 +41,9 @@ ABSL_FLAG(bool, demo_corpus, true,
           "it holds no documents");
 ABSL_FLAG(std::string, default_compute_mode, "auto",
           "Compute mode of requests that name none, for dictionaries loaded without one: "
-          "auto (the fastest exact mode here: fast_exact where this CPU has a screen "
-          "(AMX-BF16, AVX512-BF16 or AVX2), else f32), f32, fast_exact or bf16 (approximate)");
+          "auto (the fastest exact mode here: fast_exact where this CPU has a bf16 screen "
+          "(AMX-BF16 or AVX512-BF16), else f32), f32, fast_exact (AVX2 CPUs: an int16 "
+          "screen) or bf16 (approximate)");
 ABSL_FLAG(bool, fast_exact, true,
           "Build each dictionary's FAST_EXACT screen where this CPU runs one (a bf16 or int16 "
           "copy of W_enc, 2 bytes per weight); false saves that memory and serves fast_exact "

@@ -126,7 +126,6 @@ TEST(FastExactTest, EqualsF32OnEveryArchitecture) {
     auto encoder = Encoder::Create(MakeDictionary(c.spec), options);
     ASSERT_TRUE(encoder.ok()) << encoder.status();
     ASSERT_TRUE((*encoder)->fast_exact_ready());
-    EXPECT_EQ((*encoder)->fastest_exact_mode(), ComputeMode::kFastExact);
     const int64_t n = 700;  // several tiles, the last one partial
     const std::vector<float> x = RandomInput(n, c.spec.d_in, 7, 1.0f, 0.1f);
     const EncodeResult f32 = EncodeOrDie(**encoder, x, n, ComputeMode::kF32, c.top_k);
@@ -351,6 +350,27 @@ TEST(FastExactTest, RejectsBadOptions) {
     EXPECT_EQ(FastExactScreen::Create(w.data(), 16, 32, {}).status().code(),
               absl::StatusCode::kUnimplemented);
   }
+}
+
+// The default (fastest exact) mode is FAST_EXACT only with a screen that
+// beats F32 (a bf16 one); with the AVX2 int16 screen FAST_EXACT is ready
+// but runs only when asked for.
+TEST(FastExactTest, DefaultModeIsFastExactOnlyWhereItsScreenBeatsF32) {
+  REQUIRE_FAST_EXACT();
+  DictSpec spec;
+  spec.architecture = Architecture::kTopK;
+  spec.k = 4;
+  auto encoder = Encoder::Create(MakeDictionary(spec));
+  ASSERT_TRUE(encoder.ok());
+  ASSERT_TRUE((*encoder)->fast_exact_ready());
+  const ComputeMode want =
+      Encoder::FastExactFastest() ? ComputeMode::kFastExact : ComputeMode::kF32;
+  EXPECT_EQ((*encoder)->fastest_exact_mode(), want);
+  EXPECT_EQ((*encoder)->default_compute_mode(), want);
+  const std::vector<float> x = RandomInput(9, spec.d_in, 2);
+  const EncodeResult fast = EncodeOrDie(**encoder, x, 9, ComputeMode::kFastExact);
+  EXPECT_EQ(fast.compute_mode, ComputeMode::kFastExact);  // asked for: screened either way
+  EXPECT_EQ(fast.fast_exact.rows, 9);
 }
 
 TEST(FastExactTest, MatchingPursuitRunsTheF32Path) {

@@ -260,6 +260,27 @@ TEST(ScreenGemmRejectTest, RejectsBadWeightsAndMissingHardware) {
   }
 }
 
+// The bf16 screens beat the F32 encode and are the default; the int16 one
+// is not (ScreenGemm::faster_than_f32), and ScreenGemmFasterThanF32 says
+// which CreateScreenGemm picks here.
+TEST(ScreenGemmRejectTest, FasterThanF32IsWhatTheDefaultModeFollows) {
+  std::vector<float> w(8, 1.0f);
+  if (Avx2Int16Gemm::Available()) {
+    EXPECT_FALSE((*Avx2Int16Gemm::Create(w.data(), 2, 4))->faster_than_f32());
+  }
+  if (Avx512Bf16Gemm::Available()) {
+    EXPECT_TRUE((*Avx512Bf16Gemm::Create(w.data(), 2, 4))->faster_than_f32());
+  }
+  if (AmxBf16Gemm::Available()) {
+    EXPECT_TRUE((*AmxBf16Gemm::Create(w.data(), 2, 4))->faster_than_f32());
+  }
+  if (ScreenGemmAvailable()) {
+    EXPECT_EQ((*CreateScreenGemm(w.data(), 2, 4))->faster_than_f32(), ScreenGemmFasterThanF32());
+  } else {
+    EXPECT_FALSE(ScreenGemmFasterThanF32());
+  }
+}
+
 // Every quantized value at its largest magnitude Q: each 256-deep int32 block
 // reaches 256·Q² (just below 2^31) and the float total k·Q², with signs all
 // equal (the largest sum) and alternating (cancellation to 0 or one

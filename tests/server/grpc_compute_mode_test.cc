@@ -63,7 +63,7 @@ TEST_F(ComputeModeTest, UnsetGetsTheFastestExactModeWithTheF32Codes) {
   ASSERT_THAT(Encode(request, &fast), GrpcOk());
   EXPECT_EQ(unset.compute_mode(), FastestExactMode());
   EXPECT_EQ(f32.compute_mode(), v1::COMPUTE_MODE_F32);
-  EXPECT_EQ(fast.compute_mode(), FastestExactMode()) << "FAST_EXACT without a screen runs F32";
+  EXPECT_EQ(fast.compute_mode(), FastExactRunsAs()) << "FAST_EXACT without a screen runs F32";
   EXPECT_EQ(unset.codes().SerializeAsString(), f32.codes().SerializeAsString());
   EXPECT_EQ(fast.codes().SerializeAsString(), f32.codes().SerializeAsString());
 
@@ -149,7 +149,7 @@ TEST_F(ServerDefaultModeTest, TheServerFlagSetsTheDefaultOfDictionariesLoadedWit
   ASSERT_THAT(Encode(Rows("d"), &response), GrpcOk());
   EXPECT_EQ(response.compute_mode(), v1::COMPUTE_MODE_F32);
   ASSERT_THAT(Encode(Rows("fast"), &response), GrpcOk());
-  EXPECT_EQ(response.compute_mode(), FastestExactMode());
+  EXPECT_EQ(response.compute_mode(), FastExactRunsAs());
 }
 
 class NoScreenTest : public ComputeModeTest {

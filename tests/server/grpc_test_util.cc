@@ -58,8 +58,12 @@ std::vector<float> FloatsOf(const v1::Tensor& tensor) {
   return out;
 }
 
-v1::ComputeMode FastestExactMode() {
+v1::ComputeMode FastExactRunsAs() {
   return engine::Encoder::FastExactAvailable() ? v1::COMPUTE_MODE_FAST_EXACT : v1::COMPUTE_MODE_F32;
+}
+
+v1::ComputeMode FastestExactMode() {
+  return engine::Encoder::FastExactFastest() ? v1::COMPUTE_MODE_FAST_EXACT : v1::COMPUTE_MODE_F32;
 }
 
 engine::SparseCodes CodesOf(const v1::SparseCodes& codes) {

@@ -51,9 +51,12 @@ std::vector<float> RoundBf16(const std::vector<float>& values);
 // The F32 payload of a tensor (ADD_FAILURE and empty when not F32).
 std::vector<float> FloatsOf(const v1::Tensor& tensor);
 // The mode a request without compute_mode runs for a threshold / top-k
-// dictionary on this CPU: FAST_EXACT where the AMX screen exists, else F32
-// (the same codes either way).
+// dictionary on this CPU: FAST_EXACT where a bf16 screen exists
+// (Encoder::FastExactFastest), else F32 (the same codes either way).
 v1::ComputeMode FastestExactMode();
+// The mode a request for FAST_EXACT runs as: FAST_EXACT where any screen
+// exists (Encoder::FastExactAvailable), else F32.
+v1::ComputeMode FastExactRunsAs();
 // Wire CSR → engine CSR (ADD_FAILURE on malformed codes).
 engine::SparseCodes CodesOf(const v1::SparseCodes& codes);
 // Row r of a CSR batch as (index, value) pairs.
