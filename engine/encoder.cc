@@ -138,6 +138,10 @@ ComputeMode Encoder::default_compute_mode() const {
   return impl_->options().default_compute_mode.value_or(fastest_exact_mode());
 }
 
+std::string_view Encoder::fast_exact_screen() const {
+  return fast_exact_ready() ? impl_->fast_exact()->gemm_name() : std::string_view();
+}
+
 int64_t Encoder::fast_exact_bytes() const {
   return fast_exact_ready() ? impl_->fast_exact()->bytes() : 0;
 }

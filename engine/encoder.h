@@ -185,6 +185,9 @@ class Encoder {
   // Bytes of the FAST_EXACT screen's low-precision weights and norms (0 when
   // not ready).
   int64_t fast_exact_bytes() const;
+  // The screen GEMM's name ("amx-bf16", "avx512-bf16", "avx2-int16"); ""
+  // when not ready.
+  std::string_view fast_exact_screen() const;
 
  private:
   class Impl;

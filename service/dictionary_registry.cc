@@ -189,6 +189,7 @@ absl::StatusOr<std::unique_ptr<engine::Encoder>> DictionaryRegistry::MakeEncoder
   info->set_default_compute_mode(ToProto((*encoder)->default_compute_mode()));
   info->set_fast_exact_ready((*encoder)->fast_exact_ready());
   info->set_fast_exact_bytes((*encoder)->fast_exact_bytes());
+  info->set_fast_exact_screen(std::string((*encoder)->fast_exact_screen()));
   return encoder;
 }
 

@@ -160,8 +160,8 @@ std::vector<std::pair<std::string, std::string>> DescribeDictionary(const v1::Di
   kv.emplace_back("weight_bytes", FormatBytes(d.weight_bytes()));
   kv.emplace_back("default_compute_mode", ComputeModeName(d.default_compute_mode()));
   kv.emplace_back("fast_exact", d.fast_exact_ready()
-                                    ? absl::StrCat("ready (", FormatBytes(d.fast_exact_bytes()),
-                                                   " of bf16 weights)")
+                                    ? absl::StrCat("ready, ", d.fast_exact_screen(), " screen, ",
+                                                   FormatBytes(d.fast_exact_bytes()))
                                     : "not available (runs f32)");
   if (d.has_loaded_at()) {
     const absl::Time t =

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <sstream>
+#include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -74,6 +75,21 @@ TEST(OutputTest, DescribeDictionaryShowsMatchingPursuitThreshold) {
   EXPECT_TRUE(saw_threshold);
   EXPECT_TRUE(std::ranges::none_of(DescribeDictionary(v1::DictionaryInfo()),
                                    [](const auto& kv) { return kv.first == "loaded_at"; }));
+}
+
+TEST(OutputTest, DescribeDictionaryNamesTheFastExactScreen) {
+  v1::DictionaryInfo d;
+  d.set_fast_exact_ready(true);
+  d.set_fast_exact_screen("avx2-int16");
+  d.set_fast_exact_bytes(1 << 20);
+  std::string fast_exact;
+  for (const auto& [key, value] : DescribeDictionary(d)) {
+    if (key == "fast_exact") fast_exact = value;
+  }
+  EXPECT_EQ(fast_exact, "ready, avx2-int16 screen, 1.0 MiB (1048576 bytes)");
+  for (const auto& [key, value] : DescribeDictionary(v1::DictionaryInfo())) {
+    if (key == "fast_exact") EXPECT_EQ(value, "not available (runs f32)");
+  }
 }
 
 }  // namespace

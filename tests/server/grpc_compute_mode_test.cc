@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "tests/formats/sae_fixtures.h"
 #include "tests/server/grpc_test_fixture.h"
 
@@ -53,6 +54,16 @@ TEST_F(ComputeModeTest, UnsetGetsTheFastestExactModeWithTheF32Codes) {
   EXPECT_EQ(info.default_compute_mode(), FastestExactMode());
   EXPECT_EQ(info.fast_exact_ready(), engine::Encoder::FastExactAvailable());
   EXPECT_EQ(info.fast_exact_bytes() > 0, engine::Encoder::FastExactAvailable());
+  // The screen in use, named: a bf16 one exactly where it is the default.
+  if (engine::Encoder::FastExactAvailable()) {
+    EXPECT_THAT(info.fast_exact_screen(),
+                ::testing::AnyOf("amx-bf16", "avx512-bf16", "avx2-int16"));
+    EXPECT_EQ(info.fast_exact_screen().find("bf16") != std::string::npos,
+              engine::Encoder::FastExactFastest())
+        << info.fast_exact_screen();
+  } else {
+    EXPECT_EQ(info.fast_exact_screen(), "");
+  }
 
   v1::EncodeRequest request = Rows("d");
   v1::EncodeResponse unset, f32, fast;
@@ -162,6 +173,7 @@ TEST_F(NoScreenTest, WithoutTheScreenFastExactRunsF32AndHoldsNoCopy) {
   ASSERT_THAT(Load("d", "topk", &info), GrpcOk());
   EXPECT_FALSE(info.fast_exact_ready());
   EXPECT_EQ(info.fast_exact_bytes(), 0);
+  EXPECT_EQ(info.fast_exact_screen(), "");
   EXPECT_EQ(info.default_compute_mode(), v1::COMPUTE_MODE_F32);
   v1::EncodeRequest request = Rows("d");
   request.mutable_options()->set_compute_mode(v1::COMPUTE_MODE_FAST_EXACT);

@@ -43,7 +43,7 @@ v1::DictionaryInfo FullInfo() {
 
 bool IsLiveState(const std::string& field) {
   return field == "index" || field == "default_compute_mode" || field == "fast_exact_ready" ||
-         field == "fast_exact_bytes";
+         field == "fast_exact_bytes" || field == "fast_exact_screen";
 }
 
 TEST(ProtoConvertTest, RecordRoundTripKeepsEveryField) {
@@ -63,11 +63,13 @@ TEST(ProtoConvertTest, RecordRoundTripKeepsEveryField) {
   live.set_default_compute_mode(v1::COMPUTE_MODE_FAST_EXACT);
   live.set_fast_exact_ready(true);
   live.set_fast_exact_bytes(1 << 20);
+  live.set_fast_exact_screen("avx2-int16");
   const v1::DictionaryInfo back = FromRecord(ToRecord(live));
   EXPECT_FALSE(back.has_index()) << "the index state is not stored";
   EXPECT_EQ(back.default_compute_mode(), v1::COMPUTE_MODE_F32) << "resolved when served";
   EXPECT_FALSE(back.fast_exact_ready());
   EXPECT_EQ(back.fast_exact_bytes(), 0);
+  EXPECT_EQ(back.fast_exact_screen(), "");
   EXPECT_FALSE(ToRecord(live).has_default_compute_mode())
       << "only a mode asked for at load is stored (by the registry)";
 }
