@@ -207,25 +207,17 @@ void Avx2Int16Gemm::EncodeRows(const float* a, int64_t m, void* encoded, RowNorm
       const float scale = finite ? ScaleFor(max_abs) : std::numeric_limits<float>::quiet_NaN();
       const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
       row[0] = std::bit_cast<uint32_t>(scale);
-      double x_sq = 0.0, xt_sq = 0.0, dx_sq = 0.0;
+      const double s = scale > 0.0f ? scale : 0.0f;  // the stand-in is s·q, exactly
+      ResidualSquares sums;
       for (int64_t t = 0; t < k_pairs_; ++t) {
         const int16_t lo = Quantize(x[2 * t], inverse);
         const int16_t hi = 2 * t + 1 < k_ ? Quantize(x[2 * t + 1], inverse) : int16_t{0};
         row[1 + t] = PairWord(lo, hi);
-        const double s = scale > 0.0f ? scale : 0.0f;
-        for (int e = 0; e < 2 && 2 * t + e < k_; ++e) {
-          const double v = x[2 * t + e];
-          const double vt = s * (e == 0 ? lo : hi);  // exact
-          x_sq += v * v;
-          xt_sq += vt * vt;
-          dx_sq += (v - vt) * (v - vt);
-        }
+        sums.Add(x[2 * t], s * lo);
+        if (2 * t + 1 < k_) sums.Add(x[2 * t + 1], s * hi);
       }
-      norms[i] = finite
-                     ? RowNorms{NormUpperBound(x_sq), NormUpperBound(xt_sq), NormUpperBound(dx_sq)}
-                     : RowNorms{std::numeric_limits<double>::quiet_NaN(),
-                                std::numeric_limits<double>::quiet_NaN(),
-                                std::numeric_limits<double>::quiet_NaN()};
+      constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+      norms[i] = finite ? sums.UpperBounds() : RowNorms{kNaN, kNaN, kNaN};
     }
   });
 }

@@ -15,18 +15,9 @@
 #include "engine/avx512_bf16_gemm.h"
 #include "engine/bf16_matmul.h"
 #include "engine/parallel.h"
+#include "util/half.h"
 
 namespace saedict::engine {
-namespace {
-
-inline float Bf16BitsToFloat(uint16_t h) {
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-}  // namespace
 
 bool EnvironmentSwitchSet(const char* name) {
   const char* value = std::getenv(name);
@@ -54,24 +45,21 @@ double NormUpperBound(double sum_sq) {
 void ScreenGemm::SetColumnNorms(
     const float* b, int64_t k, int64_t n,
     const std::function<void(int64_t, const float*, double*)>& stand_in) {
-  std::vector<double> w_sq(n, 0.0), wt_sq(n, 0.0), dw_sq(n, 0.0), row(n);
+  std::vector<ResidualSquares> sums(n);
+  std::vector<double> row(n);
   for (int64_t p = 0; p < k; ++p) {  // B's storage order: one pass over memory
     const float* b_row = b + p * n;
     stand_in(p, b_row, row.data());
-    for (int64_t j = 0; j < n; ++j) {
-      const double w = b_row[j], wt = row[j];
-      w_sq[j] += w * w;
-      wt_sq[j] += wt * wt;
-      dw_sq[j] += (w - wt) * (w - wt);
-    }
+    for (int64_t j = 0; j < n; ++j) sums[j].Add(b_row[j], row[j]);
   }
   column_norms_.input.resize(n);
   column_norms_.screen.resize(n);
   column_norms_.residual.resize(n);
   for (int64_t j = 0; j < n; ++j) {
-    column_norms_.input[j] = RoundUpToFloat(NormUpperBound(w_sq[j]));
-    column_norms_.screen[j] = RoundUpToFloat(NormUpperBound(wt_sq[j]));
-    column_norms_.residual[j] = RoundUpToFloat(NormUpperBound(dw_sq[j]));
+    const RowNorms bounds = sums[j].UpperBounds();
+    column_norms_.input[j] = RoundUpToFloat(bounds.input);
+    column_norms_.screen[j] = RoundUpToFloat(bounds.screen);
+    column_norms_.residual[j] = RoundUpToFloat(bounds.residual);
   }
 }
 
@@ -82,15 +70,9 @@ void Bf16ScreenGemm::EncodeRows(const float* a, int64_t m, void* encoded, RowNor
       const float* x = a + i * k_;
       uint16_t* xt = out + i * k_;
       Bf16Matmul::RoundToBf16(x, k_, xt);
-      double x_sq = 0.0, xt_sq = 0.0, dx_sq = 0.0;
-      for (int64_t p = 0; p < k_; ++p) {
-        const double v = x[p];
-        const double vt = Bf16BitsToFloat(xt[p]);
-        x_sq += v * v;
-        xt_sq += vt * vt;
-        dx_sq += (v - vt) * (v - vt);  // exact: a float difference in double
-      }
-      norms[i] = {NormUpperBound(x_sq), NormUpperBound(xt_sq), NormUpperBound(dx_sq)};
+      ResidualSquares sums;
+      for (int64_t p = 0; p < k_; ++p) sums.Add(x[p], Bf16ToFloat(xt[p]));
+      norms[i] = sums.UpperBounds();
     }
   });
 }
@@ -103,7 +85,7 @@ void Bf16ScreenGemm::SetBf16ColumnNorms(const float* b, int64_t k, int64_t n) {
   std::vector<uint16_t> rounded(n);
   SetColumnNorms(b, k, n, [&](int64_t, const float* row, double* out) {
     Bf16Matmul::RoundToBf16(row, n, rounded.data());
-    for (int64_t j = 0; j < n; ++j) out[j] = Bf16BitsToFloat(rounded[j]);
+    for (int64_t j = 0; j < n; ++j) out[j] = Bf16ToFloat(rounded[j]);
   });
 }
 

@@ -44,6 +44,23 @@ struct RowNorms {
   double input = 0.0, screen = 0.0, residual = 0.0;
 };
 
+double NormUpperBound(double sum_sq);  // below
+
+// Sums of squares, in double, of a vector v, its stand-in v~ and v - v~
+// (exact: v - v~ is a float difference), one value at a time; UpperBounds()
+// gives what RowNorms holds. EncodeRows and SetColumnNorms share it.
+struct ResidualSquares {
+  double input = 0.0, screen = 0.0, residual = 0.0;
+  void Add(double v, double v_stand_in) {
+    input += v * v;
+    screen += v_stand_in * v_stand_in;
+    residual += (v - v_stand_in) * (v - v_stand_in);
+  }
+  RowNorms UpperBounds() const {
+    return {NormUpperBound(input), NormUpperBound(screen), NormUpperBound(residual)};
+  }
+};
+
 // Upper bounds, per column j of B, of ||W_j||, ||W~_j|| and ||W_j - W~_j||.
 struct ColumnNorms {
   std::vector<float> input, screen, residual;

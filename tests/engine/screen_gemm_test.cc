@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <functional>
 #include <limits>
 #include <ostream>
@@ -24,16 +23,10 @@
 #include "engine/avx512_bf16_gemm.h"
 #include "engine/bf16_matmul.h"
 #include "gtest/gtest.h"
+#include "util/half.h"
 
 namespace saedict::engine {
 namespace {
-
-float Bf16ToFloat(uint16_t h) {
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
 
 std::vector<float> Random(size_t n, uint32_t seed) {
   std::mt19937 gen(seed);
