@@ -36,12 +36,11 @@ Encoder::Impl::Impl(std::shared_ptr<const Dictionary> dictionary, const EncoderO
   const Dictionary& d = dict();
   if (c.apply_b_dec_to_input) b_dec_in_ = d.b_dec.data();
   add_b_dec_on_decode_ = c.architecture != Architecture::kMatchingPursuit || c.apply_b_dec_to_input;
-  auto row_norm_sq = [&](int64_t i) { return d.DecoderRowSquaredNorm(i); };
   if (c.architecture == Architecture::kTopK && c.rescale_acts_by_decoder_norm) {
     feature_scale_.resize(c.d_sae);
     decode_factor_.resize(c.d_sae);
     for (int64_t i = 0; i < c.d_sae; ++i) {
-      const double norm = std::sqrt(row_norm_sq(i));
+      const double norm = std::sqrt(d.DecoderRowSquaredNorm(i));
       feature_scale_[i] = static_cast<float>(norm);
       decode_factor_[i] = norm > 0.0 ? static_cast<float>(1.0 / norm) : 0.0f;
     }
@@ -50,7 +49,8 @@ Encoder::Impl::Impl(std::shared_ptr<const Dictionary> dictionary, const EncoderO
     for (int64_t i = 0; i < c.d_sae; ++i) feature_scale_[i] = std::exp(d.r_mag[i]);
   } else if (c.architecture == Architecture::kMatchingPursuit) {
     decoder_norm_sq_.resize(c.d_sae);
-    for (int64_t i = 0; i < c.d_sae; ++i) decoder_norm_sq_[i] = static_cast<float>(row_norm_sq(i));
+    for (int64_t i = 0; i < c.d_sae; ++i)
+      decoder_norm_sq_[i] = static_cast<float>(d.DecoderRowSquaredNorm(i));
   }
   // |pre_j| <= max|x'| * sum_p |W_pj| + |b_j|: the largest column sum bounds
   // every pre-activation (and, times max(1, scale_j), its topk-rescaled or
